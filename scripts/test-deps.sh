@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, the tools the tests use as oracles and
+# peers when they are missing: dcmtk (dcmdump), dicom3tools (dciodvfy) and
+# pydicom for Debian's own /usr/bin/python3.
+set -euo pipefail
+
+missing=()
+command -v dcmdump >/dev/null 2>&1 || missing+=(dcmtk)
+command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
+if ! /usr/bin/python3 -c 'import pydicom' >/dev/null 2>&1; then
+	missing+=(python3-pydicom)
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+echo "test-deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		sudo="sudo"
+	else
+		echo "test-deps: need root (or sudo) to install: ${missing[*]}" >&2
+		exit 1
+	fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
