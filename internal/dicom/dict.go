@@ -1,5 +1,7 @@
 package dicom
 
+import "sync"
+
 //go:generate go run ./internal/gendict -data ../../../shared/dicom-standard -o dict_gen.go
 
 // DictEntry describes one attribute of the data dictionary (PS3.6, and
@@ -61,13 +63,15 @@ func dictIndex(t Tag) (int, bool) {
 // LookupKeyword returns the entry whose keyword is kw (case-sensitive), for
 // non-repeating tags.
 func LookupKeyword(kw string) (DictEntry, bool) {
-	if i, ok := keywordIndex[kw]; ok {
+	if i, ok := keywordIndex()[kw]; ok {
 		return dictEntries[i], true
 	}
 	return DictEntry{}, false
 }
 
-var keywordIndex = func() map[string]int {
+// keywordIndex is built on first use so that programs that never look up
+// keywords do not pay for it at start-up.
+var keywordIndex = sync.OnceValue(func() map[string]int {
 	m := make(map[string]int, len(dictEntries))
 	for i, e := range dictEntries {
 		if e.Keyword != "" {
@@ -75,4 +79,4 @@ var keywordIndex = func() map[string]int {
 		}
 	}
 	return m
-}()
+})

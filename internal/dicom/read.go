@@ -75,6 +75,10 @@ type Decoder struct {
 	depth     int
 	file      *File
 
+	// overrun is set while reading the items of a top-level sequence of
+	// defined length, whose data may end early (see readItems).
+	overrun bool
+
 	// Streaming pixel data state.
 	pending     *Element
 	pendingLeft int64 // native: bytes of value left; encapsulated: -1
@@ -499,7 +503,7 @@ func (d *Decoder) readDataset(ds *Dataset, end int64, top bool) (stop bool, err 
 			return false, nil
 		}
 		if err := d.fill(4); err != nil {
-			if err == io.EOF && top {
+			if err == io.EOF && (top || d.overrun && d.depth == 1) {
 				return false, nil
 			}
 			if top && err == io.ErrUnexpectedEOF && d.trailingZeros() {
@@ -558,7 +562,7 @@ func (d *Decoder) peekTag() Tag {
 }
 
 // readHeader reads an element header and returns tag, VR and length.
-func (d *Decoder) readHeader() (Tag, VR, uint32, error) {
+func (d *Decoder) readHeader(ds *Dataset) (Tag, VR, uint32, error) {
 	hdr := d.offset()
 	if err := d.fill(8); err != nil {
 		return 0, 0, 0, d.fail(hdr, 0, ErrTruncated)
@@ -572,7 +576,11 @@ func (d *Decoder) readHeader() (Tag, VR, uint32, error) {
 	}
 	if d.syn.Implicit {
 		d.pos += 8
-		return t, implicitVR(t), o.Uint32(b[4:]), nil
+		vr, ambiguous := implicitVRAmbiguous(t)
+		if ambiguous {
+			vr = resolveSigned(ds)
+		}
+		return t, vr, o.Uint32(b[4:]), nil
 	}
 	vr := VR(b[4])<<8 | VR(b[5])
 	if vr.HasLongLength() {
@@ -589,28 +597,54 @@ func (d *Decoder) readHeader() (Tag, VR, uint32, error) {
 
 // implicitVR is the VR an implicit-VR stream implies for t.
 func implicitVR(t Tag) VR {
+	vr, _ := implicitVRAmbiguous(t)
+	return vr
+}
+
+// implicitVRAmbiguous is implicitVR, also reporting whether the dictionary
+// allows US or SS for t, which only Pixel Representation settles.
+func implicitVRAmbiguous(t Tag) (VR, bool) {
 	if t.IsPrivate() {
 		if t.IsPrivateCreator() {
-			return LO
+			return LO, false
 		}
-		return UN
+		return UN, false
 	}
 	if t.Element() == 0 {
-		return UL
+		return UL, false
 	}
-	if e, ok := Lookup(t); ok && e.VR != 0 {
-		if t == TagPixelData {
-			return OW
+	e, ok := Lookup(t)
+	if !ok || e.VR == 0 {
+		return UN, false
+	}
+	switch e.VRs {
+	case "OB or OW", "US or OW", "US or SS or OW":
+		// Implicit VR little endian encodes these as OW (PS3.5 A.1, 8.1.2).
+		return OW, false
+	case "US or SS":
+		return US, true
+	}
+	return e.VR, false
+}
+
+// resolveSigned picks SS over US for an ambiguous element when the
+// dataset (or an enclosing one) says pixel values are signed.
+func resolveSigned(ds *Dataset) VR {
+	for d := ds; d != nil; d = d.parent {
+		if e := d.Get(TagPixelRepresentation); e != nil && len(e.Value) >= 2 {
+			if d.Order().Uint16(e.Value) == 1 {
+				return SS
+			}
+			return US
 		}
-		return e.VR
 	}
-	return UN
+	return US
 }
 
 // readElement reads one element (header and value) belonging to ds.
 func (d *Decoder) readElement(ds *Dataset) (Element, int64, error) {
 	hdr := d.offset()
-	t, vr, n, err := d.readHeader()
+	t, vr, n, err := d.readHeader(ds)
 	if err != nil {
 		return Element{}, hdr, err
 	}
@@ -620,6 +654,9 @@ func (d *Decoder) readElement(ds *Dataset) (Element, int64, error) {
 	}
 	switch {
 	case t == TagPixelData && n == UndefinedLength:
+		if d.syn.Implicit {
+			e.VR = OB // encapsulated pixel data is OB (PS3.5 A.4)
+		}
 		fr, err := d.readFragments(hdr, t)
 		if err != nil {
 			return e, hdr, err
@@ -663,9 +700,17 @@ func (d *Decoder) readItems(parent *Dataset, n uint32, hdr int64, t Tag, implici
 	defer func() { d.syn = saved }()
 
 	end := int64(-1)
+	// A top-level sequence that declares more bytes than the stream holds
+	// is read up to the end of the data, as other toolkits do (some
+	// DICOMDIR writers get the length wrong); the declared length is kept
+	// and written back unchanged.
+	overrunOK := d.depth == 1 && n != UndefinedLength
+	if d.depth == 1 {
+		d.overrun = overrunOK
+	}
 	if n != UndefinedLength {
 		end = d.offset() + int64(n)
-		if av := d.available(); av >= 0 && int64(n) > av {
+		if av := d.available(); av >= 0 && int64(n) > av && !overrunOK {
 			return nil, d.fail(hdr, t, ErrValueTooLong)
 		}
 	}
@@ -679,6 +724,9 @@ func (d *Decoder) readItems(parent *Dataset, n uint32, hdr int64, t Tag, implici
 		}
 		ihdr := d.offset()
 		if err := d.fill(8); err != nil {
+			if err == io.EOF && end >= 0 && overrunOK {
+				return items, nil
+			}
 			return nil, d.fail(ihdr, t, ErrTruncated)
 		}
 		it := d.peekTag()
@@ -705,7 +753,7 @@ func (d *Decoder) readItems(parent *Dataset, n uint32, hdr int64, t Tag, implici
 		iend := int64(-1)
 		if il != UndefinedLength {
 			iend = d.offset() + int64(il)
-			if av := d.available(); av >= 0 && int64(il) > av {
+			if av := d.available(); av >= 0 && int64(il) > av && !overrunOK {
 				return nil, d.fail(ihdr, t, ErrValueTooLong)
 			}
 		}
@@ -762,12 +810,15 @@ func (d *Decoder) readFragments(hdr int64, t Tag) (*Fragments, error) {
 // leaving its value unread.
 func (d *Decoder) readPixelHeader(ds *Dataset) (Element, error) {
 	hdr := d.offset()
-	t, vr, n, err := d.readHeader()
+	t, vr, n, err := d.readHeader(ds)
 	if err != nil {
 		return Element{}, err
 	}
 	e := Element{Tag: t, VR: vr, Length: n, Stream: true}
 	if n == UndefinedLength {
+		if d.syn.Implicit {
+			e.VR = OB
+		}
 		d.pendingLeft = -1
 		e.Fragments = &Fragments{}
 	} else {
