@@ -27,8 +27,8 @@ sync
 mkdir -p "$work/out-mosaic" "$work/out-pydicom" "$work/out-dcmtk"
 mosaic_out=$("$work/codec" -in "$work/cohort/dicom" -out "$work/out-mosaic")
 echo "$mosaic_out"
-m_parse=$(echo "$mosaic_out" | awk '$1=="parse"{print $4}')
-m_rw=$(echo "$mosaic_out" | awk '$1=="rewrite"{print $4}')
+m_parse=$(echo "$mosaic_out" | awk '$1=="parse"{print $6}')
+m_rw=$(echo "$mosaic_out" | awk '$1=="rewrite"{print $6}')
 
 py_out=$(/usr/bin/python3 - "$work/files" "$work/out-pydicom" <<'PY'
 import sys, time, os
@@ -49,9 +49,9 @@ el = time.perf_counter() - t
 print("rewrite\t%d files\t%.3f s\t%.1f MB/s" % (len(files), el, total / el / 1e6))
 PY
 )
-echo "pydicom $py_out" | sed '2,$s/^/pydicom /'
-p_parse=$(echo "$py_out" | awk '$1=="parse"{print $4}')
-p_rw=$(echo "$py_out" | awk '$1=="rewrite"{print $4}')
+echo "$py_out" | sed "s/^/pydicom /"
+p_parse=$(echo "$py_out" | awk '$1=="parse"{print $6}')
+p_rw=$(echo "$py_out" | awk '$1=="rewrite"{print $6}')
 
 start=$(date +%s.%N)
 i=0

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -71,7 +72,11 @@ func isCobraUsage(err error) bool {
 	// cobra reports flag and argument errors as plain errors; they all
 	// come from parsing, before any RunE ran.
 	var fe *flagError
-	return errors.As(err, &fe)
+	if errors.As(err, &fe) {
+		return true
+	}
+	// cobra's own command-resolution errors carry no type.
+	return strings.HasPrefix(err.Error(), "unknown command ")
 }
 
 type flagError struct{ err error }
@@ -93,9 +98,8 @@ func newRootCmd(e *env) *cobra.Command {
 publishes what exists through a central hub, and answers federated questions
 without moving patient data.
 
-Commands available in this build:
-  synth   generate a synthetic cohort (DICOM files, clinical table, manifest)
-  dump    print DICOM files as a readable dump or as DICOM JSON`,
+Exit status: 0 on success, 1 when the work failed, 2 when the command line
+was wrong.`,
 		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -52,8 +52,8 @@ type ReadOptions struct {
 const (
 	defaultMaxDepth    = 128
 	defaultMaxInflated = 1 << 30
-	bufSize            = 32 << 10
-	arenaChunk         = 16 << 10
+	bufSize            = 8 << 10
+	arenaChunk         = 32 << 10
 	largeValue         = 4 << 10 // values above this get their own allocation
 	progressiveChunk   = 1 << 20 // growth step for values of unverifiable length
 )
@@ -198,7 +198,10 @@ func (d *Decoder) alloc(n int) []byte {
 		return make([]byte, n)
 	}
 	if cap(d.arena)-len(d.arena) < n {
-		d.arena = make([]byte, 0, arenaChunk)
+		// Chunks double from 2 KiB so that a short header costs one small
+		// allocation and a long one a few.
+		size := max(2<<10, min(2*cap(d.arena), arenaChunk))
+		d.arena = make([]byte, 0, size)
 	}
 	l := len(d.arena)
 	d.arena = d.arena[:l+n]
