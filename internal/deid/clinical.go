@@ -1,0 +1,51 @@
+package deid
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/mosaic-imaging/mosaic/internal/dicom"
+)
+
+// PatientPseudonym returns the pseudonym the engine gives a patient with
+// this ID and issuer in DICOM objects, so clinical rows join the images.
+func (e *Engine) PatientPseudonym(id, issuer string) string {
+	var ds dicom.Dataset
+	return e.h.pseudonym(e.p.PatientIDPrefix, "patient-id", patientKey(&ds, id, issuer))
+}
+
+// ChangeDate applies the policy's date treatment to a date of the patient
+// with this ID and issuer, as it is applied to that patient's DICOM dates:
+// the same shift, or the first of the month. The date is YYYYMMDD or
+// YYYY-MM-DD and is returned in the same form; with the remove policy the
+// result is empty, with keep it is unchanged.
+func (e *Engine) ChangeDate(id, issuer, date string) (string, error) {
+	date = strings.TrimSpace(date)
+	if date == "" {
+		return "", nil
+	}
+	switch e.p.Dates {
+	case DatesRemove:
+		return "", nil
+	case DatesKeep:
+		return date, nil
+	}
+	dashed := len(date) == 10 && date[4] == '-' && date[7] == '-'
+	compact := date
+	if dashed {
+		compact = date[:4] + date[5:7] + date[8:]
+	}
+	shift := 0
+	if e.p.Dates == DatesShift {
+		var ds dicom.Dataset
+		shift = e.h.shiftDays(patientKey(&ds, id, issuer), e.p.MaxShiftDays)
+	}
+	out, ok := changeDate(compact, dicom.DA, e.p.Dates, shift)
+	if !ok || len(compact) != 8 {
+		return "", fmt.Errorf("deid: not a date (want YYYYMMDD or YYYY-MM-DD)")
+	}
+	if dashed {
+		out = out[:4] + "-" + out[4:6] + "-" + out[6:]
+	}
+	return out, nil
+}
