@@ -6,17 +6,17 @@ type Action uint8
 
 // The action codes.
 const (
-	Keep   Action = iota + 1 // K
-	Remove                   // X
-	Zero                     // Z: zero length
-	Dummy                    // D: a dummy value of the same VR
-	Clean                    // C: values of similar meaning without identity
-	UID                      // U: a consistent replacement UID
-	RemoveOrZero             // X/Z
-	RemoveOrDummy            // X/D
-	ZeroOrDummy              // Z/D
-	RemoveZeroOrDummy        // X/Z/D
-	RemoveZeroOrUID          // X/Z/U*: references whose UIDs are replaced
+	Keep              Action = iota + 1 // K
+	Remove                              // X
+	Zero                                // Z: zero length
+	Dummy                               // D: a dummy value of the same VR
+	Clean                               // C: values of similar meaning without identity
+	UID                                 // U: a consistent replacement UID
+	RemoveOrZero                        // X/Z
+	RemoveOrDummy                       // X/D
+	ZeroOrDummy                         // Z/D
+	RemoveZeroOrDummy                   // X/Z/D
+	RemoveZeroOrUID                     // X/Z/U*: references whose UIDs are replaced
 )
 
 var actionCodes = map[string]Action{

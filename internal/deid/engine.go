@@ -169,23 +169,23 @@ func (j *job) finish(f *dicom.File, res *Result) error {
 
 // Tags the engine handles by name.
 const (
-	tagPatientName                       dicom.Tag = 0x00100010
-	tagPatientID                         dicom.Tag = 0x00100020
-	tagIssuerOfPatientID                 dicom.Tag = 0x00100021
-	tagPatientBirthDate                  dicom.Tag = 0x00100030
-	tagStudyInstanceUID                  dicom.Tag = 0x0020000D
-	tagSeriesInstanceUID                 dicom.Tag = 0x0020000E
-	tagInstitutionName                   dicom.Tag = 0x00080080
-	tagModality                          dicom.Tag = 0x00080060
-	tagBurnedInAnnotation                dicom.Tag = 0x00280301
-	tagRecognizableVisualFeatures        dicom.Tag = 0x00280302
-	tagLongitudinalTemporalInfoModified  dicom.Tag = 0x00280303
-	tagPatientIdentityRemoved            dicom.Tag = 0x00120062
-	tagDeidentificationMethod            dicom.Tag = 0x00120063
+	tagPatientName                        dicom.Tag = 0x00100010
+	tagPatientID                          dicom.Tag = 0x00100020
+	tagIssuerOfPatientID                  dicom.Tag = 0x00100021
+	tagPatientBirthDate                   dicom.Tag = 0x00100030
+	tagStudyInstanceUID                   dicom.Tag = 0x0020000D
+	tagSeriesInstanceUID                  dicom.Tag = 0x0020000E
+	tagInstitutionName                    dicom.Tag = 0x00080080
+	tagModality                           dicom.Tag = 0x00080060
+	tagBurnedInAnnotation                 dicom.Tag = 0x00280301
+	tagRecognizableVisualFeatures         dicom.Tag = 0x00280302
+	tagLongitudinalTemporalInfoModified   dicom.Tag = 0x00280303
+	tagPatientIdentityRemoved             dicom.Tag = 0x00120062
+	tagDeidentificationMethod             dicom.Tag = 0x00120063
 	tagDeidentificationMethodCodeSequence dicom.Tag = 0x00120064
-	tagCodeValue                         dicom.Tag = 0x00080100
-	tagCodingSchemeDesignator            dicom.Tag = 0x00080102
-	tagCodeMeaning                       dicom.Tag = 0x00080104
+	tagCodeValue                          dicom.Tag = 0x00080100
+	tagCodingSchemeDesignator             dicom.Tag = 0x00080102
+	tagCodeMeaning                        dicom.Tag = 0x00080104
 )
 
 // patientKey is the normalised identity the pseudonym and date shift are
