@@ -33,6 +33,9 @@ type Element struct {
 	// implicitItems marks a UN sequence whose items are encoded in implicit
 	// VR little endian regardless of the dataset's syntax (PS3.5 6.2.2).
 	implicitItems bool
+	// delimited marks a sequence of defined length whose declared length
+	// includes a sequence delimiter, written back while it is unchanged.
+	delimited bool
 }
 
 // IsSequence reports whether the element holds items.
@@ -65,7 +68,10 @@ type Dataset struct {
 
 	parent    *Dataset // enclosing dataset, for inherited character sets
 	bigEndian bool     // values are big endian (explicit VR big endian)
-	modified  bool     // an element was set or removed since reading
+	// sealed is set on a top-level dataset once it has been written by a
+	// streaming rewrite: it can no longer switch character sets.
+	sealed   bool
+	modified bool // an element was set or removed since reading
 	// changedGroups lists the groups edited since reading, so the writer
 	// can drop their group length elements.
 	changedGroups []uint16
@@ -119,6 +125,9 @@ func (ds *Dataset) Set(e Element) {
 	}
 	for _, it := range e.Items {
 		it.parent = ds
+		if !e.implicitItems && it.bigEndian != ds.bigEndian {
+			setOrder(&it.Dataset, ds.bigEndian)
+		}
 	}
 	ds.touch(e.Tag)
 	if i := ds.index(e.Tag); i >= 0 {
@@ -215,8 +224,46 @@ func (ds *Dataset) walk(path []Tag, fn func([]Tag, *Dataset, *Element) bool) {
 		if !fn(path, ds, e) {
 			continue
 		}
+		child := append(path[:len(path):len(path)], e.Tag)
 		for _, it := range e.Items {
-			it.Dataset.walk(append(path, e.Tag), fn)
+			it.Dataset.walk(child, fn)
+		}
+	}
+}
+
+// setOrder re-encodes the binary values of ds and its items in the given
+// byte order. Values are copied, never swapped in place, since they may
+// alias the input of Parse. Items of UN sequences stay little endian.
+func setOrder(ds *Dataset, big bool) {
+	if ds.bigEndian != big {
+		for i := range ds.Elements {
+			e := &ds.Elements[i]
+			size := e.VR.ValueSize()
+			if e.VR == AT {
+				size = 2 // a tag is two 16-bit numbers
+			}
+			if size < 2 || len(e.Value) == 0 || e.Stream {
+				continue
+			}
+			v := make([]byte, len(e.Value))
+			copy(v, e.Value)
+			for j := 0; j+size <= len(v); j += size {
+				for a, b := j, j+size-1; a < b; a, b = a+1, b-1 {
+					v[a], v[b] = v[b], v[a]
+				}
+			}
+			e.Value = v
+		}
+		ds.bigEndian = big
+		ds.modified = true
+	}
+	for i := range ds.Elements {
+		e := &ds.Elements[i]
+		if e.implicitItems {
+			continue
+		}
+		for _, it := range e.Items {
+			setOrder(&it.Dataset, big)
 		}
 	}
 }

@@ -101,6 +101,11 @@ func parseClock(s string) (DateTime, string, error) {
 	if hh > 23 || mm > 59 || ss > 60 {
 		return DateTime{}, s, fmt.Errorf("out of range")
 	}
+	if ss == 60 {
+		// A leap second: time.Time cannot hold it; keep it in the same
+		// minute rather than rolling over into the next one.
+		ss, ns = 59, 999999999
+	}
 	return DateTime{Time: time.Date(0, 1, 1, hh, mm, ss, ns, time.UTC), Precision: p, FracDigits: frac}, s, nil
 }
 

@@ -27,6 +27,9 @@ type repeatingEntry struct {
 // (60xx,3000) and (50xx,xxxx) match any tag they cover; group length tags
 // (gggg,0000) match as UL. Private tags are not in the dictionary.
 func Lookup(t Tag) (DictEntry, bool) {
+	if t.Group()&1 == 1 {
+		return DictEntry{}, false // private groups and the odd groups below 0008
+	}
 	if i, ok := dictIndex(t); ok {
 		return dictEntries[i], true
 	}

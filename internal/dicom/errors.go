@@ -19,6 +19,7 @@ var (
 	ErrBadMeta           = errors.New("malformed file meta information")
 	ErrNotEncodable      = errors.New("value cannot be encoded")
 	ErrStreamNotConsumed = errors.New("streamed pixel data was not consumed")
+	ErrNoPixelData       = errors.New("pixel data was not read (header-only parse) and cannot be written")
 )
 
 // Error is a decoding or encoding failure at a known place in a stream.

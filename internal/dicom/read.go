@@ -23,6 +23,9 @@ type File struct {
 	// deflated holds the compressed dataset as read, so that an unchanged
 	// deflated file is written back byte for byte.
 	deflated []byte
+	// read is the syntax the dataset was read in; a different Syntax at
+	// write time transcodes.
+	read Syntax
 }
 
 // ReadOptions bound and steer decoding. The zero value reads everything
@@ -75,6 +78,9 @@ type Decoder struct {
 	depth     int
 	file      *File
 
+	// delimited reports that the sequence just read by readItems had a
+	// delimiter inside its defined length.
+	delimited bool
 	// overrun is set while reading the items of a top-level sequence of
 	// defined length, whose data may end early (see readItems).
 	overrun bool
@@ -298,6 +304,7 @@ func (d *Decoder) ReadFile() (*File, error) {
 	d.syn = f.Syntax
 	d.checkDeclaredSyntax(f)
 	f.Dataset.bigEndian = d.syn.BigEndian
+	f.read = f.Syntax
 	stop, err := d.readDataset(&f.Dataset, -1, true)
 	if err != nil {
 		return nil, err
@@ -452,34 +459,57 @@ func (d *Decoder) checkDeclaredSyntax(f *File) {
 	} else if d.syn.Implicit && known && (t.IsPrivate() || implicitVR(t) == vr) {
 		d.syn.Implicit = false
 	}
+	// For the uncompressed syntaxes the UID follows what the data is, so
+	// that a rebuilt meta declares the encoding actually written.
+	switch {
+	case d.syn.UID == ExplicitVRLittleEndian && d.syn.Implicit:
+		d.syn.UID = ImplicitVRLittleEndian
+	case d.syn.UID == ImplicitVRLittleEndian && !d.syn.Implicit:
+		d.syn.UID = ExplicitVRLittleEndian
+	}
 	f.Syntax = d.syn
 }
 
-// inflate replaces the rest of the stream with the inflated dataset.
+// inflate replaces the rest of the stream with the inflated dataset. The
+// compressed bytes are kept too, so an unchanged file is written back byte
+// for byte; both are bounded by MaxInflated (the compressed size by a
+// little more, as deflate can expand incompressible data slightly).
 func (d *Decoder) inflate(f *File) error {
-	var raw []byte
-	if d.src == nil {
-		raw = d.buf[d.pos:]
-	} else {
-		var b bytes.Buffer
-		b.Write(d.buf[d.pos:])
-		if _, err := io.Copy(&b, d.src); err != nil {
-			return d.fail(d.offset(), 0, err)
-		}
-		raw = b.Bytes()
-	}
 	limit := d.opts.MaxInflated
 	if limit <= 0 {
 		limit = defaultMaxInflated
 	}
 	start := d.offset()
-	zr := flate.NewReader(bytes.NewReader(raw))
+	var raw []byte
+	var src io.Reader
+	var kept *cappedBuffer
+	if d.src == nil {
+		raw = d.buf[d.pos:]
+		src = bytes.NewReader(raw)
+	} else {
+		kept = &cappedBuffer{limit: limit + limit/64 + 1<<20}
+		src = io.TeeReader(io.MultiReader(bytes.NewReader(d.buf[d.pos:]), d.src), kept)
+	}
+	zr := flate.NewReader(src)
 	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
+	if errors.Is(err, errRawLimit) || int64(len(out)) > limit {
+		return d.fail(start, 0, ErrDeflateLimit)
+	}
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return d.fail(start, 0, err)
 	}
-	if int64(len(out)) > limit {
-		return d.fail(start, 0, ErrDeflateLimit)
+	if kept != nil {
+		// Keep whatever follows the deflate stream as well.
+		if _, err := io.Copy(io.Discard, src); err != nil {
+			if errors.Is(err, errRawLimit) {
+				return d.fail(start, 0, ErrDeflateLimit)
+			}
+			return d.fail(start, 0, err)
+		}
+		raw = kept.b
+	}
+	if raw == nil {
+		raw = []byte{} // an empty deflated dataset is still one to keep
 	}
 	f.deflated = raw
 	d.src = nil
@@ -488,6 +518,22 @@ func (d *Decoder) inflate(f *File) error {
 	d.base = 0
 	d.remaining = 0
 	return nil
+}
+
+var errRawLimit = errors.New("compressed dataset beyond the limit")
+
+// cappedBuffer collects bytes up to a limit.
+type cappedBuffer struct {
+	b     []byte
+	limit int64
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if int64(len(c.b)+len(p)) > c.limit {
+		return 0, errRawLimit
+	}
+	c.b = append(c.b, p...)
+	return len(p), nil
 }
 
 // readDataset reads elements into ds until end (a stream offset), or until
@@ -672,6 +718,7 @@ func (d *Decoder) readElement(ds *Dataset) (Element, int64, error) {
 		if err != nil {
 			return e, hdr, err
 		}
+		e.delimited = d.delimited
 		e.Items = items
 		if e.Items == nil {
 			e.Items = []*Item{}
@@ -690,6 +737,7 @@ func (d *Decoder) readElement(ds *Dataset) (Element, int64, error) {
 }
 
 // readItems reads the items of a sequence of length n.
+// It sets d.delimited last, once nested sequences have been read.
 func (d *Decoder) readItems(parent *Dataset, n uint32, hdr int64, t Tag, implicitItems bool) ([]*Item, error) {
 	if d.depth >= d.maxDepth() {
 		return nil, d.fail(hdr, t, ErrTooDeep)
@@ -723,11 +771,13 @@ func (d *Decoder) readItems(parent *Dataset, n uint32, hdr int64, t Tag, implici
 			if d.offset() > end {
 				return nil, d.fail(d.offset(), t, ErrBadLength)
 			}
+			d.delimited = false
 			return items, nil
 		}
 		ihdr := d.offset()
 		if err := d.fill(8); err != nil {
 			if err == io.EOF && end >= 0 && overrunOK {
+				d.delimited = false
 				return items, nil
 			}
 			return nil, d.fail(ihdr, t, ErrTruncated)
@@ -744,6 +794,7 @@ func (d *Decoder) readItems(parent *Dataset, n uint32, hdr int64, t Tag, implici
 					return nil, d.fail(ihdr, t, ErrBadItem)
 				}
 			}
+			d.delimited = end >= 0
 			return items, nil
 		case TagItem:
 		default:

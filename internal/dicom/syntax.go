@@ -51,6 +51,10 @@ func LookupSyntax(uid string) (Syntax, bool) {
 		return Syntax{UID: uid, Deflated: true}, uid == DeflatedExplicitVRLittleEndian
 	case ExplicitVRBigEndian:
 		return Syntax{UID: uid, BigEndian: true}, true
+	case "1.2.840.10008.1.2.4.95", "1.2.840.10008.1.2.4.205":
+		// JPIP Referenced Deflate and JPIP HTJ2K Referenced Deflate: the
+		// dataset is deflated; the pixel data is referenced, not held.
+		return Syntax{UID: uid, Deflated: true}, true
 	}
 	if isEncapsulatedSyntax(uid) {
 		return Syntax{UID: uid, Encapsulated: true}, true

@@ -281,6 +281,9 @@ func (ds *Dataset) SetStrings(t Tag, vr VR, values ...string) error {
 	if vr.UsesCharset() {
 		b, err := ds.Charset().Encode(joined, charsetKind(vr))
 		if err != nil {
+			if ds.Root().sealed {
+				return fmt.Errorf("dicom: set %s: %w: the character set cannot change once the start of the file is written", t, ErrNotEncodable)
+			}
 			if err := ds.Root().ConvertToUTF8(); err != nil {
 				return err
 			}
@@ -394,9 +397,6 @@ func (ds *Dataset) SetBytes(t Tag, vr VR, v []byte) {
 func (ds *Dataset) SetSequence(t Tag, items ...*Item) {
 	if items == nil {
 		items = []*Item{}
-	}
-	for _, it := range items {
-		it.bigEndian = ds.bigEndian
 	}
 	ds.Set(Element{Tag: t, VR: SQ, Length: UndefinedLength, Items: items})
 }

@@ -22,6 +22,9 @@ type encoder struct {
 	buf []byte
 	off int64
 	err error
+	// stream allows elements whose value is left in the input stream
+	// (only Rewrite copies such values).
+	stream bool
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
@@ -90,31 +93,45 @@ func (e *encoder) fail(t Tag, err error) {
 }
 
 // WriteFile encodes f to w. Elements that were not changed are written
-// back byte for byte. Before writing it settles pending edits: lengths of
-// changed sequences and items are recomputed, group length elements of
-// changed groups (other than 0002) are dropped, and, when the dataset was
-// edited, the file meta information is rebuilt with Mosaic's
-// implementation identity.
+// back byte for byte. Before writing it settles pending edits (see
+// Prepare). A file read with StopAtPixelData cannot be written: its pixel
+// data was never read.
 func WriteFile(w io.Writer, f *File) error {
+	if err := f.Prepare(); err != nil {
+		return err
+	}
 	e := newEncoder(w)
 	defer e.release()
-	f.Prepare()
 	e.writeStart(f)
 	e.writeDataset(f)
 	e.flush()
 	return e.err
 }
 
-// Prepare settles pending edits as WriteFile does. It is idempotent.
-func (f *File) Prepare() {
-	syn := f.Syntax
+// Prepare settles pending edits as WriteFile does: lengths of changed
+// sequences and items are recomputed, group length elements of changed
+// groups (other than 0002) are dropped, and, when the dataset was edited
+// or its syntax changed, the file meta information is rebuilt with
+// Mosaic's implementation identity. Changing Syntax transcodes: between
+// implicit and explicit VR, and between byte orders. It is idempotent.
+func (f *File) Prepare() error {
 	if f.Syntax.UID == "" {
 		f.Syntax = Syntax{UID: ExplicitVRLittleEndian}
-		syn = f.Syntax
 	}
-	dsChanged := f.Dataset.Modified()
+	syn := f.Syntax
+	if f.Dataset.bigEndian != syn.BigEndian {
+		if hasStream(&f.Dataset) {
+			return &Error{Op: "write", Err: fmt.Errorf("%w: streamed pixel data cannot change byte order", ErrNotEncodable)}
+		}
+		setOrder(&f.Dataset, syn.BigEndian)
+	}
+	force := f.read.UID != "" && (f.read.Implicit != syn.Implicit || f.read.BigEndian != syn.BigEndian)
+	syntaxChanged := f.read.UID != "" && f.read.UID != syn.UID
+	dsChanged := f.Dataset.Modified() || force || syntaxChanged
 	if dsChanged {
-		fixLengths(&f.Dataset, syn)
+		if err := fixLengths(&f.Dataset, syn, force); err != nil {
+			return err
+		}
 		f.deflated = nil
 	}
 	if dsChanged || (len(f.Meta.Elements) == 0 && f.Preamble != nil) {
@@ -123,17 +140,32 @@ func (f *File) Prepare() {
 		f.Meta.Remove(TagFileMetaGroupLength)
 		f.setMetaGroupLength()
 	}
+	f.read = f.Syntax
+	return nil
+}
+
+func hasStream(ds *Dataset) bool {
+	for i := range ds.Elements {
+		if ds.Elements[i].Stream {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *File) rebuildMeta() {
+	old := f.Meta
 	var m Dataset
 	m.Elements = make([]Element, 0, 8)
 	m.Set(Element{Tag: TagFileMetaVersion, VR: OB, Value: []byte{0, 1}})
-	if v := f.Dataset.Get(TagSOPClassUID); v != nil {
-		m.Set(Element{Tag: TagMediaStorageSOPClassUID, VR: UI, Value: padUID(trimUID(v.Value))})
-	}
-	if v := f.Dataset.Get(TagSOPInstanceUID); v != nil {
-		m.Set(Element{Tag: TagMediaStorageSOPInstanceUID, VR: UI, Value: padUID(trimUID(v.Value))})
+	// The media storage UIDs come from the dataset; a dataset without them
+	// (a DICOMDIR) keeps those of the old meta information.
+	for _, p := range [][2]Tag{{TagMediaStorageSOPClassUID, TagSOPClassUID}, {TagMediaStorageSOPInstanceUID, TagSOPInstanceUID}} {
+		if v := f.Dataset.Get(p[1]); v != nil && len(trimUID(v.Value)) > 0 {
+			m.Set(Element{Tag: p[0], VR: UI, Value: padUID(trimUID(v.Value))})
+		} else if v := old.Get(p[0]); v != nil {
+			m.Set(Element{Tag: p[0], VR: UI, Value: padUID(trimUID(v.Value))})
+		}
 	}
 	m.Set(Element{Tag: TagTransferSyntaxUID, VR: UI, Value: padUID([]byte(f.Syntax.UID))})
 	m.Set(Element{Tag: TagImplementationClassUID, VR: UI, Value: padUID([]byte(ImplementationClassUID))})
@@ -172,11 +204,15 @@ func padText(b []byte, pad byte) []byte {
 }
 
 // fixLengths recomputes the defined lengths of changed sequences and items
-// in ds and drops the group lengths of changed groups.
-func fixLengths(ds *Dataset, syn Syntax) {
+// in ds (of every one when force is set, as after a change of syntax) and
+// drops the group lengths of changed groups (of every group when forced).
+func fixLengths(ds *Dataset, syn Syntax, force bool) error {
 	drop := ds.changedGroups
 	for i := range ds.Elements {
 		e := &ds.Elements[i]
+		if force && e.Tag.IsGroupLength() {
+			drop = append(drop, e.Tag.Group())
+		}
 		if e.Items == nil {
 			continue
 		}
@@ -186,16 +222,27 @@ func fixLengths(ds *Dataset, syn Syntax) {
 		}
 		itemsChanged := false
 		for _, it := range e.Items {
-			if it.Modified() {
+			if force || it.Modified() {
 				itemsChanged = true
-				fixLengths(&it.Dataset, isyn)
+				if err := fixLengths(&it.Dataset, isyn, force); err != nil {
+					return err
+				}
 				if it.Length != UndefinedLength {
-					it.Length = uint32(datasetSize(&it.Dataset, isyn))
+					n := datasetSize(&it.Dataset, isyn)
+					if n >= int64(UndefinedLength) {
+						return &Error{Op: "write", Tag: e.Tag, Err: fmt.Errorf("%w: item longer than 4 GiB", ErrNotEncodable)}
+					}
+					it.Length = uint32(n)
 				}
 			}
 		}
 		if (itemsChanged || ds.modified) && e.Length != UndefinedLength {
-			e.Length = uint32(itemsSize(e.Items, isyn))
+			e.delimited = false
+			n := itemsSize(e.Items, isyn)
+			if n >= int64(UndefinedLength) {
+				return &Error{Op: "write", Tag: e.Tag, Err: fmt.Errorf("%w: sequence longer than 4 GiB", ErrNotEncodable)}
+			}
+			e.Length = uint32(n)
 		}
 		if itemsChanged {
 			// A change inside the items changes the length of the
@@ -211,6 +258,7 @@ func fixLengths(ds *Dataset, syn Syntax) {
 			ds.Elements = append(ds.Elements[:i], ds.Elements[i+1:]...)
 		}
 	}
+	return nil
 }
 
 func headerSize(vr VR, syn Syntax) int64 {
@@ -229,7 +277,7 @@ func elementSize(e *Element, syn Syntax) int64 {
 			isyn = Syntax{UID: ImplicitVRLittleEndian, Implicit: true}
 		}
 		n := h + itemsSize(e.Items, isyn)
-		if e.Length == UndefinedLength {
+		if e.Length == UndefinedLength || e.delimited {
 			n += 8
 		}
 		return n
@@ -348,6 +396,10 @@ func (e *encoder) writeHeader(t Tag, vr VR, n uint32, syn Syntax) {
 func (e *encoder) writeElement(el *Element, syn Syntax) {
 	switch {
 	case el.Stream:
+		if !e.stream {
+			e.fail(el.Tag, ErrNoPixelData)
+			return
+		}
 		n := el.Length
 		if el.Fragments != nil {
 			n = UndefinedLength
@@ -367,7 +419,7 @@ func (e *encoder) writeElement(el *Element, syn Syntax) {
 				e.writeHeader(TagItemDelimitation, 0, 0, isyn)
 			}
 		}
-		if el.Length == UndefinedLength {
+		if el.Length == UndefinedLength || el.delimited {
 			e.u16(o, 0xFFFE)
 			e.u16(o, 0xE0DD)
 			e.u32(o, 0)
@@ -377,6 +429,10 @@ func (e *encoder) writeElement(el *Element, syn Syntax) {
 		e.writeHeader(TagItem, 0, uint32(len(el.Fragments.OffsetTable)), syn)
 		e.bytes(el.Fragments.OffsetTable)
 		for _, f := range el.Fragments.Items {
+			if uint64(len(f)) >= uint64(UndefinedLength) {
+				e.fail(el.Tag, fmt.Errorf("%w: fragment longer than 4 GiB", ErrNotEncodable))
+				return
+			}
 			e.writeHeader(TagItem, 0, uint32(len(f)), syn)
 			e.bytes(f)
 		}
@@ -420,25 +476,41 @@ func Rewrite(dst io.Writer, src io.Reader, opts RewriteOptions) error {
 			return err
 		}
 	}
+	// Find the streamed pixel data before writing anything. Elements an
+	// edit placed after it join the trailer.
+	pix := -1
+	for i := range f.Dataset.Elements {
+		if f.Dataset.Elements[i].Stream {
+			pix = i
+			break
+		}
+	}
+	if d.pending != nil && pix < 0 {
+		return fmt.Errorf("dicom: rewrite: edit removed or replaced streamed pixel data")
+	}
+	var moved []Element
+	if pix >= 0 {
+		moved = append(moved, f.Dataset.Elements[pix+1:]...)
+		f.Dataset.Elements = f.Dataset.Elements[:pix+1]
+	}
+	if err := f.Prepare(); err != nil {
+		return err
+	}
 	e := newEncoder(dst)
+	e.stream = true
 	defer e.release()
-	f.Prepare()
 	e.writeStart(f)
-	if f.Syntax.Deflated || d.pending == nil {
+	if f.Syntax.Deflated || pix < 0 {
 		e.writeDataset(f)
 		e.flush()
 		return e.err
 	}
-	n0 := len(f.Dataset.Elements)
 	e.writeElements(f.Dataset.Elements, f.Syntax)
 	if e.err != nil {
 		return e.err
 	}
-	pix := &f.Dataset.Elements[n0-1]
-	if !pix.Stream {
-		return fmt.Errorf("dicom: rewrite: edit removed or replaced streamed pixel data")
-	}
-	if pix.Fragments == nil {
+	f.Dataset.sealed = true
+	if f.Dataset.Elements[len(f.Dataset.Elements)-1].Fragments == nil {
 		e.flush()
 		if e.err != nil {
 			return e.err
@@ -469,12 +541,21 @@ func Rewrite(dst io.Writer, src io.Reader, opts RewriteOptions) error {
 		}
 		e.writeHeader(TagSequenceDelimitation, 0, 0, syn)
 	}
+	n0 := len(f.Dataset.Elements)
 	if _, err := d.ReadTrailer(); err != nil {
 		return err
 	}
-	tail := Dataset{Elements: f.Dataset.Elements[n0:], bigEndian: f.Syntax.BigEndian}
+	tail := Dataset{Elements: append([]Element(nil), f.Dataset.Elements[n0:]...), bigEndian: f.Syntax.BigEndian, parent: &f.Dataset}
+	for _, m := range moved {
+		tail.Set(m)
+	}
 	if opts.EditTrailer != nil && len(tail.Elements) > 0 {
 		if err := opts.EditTrailer(&tail); err != nil {
+			return err
+		}
+	}
+	if tail.Modified() {
+		if err := fixLengths(&tail, f.Syntax, false); err != nil {
 			return err
 		}
 	}
