@@ -42,14 +42,18 @@ func (a Action) String() string {
 func (a Action) combined() bool { return a >= RemoveOrZero }
 
 // byType settles a combined action with the attribute's Type in the IOD
-// (1, 2 or 3; 0 when unknown, which takes the safest code, removal).
+// (1, 2 or 3; 0 when unknown). Removing a value and emptying it hide the
+// same: where the table allows both, an attribute present in the input is
+// emptied unless it is known to be Type 3, so that outputs stay valid
+// whatever the Type. A dummy value is only used where the attribute is
+// known to be Type 1 (or Type 2 where the table offers no empty form).
 func (a Action) byType(typ int) Action {
 	switch a {
 	case RemoveOrZero:
-		if typ == 1 || typ == 2 {
-			return Zero
+		if typ == 3 {
+			return Remove
 		}
-		return Remove
+		return Zero
 	case RemoveOrDummy:
 		if typ == 1 || typ == 2 {
 			return Dummy
@@ -64,10 +68,10 @@ func (a Action) byType(typ int) Action {
 		switch typ {
 		case 1:
 			return Dummy
-		case 2:
-			return Zero
+		case 3:
+			return Remove
 		}
-		return Remove
+		return Zero
 	case RemoveZeroOrUID:
 		// A reference keeps its structure with every UID replaced, so
 		// that references between de-identified objects still resolve.

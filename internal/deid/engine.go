@@ -114,6 +114,11 @@ func (e *Engine) Apply(f *dicom.File) (Result, error) {
 type job struct {
 	e        *Engine
 	sopClass string
+	enhanced bool // an enhanced multi-frame object
+	// content counts the Content Sequences being descended: inside a
+	// structured report's content tree, values that would be removed get
+	// dummies instead, keeping the tree valid (action D on the sequence).
+	content  int
 	patient  string // normalised patient identity for keys
 	shift    int    // date shift in days
 	idPseudo string
@@ -124,7 +129,8 @@ type job struct {
 // start checks that the object may pass and collects what the job needs.
 func (e *Engine) start(f *dicom.File) (*job, error) {
 	ds := &f.Dataset
-	j := &job{e: e, sopClass: ds.UID(dicom.TagSOPClassUID)}
+	normaliseUN(ds)
+	j := &job{e: e, sopClass: ds.UID(dicom.TagSOPClassUID), enhanced: ds.Has(tagSharedFunctionalGroupsSequence)}
 	if err := e.checkPixelRisk(ds, j.sopClass); err != nil {
 		return nil, err
 	}
@@ -186,6 +192,8 @@ const (
 	tagCodeValue                          dicom.Tag = 0x00080100
 	tagCodingSchemeDesignator             dicom.Tag = 0x00080102
 	tagCodeMeaning                        dicom.Tag = 0x00080104
+	tagContentSequence                    dicom.Tag = 0x0040A730
+	tagSharedFunctionalGroupsSequence     dicom.Tag = 0x52009229
 )
 
 // patientKey is the normalised identity the pseudonym and date shift are
@@ -264,10 +272,20 @@ func (j *job) apply(ds *dicom.Dataset) {
 			a = notInTable(el)
 		}
 		if a.combined() {
-			a = a.byType(attributeType(j.sopClass, t))
+			a = a.byType(attributeType(j.sopClass, j.enhanced, t))
+		}
+		if a == Remove && j.content > 0 && el.Items == nil && el.VR != dicom.UN && el.VR != dicom.SQ {
+			a = Dummy
+		}
+		tree := dummyTrees[t]
+		if tree {
+			j.content++
 		}
 		if j.act(ds, i, a) {
 			drop = append(drop, t)
+		}
+		if tree {
+			j.content--
 		}
 	}
 	// Unused private creators and reserved private elements go too.
@@ -283,15 +301,58 @@ func (j *job) apply(ds *dicom.Dataset) {
 	}
 }
 
+// dummyTrees are sequences whose structure an IOD requires (a report's
+// content tree, its verifying observers, waveform annotations): inside
+// them, values the rules would remove are replaced by dummies instead, so
+// the tree stays valid and carries no identity. Sequences that identify
+// by themselves (person identification codes) are emptied instead.
+var dummyTrees = map[dicom.Tag]bool{
+	0x0040A730: true, // Content Sequence
+	0x0040A073: true, // Verifying Observer Sequence
+	0x0040B020: true, // Waveform Annotation Sequence
+}
+
+// normaliseUN gives elements read as UN the VR the dictionary gives their
+// tag, so that the rules for names, UIDs and dates apply to them too, and
+// reads UN sequences of defined length into items.
+func normaliseUN(ds *dicom.Dataset) {
+	for i := range ds.Elements {
+		el := &ds.Elements[i]
+		for _, it := range el.Items {
+			normaliseUN(&it.Dataset)
+		}
+		if el.VR != dicom.UN || el.Items != nil || el.Tag.Group()&1 == 1 {
+			continue
+		}
+		de, ok := dicom.Lookup(el.Tag)
+		if ok && de.VR == dicom.SQ {
+			// A sequence the writer sent as UN: read its items so the
+			// rules apply inside; if they do not parse it stays unknown
+			// data, and goes.
+			if ds.ExpandUN(el) == nil {
+				normaliseUN(&el.Items[0].Dataset)
+				for _, it := range el.Items[1:] {
+					normaliseUN(&it.Dataset)
+				}
+			}
+			continue
+		}
+		if ok && de.VR != 0 && de.VR != dicom.UN {
+			el.VR = de.VR
+			ds.MarkChanged(el.Tag)
+		}
+	}
+}
+
 // notInTable is the action for a public attribute Table E.1-1 does not
 // list: kept unless it may hold free text or names.
 func notInTable(el *dicom.Element) Action {
+	if el.VR == dicom.SQ || el.Items != nil {
+		return Clean // descend and apply the rules inside
+	}
 	switch el.VR {
 	case dicom.ST, dicom.LT, dicom.UT, dicom.UC, dicom.PN, dicom.UN:
 		return Remove
-	}
-	if el.VR == dicom.SQ || el.Items != nil {
-		return Clean // descend and apply the rules inside
 	}
 	return Keep
 }
@@ -319,6 +380,13 @@ func (j *job) act(ds *dicom.Dataset, i int, a Action) bool {
 		ds.Set(dicom.Element{Tag: el.Tag, VR: el.VR})
 		return false
 	case Dummy:
+		if isSeq && dummyTrees[el.Tag] {
+			// The tree keeps its structure; every value in it is treated
+			// by the rules, and what they would remove gets a dummy.
+			j.applyItems(el)
+			j.counts.Dummied++
+			return false
+		}
 		if isSeq {
 			// No meaningful dummy item exists: an empty sequence.
 			j.counts.Emptied++
@@ -382,7 +450,7 @@ func (j *job) clean(ds *dicom.Dataset, el *dicom.Element, isSeq bool) bool {
 		j.counts.Cleaned++
 		return false
 	}
-	if attributeType(j.sopClass, el.Tag) == 2 {
+	if attributeType(j.sopClass, j.enhanced, el.Tag) == 2 {
 		ds.Set(dicom.Element{Tag: el.Tag, VR: el.VR})
 		j.counts.Emptied++
 		return false

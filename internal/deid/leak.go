@@ -131,16 +131,34 @@ func nameVariants(v string) []string {
 // dataset: in the raw bytes of each value and in its decoded text. UIDs
 // (replaced by keyed hashes of decimal digits) and pixel data (copied
 // unchanged, and checked by the burned-in rules) are not searched.
+//
+// Values of attributes the profile table does not list and that hold no
+// free text (a manufacturer, a coding scheme, an image type) are kept
+// because the standard deems them safe; short identifying values match
+// them by chance ("TOSHIBA" as both institution and manufacturer, a
+// patient called "Test" and the coding scheme TEST). There a hit counts
+// only when a whole value equals an identifying value of 8 characters or
+// more. Everywhere else any occurrence counts.
 func (j *job) leakCheck(ds *dicom.Dataset) error {
 	if len(j.ids) == 0 {
 		return nil
 	}
 	var hay strings.Builder
+	var whole map[string]bool
 	ds.Walk(func(_ []dicom.Tag, d *dicom.Dataset, el *dicom.Element) bool {
 		if el.Items != nil || el.Stream || el.Fragments != nil || el.VR == dicom.UI || el.Tag == dicom.TagPixelData {
 			return true
 		}
 		if len(el.Value) == 0 {
+			return true
+		}
+		if safeAttribute(el) {
+			if whole == nil {
+				whole = map[string]bool{}
+			}
+			for _, v := range d.Strings(el) {
+				whole[strings.ToLower(v)] = true
+			}
 			return true
 		}
 		for _, c := range el.Value {
@@ -158,9 +176,23 @@ func (j *job) leakCheck(ds *dicom.Dataset) error {
 	})
 	s := hay.String()
 	for _, n := range j.ids {
-		if strings.Contains(s, n.text) {
+		if strings.Contains(s, n.text) || (len(n.text) >= 8 && whole[n.text]) {
 			return reject("leak", "a value of %s from the input is still in the output", n.what)
 		}
 	}
 	return nil
+}
+
+// safeAttribute reports whether el is a public attribute outside the
+// profile table holding no free text or names.
+func safeAttribute(el *dicom.Element) bool {
+	if el.Tag.Group()&1 == 1 || !el.VR.IsText() {
+		return false
+	}
+	switch el.VR {
+	case dicom.PN, dicom.ST, dicom.LT, dicom.UT, dicom.UC:
+		return false
+	}
+	_, listed := lookupRow(el.Tag)
+	return !listed
 }

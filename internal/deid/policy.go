@@ -150,7 +150,7 @@ func Preset(name string) (Policy, error) {
 		p = Policy{Version: 1, Name: "eucaim", Dates: DatesMonth, PatientIDPrefix: "EUCAIM-",
 			Options: []string{RetainPatientCharacteristics.String(), RetainDeviceIdentity.String(), RetainLongitudinalModifiedDates.String()},
 			Overrides: map[string]string{
-				"PatientBirthDate":  "X", // the age is kept instead
+				"PatientBirthDate":  "Z", // the age is kept instead
 				"StudyDescription":  "X",
 				"SeriesDescription": "K",
 				"InstitutionName":   "C", // replaced by the site ID
@@ -301,14 +301,25 @@ func lookupRow(t dicom.Tag) (*profileRow, bool) {
 	if i < len(profileRows) && profileRows[i].tag == uint32(t) && profileRows[i].mask == 0xFFFFFFFF {
 		return &profileRows[i], true
 	}
-	for j := range profileRows {
+	for _, j := range repeatingRows {
 		r := &profileRows[j]
-		if r.mask != 0xFFFFFFFF && uint32(t)&r.mask == r.tag {
+		if uint32(t)&r.mask == r.tag {
 			return r, true
 		}
 	}
 	return nil, false
 }
+
+// repeatingRows indexes the few rows that cover repeating groups.
+var repeatingRows = func() []int {
+	var out []int
+	for i := range profileRows {
+		if profileRows[i].mask != 0xFFFFFFFF {
+			out = append(out, i)
+		}
+	}
+	return out
+}()
 
 // Rule is the effective treatment of one attribute under a policy, as
 // `mosaic deid policy show` prints it.

@@ -80,8 +80,8 @@ func TestCombinedActionsByType(t *testing.T) {
 		typ  int
 		want Action
 	}{
-		{RemoveZeroOrDummy, 1, Dummy}, {RemoveZeroOrDummy, 2, Zero}, {RemoveZeroOrDummy, 3, Remove}, {RemoveZeroOrDummy, 0, Remove},
-		{RemoveOrZero, 2, Zero}, {RemoveOrZero, 0, Remove}, {ZeroOrDummy, 1, Dummy}, {ZeroOrDummy, 0, Zero},
+		{RemoveZeroOrDummy, 1, Dummy}, {RemoveZeroOrDummy, 2, Zero}, {RemoveZeroOrDummy, 3, Remove}, {RemoveZeroOrDummy, 0, Zero},
+		{RemoveOrZero, 2, Zero}, {RemoveOrZero, 0, Zero}, {RemoveOrZero, 3, Remove}, {ZeroOrDummy, 1, Dummy}, {ZeroOrDummy, 0, Zero},
 		{RemoveOrDummy, 1, Dummy}, {RemoveOrDummy, 3, Remove}, {RemoveZeroOrUID, 3, UID},
 	}
 	for _, tt := range tests {

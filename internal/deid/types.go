@@ -10,8 +10,27 @@ import (
 // class, where the engine knows it, or 0. Only attributes whose profile
 // action depends on the Type are listed: enough for the IODs the
 // federation sees (CT, MR, PET, US, SC, SR, RT and their enhanced forms).
-func attributeType(sopClass string, t dicom.Tag) int {
+func attributeType(sopClass string, enhanced bool, t dicom.Tag) int {
+	if enhanced {
+		// Enhanced multi-frame IODs (a Shared Functional Groups Sequence is
+		// present): Multi-frame Functional Groups and Enhanced General
+		// Equipment make these Type 1.
+		switch t {
+		case 0x00080023, 0x00080033, 0x0008002A, 0x00181000:
+			return 1
+		}
+	}
 	switch {
+	case strings.HasPrefix(sopClass, "1.2.840.10008.5.1.4.1.1.9."): // waveforms
+		switch t {
+		case 0x00080023, 0x00080033, 0x0008002A: // Waveform Identification
+			return 1
+		}
+	case strings.HasPrefix(sopClass, "1.2.840.10008.5.1.4.1.1.481."): // RT objects
+		switch t {
+		case 0x00081070: // Operators' Name (RT Series: Type 2)
+			return 2
+		}
 	case strings.HasPrefix(sopClass, "1.2.840.10008.5.1.4.1.1.128"), strings.HasPrefix(sopClass, "1.2.840.10008.5.1.4.1.1.130"): // PET, enhanced PET
 		switch t {
 		case 0x00080021, 0x00080031: // Series Date and Time (PET Series: Type 1)
@@ -25,6 +44,8 @@ func attributeType(sopClass string, t dicom.Tag) int {
 			return 1
 		case 0x0040A123: // Person Name of a PNAME content item
 			return 1
+		case 0x00081111: // Referenced Performed Procedure Step Sequence (SR Document Series: Type 2)
+			return 2
 		}
 	case sopClass == "1.2.840.10008.5.1.4.1.1.2.1", sopClass == "1.2.840.10008.5.1.4.1.1.4.1", // enhanced CT, MR
 		sopClass == "1.2.840.10008.5.1.4.1.1.4.3", sopClass == "1.2.840.10008.5.1.4.1.1.2.2":

@@ -466,3 +466,22 @@ func TestStopAtPixelData(t *testing.T) {
 		t.Errorf("PatientID: got %q", got)
 	}
 }
+
+func TestStreamedValuesOfEverySize(t *testing.T) {
+	// Values around the arena and buffer sizes, read from a stream.
+	for _, n := range []int{1, 2047, 2048, 2049, 3117, 4096, 4097, 8191, 8192, 8193, 70000} {
+		// A bare dataset whose first value is the decoder's first
+		// allocation.
+		v := bytes.Repeat([]byte{'a'}, n+n%2)
+		data := []byte{0x09, 0x00, 0x03, 0x10, 'O', 'B', 0, 0}
+		data = binary.LittleEndian.AppendUint32(data, uint32(len(v)))
+		data = append(data, v...)
+		g, err := NewDecoder(unsizedReader{bytes.NewReader(data)}, ReadOptions{}).ReadFile()
+		if err != nil {
+			t.Fatalf("value of %d bytes: %v", n, err)
+		}
+		if !bytes.Equal(g.Dataset.Get(NewTag(0x0009, 0x1003)).Value, v) {
+			t.Fatalf("value of %d bytes read wrong", n)
+		}
+	}
+}

@@ -267,3 +267,43 @@ func setOrder(ds *Dataset, big bool) {
 		}
 	}
 }
+
+// ExpandUN turns a UN element of defined length, whose tag the dictionary
+// knows as a sequence, into an SQ element of the dataset's own encoding:
+// its value is read as items in implicit VR little endian (PS3.5 6.2.2),
+// and the items are marked changed so the writer encodes them anew.
+func (ds *Dataset) ExpandUN(e *Element) error {
+	if e.VR != UN || e.Items != nil {
+		return nil
+	}
+	d := &Decoder{buf: e.Value, syn: Syntax{UID: ImplicitVRLittleEndian, Implicit: true}}
+	items, err := d.readItems(ds, uint32(len(e.Value)), 0, e.Tag, false)
+	if err != nil {
+		return err
+	}
+	if items == nil {
+		items = []*Item{}
+	}
+	for _, it := range items {
+		markAll(&it.Dataset)
+		if ds.bigEndian {
+			setOrder(&it.Dataset, true)
+		}
+	}
+	e.VR = SQ
+	e.Length = 0
+	e.Value = nil
+	e.Items = items
+	ds.touch(e.Tag)
+	return nil
+}
+
+// markAll marks ds and every nested item changed.
+func markAll(ds *Dataset) {
+	ds.modified = true
+	for i := range ds.Elements {
+		for _, it := range ds.Elements[i].Items {
+			markAll(&it.Dataset)
+		}
+	}
+}

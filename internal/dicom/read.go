@@ -206,7 +206,7 @@ func (d *Decoder) alloc(n int) []byte {
 	if cap(d.arena)-len(d.arena) < n {
 		// Chunks double from 2 KiB so that a short header costs one small
 		// allocation and a long one a few.
-		size := max(2<<10, min(2*cap(d.arena), arenaChunk))
+		size := max(2<<10, min(2*cap(d.arena), arenaChunk), n)
 		d.arena = make([]byte, 0, size)
 	}
 	l := len(d.arena)
