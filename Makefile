@@ -26,8 +26,9 @@ unit:
 
 ## fuzz: each fuzz target for a short time, starting from its seed corpus.
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./internal/dicom/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadWrite$$' -fuzztime $(FUZZTIME) ./internal/dicom/
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/dicom/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadWrite$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/dicom/
+	$(GO) test -run '^$$' -fuzz '^FuzzDeidMarkers$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/deid/
 
 ## bench: Go benchmarks of the codec and generator (figures go to docs/performance.md).
 bench:

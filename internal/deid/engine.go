@@ -153,6 +153,13 @@ func (e *Engine) start(f *dicom.File) (*job, error) {
 func (j *job) finish(f *dicom.File, res *Result) error {
 	ds := &f.Dataset
 	j.apply(ds)
+	if !ds.Has(tagPatientID) {
+		// The pseudonym names the patient even when the input had no ID,
+		// so that outputs and results agree.
+		if err := ds.SetStrings(tagPatientID, dicom.LO, j.idPseudo); err != nil {
+			return err
+		}
+	}
 	if err := j.conformance(ds); err != nil {
 		return err
 	}
@@ -301,6 +308,14 @@ func (j *job) apply(ds *dicom.Dataset) {
 	}
 }
 
+// extraRules treat attributes Table E.1-1 does not list but that identify
+// as plainly as those it does.
+var extraRules = map[dicom.Tag]Action{
+	0x00100033: Remove, // Patient's Birth Date in Alternative Calendar
+	0x00100034: Remove, // Patient's Death Date in Alternative Calendar
+	0x00100035: Remove, // Patient's Alternative Calendar
+}
+
 // dummyTrees are sequences whose structure an IOD requires (a report's
 // content tree, its verifying observers, waveform annotations): inside
 // them, values the rules would remove are replaced by dummies instead, so
@@ -347,8 +362,16 @@ func normaliseUN(ds *dicom.Dataset) {
 // notInTable is the action for a public attribute Table E.1-1 does not
 // list: kept unless it may hold free text or names.
 func notInTable(el *dicom.Element) Action {
+	if a, ok := extraRules[el.Tag]; ok {
+		return a
+	}
 	if el.VR == dicom.SQ || el.Items != nil {
 		return Clean // descend and apply the rules inside
+	}
+	if _, known := dicom.Lookup(el.Tag); !known {
+		// An attribute this build's dictionary does not know (newer than
+		// it, or invented) may hold anything.
+		return Remove
 	}
 	switch el.VR {
 	case dicom.ST, dicom.LT, dicom.UT, dicom.UC, dicom.PN, dicom.UN:

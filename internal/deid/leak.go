@@ -35,6 +35,16 @@ var identifyingTags = map[dicom.Tag]string{
 	0x00181000: "DeviceSerialNumber",
 }
 
+// generatedText holds, lower-cased, the text the engine itself writes:
+// dummies and the conformance attributes.
+var generatedText = strings.ToLower(strings.Join([]string{
+	"ANONYMIZED", "19000101000000", "000000", "000Y", "urn:anonymized", "MOSAIC DEID", "YES", "REMOVED",
+	"MODIFIED", "UNMODIFIED", "DCM", "Basic Application Confidentiality Profile",
+	optionCodes[0].meaning, optionCodes[1].meaning, optionCodes[2].meaning, optionCodes[3].meaning,
+	optionCodes[4].meaning, optionCodes[5].meaning, optionCodes[6].meaning, optionCodes[7].meaning,
+	optionCodes[8].meaning, optionCodes[9].meaning,
+}, "\x00"))
+
 // needle is one identifying value to look for, lower-cased.
 type needle struct {
 	text string
@@ -52,6 +62,11 @@ func (e *Engine) collect(ds *dicom.Dataset) []needle {
 	var out []needle
 	add := func(s, what string) {
 		s = strings.ToLower(strings.TrimSpace(s))
+		if strings.Contains(generatedText, s) {
+			// A placeholder such as "ANON" also occurs in the values the
+			// engine writes itself; finding it proves nothing.
+			return
+		}
 		if len(s) < minNeedle && !(utf8.RuneCountInString(s) >= 2 && len(s) >= minNeedle-1 && !isASCII(s)) {
 			return
 		}

@@ -48,6 +48,10 @@ type Item struct {
 	// otherwise its defined length (recomputed by the writer when the
 	// content changed).
 	Length uint32
+	// overran marks an item whose data ended before its declared length
+	// (tolerated at the end of a top-level sequence): its length is
+	// recomputed as soon as anything around it is.
+	overran bool
 	Dataset
 }
 

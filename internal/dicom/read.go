@@ -814,6 +814,7 @@ func (d *Decoder) readItems(parent *Dataset, n uint32, hdr int64, t Tag, implici
 		if _, err := d.readDataset(&item.Dataset, iend, false); err != nil {
 			return nil, err
 		}
+		item.overran = iend >= 0 && d.offset() < iend
 		items = append(items, item)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -490,5 +491,37 @@ func TestRegressionParseDTLeapSecond(t *testing.T) {
 	min := time.Date(2016, 12, 31, 23, 59, 59, 0, time.UTC)
 	if dt.Time.Before(min) {
 		t.Errorf("ParseDT(20161231235960) = %v, want 2016-12-31T23:59:59Z or later", dt.Time)
+	}
+}
+
+func TestRegressionEditedOverrunSequenceReadsBack(t *testing.T) {
+	data, err := os.ReadFile("/usr/lib/python3/dist-packages/pydicom/data/test_files/dicomdirtests/DICOMDIR-nooffset")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip("pydicom's test files are not installed (make test installs them)")
+	}
+	f, err := Parse(data, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An element after the sequence: its data no longer ends the file.
+	if err := f.Dataset.SetStrings(NewTag(0x0012, 0x0062), CS, "YES"); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteFile(&b, f); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Parse(b.Bytes(), ReadOptions{})
+	if err != nil {
+		t.Fatalf("edited file does not read back: %v", err)
+	}
+	if !g.Dataset.Has(NewTag(0x0012, 0x0062)) {
+		t.Error("the element after the sequence was read into its last item: stale item length")
+	}
+	if n, m := len(g.Dataset.Get(NewTag(0x0004, 0x1220)).Items), len(f.Dataset.Get(NewTag(0x0004, 0x1220)).Items); n != m {
+		t.Errorf("records: got %d, want %d", n, m)
 	}
 }

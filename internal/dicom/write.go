@@ -222,8 +222,9 @@ func fixLengths(ds *Dataset, syn Syntax, force bool) error {
 		}
 		itemsChanged := false
 		for _, it := range e.Items {
-			if force || it.Modified() {
+			if force || it.Modified() || (it.overran && ds.modified) {
 				itemsChanged = true
+				it.overran = false
 				if err := fixLengths(&it.Dataset, isyn, force); err != nil {
 					return err
 				}
@@ -295,7 +296,7 @@ func itemsSize(items []*Item, syn Syntax) int64 {
 	var n int64
 	for _, it := range items {
 		n += 8
-		if it.Length != UndefinedLength && !it.Modified() {
+		if it.Length != UndefinedLength && !it.Modified() && !it.overran {
 			n += int64(it.Length)
 		} else {
 			n += datasetSize(&it.Dataset, syn)
