@@ -2,6 +2,8 @@ package dicom
 
 import (
 	"sort"
+
+	"github.com/mosaic-imaging/mosaic/internal/dicom/charset"
 )
 
 // Element is one data element. Values are kept as the raw bytes read, in
@@ -74,7 +76,10 @@ type Dataset struct {
 	bigEndian bool     // values are big endian (explicit VR big endian)
 	// sealed is set on a top-level dataset once it has been written by a
 	// streaming rewrite: it can no longer switch character sets.
-	sealed   bool
+	sealed bool
+	// cs caches the parsed Specific Character Set whose raw value is csRaw.
+	cs       *charset.Set
+	csRaw    string
 	modified bool // an element was set or removed since reading
 	// changedGroups lists the groups edited since reading, so the writer
 	// can drop their group length elements.

@@ -17,13 +17,20 @@ import (
 func (ds *Dataset) Charset() *charset.Set {
 	for d := ds; d != nil; d = d.parent {
 		if e := d.Get(TagSpecificCharacterSet); e != nil {
+			// Parsed once per value: text access decodes element after
+			// element with the same set.
+			if d.cs != nil && string(e.Value) == d.csRaw {
+				return d.cs
+			}
 			s, _ := charset.Parse(splitCharsetTerms(e.Value))
+			d.cs, d.csRaw = s, string(e.Value)
 			return s
 		}
 	}
-	s, _ := charset.Parse(nil)
-	return s
+	return defaultCharset
 }
+
+var defaultCharset, _ = charset.Parse(nil)
 
 func splitCharsetTerms(v []byte) []string {
 	parts := strings.Split(string(v), `\`)
