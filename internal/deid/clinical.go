@@ -9,7 +9,11 @@ import (
 
 // PatientPseudonym returns the pseudonym the engine gives a patient with
 // this ID and issuer in DICOM objects, so clinical rows join the images.
+// An empty ID has no pseudonym: the result is empty.
 func (e *Engine) PatientPseudonym(id, issuer string) string {
+	if strings.TrimSpace(id) == "" {
+		return ""
+	}
 	var ds dicom.Dataset
 	return e.h.pseudonym(e.p.PatientIDPrefix, "patient-id", patientKey(&ds, id, issuer))
 }

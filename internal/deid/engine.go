@@ -73,8 +73,10 @@ func NewEngine(p Policy, k Key) (*Engine, error) {
 func (e *Engine) Policy() Policy { return e.p }
 
 // Rewrite de-identifies the DICOM stream src into dst, streaming the pixel
-// data. On a rejection or an error nothing is written to dst; the caller
-// writes to a temporary file and keeps it only on success.
+// data. A rejection decided from the header (the usual case) writes
+// nothing; one decided from elements after the pixel data, or a read
+// error in the pixel data, comes after part of the output was written. So
+// the caller writes to a temporary file and keeps it only on success.
 func (e *Engine) Rewrite(dst io.Writer, src io.Reader, opts dicom.ReadOptions) (Result, error) {
 	var res Result
 	var run *job
