@@ -250,6 +250,9 @@ func (p *Policy) compile() error {
 		if !ok {
 			return fmt.Errorf("deid: %w: override of unknown attribute %q", ErrPolicy, k)
 		}
+		if t == 0x00100010 || t == 0x00100020 {
+			return fmt.Errorf("deid: %w: override of %s: the patient's name and ID always become keyed pseudonyms", ErrPolicy, k)
+		}
 		a, ok := parseAction(v)
 		if !ok || a.combined() {
 			return fmt.Errorf("deid: %w: override %s: action %q (want K, X, Z, D, C or U)", ErrPolicy, k, v)

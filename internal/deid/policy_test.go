@@ -117,6 +117,7 @@ func TestLoadPolicy(t *testing.T) {
 		"bad-option.json":      `{"version": 1, "options": ["retain-everything"]}`,
 		"bad-action.json":      `{"version": 1, "overrides": {"PatientName": "X/Z"}}`,
 		"bad-attribute.json":   `{"version": 1, "overrides": {"NoSuchKeyword": "X"}}`,
+		"patient-id.json":      `{"version": 1, "overrides": {"PatientID": "K"}}`,
 		"bad-dates.json":       `{"version": 1, "dates": "fuzzy"}`,
 		"exclusive-dates.json": `{"version": 1, "options": ["retain-longitudinal-full-dates"], "dates": "shift"}`,
 		"not-json.json":        `version: 1`,
