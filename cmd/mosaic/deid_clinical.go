@@ -51,8 +51,8 @@ de-identified images:
 The images' pseudonym derives from the Patient ID and its Issuer of Patient
 ID. Say where the issuer comes from: --issuer-column for a table that has
 it; --issuers-from with the original (not de-identified) DICOM files,
-folders or zip archives, whose headers give each Patient ID its issuer (a
-table such as the one 'mosaic synth' writes has no issuer column); or
+folders or zip archives, whose headers give each Patient ID its issuer,
+for a table without an issuer column; or
 --issuer for a site with a single issuer. With none of them the issuer is
 taken as empty, which matches only images without an issuer.
 
@@ -63,7 +63,7 @@ issuers, are left out and reported by row number; the exit status is then
 The output is written to a temporary file next to OUT.csv and renamed over
 it. The site key is found as for 'mosaic deid' (--site-key, $MOSAIC_SITE_KEY,
 then $XDG_CONFIG_HOME/mosaic/site.key) and created when missing.`,
-		Example: `  mosaic deid clinical --id-column patient_id --issuers-from cohort/dicom \
+		Example: `  mosaic deid clinical --id-column patient_id --issuer-column issuer_of_patient_id \
       --date-columns diagnosis_date,last_contact_date -o clinical-deid.csv cohort/clinical.csv`,
 		Args: argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -12,6 +12,7 @@ import (
 // documented in docs/clinical-csv.md.
 var ClinicalColumns = []string{
 	"patient_id",
+	"issuer_of_patient_id",
 	"birth_sex",
 	"age_at_diagnosis",
 	"diagnosis_date",
@@ -85,6 +86,7 @@ func clinicalRow(p *patient) []string {
 	d := func(t interface{ Format(string) string }) string { return t.Format("2006-01-02") }
 	return []string{
 		p.id,
+		p.issuer,
 		sex,
 		strconv.Itoa(p.ageAtDx),
 		d(p.diagnosis),
