@@ -38,6 +38,9 @@ type Element struct {
 	// delimited marks a sequence of defined length whose declared length
 	// includes a sequence delimiter, written back while it is unchanged.
 	delimited bool
+	// reserved holds the two reserved bytes of an explicit-VR header with
+	// a 32-bit length, written back as read (they should be zero).
+	reserved uint16
 }
 
 // IsSequence reports whether the element holds items.

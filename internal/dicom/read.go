@@ -78,6 +78,8 @@ type Decoder struct {
 	depth     int
 	file      *File
 
+	// reserved is the reserved field of the header readHeader just read.
+	reserved uint16
 	// delimited reports that the sequence just read by readItems had a
 	// delimiter inside its defined length.
 	delimited bool
@@ -453,7 +455,9 @@ func (d *Decoder) checkDeclaredSyntax(f *File) {
 	t := Tag(uint32(binary.LittleEndian.Uint16(b))<<16 | uint32(binary.LittleEndian.Uint16(b[2:])))
 	vr, known := ParseVR(string(b[4:6]))
 	if !d.syn.Implicit && !known {
-		if t.Group() >= 0x0001 && t.Group() <= 0x00FF && plausibleImplicitLength(binary.LittleEndian.Uint32(b[4:])) {
+		// Only a tag the dictionary knows is evidence enough: an unknown
+		// VR on an unknown tag is more likely damage than implicit VR.
+		if _, dict := Lookup(t); dict && t.Group() <= 0x00FF && plausibleImplicitLength(binary.LittleEndian.Uint32(b[4:])) {
 			d.syn.Implicit = true
 		}
 	} else if d.syn.Implicit && known && (t.IsPrivate() || implicitVR(t) == vr) {
@@ -612,6 +616,7 @@ func (d *Decoder) peekTag() Tag {
 
 // readHeader reads an element header and returns tag, VR and length.
 func (d *Decoder) readHeader(ds *Dataset) (Tag, VR, uint32, error) {
+	d.reserved = 0
 	hdr := d.offset()
 	if err := d.fill(8); err != nil {
 		return 0, 0, 0, d.fail(hdr, 0, ErrTruncated)
@@ -638,6 +643,7 @@ func (d *Decoder) readHeader(ds *Dataset) (Tag, VR, uint32, error) {
 		}
 		b = d.buf[d.pos:]
 		d.pos += 12
+		d.reserved = o.Uint16(b[6:])
 		return t, vr, o.Uint32(b[8:]), nil
 	}
 	d.pos += 8
@@ -697,7 +703,7 @@ func (d *Decoder) readElement(ds *Dataset) (Element, int64, error) {
 	if err != nil {
 		return Element{}, hdr, err
 	}
-	e := Element{Tag: t, VR: vr, Length: n}
+	e := Element{Tag: t, VR: vr, Length: n, reserved: d.reserved}
 	if t.Group() == 0xFFFE {
 		return e, hdr, d.fail(hdr, t, ErrBadItem)
 	}
@@ -869,7 +875,7 @@ func (d *Decoder) readPixelHeader(ds *Dataset) (Element, error) {
 	if err != nil {
 		return Element{}, err
 	}
-	e := Element{Tag: t, VR: vr, Length: n, Stream: true}
+	e := Element{Tag: t, VR: vr, Length: n, Stream: true, reserved: d.reserved}
 	if n == UndefinedLength {
 		if d.syn.Implicit {
 			e.VR = OB

@@ -374,6 +374,10 @@ func (e *encoder) writeElements(els []Element, syn Syntax) {
 }
 
 func (e *encoder) writeHeader(t Tag, vr VR, n uint32, syn Syntax) {
+	e.writeHeaderReserved(t, vr, n, syn, 0)
+}
+
+func (e *encoder) writeHeaderReserved(t Tag, vr VR, n uint32, syn Syntax, reserved uint16) {
 	o := syn.Order()
 	e.u16(o, t.Group())
 	e.u16(o, t.Element())
@@ -383,7 +387,7 @@ func (e *encoder) writeHeader(t Tag, vr VR, n uint32, syn Syntax) {
 	}
 	e.u16(binary.BigEndian, uint16(vr))
 	if vr.HasLongLength() {
-		e.u16(o, 0)
+		e.u16(o, reserved)
 		e.u32(o, n)
 		return
 	}
@@ -405,9 +409,9 @@ func (e *encoder) writeElement(el *Element, syn Syntax) {
 		if el.Fragments != nil {
 			n = UndefinedLength
 		}
-		e.writeHeader(el.Tag, el.VR, n, syn)
+		e.writeHeaderReserved(el.Tag, el.VR, n, syn, el.reserved)
 	case el.Items != nil:
-		e.writeHeader(el.Tag, el.VR, el.Length, syn)
+		e.writeHeaderReserved(el.Tag, el.VR, el.Length, syn, el.reserved)
 		isyn := syn
 		if el.implicitItems {
 			isyn = Syntax{UID: ImplicitVRLittleEndian, Implicit: true}
@@ -426,7 +430,7 @@ func (e *encoder) writeElement(el *Element, syn Syntax) {
 			e.u32(o, 0)
 		}
 	case el.Fragments != nil:
-		e.writeHeader(el.Tag, el.VR, UndefinedLength, syn)
+		e.writeHeaderReserved(el.Tag, el.VR, UndefinedLength, syn, el.reserved)
 		e.writeHeader(TagItem, 0, uint32(len(el.Fragments.OffsetTable)), syn)
 		e.bytes(el.Fragments.OffsetTable)
 		for _, f := range el.Fragments.Items {
@@ -443,7 +447,7 @@ func (e *encoder) writeElement(el *Element, syn Syntax) {
 			e.fail(el.Tag, fmt.Errorf("%w: value too long", ErrNotEncodable))
 			return
 		}
-		e.writeHeader(el.Tag, el.VR, uint32(len(el.Value)), syn)
+		e.writeHeaderReserved(el.Tag, el.VR, uint32(len(el.Value)), syn, el.reserved)
 		e.bytes(el.Value)
 	}
 }
