@@ -80,9 +80,9 @@ for 'mosaic deid'. --json prints {"policy": ..., "rules": [...]}.`,
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(struct {
-					Policy policyJSON   `json:"policy"`
+					Policy deid.Policy  `json:"policy"`
 					Rules  []policyRule `json:"rules"`
-				}{newPolicyJSON(p), rules}); err != nil {
+				}{p, rules}); err != nil {
 					return err
 				}
 				return out.Flush()
@@ -103,31 +103,6 @@ for 'mosaic deid'. --json prints {"policy": ..., "rules": [...]}.`,
 	f.StringVar(&policy, "policy", "basic", "preset (basic, eucaim, longitudinal) or policy file (JSON)")
 	f.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	return cmd
-}
-
-// policyJSON is deid.Policy as a policy file writes it, with the element
-// bytes of retained private blocks as numbers rather than base64.
-type policyJSON struct {
-	deid.Policy
-	RetainPrivate []privateJSON `json:"retain_private,omitempty"`
-}
-
-type privateJSON struct {
-	Creator  string `json:"creator"`
-	Group    uint16 `json:"group,omitempty"`
-	Elements []int  `json:"elements"`
-}
-
-func newPolicyJSON(p deid.Policy) policyJSON {
-	out := policyJSON{Policy: p}
-	for _, r := range p.RetainPrivate {
-		pj := privateJSON{Creator: r.Creator, Group: r.Group, Elements: []int{}}
-		for _, b := range r.Elements {
-			pj.Elements = append(pj.Elements, int(b))
-		}
-		out.RetainPrivate = append(out.RetainPrivate, pj)
-	}
-	return out
 }
 
 func printPolicyHead(w *bufio.Writer, p *deid.Policy) {
@@ -163,8 +138,8 @@ func policyRules(p *deid.Policy) []policyRule {
 	table := p.Table()
 	out := make([]policyRule, 0, len(table))
 	for _, r := range table {
-		pr := policyRule{Tag: ruleTag(r.Tag), Name: r.Name, Basic: r.Basic, Action: r.Action.String(), DecidedBy: r.Because}
-		if de, ok := dicom.Lookup(r.Tag); ok && !repeatingRule(r.Tag) {
+		pr := policyRule{Tag: ruleTag(r.Tag, r.Mask), Name: r.Name, Basic: r.Basic, Action: r.Action.String(), DecidedBy: r.Because}
+		if de, ok := dicom.Lookup(r.Tag); ok && r.Mask == 0xFFFFFFFF {
 			pr.Keyword = de.Keyword
 		}
 		switch r.Tag {
@@ -180,19 +155,19 @@ func policyRules(p *deid.Policy) []policyRule {
 	return out
 }
 
-// repeatingRule reports the rows of repeating groups: curves (50xx) and
-// overlays (60xx).
-func repeatingRule(t dicom.Tag) bool {
-	g := t.Group()
-	return (g == 0x5000 && t.Element() == 0) || g == 0x6000
-}
-
-func ruleTag(t dicom.Tag) string {
-	switch {
-	case t.Group() == 0x5000 && t.Element() == 0:
-		return "(50xx,xxxx)"
-	case t.Group() == 0x6000:
-		return fmt.Sprintf("(60xx,%04X)", t.Element())
+// ruleTag writes a rule's tag with an x for every hex digit its mask lets
+// vary, as PS3.15 writes repeating groups: (60xx,3000), (50xx,xxxx).
+func ruleTag(t dicom.Tag, mask uint32) string {
+	const hex = "0123456789ABCDEF"
+	b := []byte("(gggg,eeee)")
+	pos := []int{1, 2, 3, 4, 6, 7, 8, 9}
+	for i, p := range pos {
+		shift := uint(28 - 4*i)
+		if (mask>>shift)&0xF == 0 {
+			b[p] = 'x'
+		} else {
+			b[p] = hex[(uint32(t)>>shift)&0xF]
+		}
 	}
-	return t.String()
+	return string(b)
 }

@@ -43,7 +43,6 @@ const (
 	codeDuplicate    = "duplicate-uid"      // two inputs of the run, one output, different bytes
 	codeUnsafePath   = "unsafe-output-path" // an output path component is not a plain name
 	codeWriteError   = "write-error"        // the output could not be written
-	codeMissingUID   = "missing-uid"        // no study or series UID
 	codeNotRegular   = "not-a-regular-file" // device, socket, ...
 	codeNested       = "nested-archive"     // a zip inside a zip
 	reasonDuplicate  = "duplicate SOP Instance UID with different content"
@@ -502,6 +501,20 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom lets the pixel data of a file move inside the kernel when the
+// destination can take it that way.
+func (c *countWriter) ReadFrom(r io.Reader) (int64, error) {
+	var n int64
+	var err error
+	if rf, ok := c.w.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(c.w, r)
+	}
+	c.n += n
+	return n, err
+}
+
 // deidentify rewrites one object into a new file and publishes it at its
 // output path once complete. An unpublished file never outlives the call.
 func (r *runner) deidentify(src io.Reader, ropts dicom.ReadOptions, w *worker) record {
@@ -528,12 +541,6 @@ func (r *runner) deidentify(src io.Reader, ropts dicom.ReadOptions, w *worker) r
 		return record{Status: statusFailed, Code: codeReadError, Reason: err.Error()}
 	}
 	counts := res.Counts
-	switch {
-	case res.StudyUID == "":
-		return record{Status: statusRejected, Code: codeMissingUID, Reason: "no Study Instance UID"}
-	case res.SeriesUID == "":
-		return record{Status: statusRejected, Code: codeMissingUID, Reason: "no Series Instance UID"}
-	}
 	parts := []string{res.PatientPseudonym, res.StudyUID, res.SeriesUID, res.SOPInstanceUID}
 	for _, c := range parts {
 		if !safeComponent(c) {

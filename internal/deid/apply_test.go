@@ -247,6 +247,8 @@ func TestRejections(t *testing.T) {
 		{"ultrasound", func(ds *dicom.Dataset) { ds.SetStrings(dicom.TagSOPClassUID, dicom.UI, "1.2.840.10008.5.1.4.1.1.6.1") }, "pixel-text-risk"},
 		{"endoscopy", func(ds *dicom.Dataset) { ds.SetStrings(tagModality, dicom.CS, "ES") }, "pixel-text-risk"},
 		{"no uid", func(ds *dicom.Dataset) { ds.Remove(dicom.TagSOPInstanceUID) }, "missing-uid"},
+		{"no study uid", func(ds *dicom.Dataset) { ds.Remove(tagStudyInstanceUID) }, "missing-uid"},
+		{"no series uid", func(ds *dicom.Dataset) { ds.Remove(tagSeriesInstanceUID) }, "missing-uid"},
 	}
 	for _, tt := range tests {
 		f := ctFile(t)

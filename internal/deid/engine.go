@@ -176,8 +176,15 @@ func (j *job) finish(f *dicom.File, res *Result) error {
 		SOPClassUID:      j.sopClass,
 		Counts:           j.counts,
 	}
-	if res.SOPInstanceUID == "" {
+	switch {
+	case res.SOPInstanceUID == "":
 		return reject("missing-uid", "no SOP Instance UID after de-identification")
+	case res.StudyUID == "":
+		// Without study and series UIDs an object cannot be filed or
+		// found again; every storage SOP class requires both.
+		return reject("missing-uid", "no Study Instance UID")
+	case res.SeriesUID == "":
+		return reject("missing-uid", "no Series Instance UID")
 	}
 	return nil
 }

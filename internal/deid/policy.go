@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/mosaic-imaging/mosaic/internal/dicom"
@@ -98,10 +99,57 @@ const (
 // PrivateRule keeps private elements of one creator: the data elements
 // (gggg,xxEE) whose block is reserved by Creator, in group Group (0: any
 // odd group), with element byte EE among Elements (empty: none).
+//
+// In a policy file the group is four hex digits and the element bytes two
+// hex digits each, as DICOM writes tags: {"creator": "SIEMENS CSA
+// HEADER", "group": "0029", "elements": ["08", "10"]}.
 type PrivateRule struct {
-	Creator  string `json:"creator"`
-	Group    uint16 `json:"group,omitempty"`
-	Elements []byte `json:"elements"`
+	Creator  string
+	Group    uint16
+	Elements []byte
+}
+
+type privateRuleJSON struct {
+	Creator  string   `json:"creator"`
+	Group    string   `json:"group,omitempty"`
+	Elements []string `json:"elements"`
+}
+
+// MarshalJSON writes the group and element bytes as hex strings.
+func (r PrivateRule) MarshalJSON() ([]byte, error) {
+	j := privateRuleJSON{Creator: r.Creator, Elements: make([]string, 0, len(r.Elements))}
+	if r.Group != 0 {
+		j.Group = fmt.Sprintf("%04X", r.Group)
+	}
+	for _, b := range r.Elements {
+		j.Elements = append(j.Elements, fmt.Sprintf("%02X", b))
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads the group ("0029") and element bytes ("10") as hex.
+func (r *PrivateRule) UnmarshalJSON(b []byte) error {
+	var j privateRuleJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return fmt.Errorf("retain_private: %w (group and elements are hex strings, as in {\"group\": \"0029\", \"elements\": [\"08\", \"10\"]})", err)
+	}
+	out := PrivateRule{Creator: j.Creator}
+	if j.Group != "" {
+		g, err := strconv.ParseUint(j.Group, 16, 16)
+		if err != nil || len(j.Group) != 4 {
+			return fmt.Errorf("retain_private: group %q is not four hex digits", j.Group)
+		}
+		out.Group = uint16(g)
+	}
+	for _, e := range j.Elements {
+		v, err := strconv.ParseUint(e, 16, 8)
+		if err != nil || len(e) != 2 {
+			return fmt.Errorf("retain_private: element %q is not two hex digits", e)
+		}
+		out.Elements = append(out.Elements, byte(v))
+	}
+	*r = out
+	return nil
 }
 
 // Policy is a complete de-identification policy. Presets give the usual
@@ -327,7 +375,11 @@ var repeatingRows = func() []int {
 // Rule is the effective treatment of one attribute under a policy, as
 // `mosaic deid policy show` prints it.
 type Rule struct {
-	Tag     dicom.Tag
+	Tag dicom.Tag
+	// Mask has a zero nibble for every hex digit of Tag that varies: rows
+	// of repeating groups such as overlays (60xx,eeee) cover every group
+	// the mask allows.
+	Mask    uint32
 	Name    string
 	Basic   string // the basic profile's code
 	Action  Action // the code in force with the policy's options
@@ -379,7 +431,7 @@ func (p *Policy) Table() []Rule {
 			}
 		}
 		seen[t] = true
-		out = append(out, Rule{Tag: t, Name: r.name, Basic: r.basic, Action: a, Because: because})
+		out = append(out, Rule{Tag: t, Mask: r.mask, Name: r.name, Basic: r.basic, Action: a, Because: because})
 	}
 	for t, a := range p.overrides {
 		if !seen[t] {
@@ -387,7 +439,7 @@ func (p *Policy) Table() []Rule {
 			if e, ok := dicom.Lookup(t); ok {
 				name = e.Name
 			}
-			out = append(out, Rule{Tag: t, Name: name, Basic: "-", Action: a, Because: "policy override"})
+			out = append(out, Rule{Tag: t, Mask: 0xFFFFFFFF, Name: name, Basic: "-", Action: a, Because: "policy override"})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Tag < out[j].Tag })

@@ -2,9 +2,11 @@ package deid
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -250,5 +252,53 @@ func TestClinicalHelpers(t *testing.T) {
 	}
 	if _, err := long.ChangeDate("123", "HOSP", "15/03/2024"); err == nil {
 		t.Error("bad date accepted")
+	}
+}
+
+func TestPrivateRuleJSON(t *testing.T) {
+	p, _ := Preset("basic")
+	p.RetainPrivate = []PrivateRule{{Creator: "SIEMENS CSA HEADER", Group: 0x0029, Elements: []byte{0x08, 0x10}}, {Creator: "ACME"}}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `"retain_private":[{"creator":"SIEMENS CSA HEADER","group":"0029","elements":["08","10"]},{"creator":"ACME","elements":[]}]`
+	if !strings.Contains(string(b), want) {
+		t.Fatalf("policy JSON\n%s\nlacks\n%s", b, want)
+	}
+	var back Policy
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.RetainPrivate[0], p.RetainPrivate[0]) || back.RetainPrivate[1].Creator != "ACME" || len(back.RetainPrivate[1].Elements) != 0 {
+		t.Fatalf("round trip: got %+v, want %+v", back.RetainPrivate, p.RetainPrivate)
+	}
+	for _, bad := range []string{
+		`{"creator":"A","group":"29","elements":[]}`,
+		`{"creator":"A","group":"zz29","elements":[]}`,
+		`{"creator":"A","elements":["100"]}`,
+		`{"creator":"A","elements":[16]}`,
+		`{"creator":"A","group":41,"elements":[]}`,
+	} {
+		var r PrivateRule
+		if err := json.Unmarshal([]byte(bad), &r); err == nil {
+			t.Errorf("%s: accepted as %+v", bad, r)
+		}
+	}
+}
+
+func TestTableMasks(t *testing.T) {
+	p, _ := Preset("basic")
+	var overlay, plain bool
+	for _, r := range p.Table() {
+		switch r.Tag {
+		case 0x60003000:
+			overlay = r.Mask == 0xFF00FFFF
+		case 0x00100010:
+			plain = r.Mask == 0xFFFFFFFF
+		}
+	}
+	if !overlay || !plain {
+		t.Fatalf("masks: overlay data repeating %v, patient name exact %v", overlay, plain)
 	}
 }

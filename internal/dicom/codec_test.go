@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -483,5 +484,69 @@ func TestStreamedValuesOfEverySize(t *testing.T) {
 		if !bytes.Equal(g.Dataset.Get(NewTag(0x0009, 0x1003)).Value, v) {
 			t.Fatalf("value of %d bytes read wrong", n)
 		}
+	}
+}
+
+// TestRewriteFileToFile checks the in-kernel copy of pixel data between
+// files: the output equals the one written through memory, with an edit
+// before the pixel data and a trailer after it, and a file cut inside
+// its pixel data is reported as truncated.
+func TestRewriteFileToFile(t *testing.T) {
+	f := sampleFile(t, Syntax{UID: ExplicitVRLittleEndian})
+	pix := make([]byte, 3*bufSize+18)
+	for i := range pix {
+		pix[i] = byte(i * 7)
+	}
+	f.Dataset.SetBytes(TagPixelData, OW, pix)
+	data := encode(t, f)
+	// A trailing element after the pixel data.
+	data = append(data, 0xFC, 0xFF, 0xFC, 0xFF, 'O', 'B', 0, 0, 4, 0, 0, 0, 1, 2, 3, 4)
+	edit := RewriteOptions{Edit: func(f *File) error {
+		return f.Dataset.SetStrings(NewTag(0x0010, 0x0020), LO, "EDITED")
+	}}
+	var want bytes.Buffer
+	if err := Rewrite(&want, unsizedReader{bytes.NewReader(data)}, edit); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	run := func(in []byte, edit RewriteOptions) ([]byte, error) {
+		src := dir + "/in.dcm"
+		if err := os.WriteFile(src, in, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r, err := os.Open(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		w, err := os.Create(dir + "/out.dcm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		rerr := Rewrite(w, r, edit)
+		out, err := os.ReadFile(w.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out, rerr
+	}
+	got, err := run(data, edit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("file-to-file rewrite differs from the in-memory one (%d vs %d bytes)", len(got), want.Len())
+	}
+	if !bytes.Contains(got, []byte("EDITED")) || !bytes.Contains(got, pix) {
+		t.Fatal("output lacks the edit or the pixel data")
+	}
+	// The source shrinks after its header was read: the copy comes up
+	// short and says so.
+	cut := RewriteOptions{Edit: func(*File) error {
+		return os.Truncate(dir+"/in.dcm", int64(len(data)-16-bufSize))
+	}}
+	if _, err = run(data, cut); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("cut inside the pixel data: got %v, want ErrTruncated", err)
 	}
 }

@@ -934,6 +934,47 @@ func (p pixelReader) Read(b []byte) (int, error) {
 	return n, nil
 }
 
+// copyPixelData copies the streamed native pixel data to w. When the rest
+// of the value lies in a regular file and w can read from one (an
+// *os.File), the bytes move inside the kernel (copy_file_range or
+// sendfile) instead of through buf.
+func (d *Decoder) copyPixelData(w io.Writer, buf []byte) (int64, error) {
+	rf, ok := w.(io.ReaderFrom)
+	f, isFile := d.src.(*os.File)
+	if !ok || !isFile || d.pending == nil || d.pendingLeft <= 0 {
+		return io.CopyBuffer(writerOnly{w}, d.PixelReader(), buf)
+	}
+	var total int64
+	if d.pos < len(d.buf) {
+		n := min(int64(len(d.buf)-d.pos), d.pendingLeft)
+		m, err := w.Write(d.buf[d.pos : d.pos+int(n)])
+		d.pos += m
+		d.pendingLeft -= int64(m)
+		total += int64(m)
+		if err != nil {
+			return total, err
+		}
+	}
+	if d.pendingLeft == 0 {
+		return total, nil
+	}
+	want := d.pendingLeft
+	n, err := rf.ReadFrom(io.LimitReader(f, want))
+	total += n
+	d.base += n
+	if d.remaining >= 0 {
+		d.remaining -= n
+	}
+	d.pendingLeft -= n
+	if err != nil {
+		return total, err
+	}
+	if n < want {
+		return total, d.fail(d.offset(), TagPixelData, ErrTruncated)
+	}
+	return total, nil
+}
+
 // NextFragment returns the next item of encapsulated pixel data left in
 // the stream by StreamPixelData: first the Basic Offset Table, then each
 // fragment; io.EOF after the sequence delimiter.

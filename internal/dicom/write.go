@@ -522,7 +522,7 @@ func Rewrite(dst io.Writer, src io.Reader, opts RewriteOptions) error {
 		}
 		bp := bufPool.Get().(*[]byte)
 		b := (*bp)[:cap(*bp)]
-		n, err := io.CopyBuffer(writerOnly{e.w}, d.PixelReader(), b)
+		n, err := d.copyPixelData(e.w, b)
 		bufPool.Put(bp)
 		e.off += n
 		if err != nil {
