@@ -21,8 +21,9 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
+## unit: all Go tests, with a throwaway PostgreSQL server for the store tests.
 unit:
-	CI=$${CI:-} $(GO) test -count=1 -timeout 20m $(PKGS)
+	CI=$${CI:-} scripts/with-postgres.sh $(GO) test -count=1 -timeout 20m $(PKGS)
 
 ## fuzz: each fuzz target for a short time, starting from its seed corpus.
 fuzz:

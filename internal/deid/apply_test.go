@@ -308,7 +308,7 @@ func TestRunsAreConsistent(t *testing.T) {
 	in := encodeFile(t, ctFile(t))
 	_, a, ra := deidBytes(t, testEngine(t, "basic"), in)
 	_, b, rb := deidBytes(t, testEngine(t, "basic"), in)
-	if !bytes.Equal(a, b) || ra != rb {
+	if !bytes.Equal(a, b) || ra.withoutFile() != rb.withoutFile() {
 		t.Error("two engines with one key give different outputs")
 	}
 	other, _ := NewKey(bytes.Repeat([]byte{1}, KeySize))
@@ -318,4 +318,10 @@ func TestRunsAreConsistent(t *testing.T) {
 	if rc.PatientPseudonym == ra.PatientPseudonym || rc.SOPInstanceUID == ra.SOPInstanceUID {
 		t.Error("another key gives the same pseudonyms")
 	}
+}
+
+// withoutFile drops the header pointer so results compare by value.
+func (r Result) withoutFile() Result {
+	r.File = nil
+	return r
 }

@@ -1656,7 +1656,7 @@ func TestConformanceDeterministic(t *testing.T) {
 				}
 				continue
 			}
-			if !bytes.Equal(a.out, b.out) || a.res != b.res {
+			if !bytes.Equal(a.out, b.out) || noFile(a.res) != noFile(b.res) {
 				t.Errorf("%s %s: two engines with the same key give different outputs (%d vs %d bytes, %+v vs %+v)", preset, o.name, len(a.out), len(b.out), a.res, b.res)
 				continue
 			}
@@ -1710,7 +1710,7 @@ func TestConformanceDeterministic(t *testing.T) {
 			t.Errorf("basic %s: write: %v", o.name, err)
 			continue
 		}
-		if !bytes.Equal(buf.Bytes(), oc.out) || res != oc.res {
+		if !bytes.Equal(buf.Bytes(), oc.out) || noFile(res) != noFile(oc.res) {
 			t.Errorf("basic %s: Apply and Rewrite give different outputs (%d vs %d bytes)", o.name, buf.Len(), len(oc.out))
 			continue
 		}
@@ -2399,4 +2399,12 @@ func TestConformanceUnknownPublicAttributes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// noFile drops the header pointer and the pixel data position (which
+// only Rewrite reports) so results compare by value.
+func noFile(r deid.Result) deid.Result {
+	r.File = nil
+	r.PixelOffset, r.PixelLength = 0, 0
+	return r
 }

@@ -52,6 +52,12 @@ type Result struct {
 	SOPInstanceUID   string
 	SOPClassUID      string
 	Counts           Counts
+	// File is the de-identified header as written by Rewrite (pixel data
+	// and what follows it not held), or the object given to Apply.
+	File *dicom.File
+	// PixelOffset and PixelLength locate native pixel data in Rewrite's
+	// output; -1 when there is none or it is encapsulated.
+	PixelOffset, PixelLength int64
 }
 
 // Engine de-identifies DICOM objects under one policy and site key. It is
@@ -78,7 +84,7 @@ func (e *Engine) Policy() Policy { return e.p }
 // error in the pixel data, comes after part of the output was written. So
 // the caller writes to a temporary file and keeps it only on success.
 func (e *Engine) Rewrite(dst io.Writer, src io.Reader, opts dicom.ReadOptions) (Result, error) {
-	var res Result
+	res := Result{PixelOffset: -1, PixelLength: -1}
 	var run *job
 	err := dicom.Rewrite(dst, src, dicom.RewriteOptions{
 		Read: opts,
@@ -88,8 +94,13 @@ func (e *Engine) Rewrite(dst io.Writer, src io.Reader, opts dicom.ReadOptions) (
 			if err != nil {
 				return err
 			}
-			return run.finish(f, &res)
+			if err := run.finish(f, &res); err != nil {
+				return err
+			}
+			res.File, res.PixelOffset, res.PixelLength = f, -1, -1
+			return nil
 		},
+		PixelData: func(off, n int64) { res.PixelOffset, res.PixelLength = off, n },
 		EditTrailer: func(ds *dicom.Dataset) error {
 			if run == nil {
 				return nil
@@ -104,12 +115,14 @@ func (e *Engine) Rewrite(dst io.Writer, src io.Reader, opts dicom.ReadOptions) (
 
 // Apply de-identifies f in place (its pixel data may be streamed).
 func (e *Engine) Apply(f *dicom.File) (Result, error) {
-	var res Result
+	res := Result{PixelOffset: -1, PixelLength: -1}
 	run, err := e.start(f)
 	if err != nil {
 		return res, err
 	}
-	return res, run.finish(f, &res)
+	err = run.finish(f, &res)
+	res.File, res.PixelOffset, res.PixelLength = f, -1, -1
+	return res, err
 }
 
 // job is the state of one object being de-identified.

@@ -29,6 +29,12 @@ type JSONOptions struct {
 	// Indent, when not empty, pretty-prints the output with one member per
 	// line, each nesting level indented by Indent.
 	Indent string
+	// BulkURIPrefix, when not empty, makes each BulkDataURI locate its
+	// value: the prefix followed by the value's path, the tag as eight hex
+	// digits, preceded for a value inside a sequence by the sequence's
+	// tag and the item's index from 0 ("00880200/0/7FE00010"). Without it
+	// BulkDataURIs only summarise what was left out.
+	BulkURIPrefix string
 }
 
 // BulkDataURIPrefix starts every BulkDataURI that WriteJSON writes.
@@ -102,7 +108,8 @@ func MarshalJSON(ds *Dataset, opts JSONOptions) ([]byte, error) {
 type jsonWriter struct {
 	w    *bufio.Writer
 	opts JSONOptions
-	num  []byte // scratch for number formatting
+	num  []byte   // scratch for number formatting
+	path []string // tags and item indexes down to the element written
 }
 
 func (j *jsonWriter) threshold() int {
@@ -149,8 +156,11 @@ func (j *jsonWriter) dataset(ds *Dataset, depth int) {
 	j.w.WriteByte('{')
 	for i := range ds.Elements {
 		e := &ds.Elements[i]
-		j.key(e.Tag.Hex(), depth+1, i == 0)
+		h := e.Tag.Hex()
+		j.key(h, depth+1, i == 0)
+		j.path = append(j.path, h)
 		j.element(ds, e, depth+1)
+		j.path = j.path[:len(j.path)-1]
 	}
 	if len(ds.Elements) > 0 {
 		j.newline(depth)
@@ -203,7 +213,9 @@ func (j *jsonWriter) sequence(e *Element, depth int) {
 			j.w.WriteByte(',')
 		}
 		j.newline(depth + 2)
+		j.path = append(j.path, strconv.Itoa(i))
 		j.dataset(&it.Dataset, depth+2)
+		j.path = j.path[:len(j.path)-1]
 	}
 	j.newline(depth + 1)
 	j.w.WriteByte(']')
@@ -214,6 +226,17 @@ func (j *jsonWriter) sequence(e *Element, depth int) {
 func (j *jsonWriter) bulk(depth int, n int64, fragments int) {
 	j.key("BulkDataURI", depth+1, false)
 	j.w.WriteByte('"')
+	if j.opts.BulkURIPrefix != "" {
+		j.w.WriteString(j.opts.BulkURIPrefix)
+		for i, p := range j.path {
+			if i > 0 {
+				j.w.WriteByte('/')
+			}
+			j.w.WriteString(p)
+		}
+		j.w.WriteByte('"')
+		return
+	}
 	j.w.WriteString(BulkDataURIPrefix)
 	j.w.WriteString("length=")
 	if n == int64(UndefinedLength) {

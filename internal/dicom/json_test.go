@@ -403,3 +403,20 @@ func TestJSONWriteError(t *testing.T) {
 		t.Fatal("WriteJSON to a failing writer succeeded")
 	}
 }
+
+func TestJSONBulkURIPrefix(t *testing.T) {
+	ds := &dicom.Dataset{}
+	ds.SetBytes(dicom.NewTag(0x0009, 0x1010), dicom.OB, make([]byte, 2000))
+	item := dicom.NewItem()
+	item.SetBytes(dicom.TagPixelData, dicom.OW, make([]byte, 4000))
+	ds.SetSequence(dicom.NewTag(0x0088, 0x0200), item)
+	b, err := dicom.MarshalJSON(ds, dicom.JSONOptions{BulkURIPrefix: "http://node/x/bulk/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"BulkDataURI":"http://node/x/bulk/00091010"`, `"BulkDataURI":"http://node/x/bulk/00880200/0/7FE00010"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s:\n%s", want, b)
+		}
+	}
+}

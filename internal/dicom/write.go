@@ -461,6 +461,9 @@ type RewriteOptions struct {
 	// EditTrailer, if set, is called with the top-level elements that
 	// follow the pixel data, before they are written.
 	EditTrailer func(*Dataset) error
+	// PixelData, if set, is told where the value of native pixel data
+	// starts in the output, and its length, before it is copied.
+	PixelData func(offset, length int64)
 }
 
 // Rewrite copies the DICOM stream src to dst, applying the edits in opts.
@@ -519,6 +522,9 @@ func Rewrite(dst io.Writer, src io.Reader, opts RewriteOptions) error {
 		e.flush()
 		if e.err != nil {
 			return e.err
+		}
+		if opts.PixelData != nil {
+			opts.PixelData(e.off, int64(f.Dataset.Elements[len(f.Dataset.Elements)-1].Length))
 		}
 		bp := bufPool.Get().(*[]byte)
 		b := (*bp)[:cap(*bp)]

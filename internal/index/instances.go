@@ -1,0 +1,483 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Instance is one stored, de-identified DICOM object as the index records
+// it: the attributes DICOMweb matches and returns at each level, where
+// its bytes are, and its DICOM JSON metadata (bulk data left out).
+type Instance struct {
+	Dataset string
+
+	PatientID        string
+	PatientName      string
+	PatientBirthDate string
+	PatientSex       string
+
+	StudyUID           string
+	StudyDate          string
+	StudyTime          string
+	AccessionNumber    string
+	StudyID            string
+	StudyDescription   string
+	ReferringPhysician string
+	PatientAge         string
+
+	SeriesUID         string
+	Modality          string
+	SeriesNumber      *int
+	SeriesDescription string
+	BodyPart          string
+	Manufacturer      string
+	ModelName         string
+	SeriesDate        string
+	PPSStartDate      string
+	PPSStartTime      string
+
+	SOPUID          string
+	SOPClassUID     string
+	InstanceNumber  *int
+	TransferSyntax  string
+	Rows, Columns   int
+	Frames          int
+	BitsAllocated   int
+	SamplesPerPixel int
+
+	BlobKey string
+	Size    int64
+	// PixelOffset and PixelLength locate native pixel data in the blob
+	// (-1 when the object has none or it is encapsulated).
+	PixelOffset, PixelLength int64
+	// Meta is the instance's DICOM JSON object, bulk data as URIs.
+	Meta []byte
+}
+
+// PutStatus is what became of one instance offered to PutInstances.
+type PutStatus int
+
+// The outcomes of PutInstances.
+const (
+	Stored    PutStatus = iota // new, now indexed
+	Duplicate                  // the same object was already held: nothing changed
+	Conflict                   // the SOP Instance UID is held with other content: not stored
+)
+
+func (p PutStatus) String() string {
+	return [...]string{"stored", "duplicate", "conflict"}[p]
+}
+
+// PutInstances indexes a batch of instances in one transaction, so one
+// commit (and one sync of the database) serves the whole batch. The blobs
+// must already be durable. The result has one status per instance.
+func (s *Store) PutInstances(ctx context.Context, batch []Instance) ([]PutStatus, error) {
+	out := make([]PutStatus, len(batch))
+	if len(batch) == 0 {
+		return out, nil
+	}
+	for i := range batch {
+		if err := batch[i].validate(); err != nil {
+			return nil, err
+		}
+	}
+	err := s.db.InTx(ctx, func(tx *sqldbTx) error {
+		p := putter{ctx: ctx, tx: tx, now: s.now().UnixMilli(),
+			patients: map[[2]string]int64{}, studies: map[[2]string]*studyState{}, series: map[[2]string]*seriesState{}}
+		datasets := map[string]bool{}
+		for i := range batch {
+			st, err := p.put(&batch[i])
+			if err != nil {
+				return err
+			}
+			out[i] = st
+			if st == Stored {
+				datasets[batch[i].Dataset] = true
+			}
+		}
+		if err := p.flush(); err != nil {
+			return err
+		}
+		for d := range datasets {
+			if _, err := tx.Exec(ctx, `UPDATE datasets SET changed_at = ? WHERE id = ?`, p.now, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (in *Instance) validate() error {
+	switch {
+	case in.Dataset == "":
+		return fmt.Errorf("%w: instance without dataset", ErrInvalid)
+	case in.SOPUID == "" || in.SeriesUID == "" || in.StudyUID == "":
+		return fmt.Errorf("%w: instance without SOP, series or study UID", ErrInvalid)
+	case in.BlobKey == "":
+		return fmt.Errorf("%w: instance without blob", ErrInvalid)
+	}
+	return nil
+}
+
+type studyState struct {
+	pk         int64
+	modalities []string
+	dirty      bool
+	series     int
+	instances  int
+	first      sql.NullInt64
+}
+
+type seriesState struct {
+	pk        int64
+	instances int
+	first     sql.NullInt64
+}
+
+type putter struct {
+	ctx      context.Context
+	tx       *sqldbTx
+	now      int64
+	patients map[[2]string]int64
+	studies  map[[2]string]*studyState
+	series   map[[2]string]*seriesState
+}
+
+func (p *putter) put(in *Instance) (PutStatus, error) {
+	ctx, tx := p.ctx, p.tx
+	var have string
+	err := tx.QueryRow(ctx, `SELECT blob_key FROM instances WHERE dataset_id = ? AND sop_uid = ?`, in.Dataset, in.SOPUID).Scan(&have)
+	switch {
+	case err == nil && have == in.BlobKey:
+		return Duplicate, nil
+	case err == nil:
+		return Conflict, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return 0, err
+	}
+	ppk, err := p.patient(in)
+	if err != nil {
+		return 0, err
+	}
+	st, err := p.study(in, ppk)
+	if err != nil {
+		return 0, err
+	}
+	se, err := p.seriesRow(in, st)
+	if err != nil {
+		return 0, err
+	}
+	var pk int64
+	err = tx.QueryRow(ctx, `INSERT INTO instances (dataset_id, series_pk, sop_uid, sop_class_uid, instance_number, transfer_syntax,
+		rows_, columns_, frames, bits_allocated, samples_per_pixel, blob_key, size, pixel_offset, pixel_length, patient_id, study_uid, meta, ingested_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset_id, sop_uid) DO NOTHING RETURNING pk`,
+		in.Dataset, se.pk, in.SOPUID, in.SOPClassUID, intOrNil(in.InstanceNumber), in.TransferSyntax,
+		in.Rows, in.Columns, in.Frames, in.BitsAllocated, in.SamplesPerPixel, in.BlobKey, in.Size, in.PixelOffset, in.PixelLength,
+		in.PatientID, in.StudyUID, in.Meta, p.now).Scan(&pk)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Another writer indexed the same UID meanwhile.
+		if err := tx.QueryRow(ctx, `SELECT blob_key FROM instances WHERE dataset_id = ? AND sop_uid = ?`, in.Dataset, in.SOPUID).Scan(&have); err != nil {
+			return 0, err
+		}
+		if have == in.BlobKey {
+			return Duplicate, nil
+		}
+		return Conflict, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	se.instances++
+	if !se.first.Valid {
+		se.first = sql.NullInt64{Int64: pk, Valid: true}
+	}
+	st.instances++
+	if !st.first.Valid {
+		st.first = sql.NullInt64{Int64: pk, Valid: true}
+		st.dirty = true
+	}
+	if in.Modality != "" {
+		i := sort.SearchStrings(st.modalities, in.Modality)
+		if i == len(st.modalities) || st.modalities[i] != in.Modality {
+			st.modalities = append(st.modalities, "")
+			copy(st.modalities[i+1:], st.modalities[i:])
+			st.modalities[i] = in.Modality
+		}
+	}
+	return Stored, nil
+}
+
+func intOrNil(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func (p *putter) patient(in *Instance) (int64, error) {
+	k := [2]string{in.Dataset, in.PatientID}
+	if pk, ok := p.patients[k]; ok {
+		return pk, nil
+	}
+	var pk int64
+	err := p.tx.QueryRow(p.ctx, `SELECT pk FROM patients WHERE dataset_id = ? AND patient_id = ?`, in.Dataset, in.PatientID).Scan(&pk)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = p.tx.QueryRow(p.ctx, `INSERT INTO patients (dataset_id, patient_id, patient_name, birth_date, sex) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (dataset_id, patient_id) DO NOTHING RETURNING pk`,
+			in.Dataset, in.PatientID, in.PatientName, in.PatientBirthDate, in.PatientSex).Scan(&pk)
+		if errors.Is(err, sql.ErrNoRows) { // inserted concurrently
+			err = p.tx.QueryRow(p.ctx, `SELECT pk FROM patients WHERE dataset_id = ? AND patient_id = ?`, in.Dataset, in.PatientID).Scan(&pk)
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	p.patients[k] = pk
+	return pk, nil
+}
+
+func (p *putter) study(in *Instance, patientPK int64) (*studyState, error) {
+	k := [2]string{in.Dataset, in.StudyUID}
+	if st, ok := p.studies[k]; ok {
+		return st, nil
+	}
+	st := &studyState{}
+	var mods string
+	err := p.tx.QueryRow(p.ctx, `SELECT pk, modalities, first_instance_pk FROM studies WHERE dataset_id = ? AND study_uid = ?`, in.Dataset, in.StudyUID).Scan(&st.pk, &mods, &st.first)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = p.tx.QueryRow(p.ctx, `INSERT INTO studies (dataset_id, patient_pk, study_uid, study_date, study_time, accession_number, study_id,
+			study_description, referring_physician, patient_age) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (dataset_id, study_uid) DO NOTHING RETURNING pk`,
+			in.Dataset, patientPK, in.StudyUID, in.StudyDate, in.StudyTime, in.AccessionNumber, in.StudyID,
+			in.StudyDescription, in.ReferringPhysician, in.PatientAge).Scan(&st.pk)
+		if errors.Is(err, sql.ErrNoRows) { // inserted concurrently
+			err = p.tx.QueryRow(p.ctx, `SELECT pk, modalities, first_instance_pk FROM studies WHERE dataset_id = ? AND study_uid = ?`, in.Dataset, in.StudyUID).Scan(&st.pk, &mods, &st.first)
+		} else if err == nil {
+			_, err = p.tx.Exec(p.ctx, `INSERT INTO cdm_image_study (study_pk, dataset_id, patient_id, study_uid, study_date) VALUES (?, ?, ?, ?, ?)`,
+				st.pk, in.Dataset, in.PatientID, in.StudyUID, in.StudyDate)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if mods != "" {
+		st.modalities = strings.Split(mods, `\`)
+	}
+	p.studies[k] = st
+	return st, nil
+}
+
+func (p *putter) seriesRow(in *Instance, st *studyState) (*seriesState, error) {
+	k := [2]string{in.Dataset, in.SeriesUID}
+	if se, ok := p.series[k]; ok {
+		return se, nil
+	}
+	se := &seriesState{}
+	err := p.tx.QueryRow(p.ctx, `SELECT pk, first_instance_pk FROM series WHERE dataset_id = ? AND series_uid = ?`, in.Dataset, in.SeriesUID).Scan(&se.pk, &se.first)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = p.tx.QueryRow(p.ctx, `INSERT INTO series (dataset_id, study_pk, series_uid, modality, series_number, series_description, body_part,
+			manufacturer, model_name, series_date, pps_start_date, pps_start_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (dataset_id, series_uid) DO NOTHING RETURNING pk`,
+			in.Dataset, st.pk, in.SeriesUID, in.Modality, intOrNil(in.SeriesNumber), in.SeriesDescription, in.BodyPart,
+			in.Manufacturer, in.ModelName, in.SeriesDate, in.PPSStartDate, in.PPSStartTime).Scan(&se.pk)
+		if errors.Is(err, sql.ErrNoRows) { // inserted concurrently
+			err = p.tx.QueryRow(p.ctx, `SELECT pk, first_instance_pk FROM series WHERE dataset_id = ? AND series_uid = ?`, in.Dataset, in.SeriesUID).Scan(&se.pk, &se.first)
+		} else if err == nil {
+			st.series++
+			acq := in.SeriesDate
+			if acq == "" {
+				acq = in.StudyDate
+			}
+			_, err = p.tx.Exec(p.ctx, `INSERT INTO cdm_image_series (series_pk, study_pk, dataset_id, patient_id, series_uid, modality, body_part,
+				manufacturer, series_description, acquisition_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				se.pk, st.pk, in.Dataset, in.PatientID, in.SeriesUID, in.Modality, in.BodyPart, in.Manufacturer, in.SeriesDescription, acq)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.series[k] = se
+	return se, nil
+}
+
+// flush writes the counters and study modalities the batch changed.
+func (p *putter) flush() error {
+	for _, se := range p.series {
+		if se.instances == 0 {
+			continue
+		}
+		if _, err := p.tx.Exec(p.ctx, `UPDATE series SET num_instances = num_instances + ?, first_instance_pk = COALESCE(first_instance_pk, ?) WHERE pk = ?`,
+			se.instances, se.first, se.pk); err != nil {
+			return err
+		}
+	}
+	for _, st := range p.studies {
+		if st.instances == 0 {
+			continue
+		}
+		if _, err := p.tx.Exec(p.ctx, `UPDATE studies SET num_instances = num_instances + ?, num_series = num_series + ?, modalities = ?,
+			first_instance_pk = COALESCE(first_instance_pk, ?) WHERE pk = ?`,
+			st.instances, st.series, strings.Join(st.modalities, `\`), st.first, st.pk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StoredInstance is what retrieval needs to serve one instance.
+type StoredInstance struct {
+	StudyUID, SeriesUID, SOPUID string
+	SOPClassUID                 string
+	TransferSyntax              string
+	InstanceNumber              *int
+	Rows, Columns, Frames       int
+	BitsAllocated               int
+	SamplesPerPixel             int
+	BlobKey                     string
+	Size                        int64
+	PixelOffset, PixelLength    int64
+}
+
+// Instances lists the stored instances of a study, a series (seriesUID
+// set) or one instance (sopUID set too), in series then instance number
+// order. ErrNotFound when nothing matches.
+func (s *Store) Instances(ctx context.Context, dataset, studyUID, seriesUID, sopUID string) ([]StoredInstance, error) {
+	q := `SELECT st.study_uid, se.series_uid, i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.instance_number, i.rows_, i.columns_,
+		i.frames, i.bits_allocated, i.samples_per_pixel, i.blob_key, i.size, i.pixel_offset, i.pixel_length
+		FROM instances i JOIN series se ON se.pk = i.series_pk JOIN studies st ON st.pk = se.study_pk
+		WHERE st.dataset_id = ? AND st.study_uid = ?`
+	args := []any{dataset, studyUID}
+	if seriesUID != "" {
+		q += ` AND se.series_uid = ?`
+		args = append(args, seriesUID)
+	}
+	if sopUID != "" {
+		q += ` AND i.sop_uid = ?`
+		args = append(args, sopUID)
+	}
+	q += ` ORDER BY se.series_number, se.pk, i.instance_number, i.pk`
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []StoredInstance
+	for rows.Next() {
+		var si StoredInstance
+		var num sql.NullInt64
+		if err := rows.Scan(&si.StudyUID, &si.SeriesUID, &si.SOPUID, &si.SOPClassUID, &si.TransferSyntax, &num, &si.Rows, &si.Columns,
+			&si.Frames, &si.BitsAllocated, &si.SamplesPerPixel, &si.BlobKey, &si.Size, &si.PixelOffset, &si.PixelLength); err != nil {
+			return nil, err
+		}
+		if num.Valid {
+			n := int(num.Int64)
+			si.InstanceNumber = &n
+		}
+		out = append(out, si)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no such study, series or instance", ErrNotFound)
+	}
+	return out, nil
+}
+
+// Metadata calls fn with the DICOM JSON object of each instance of a
+// study, series or instance, in the order Instances gives, without
+// reading any blob. ErrNotFound when nothing matches.
+func (s *Store) Metadata(ctx context.Context, dataset, studyUID, seriesUID, sopUID string, fn func(meta []byte) error) error {
+	q := `SELECT i.meta FROM instances i JOIN series se ON se.pk = i.series_pk JOIN studies st ON st.pk = se.study_pk
+		WHERE st.dataset_id = ? AND st.study_uid = ?`
+	args := []any{dataset, studyUID}
+	if seriesUID != "" {
+		q += ` AND se.series_uid = ?`
+		args = append(args, seriesUID)
+	}
+	if sopUID != "" {
+		q += ` AND i.sop_uid = ?`
+		args = append(args, sopUID)
+	}
+	q += ` ORDER BY se.series_number, se.pk, i.instance_number, i.pk`
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var meta []byte
+		if err := rows.Scan(&meta); err != nil {
+			return err
+		}
+		n++
+		if err := fn(meta); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: no such study, series or instance", ErrNotFound)
+	}
+	return nil
+}
+
+// HasBlob reports whether any instance refers to the blob.
+func (s *Store) HasBlob(ctx context.Context, key string) (bool, error) {
+	var one int
+	err := s.db.QueryRow(ctx, `SELECT 1 FROM instances WHERE blob_key = ? LIMIT 1`, key).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// BlobRefs calls fn with the blob key and size of every instance.
+func (s *Store) BlobRefs(ctx context.Context, fn func(key string, size int64) error) error {
+	rows, err := s.db.Query(ctx, `SELECT blob_key, size FROM instances`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			return err
+		}
+		if err := fn(k, n); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Counts are the sizes of a dataset's index.
+type Counts struct {
+	Patients, Studies, Series, Instances int64
+	Bytes                                int64
+}
+
+// DatasetCounts counts what a dataset holds.
+func (s *Store) DatasetCounts(ctx context.Context, dataset string) (Counts, error) {
+	var c Counts
+	err := s.db.QueryRow(ctx, `SELECT
+		(SELECT COUNT(*) FROM patients WHERE dataset_id = ?),
+		(SELECT COUNT(*) FROM studies WHERE dataset_id = ?),
+		(SELECT COUNT(*) FROM series WHERE dataset_id = ?),
+		(SELECT COUNT(*) FROM instances WHERE dataset_id = ?),
+		(SELECT COALESCE(SUM(size), 0) FROM instances WHERE dataset_id = ?)`,
+		dataset, dataset, dataset, dataset, dataset).Scan(&c.Patients, &c.Studies, &c.Series, &c.Instances, &c.Bytes)
+	return c, err
+}

@@ -1,0 +1,54 @@
+// Package index is the node's relational store: its datasets and admin
+// tokens, the DICOM patient/study/series/instance index that DICOMweb
+// searches and retrieves from, and the common data model (CDM) tables
+// that federated search counts over. It runs on SQLite and on PostgreSQL
+// (internal/sqldb) with the same code and one conformance suite.
+package index
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"time"
+
+	"github.com/mosaic-imaging/mosaic/internal/sqldb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Errors callers test with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrInvalid  = errors.New("invalid")
+)
+
+// Store is the node's index.
+type Store struct {
+	db  *sqldb.DB
+	now func() time.Time
+}
+
+// Open opens (creating and migrating as needed) the index at dsn: a
+// SQLite file path or a postgres:// URL.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	db, err := sqldb.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, "node", migrations, "migrations"); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, now: time.Now}, nil
+}
+
+// DB exposes the handle, for health checks and tools.
+func (s *Store) DB() *sqldb.DB { return s.db }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
