@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -323,3 +324,72 @@ func TestConcurrentPuts(t *testing.T) {
 }
 
 var _ = dicom.Tag(0)
+
+func TestClinicalAndCheck(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if _, err := s.CreateDataset(ctx, Dataset{ID: "a", Title: "a", Tier: 3}); err != nil {
+			t.Fatal(err)
+		}
+		insts := cohort("a", 3)
+		// One series mixes in another patient's instance.
+		insts[1].PatientID = "P002"
+		if _, err := s.PutInstances(ctx, insts); err != nil {
+			t.Fatal(err)
+		}
+		yes := true
+		var pats []ClinicalPatient
+		for _, id := range []string{"P000", "P001", "P009"} {
+			pats = append(pats, ClinicalPatient{PatientID: id, BirthSex: "female", Deceased: &yes,
+				Condition: &Condition{CancerType: "lung", AgeAtDiagnosis: ptr(61), DiagnosisDate: "20171215", ICD10: "C34.1", Topography: "C34.1", Morphology: "8140/3"},
+				Stages:    []Stage{{Code: "T", Value: "T2", System: "TNM8 clinical"}},
+				Episodes:  []Episode{{Type: "Diagnosis", OffsetDays: ptr(0)}},
+			})
+		}
+		pats[1].Condition = nil
+		if err := s.PutClinical(ctx, "a", pats); err != nil {
+			t.Fatal(err)
+		}
+		// Re-importing replaces, not duplicates.
+		if err := s.PutClinical(ctx, "a", pats); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.CompareClinical(ctx, "a", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ClinicalPatients != 3 || c.ImagedPatients != 3 || len(c.ClinicalNoImages) != 1 || c.ClinicalNoImages[0] != "P009" ||
+			len(c.ImagesNoClinical) != 1 || c.ImagesNoClinical[0] != "P002" {
+			t.Fatalf("compare: %+v", c)
+		}
+		var off sql.NullInt64
+		if err := s.db.QueryRow(ctx, `SELECT offset_from_diagnosis_days FROM cdm_image_study WHERE study_uid = '2.25.10'`).Scan(&off); err != nil || !off.Valid || off.Int64 != 17 {
+			t.Fatalf("offset from diagnosis: %v %v", off, err)
+		}
+		probs, err := s.Check(ctx, "a", 3, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int64{}
+		for _, p := range probs {
+			got[p.Kind] = p.Count
+		}
+		want := map[string]int64{"series-mixed-patients": 1, "study-mixed-patients": 1, "patient-no-clinical": 1, "clinical-no-images": 1,
+			"clinical-no-condition": 1, "clinical-no-treatment": 0, "study-no-patient-age": 6, "series-no-manufacturer": 12, "study-no-offset": 4}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("check %s: %d, want %d (all: %v)", k, got[k], v, got)
+			}
+		}
+		if got["series-no-modality"] != 0 || got["duplicate-object"] != 0 {
+			t.Errorf("false problems: %v", got)
+		}
+		// A lower tier hides the tier-3 checks.
+		probs, _ = s.Check(ctx, "a", 1, 5)
+		for _, p := range probs {
+			if p.Tier > 1 {
+				t.Errorf("tier 1 check reports %s", p.Kind)
+			}
+		}
+	})
+}
