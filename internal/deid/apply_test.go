@@ -325,3 +325,16 @@ func (r Result) withoutFile() Result {
 	r.File = nil
 	return r
 }
+
+func TestStudyUIDMapping(t *testing.T) {
+	e := testEngine(t, "basic")
+	f := ctFile(t)
+	orig := f.Dataset.UID(tagStudyInstanceUID)
+	res, err := e.Apply(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.StudyUID(orig); got != res.StudyUID || got == orig {
+		t.Fatalf("StudyUID(%s) = %s, de-identified object has %s", orig, got, res.StudyUID)
+	}
+}

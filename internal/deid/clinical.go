@@ -53,3 +53,13 @@ func (e *Engine) ChangeDate(id, issuer, date string) (string, error) {
 	}
 	return out, nil
 }
+
+// StudyUID returns the Study Instance UID the engine gives a study whose
+// original UID is uid, so that a study named before de-identification
+// (in a STOW-RS URL, say) can be found after it.
+func (e *Engine) StudyUID(uid string) string {
+	if a, _, _ := e.p.action(tagStudyInstanceUID); a == UID {
+		return e.h.uid(uid)
+	}
+	return uid
+}

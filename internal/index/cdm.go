@@ -195,4 +195,3 @@ func (s *Store) CompareClinical(ctx context.Context, dataset string, limit int) 
 		(SELECT 1 FROM cdm_patient c WHERE c.dataset_id = ? AND c.patient_id = p.patient_id) ORDER BY p.patient_id LIMIT ?`)
 	return c, err
 }
-

@@ -1,0 +1,669 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/mosaic-imaging/mosaic/internal/index"
+	"github.com/mosaic-imaging/mosaic/internal/node"
+)
+
+// nodeFlags are the flags every node command shares.
+type nodeFlags struct {
+	data, config, listen, db, blobs, policy, siteKey string
+	maxObject                                        int64
+}
+
+func (f *nodeFlags) register(fs *pflag.FlagSet, serve bool) {
+	fs.StringVar(&f.data, "data", "", "the node's data directory (required; env MOSAIC_NODE_DATA)")
+	fs.StringVar(&f.config, "config", "", "configuration file, JSON (default: DATA/node.json when it exists)")
+	fs.StringVar(&f.db, "db", "", "index database: a SQLite path or postgres://... (default DATA/index.db; env MOSAIC_NODE_DB)")
+	fs.StringVar(&f.blobs, "blobs", "", "object store: a path or s3://..., file://..., mem:// (default DATA/blobs; env MOSAIC_NODE_BLOBS)")
+	fs.StringVar(&f.policy, "policy", "", "de-identification policy: preset (basic, eucaim, longitudinal) or file (default eucaim; env MOSAIC_NODE_POLICY)")
+	fs.StringVar(&f.siteKey, "site-key", "", "pseudonymisation key file, created on first use (default DATA/site.key; env MOSAIC_SITE_KEY)")
+	if serve {
+		fs.StringVar(&f.listen, "listen", "", "HTTP address (default 127.0.0.1:8180; env MOSAIC_NODE_LISTEN)")
+		fs.Int64Var(&f.maxObject, "max-object-bytes", 0, "largest DICOM object accepted, in bytes (default 4 GiB)")
+	}
+}
+
+// config merges, in rising precedence, the defaults, the config file,
+// the environment and the flags, and validates the result.
+func (f *nodeFlags) configFor(e *env, cmd *cobra.Command) (node.Config, error) {
+	var c node.Config
+	data := f.data
+	if data == "" {
+		data = e.getenv("MOSAIC_NODE_DATA")
+	}
+	if data == "" {
+		return c, usagef("%s: --data DIR is required", cmd.CommandPath())
+	}
+	path := f.config
+	if path == "" {
+		if _, err := os.Stat(filepath.Join(data, "node.json")); err == nil {
+			path = filepath.Join(data, "node.json")
+		}
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("node: config: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return c, fmt.Errorf("node: config %s: %w", path, err)
+		}
+	}
+	c.Data = data
+	for _, v := range []struct {
+		dst       *string
+		env, flag string
+	}{
+		{&c.DB, "MOSAIC_NODE_DB", f.db}, {&c.Blobs, "MOSAIC_NODE_BLOBS", f.blobs}, {&c.Policy, "MOSAIC_NODE_POLICY", f.policy},
+		{&c.SiteKey, siteKeyEnv, f.siteKey}, {&c.Listen, "MOSAIC_NODE_LISTEN", f.listen},
+	} {
+		if s := e.getenv(v.env); s != "" {
+			*v.dst = s
+		}
+		if v.flag != "" {
+			*v.dst = v.flag
+		}
+	}
+	if f.maxObject != 0 {
+		c.MaxObjectBytes = f.maxObject
+	}
+	c.Log = slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return c, usageError{err}
+	}
+	return c, nil
+}
+
+func (f *nodeFlags) open(e *env, cmd *cobra.Command) (*node.Node, error) {
+	c, err := f.configFor(e, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return node.Open(e.ctx, c)
+}
+
+func newNodeCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run and manage a data holder's node",
+		Long: `A node keeps a data holder's de-identified images and clinical data. Every
+object passes the de-identification door (the node's policy and site key,
+as 'mosaic deid' applies them) before it is stored, indexed and served over
+DICOMweb.
+
+The data directory holds, by default, the SQLite index (index.db), the
+content-addressed objects (blobs/), the site key (site.key) and an optional
+configuration file (node.json, the fields of 'mosaic node serve --help' in
+snake case). Larger sites point --db at PostgreSQL and --blobs at object
+storage.`,
+		Example: `  mosaic node dataset create --data /srv/node --id lung-ct --title "Lung CT"
+  mosaic node token create --data /srv/node
+  mosaic node ingest --data /srv/node --dataset lung-ct /mnt/export/
+  mosaic node serve --data /srv/node --listen 127.0.0.1:8180`,
+	}
+	cmd.AddCommand(newNodeServeCmd(e), newNodeDatasetCmd(e), newNodeTokenCmd(e), newNodeIngestCmd(e),
+		newNodeImportClinicalCmd(e), newNodeCheckCmd(e), newNodeGCCmd(e))
+	return cmd
+}
+
+func newNodeServeCmd(e *env) *cobra.Command {
+	var f nodeFlags
+	cmd := &cobra.Command{
+		Use:   "serve --data DIR [--listen ADDR] [--db URL] [--blobs URL]",
+		Short: "Serve the node API and DICOMweb",
+		Long: `Serve the node over HTTP until interrupted:
+
+  /api/v1/datasets           datasets (list, create, read, update, delete)
+  /dicom-web/{dataset}/      DICOMweb: STOW-RS, QIDO-RS, WADO-RS
+  /healthz, /readyz          liveness and readiness
+  /metrics                   Prometheus metrics
+
+Everything but the last three needs an admin token ('mosaic node token
+create') as Authorization: Bearer TOKEN. Logs are JSON lines on stderr and
+never carry patient data. An object is acknowledged (STOW-RS answers) only
+once its bytes are synced and its index row committed.`,
+		Args: argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.configFor(e, cmd)
+			if err != nil {
+				return err
+			}
+			n, err := node.Open(e.ctx, c)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			ln, err := net.Listen("tcp", c.Listen)
+			if err != nil {
+				return fmt.Errorf("node: listen: %w", err)
+			}
+			srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+				ErrorLog: slog.NewLogLogger(c.Log.Handler(), slog.LevelWarn)}
+			c.Log.Info("node serving", "addr", ln.Addr().String(), "db", n.Index.DB().Where, "policy", n.Policy.Name, "version", version())
+			fmt.Fprintf(e.stdout, "mosaic node listening on http://%s\n", ln.Addr())
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(ln) }()
+			select {
+			case err := <-errc:
+				return err
+			case <-e.ctx.Done():
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c.Log.Info("node stopping")
+			return srv.Shutdown(ctx)
+		},
+	}
+	f.register(cmd.Flags(), true)
+	return cmd
+}
+
+func newNodeDatasetCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "dataset", Short: "Create, list, change and delete datasets"}
+	var f nodeFlags
+	var d index.Dataset
+	var asJSON bool
+	fields := func(fs *pflag.FlagSet) {
+		fs.StringVar(&d.Title, "title", "", "title (required on create)")
+		fs.StringVar(&d.Description, "description", "", "description")
+		fs.StringVar(&d.Licence, "licence", "", "licence, e.g. CC-BY-4.0 or a data use agreement's name")
+		fs.StringVar(&d.Contact, "contact", "", "contact point (e-mail or URL)")
+		fs.StringVar(&d.AccessRights, "access-rights", "", "PUBLIC, RESTRICTED (default) or NON_PUBLIC")
+		fs.IntVar(&d.Tier, "tier", 0, "EUCAIM tier: 1 (catalogue), 2 (searchable), 3 (CDM and processing); default 1")
+	}
+	create := &cobra.Command{
+		Use:   "create --data DIR --id ID --title TITLE [flags]",
+		Short: "Create a dataset",
+		Args:  argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := f.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			got, err := n.Index.CreateDataset(e.ctx, d)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "dataset %s created\n", got.ID)
+			return nil
+		},
+	}
+	f.register(create.Flags(), false)
+	create.Flags().StringVar(&d.ID, "id", "", "dataset id: lowercase letters, digits and dashes (required)")
+	fields(create.Flags())
+
+	list := &cobra.Command{
+		Use:   "list --data DIR",
+		Short: "List datasets with what they hold",
+		Args:  argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := f.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			ds, err := n.Index.Datasets(e.ctx)
+			if err != nil {
+				return err
+			}
+			var infos []node.DatasetInfo
+			for _, d := range ds {
+				c, err := n.Index.DatasetCounts(e.ctx, d.ID)
+				if err != nil {
+					return err
+				}
+				infos = append(infos, node.DatasetInfo{Dataset: d, Patients: c.Patients, Studies: c.Studies, Series: c.Series, Instances: c.Instances, Bytes: c.Bytes})
+			}
+			if asJSON {
+				return json.NewEncoder(e.stdout).Encode(map[string]any{"datasets": infos})
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTITLE\tTIER\tACCESS\tPATIENTS\tSTUDIES\tSERIES\tINSTANCES")
+			for _, i := range infos {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\n", i.ID, i.Title, i.Tier, i.AccessRights, i.Patients, i.Studies, i.Series, i.Instances)
+			}
+			return tw.Flush()
+		},
+	}
+	f.register(list.Flags(), false)
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	update := &cobra.Command{
+		Use:   "update --data DIR ID [flags]",
+		Short: "Change a dataset's description fields (only the flags given)",
+		Args:  argsError(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := f.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			_, err = n.Index.UpdateDataset(e.ctx, args[0], func(x *index.Dataset) error {
+				fl := cmd.Flags()
+				if fl.Changed("title") {
+					x.Title = d.Title
+				}
+				if fl.Changed("description") {
+					x.Description = d.Description
+				}
+				if fl.Changed("licence") {
+					x.Licence = d.Licence
+				}
+				if fl.Changed("contact") {
+					x.Contact = d.Contact
+				}
+				if fl.Changed("access-rights") {
+					x.AccessRights = d.AccessRights
+				}
+				if fl.Changed("tier") {
+					x.Tier = d.Tier
+				}
+				return nil
+			})
+			if err == nil {
+				fmt.Fprintf(e.stdout, "dataset %s updated\n", args[0])
+			}
+			return err
+		},
+	}
+	f.register(update.Flags(), false)
+	fields(update.Flags())
+
+	del := &cobra.Command{
+		Use:   "delete --data DIR ID",
+		Short: "Delete an empty dataset",
+		Args:  argsError(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := f.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if err := n.Index.DeleteDataset(e.ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "dataset %s deleted\n", args[0])
+			return nil
+		},
+	}
+	f.register(del.Flags(), false)
+	cmd.AddCommand(create, list, update, del)
+	return cmd
+}
+
+func newNodeTokenCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke the node's admin tokens"}
+	var f nodeFlags
+	var name string
+	create := &cobra.Command{
+		Use:   "create --data DIR [--name NAME]",
+		Short: "Create an admin token and print it alone on stdout (it is shown once)",
+		Args:  argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := f.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			secret, _, err := n.Index.CreateToken(e.ctx, name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, secret)
+			return nil
+		},
+	}
+	f.register(create.Flags(), false)
+	create.Flags().StringVar(&name, "name", "", "what the token is for")
+	list := &cobra.Command{
+		Use:   "list --data DIR",
+		Short: "List tokens (never their secrets)",
+		Args:  argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := f.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			ts, err := n.Index.Tokens(e.ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tCREATED\tLAST USED\tREVOKED")
+			t := func(p *time.Time) string {
+				if p == nil {
+					return "-"
+				}
+				return p.Format(time.RFC3339)
+			}
+			for _, x := range ts {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", x.ID, x.Name, x.Created.Format(time.RFC3339), t(x.LastUsed), t(x.Revoked))
+			}
+			return tw.Flush()
+		},
+	}
+	f.register(list.Flags(), false)
+	revoke := &cobra.Command{
+		Use:   "revoke --data DIR ID",
+		Short: "Revoke a token at once",
+		Args:  argsError(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := f.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if err := n.Index.RevokeToken(e.ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "token %s revoked\n", args[0])
+			return nil
+		},
+	}
+	f.register(revoke.Flags(), false)
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
+
+// ingestRecord is one line of the ingest report.
+type ingestRecord struct {
+	seq   int
+	Input string `json:"input"`
+	node.Outcome
+}
+
+func newNodeIngestCmd(e *env) *cobra.Command {
+	var f nodeFlags
+	var dataset, report string
+	var workers int
+	var quiet bool
+	var dfl deidFlags
+	cmd := &cobra.Command{
+		Use:   "ingest --data DIR --dataset D [--report FILE] PATH...",
+		Short: "De-identify and store DICOM files, folders and zip archives",
+		Long: `Take DICOM objects from files, folders (recursively) and zip archives through
+the node's de-identification door into a dataset. Each object is
+de-identified with the node's policy and site key, written to the object
+store, and indexed; objects the door refuses (burned-in text risk, leak
+check, no UIDs) are reported with their reason and never stored. An object
+already held is left as it is (duplicate); one whose SOP Instance UID is
+held with other content is reported as a conflict and not stored.
+
+The command can run while 'mosaic node serve' serves the same data
+directory. It ends with a summary; --report writes one JSON line per
+object. Exit status: 0 when every object was stored, a duplicate or
+rejected; 1 when any failed or conflicted; 2 for usage errors.`,
+		Args: argsError(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dataset == "" {
+				return usagef("%s: --dataset is required", cmd.CommandPath())
+			}
+			c, err := f.configFor(e, cmd)
+			if err != nil {
+				return err
+			}
+			if workers > 0 {
+				c.Workers = workers
+			}
+			n, err := node.Open(e.ctx, c)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if _, err := n.Index.Dataset(e.ctx, dataset); err != nil {
+				if errors.Is(err, index.ErrNotFound) {
+					return fmt.Errorf("node ingest: no dataset %q (mosaic node dataset create)", dataset)
+				}
+				return err
+			}
+			return runIngest(e, n, dataset, c.Workers, report, quiet, dfl, args)
+		},
+	}
+	f.register(cmd.Flags(), false)
+	fl := cmd.Flags()
+	fl.StringVar(&dataset, "dataset", "", "dataset to ingest into (required)")
+	fl.StringVar(&report, "report", "", "write one JSON line per object to FILE")
+	fl.IntVar(&workers, "workers", 0, "objects de-identified in parallel (default: number of CPUs)")
+	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress line")
+	fl.Int64Var(&dfl.maxMember, "zip-max-size", defaultMaxMember, "largest zip member read, in bytes after inflation")
+	fl.IntVar(&dfl.maxRatio, "zip-max-ratio", defaultMaxRatio, "largest inflation ratio of a zip member")
+	return cmd
+}
+
+func runIngest(e *env, n *node.Node, dataset string, workers int, reportPath string, quiet bool, dfl deidFlags, args []string) error {
+	// The input listing of 'mosaic deid' (folders, zip members with their
+	// guards) feeds the node's door.
+	r := &runner{e: e, fl: dfl, workers: workers}
+	var rep *bufio.Writer
+	if reportPath != "" {
+		fh, err := os.OpenFile(reportPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return fmt.Errorf("node ingest: report: %w", err)
+		}
+		defer fh.Close()
+		rep = bufio.NewWriter(fh)
+		defer rep.Flush()
+	}
+	t0 := time.Now()
+	var found, done atomic.Int64
+	var listed atomic.Bool
+	tasks := make(chan task, 4*workers)
+	go func() {
+		defer close(tasks)
+		defer listed.Store(true)
+		r.list(args, func(t task) bool {
+			found.Add(1)
+			select {
+			case tasks <- t:
+				return true
+			case <-e.ctx.Done():
+				if t.arch != nil {
+					t.arch.release()
+				}
+				return false
+			}
+		})
+	}()
+	// Workers de-identify and write; the commit of each object is waited
+	// for apart, so that the node batches the commits of many objects.
+	type ticketed struct {
+		rec ingestRecord
+		t   *node.Ticket
+	}
+	inflight := make(chan ticketed, 1024)
+	results := make(chan ingestRecord, 4*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range tasks {
+				rec := ingestRecord{seq: t.seq, Input: t.input}
+				switch {
+				case e.ctx.Err() != nil:
+					rec.Outcome = node.Outcome{Status: node.StatusFailed, Code: "cancelled", Reason: "interrupted"}
+					if t.arch != nil {
+						t.arch.release()
+					}
+				case t.fail != nil:
+					rec.Outcome = node.Outcome{Status: node.StatusFailed, Code: t.fail.Code, Reason: t.fail.Reason}
+				default:
+					tk, o := ingestTask(e.ctx, n, dataset, t, dfl)
+					if tk != nil {
+						inflight <- ticketed{rec, tk}
+						continue
+					}
+					rec.Outcome = o
+				}
+				inflight <- ticketed{rec: rec}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(inflight) }()
+	go func() {
+		defer close(results)
+		for it := range inflight {
+			if it.t != nil {
+				it.rec.Outcome = it.t.Wait()
+			}
+			done.Add(1)
+			results <- it.rec
+		}
+	}()
+	stop := func() {}
+	if !quiet && isTerminal(e.stderr) {
+		stop = progressLine(e.stderr, func() string {
+			total := "?"
+			if listed.Load() {
+				total = strconv.FormatInt(found.Load(), 10)
+			}
+			return fmt.Sprintf("ingest: %d of %s objects", done.Load(), total)
+		})
+	}
+	counts := map[string]int{}
+	reasons := map[string]int{}
+	var bytes int64
+	pending := map[int]ingestRecord{}
+	next := 0
+	emit := func(rec ingestRecord) {
+		counts[rec.Status]++
+		if rec.Status == node.StatusStored {
+			bytes += rec.Size
+		}
+		if rec.Status == node.StatusRejected || rec.Status == node.StatusFailed || rec.Status == node.StatusConflict {
+			reasons[rec.Status+": "+rec.Code]++
+		}
+		if rec.Status == node.StatusFailed || rec.Status == node.StatusConflict {
+			fmt.Fprintf(e.stderr, "ingest: %s: %s: %s\n", rec.Input, rec.Status, rec.Reason)
+		}
+		if rep != nil {
+			b, _ := json.Marshal(rec)
+			rep.Write(append(b, '\n'))
+		}
+	}
+	for rec := range results {
+		pending[rec.seq] = rec
+		for {
+			p, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			emit(p)
+		}
+	}
+	keys := make([]int, 0, len(pending))
+	for k := range pending {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	for _, k := range keys {
+		emit(pending[k])
+	}
+	stop()
+	took := time.Since(t0)
+	total := 0
+	for _, v := range counts {
+		total += v
+	}
+	fmt.Fprintf(e.stdout, "ingest into %s: %d objects in %.1f s (%.0f objects/s, %.1f MB/s stored)\n", dataset, total, took.Seconds(),
+		float64(total)/max(took.Seconds(), 1e-9), float64(bytes)/1e6/max(took.Seconds(), 1e-9))
+	for _, s := range []string{node.StatusStored, node.StatusDuplicate, node.StatusRejected, node.StatusConflict, node.StatusFailed} {
+		fmt.Fprintf(e.stdout, "  %-10s %d\n", s, counts[s])
+	}
+	var rk []string
+	for k := range reasons {
+		rk = append(rk, k)
+	}
+	sort.Strings(rk)
+	for _, k := range rk {
+		fmt.Fprintf(e.stdout, "    %-40s %d\n", k, reasons[k])
+	}
+	if err := e.ctx.Err(); err != nil {
+		return fmt.Errorf("node ingest: interrupted: %w", err)
+	}
+	if counts[node.StatusFailed]+counts[node.StatusConflict] > 0 {
+		return exitError{code: exitFailure, msg: fmt.Sprintf("node ingest: %d objects failed or conflicted", counts[node.StatusFailed]+counts[node.StatusConflict])}
+	}
+	return nil
+}
+
+// ingestTask passes one object through the door: a ticket to wait for
+// when it was written, or the outcome when it was refused.
+func ingestTask(ctx context.Context, n *node.Node, dataset string, t task, dfl deidFlags) (*node.Ticket, node.Outcome) {
+	if t.zf != nil {
+		defer t.arch.release()
+		rc, err := t.zf.Open()
+		if err != nil {
+			return nil, node.Outcome{Status: node.StatusFailed, Code: codeZipError, Reason: err.Error()}
+		}
+		defer rc.Close()
+		lr := &zipLimit{r: rc, max: dfl.maxMember, ratio: int64(dfl.maxRatio), comp: int64(t.zf.CompressedSize64)}
+		tk := n.Ingest(ctx, dataset, "cli", lr)
+		if lr.err != nil {
+			// Whatever the door made of the cut stream is not kept:
+			// waiting settles the commit, and the report says failed.
+			tk.Wait()
+			return nil, node.Outcome{Status: node.StatusFailed, Code: codeZipLimit, Reason: lr.err.Error()}
+		}
+		return tk, node.Outcome{}
+	}
+	fh, err := os.Open(t.path)
+	if err != nil {
+		return nil, node.Outcome{Status: node.StatusFailed, Code: codeReadError, Reason: err.Error()}
+	}
+	defer fh.Close()
+	return n.Ingest(ctx, dataset, "cli", fh), node.Outcome{}
+}
+
+// progressLine redraws line() on w every 200 ms until the returned stop
+// is called, which clears it.
+func progressLine(w io.Writer, line func() string) func() {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				fmt.Fprint(w, "\r\x1b[K")
+				return
+			case <-t.C:
+				fmt.Fprint(w, "\r\x1b[K"+line())
+			}
+		}
+	}()
+	return func() { close(stop); wg.Wait() }
+}

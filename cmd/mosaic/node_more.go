@@ -1,0 +1,189 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mosaic-imaging/mosaic/internal/index"
+)
+
+func newNodeImportClinicalCmd(e *env) *cobra.Command {
+	var f nodeFlags
+	var dataset string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "import-clinical --data DIR --dataset D FILE.csv",
+		Short: "Load a clinical table into the dataset's common data model",
+		Long: `Load a clinical table in the layout of docs/clinical-csv.md (the one
+'mosaic synth' writes) into the dataset's CDM tables (patient,
+cancer_condition, cancer_stage, episode, treatment). Patient IDs become the
+node's pseudonyms and dates go through the node's policy, with the same key
+as the images, so clinical rows join the de-identified images. Importing a
+patient again replaces its rows.
+
+The report lists rows skipped for missing mandatory values or unknown codes
+(by row number and column, never quoting identifying values), and the
+patients with clinical rows but no images and the reverse. Exit status 1
+when any row was skipped.`,
+		Args: argsError(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dataset == "" {
+				return usagef("%s: --dataset is required", cmd.CommandPath())
+			}
+			n, err := f.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			fh, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer fh.Close()
+			rep, err := n.ImportClinical(e.ctx, dataset, fh)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				enc.Encode(rep)
+			} else {
+				fmt.Fprintf(e.stdout, "clinical import into %s: %d rows, %d patients imported, %d rows skipped\n", dataset, rep.Rows, rep.Imported, rep.Skipped)
+				for _, x := range rep.Errors {
+					fmt.Fprintf(e.stdout, "  error   row %d %s: %s\n", x.Row, x.Column, x.Problem)
+				}
+				for _, x := range rep.Warnings {
+					fmt.Fprintf(e.stdout, "  warning row %d %s: %s\n", x.Row, x.Column, x.Problem)
+				}
+				j := rep.Join
+				fmt.Fprintf(e.stdout, "join with images: %d clinical patients, %d imaged patients; %d with clinical rows but no images, %d with images but no clinical rows\n",
+					j.ClinicalPatients, j.ImagedPatients, len(j.ClinicalNoImages), len(j.ImagesNoClinical))
+			}
+			if rep.Skipped > 0 {
+				return exitError{code: exitFailure, msg: fmt.Sprintf("node import-clinical: %d rows skipped", rep.Skipped)}
+			}
+			return nil
+		},
+	}
+	f.register(cmd.Flags(), false)
+	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset to import into (required)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func newNodeCheckCmd(e *env) *cobra.Command {
+	var f nodeFlags
+	var dataset string
+	var asJSON bool
+	var examples int
+	cmd := &cobra.Command{
+		Use:   "check --data DIR --dataset D",
+		Short: "Check a dataset before publishing it",
+		Long: `Check a dataset against EUCAIM's minimum metadata for its tier (Modality,
+Body Part Examined, Manufacturer, dates and Patient's Age in the images;
+sex, age at diagnosis, topography, morphology, treatments and offsets in
+the clinical data) and for problems a data holder must fix: duplicate
+objects, series or studies whose instances disagree on the patient or the
+study, patients with images but no clinical data and the reverse.
+
+Each problem is printed with its count and a few examples (de-identified
+UIDs or pseudonyms). Exit status 1 when a problem of severity error is
+found.`,
+		Args: argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dataset == "" {
+				return usagef("%s: --dataset is required", cmd.CommandPath())
+			}
+			n, err := f.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			d, err := n.Index.Dataset(e.ctx, dataset)
+			if err != nil {
+				return err
+			}
+			probs, err := n.Index.Check(e.ctx, dataset, d.Tier, examples)
+			if err != nil {
+				return err
+			}
+			if d.Description == "" || d.Licence == "" || d.Contact == "" {
+				probs = append(probs, indexProblem("dataset-description", "warning", 1, "the dataset lacks a description, licence or contact point, which the catalogue publishes"))
+			}
+			errs := 0
+			for _, p := range probs {
+				if p.Severity == "error" {
+					errs++
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				enc.Encode(map[string]any{"dataset": dataset, "tier": d.Tier, "checked": time.Now().UTC(), "problems": probs})
+			} else {
+				fmt.Fprintf(e.stdout, "check of %s (tier %d): %d problems, %d errors\n", dataset, d.Tier, len(probs), errs)
+				for _, p := range probs {
+					fmt.Fprintf(e.stdout, "  %-7s %-24s %6d  %s\n", p.Severity, p.Kind, p.Count, p.Message)
+					for _, x := range p.Examples {
+						fmt.Fprintf(e.stdout, "          e.g. %s\n", x)
+					}
+				}
+			}
+			if errs > 0 {
+				return exitError{code: exitFailure, msg: fmt.Sprintf("node check: %d problems must be fixed", errs)}
+			}
+			return nil
+		},
+	}
+	f.register(cmd.Flags(), false)
+	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset to check (required)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().IntVar(&examples, "examples", 3, "examples listed per problem")
+	return cmd
+}
+
+func newNodeGCCmd(e *env) *cobra.Command {
+	var f nodeFlags
+	var dry bool
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "gc --data DIR [--dry-run]",
+		Short: "Remove stored objects no index row refers to",
+		Long: `Remove objects of the blob store that no index row refers to: left by an
+ingest interrupted between writing an object and committing its row, or by
+a conflict. Objects younger than --grace are kept, since they may belong to
+an ingest in flight. 'mosaic node serve' runs the same collection at start.`,
+		Args: argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := f.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			st, err := n.CollectGarbage(e.ctx, grace, dry)
+			if err != nil {
+				return err
+			}
+			verb := "removed"
+			if dry {
+				verb = "would remove"
+			}
+			fmt.Fprintf(e.stdout, "gc: %d objects referenced, %d unreferenced: %s %d (%d bytes), kept %d younger than %s\n",
+				st.Referenced, st.Unreferenced, verb, st.Removed, st.RemovedBytes, st.Young, grace)
+			return nil
+		},
+	}
+	f.register(cmd.Flags(), false)
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "only count what would be removed")
+	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "keep unreferenced objects younger than this")
+	return cmd
+}
+
+func indexProblem(kind, severity string, tier int, msg string) index.Problem {
+	return index.Problem{Kind: kind, Severity: severity, Tier: tier, Count: 1, Message: msg}
+}

@@ -1,0 +1,12 @@
+//go:build !linux
+
+package blobstore
+
+import (
+	"errors"
+	"os"
+)
+
+const syncfsSupported = false
+
+func syncfs(*os.File) error { return errors.ErrUnsupported }

@@ -1,0 +1,69 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/mosaic-imaging/mosaic/internal/blobstore"
+)
+
+func blobKey(s string) blobstore.Key { return blobstore.Key(s) }
+
+// GCStats reports a garbage collection.
+type GCStats struct {
+	Referenced, Unreferenced int
+	Removed                  int
+	RemovedBytes             int64
+	Young                    int
+}
+
+// CollectGarbage removes blobs that no index row refers to and that are
+// older than grace (younger ones may belong to an ingest whose commit is
+// in flight). A crash between writing a blob and committing its row
+// leaves such blobs; never the reverse, since rows are committed only
+// after their blobs are synced.
+func (n *Node) CollectGarbage(ctx context.Context, grace time.Duration, dryRun bool) (GCStats, error) {
+	var st GCStats
+	refs := map[string]bool{}
+	if err := n.Index.BlobRefs(ctx, func(k string, _ int64) error { refs[k] = true; return nil }); err != nil {
+		return st, err
+	}
+	st.Referenced = len(refs)
+	cutoff := time.Now().Add(-grace)
+	var doomed []blobstore.Key
+	var sizes []int64
+	err := n.Blobs.List(ctx, func(k blobstore.Key, size int64, mod time.Time) error {
+		if refs[string(k)] {
+			return nil
+		}
+		st.Unreferenced++
+		if mod.After(cutoff) {
+			st.Young++
+			return nil
+		}
+		doomed = append(doomed, k)
+		sizes = append(sizes, size)
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	for i, k := range doomed {
+		if !dryRun {
+			// Check again: an ingest may have committed a row for the
+			// same content since the listing.
+			if ok, err := n.Index.HasBlob(ctx, string(k)); err != nil || ok {
+				continue
+			}
+			if err := n.Blobs.Delete(ctx, k); err != nil {
+				return st, err
+			}
+		}
+		st.Removed++
+		st.RemovedBytes += sizes[i]
+	}
+	if st.Removed > 0 && !dryRun {
+		n.log.Info("garbage collected", "objects", st.Removed, "bytes", st.RemovedBytes)
+	}
+	return st, nil
+}

@@ -1,0 +1,314 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mosaic-imaging/mosaic/internal/index"
+)
+
+// Handler returns the node's HTTP interface: the node API under /api/v1,
+// DICOMweb under /dicom-web/{dataset}/, and /healthz, /readyz and
+// /metrics. Everything but the last three needs an admin token.
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(pattern string, h http.HandlerFunc, auth bool) {
+		var hh http.Handler = h
+		if auth {
+			hh = n.requireToken(h)
+		}
+		mux.Handle(pattern, n.instrument(pattern, hh))
+	}
+	route("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }, false)
+	route("GET /readyz", n.ready, false)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.m.reg, promhttp.HandlerOpts{}))
+
+	route("GET /api/v1/datasets", n.listDatasets, true)
+	route("POST /api/v1/datasets", n.createDataset, true)
+	route("GET /api/v1/datasets/{dataset}", n.getDataset, true)
+	route("PATCH /api/v1/datasets/{dataset}", n.patchDataset, true)
+	route("DELETE /api/v1/datasets/{dataset}", n.deleteDataset, true)
+
+	n.dicomwebRoutes(route)
+	route("/", func(w http.ResponseWriter, r *http.Request) {
+		apiError(w, http.StatusNotFound, "no such resource: "+r.Method+" "+r.URL.Path)
+	}, false)
+	return mux
+}
+
+// statusWriter records the status code for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(c int) {
+	if s.code == 0 {
+		s.code = c
+	}
+	s.ResponseWriter.WriteHeader(c)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps sendfile available to handlers that copy files.
+func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{s.ResponseWriter}, r)
+}
+
+// Flush passes flushes through to the connection.
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (n *Node) instrument(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				// A bug, never input: log it without request data and
+				// keep serving.
+				n.log.Error("handler panic", "route", route, "panic", fmt.Sprint(v))
+				if sw.code == 0 {
+					apiError(sw, http.StatusInternalServerError, "internal error")
+				}
+			}
+			code := sw.code
+			if code == 0 {
+				code = http.StatusOK
+			}
+			n.m.httpSeconds.WithLabelValues(route, strconv.Itoa(code)).Observe(time.Since(t0).Seconds())
+		}()
+		h.ServeHTTP(sw, r)
+	})
+}
+
+type ctxKey int
+
+const tokenKey ctxKey = 0
+
+func (n *Node) requireToken(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		scheme, secret, ok := strings.Cut(auth, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mosaic-node"`)
+			apiError(w, http.StatusUnauthorized, "an admin token is required: Authorization: Bearer TOKEN (mosaic node token create)")
+			return
+		}
+		id, err := n.Index.CheckToken(r.Context(), strings.TrimSpace(secret))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mosaic-node", error="invalid_token"`)
+			if errors.Is(err, index.ErrBadToken) {
+				apiError(w, http.StatusUnauthorized, "invalid or revoked token")
+			} else {
+				n.log.Error("token check failed", "err", err)
+				apiError(w, http.StatusServiceUnavailable, "cannot check the token now")
+			}
+			return
+		}
+		_ = n.Index.TouchToken(r.Context(), id)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey, id)))
+	})
+}
+
+func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := n.Index.Ping(ctx); err != nil {
+		apiError(w, http.StatusServiceUnavailable, "index not reachable")
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// apiError writes {"error": msg} with the status.
+func apiError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// storeError maps index errors to HTTP statuses.
+func (n *Node) storeError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, index.ErrNotFound):
+		apiError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, index.ErrExists):
+		apiError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, index.ErrInvalid):
+		apiError(w, http.StatusBadRequest, err.Error())
+	default:
+		n.log.Error("store error", "err", err)
+		apiError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+// DatasetInfo is a dataset with what it holds.
+type DatasetInfo struct {
+	index.Dataset
+	Patients  int64 `json:"patients"`
+	Studies   int64 `json:"studies"`
+	Series    int64 `json:"series"`
+	Instances int64 `json:"instances"`
+	Bytes     int64 `json:"bytes"`
+}
+
+func (n *Node) datasetInfo(ctx context.Context, d index.Dataset) (DatasetInfo, error) {
+	c, err := n.Index.DatasetCounts(ctx, d.ID)
+	return DatasetInfo{Dataset: d, Patients: c.Patients, Studies: c.Studies, Series: c.Series, Instances: c.Instances, Bytes: c.Bytes}, err
+}
+
+func (n *Node) listDatasets(w http.ResponseWriter, r *http.Request) {
+	ds, err := n.Index.Datasets(r.Context())
+	if err != nil {
+		n.storeError(w, err)
+		return
+	}
+	out := []DatasetInfo{}
+	for _, d := range ds {
+		info, err := n.datasetInfo(r.Context(), d)
+		if err != nil {
+			n.storeError(w, err)
+			return
+		}
+		out = append(out, info)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"datasets": out})
+}
+
+func (n *Node) getDataset(w http.ResponseWriter, r *http.Request) {
+	d, err := n.Index.Dataset(r.Context(), r.PathValue("dataset"))
+	if err != nil {
+		n.storeError(w, err)
+		return
+	}
+	info, err := n.datasetInfo(r.Context(), d)
+	if err != nil {
+		n.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+// datasetFields are the editable fields, each optional in a PATCH.
+type datasetFields struct {
+	ID           *string `json:"id"`
+	Title        *string `json:"title"`
+	Description  *string `json:"description"`
+	Licence      *string `json:"licence"`
+	Contact      *string `json:"contact"`
+	AccessRights *string `json:"access_rights"`
+	Tier         *int    `json:"tier"`
+}
+
+func (f *datasetFields) apply(d *index.Dataset) {
+	set := func(dst *string, src *string) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	set(&d.Title, f.Title)
+	set(&d.Description, f.Description)
+	set(&d.Licence, f.Licence)
+	set(&d.Contact, f.Contact)
+	set(&d.AccessRights, f.AccessRights)
+	if f.Tier != nil {
+		d.Tier = *f.Tier
+	}
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		apiError(w, http.StatusUnsupportedMediaType, "send application/json")
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		apiError(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (n *Node) createDataset(w http.ResponseWriter, r *http.Request) {
+	var f datasetFields
+	if !decodeBody(w, r, &f) {
+		return
+	}
+	var d index.Dataset
+	if f.ID != nil {
+		d.ID = *f.ID
+	}
+	f.apply(&d)
+	d, err := n.Index.CreateDataset(r.Context(), d)
+	if err != nil {
+		n.storeError(w, err)
+		return
+	}
+	n.log.Info("dataset created", "dataset", d.ID)
+	writeJSON(w, http.StatusCreated, DatasetInfo{Dataset: d})
+}
+
+func (n *Node) patchDataset(w http.ResponseWriter, r *http.Request) {
+	var f datasetFields
+	if !decodeBody(w, r, &f) {
+		return
+	}
+	if f.ID != nil && *f.ID != r.PathValue("dataset") {
+		apiError(w, http.StatusBadRequest, "a dataset's id cannot be changed")
+		return
+	}
+	d, err := n.Index.UpdateDataset(r.Context(), r.PathValue("dataset"), func(d *index.Dataset) error {
+		f.apply(d)
+		return nil
+	})
+	if err != nil {
+		n.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (n *Node) deleteDataset(w http.ResponseWriter, r *http.Request) {
+	if err := n.Index.DeleteDataset(r.Context(), r.PathValue("dataset")); err != nil {
+		n.storeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

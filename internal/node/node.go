@@ -1,0 +1,198 @@
+// Package node is a data holder's node: it takes DICOM objects in through
+// the de-identification door, keeps them in a content-addressed blob
+// store, indexes them (internal/index) for DICOMweb and federated search,
+// and serves the node API and DICOMweb over HTTP.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/mosaic-imaging/mosaic/internal/blobstore"
+	"github.com/mosaic-imaging/mosaic/internal/deid"
+	"github.com/mosaic-imaging/mosaic/internal/index"
+)
+
+// Config is a node's configuration. Zero fields take the defaults
+// Defaults documents.
+type Config struct {
+	// Data is the node's data directory: SQLite index, blobs and site
+	// key live there unless DB, Blobs or SiteKey say otherwise.
+	Data string `json:"data"`
+	// Listen is the HTTP address of serve.
+	Listen string `json:"listen"`
+	// DB is the index: a SQLite path or a postgres:// URL.
+	DB string `json:"db"`
+	// Blobs is the object store: a path, or a gocloud.dev/blob URL
+	// (s3://..., file://..., mem://).
+	Blobs string `json:"blobs"`
+	// Policy is the de-identification policy: a preset or a policy file.
+	Policy string `json:"policy"`
+	// SiteKey is the file of the node's pseudonymisation key (created on
+	// first use).
+	SiteKey string `json:"site_key"`
+	// MaxObjectBytes caps one DICOM object received (a STOW-RS part or a
+	// file), in bytes.
+	MaxObjectBytes int64 `json:"max_object_bytes"`
+	// MaxRequestBytes caps one STOW-RS request body.
+	MaxRequestBytes int64 `json:"max_request_bytes"`
+	// BatchMax caps how many objects one index commit takes.
+	BatchMax int `json:"batch_max"`
+	// MaxQIDOLimit caps QIDO-RS result pages.
+	MaxQIDOLimit int `json:"max_qido_limit"`
+	// Workers is the number of objects ingested in parallel by the CLI.
+	Workers int `json:"workers"`
+	// BlobGrace is how old an unreferenced blob must be before garbage
+	// collection removes it (younger ones may belong to an ingest in
+	// flight).
+	BlobGrace time.Duration `json:"blob_grace"`
+
+	Log *slog.Logger `json:"-"`
+}
+
+// Defaults fills in the zero fields of c.
+func (c *Config) Defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8180"
+	}
+	if c.DB == "" {
+		c.DB = filepath.Join(c.Data, "index.db")
+	}
+	if c.Blobs == "" {
+		c.Blobs = filepath.Join(c.Data, "blobs")
+	}
+	if c.Policy == "" {
+		c.Policy = "eucaim"
+	}
+	if c.SiteKey == "" {
+		c.SiteKey = filepath.Join(c.Data, "site.key")
+	}
+	if c.MaxObjectBytes == 0 {
+		c.MaxObjectBytes = 4 << 30
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 64 << 30
+	}
+	if c.BatchMax == 0 {
+		c.BatchMax = 256
+	}
+	if c.MaxQIDOLimit == 0 {
+		c.MaxQIDOLimit = 1000
+	}
+	if c.Workers == 0 {
+		c.Workers = runtime.NumCPU()
+	}
+	if c.BlobGrace == 0 {
+		c.BlobGrace = time.Hour
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+}
+
+// Validate checks a configuration after Defaults.
+func (c *Config) Validate() error {
+	switch {
+	case c.Data == "":
+		return errors.New("node: the data directory is required (--data)")
+	case c.MaxObjectBytes < 1024:
+		return fmt.Errorf("node: max_object_bytes %d is too small", c.MaxObjectBytes)
+	case c.MaxRequestBytes < c.MaxObjectBytes:
+		return fmt.Errorf("node: max_request_bytes must be at least max_object_bytes")
+	case c.BatchMax < 1 || c.BatchMax > 10000:
+		return fmt.Errorf("node: batch_max %d: use 1 to 10000", c.BatchMax)
+	case c.MaxQIDOLimit < 1:
+		return fmt.Errorf("node: max_qido_limit must be positive")
+	case c.Workers < 1 || c.Workers > 256:
+		return fmt.Errorf("node: workers %d: use 1 to 256", c.Workers)
+	}
+	return nil
+}
+
+// Node is an open node: its index, blob store and de-identification
+// engine.
+type Node struct {
+	cfg    Config
+	Index  *index.Store
+	Blobs  blobstore.Store
+	Engine *deid.Engine
+	Policy deid.Policy
+	log    *slog.Logger
+	m      *metrics
+	commit *committer
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Open opens the node described by cfg, creating its data directory,
+// index, blob store and site key as needed.
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+		return nil, fmt.Errorf("node: data directory: %w", err)
+	}
+	pol, err := loadPolicy(cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	key, _, err := deid.LoadOrCreateKey(cfg.SiteKey)
+	if err != nil {
+		return nil, fmt.Errorf("node: site key: %w", err)
+	}
+	eng, err := deid.NewEngine(pol, key)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := index.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, fmt.Errorf("node: index: %w", err)
+	}
+	bs, err := blobstore.Open(ctx, cfg.Blobs)
+	if err != nil {
+		ix.Close()
+		return nil, fmt.Errorf("node: blob store: %w", err)
+	}
+	n := &Node{cfg: cfg, Index: ix, Blobs: bs, Engine: eng, Policy: pol, log: cfg.Log, m: newMetrics()}
+	cctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.commit = newCommitter(n, cfg.BatchMax)
+	n.done = make(chan struct{})
+	go func() {
+		defer close(n.done)
+		n.commit.run(cctx)
+	}()
+	return n, nil
+}
+
+func loadPolicy(p string) (deid.Policy, error) {
+	if pol, err := deid.Preset(p); err == nil {
+		return pol, nil
+	}
+	if _, err := os.Stat(p); err != nil {
+		return deid.Policy{}, fmt.Errorf("node: policy %q is neither a preset (%v) nor a readable file", p, deid.Presets)
+	}
+	return deid.LoadPolicy(p)
+}
+
+// Config returns the node's effective configuration.
+func (n *Node) Config() Config { return n.cfg }
+
+// Close stops the committer (after it commits what is queued) and closes
+// the stores.
+func (n *Node) Close() error {
+	n.commit.close()
+	<-n.done
+	n.cancel()
+	err1 := n.Blobs.Close()
+	err2 := n.Index.Close()
+	return errors.Join(err1, err2)
+}
