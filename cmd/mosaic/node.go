@@ -169,6 +169,13 @@ once its bytes are synced and its index row committed.`,
 			fmt.Fprintf(e.stdout, "mosaic node listening on http://%s\n", ln.Addr())
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
+			// Collect blobs left by a crash between writing an object
+			// and committing its row, in the background.
+			go func() {
+				if _, err := n.CollectGarbage(e.ctx, c.BlobGrace, false); err != nil && e.ctx.Err() == nil {
+					c.Log.Warn("garbage collection failed", "err", err)
+				}
+			}()
 			select {
 			case err := <-errc:
 				return err
