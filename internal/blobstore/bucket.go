@@ -167,7 +167,9 @@ func (w *bucketWriter) Commit() (Key, int64, bool, error) {
 
 // place copies the uploaded object tmp to k's name unless it is there.
 func (s *Bucket) place(ctx context.Context, k Key, tmp string, size int64) (existed bool, err error) {
-	mu := &s.stripes[hexNibbles(k)%uint(len(s.stripes))]
+	// Keys are uniformly distributed, so their first byte picks a stripe
+	// as well as any hash would.
+	mu := &s.stripes[int(unhex(k[0])<<4|unhex(k[1]))%len(s.stripes)]
 	mu.Lock()
 	defer mu.Unlock()
 	dst := objectName(k)
@@ -182,9 +184,11 @@ func (s *Bucket) place(ctx context.Context, k Key, tmp string, size int64) (exis
 	return false, err
 }
 
-func hexNibbles(k Key) uint {
-	v, _ := hex.DecodeString(string(k[:4]))
-	return uint(v[0])<<8 | uint(v[1])
+func unhex(c byte) byte {
+	if c >= 'a' {
+		return c - 'a' + 10
+	}
+	return c - '0'
 }
 
 // copyThrough copies an object by reading and re-uploading it.

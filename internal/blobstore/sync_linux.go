@@ -29,14 +29,9 @@ func syncfs(d *os.File) error {
 // caller goes on, so that the fsync in the next Sync finds little left to
 // write. Errors are left for that fsync to report.
 func startWriteback(f *os.File) {
-	if !earlyWriteback {
-		return
-	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return
 	}
 	rc.Control(func(fd uintptr) { unix.SyncFileRange(int(fd), 0, 0, unix.SYNC_FILE_RANGE_WRITE) })
 }
-
-var earlyWriteback = os.Getenv("ZZ_EARLY") != ""
