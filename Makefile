@@ -30,6 +30,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/dicom/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadWrite$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/dicom/
 	$(GO) test -run '^$$' -fuzz '^FuzzDeidMarkers$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/deid/
+	$(GO) test -run '^$$' -fuzz '^FuzzPartReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/dicomweb/
 
 ## bench: Go benchmarks of the codec and generator (figures go to docs/performance.md).
 bench:

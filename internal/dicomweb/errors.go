@@ -49,7 +49,9 @@ var (
 // parameters, attributes and part numbers, never values, so that no
 // patient data reaches responses or logs.
 type Error struct {
+	// Status is an HTTP status: 400, 413 or 415.
 	Status int
+	// Reason is a sentence for the client, without patient data.
 	Reason string
 	// Part is the 1-based number of the part concerned, or 0 when the
 	// error concerns the whole request.

@@ -91,12 +91,18 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		// The budget is spent: the body is too long only if one more byte
 		// exists, so that a body of exactly the limit is accepted.
 		var one [1]byte
-		n, err := io.ReadAtLeast(b.r, one[:], 1)
-		if n > 0 {
-			err = errBodyLimit
+		for range 100 { // as bufio does, give up on a reader that never moves
+			n, err := b.r.Read(one[:])
+			if n > 0 {
+				err = errBodyLimit
+			}
+			if err != nil {
+				b.err = err
+				return 0, err
+			}
 		}
-		b.err = err
-		return 0, err
+		b.err = io.ErrNoProgress
+		return 0, b.err
 	}
 	if int64(len(p)) > b.remaining {
 		p = p[:b.remaining]
@@ -114,8 +120,8 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 //
 // It is written here rather than on mime/multipart because that package
 // reports a body cut off right after a boundary line as a clean end
-// (io.EOF), buffers 10 MiB of part headers, hands out data 4 KiB at a
-// time and rejects the unquoted type=application/dicom that clients send.
+// (io.EOF), accepts up to 10 MiB of headers per part, hands out data
+// 4 KiB at a time and rejects the unquoted type=application/dicom that clients send.
 //
 // Strictness: lines end in CRLF (a bare LF is not a line end); a boundary
 // line may carry up to 64 spaces or tabs before its CRLF; the preamble is
@@ -432,8 +438,8 @@ func (r *PartReader) readHeader() (textproto.MIMEHeader, *Error) {
 // Part is non-nil so its headers can be examined, its body is skipped, and
 // Next may be called again. Any other error fails the whole request and
 // is returned again by every later call: ErrTruncated, ErrMalformed,
-// ErrNoParts (a body whose first boundary is the close delimiter),
-// ErrTooManyParts, ErrBodyTooLarge, ErrBodyRead.
+// ErrNoParts (an empty body, or one whose first boundary is the close
+// delimiter), ErrTooManyParts, ErrBodyTooLarge, ErrBodyRead.
 //
 // Calling Next skips what was left unread of the previous part; reading
 // that part afterwards fails.

@@ -691,3 +691,24 @@ func TestPartWriterErrors(t *testing.T) {
 		t.Errorf("WriteTo: %v", err)
 	}
 }
+
+// stuckReader returns its data, then nothing and no error, forever.
+type stuckReader struct{ data []byte }
+
+func (s *stuckReader) Read(p []byte) (int, error) {
+	n := copy(p, s.data)
+	s.data = s.data[n:]
+	return n, nil
+}
+
+func TestStuckBody(t *testing.T) {
+	body := buildBody(dicomPart("hello"))
+	for _, lim := range []int64{int64(len(body)), 1 << 20} {
+		pr, _ := NewPartReader(testCT, &stuckReader{data: []byte(body[:30])}, Limits{MaxBodyBytes: lim})
+		res := readAll(t, pr, false)
+		wantError(t, res.end, ErrBodyRead, http.StatusBadRequest)
+		if !errors.Is(res.end, io.ErrNoProgress) {
+			t.Errorf("limit %d: %v", lim, res.end)
+		}
+	}
+}

@@ -157,10 +157,14 @@ func (k Kind) String() string {
 // (or through LikePattern for a LIKE operand), never splice them into SQL
 // text.
 type Match struct {
+	// Tag and Keyword name the attribute, whichever form the query used;
+	// VR is its VR in the data dictionary, which decided how the value
+	// was read.
 	Tag     dicom.Tag
 	Keyword string
 	VR      dicom.VR
-	Kind    Kind
+	// Kind is the kind of matching asked for.
+	Kind Kind
 	// Values holds the value of Exact, the pattern of Wildcard and the
 	// UIDs of UIDList; it is empty for the other kinds.
 	Values []string
@@ -245,12 +249,15 @@ type QueryOptions struct {
 
 // Query is a parsed QIDO-RS search (PS3.18 8.3.4 and 10.6).
 type Query struct {
+	// Level is the level searched.
 	Level Level
 	// Match holds the attribute matching parameters, sorted by tag, one
 	// per attribute.
 	Match []Match
 	// IncludeFields lists the attributes named by includefield
-	// parameters, in the order given, without repeats. IncludeAll is set
+	// parameters, without repeats, in the order given (parameters whose
+	// names differ in case are taken in sorted order). Private and unknown
+	// tags given in hexadecimal are kept. IncludeAll is set
 	// by includefield=all. PS3.18 says other includefield parameters shall
 	// not accompany "all"; they are accepted and kept here, since "all"
 	// covers them.
@@ -304,7 +311,10 @@ func ParseQuery(level Level, values url.Values) (*Query, error) {
 	return ParseQueryWith(level, values, QueryOptions{})
 }
 
-// ParseQueryWith parses the query parameters of a search at level.
+// ParseQueryWith parses the query parameters of a search at level. The
+// handler should get values from url.ParseQuery(r.URL.RawQuery) and
+// answer 400 when that fails, rather than use r.URL.Query(), which drops
+// malformed pairs without a word.
 //
 // Parameter names are the search parameters of PS3.18 Table 8.3.4-1
 // (limit, offset, includefield, fuzzymatching, emptyvaluematching,
@@ -317,8 +327,8 @@ func ParseQuery(level Level, values url.Values) (*Query, error) {
 // Errors are *Error with status 400 wrapping ErrInvalidQuery, naming the
 // parameter or attribute but never quoting a value: an unknown parameter
 // name (PS3.18 lets servers ignore those; this node refuses them so that
-// a misspelt attribute does not silently widen a search), a nested
-// attribute (00400275.00321060), an attribute the level does not match
+// a misspelt attribute does not silently widen a search), an unknown
+// keyword in includefield, a nested attribute (00400275.00321060), an attribute the level does not match
 // on, a value that is not valid for the attribute's VR (a DA that is not
 // YYYYMMDD, a TM that is not HHMMSS.FFFFFF or shorter, a UID list with an
 // invalid UID, wild cards outside text VRs), several values

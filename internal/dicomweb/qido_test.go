@@ -50,7 +50,7 @@ func TestParseQueryMatches(t *testing.T) {
 		{Study, "StudyDate=-20200101", Match{Tag: 0x00080020, Keyword: "StudyDate", VR: dicom.DA, Kind: DateRange, Max: "20200101"}},
 		{Study, "StudyDate=20200101-", Match{Tag: 0x00080020, Keyword: "StudyDate", VR: dicom.DA, Kind: DateRange, Min: "20200101"}},
 		{Study, "StudyDate=20240229", Match{Tag: 0x00080020, Keyword: "StudyDate", VR: dicom.DA, Kind: Exact, Values: []string{"20240229"}}},
-		{Study, "StudyTime=0800-1230.5", Match{Tag: 0x00080030, Keyword: "StudyTime", VR: dicom.TM, Kind: TimeRange, Min: "0800", Max: "1230.5"}},
+		{Study, "StudyTime=0800-123000.5", Match{Tag: 0x00080030, Keyword: "StudyTime", VR: dicom.TM, Kind: TimeRange, Min: "0800", Max: "123000.5"}},
 		{Study, "StudyTime=-235959.999999", Match{Tag: 0x00080030, Keyword: "StudyTime", VR: dicom.TM, Kind: TimeRange, Max: "235959.999999"}},
 		{Study, "StudyTime=07", Match{Tag: 0x00080030, Keyword: "StudyTime", VR: dicom.TM, Kind: Exact, Values: []string{"07"}}},
 		// Numbers.
@@ -112,6 +112,7 @@ func TestParseQueryErrors(t *testing.T) {
 		{Study, "StudyDate=2020*", "not a valid DA", ""},
 		{Study, "StudyTime=25", "not a valid TM", ""},
 		{Study, "StudyTime=08:00", "not a valid TM", ""},
+		{Study, "StudyTime=1230.5", "not a valid TM", ""},
 		{Study, "StudyTime=0800-9999", "not a valid TM range", ""},
 		{Study, "StudyInstanceUID=1.2.abc", "not a UID list", "abc"},
 		{Study, "StudyInstanceUID=1..2", "not a UID list", ""},
@@ -163,7 +164,8 @@ func TestParseQueryParameters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantFields := []dicom.Tag{0x00081030, 0x00101010, 0x00100040, 0x00091010}
+	// Parameter names are taken in sorted order: INCLUDEFIELD first.
+	wantFields := []dicom.Tag{0x00091010, 0x00081030, 0x00101010, 0x00100040}
 	if !slices.Equal(q.IncludeFields, wantFields) {
 		t.Errorf("IncludeFields %v, want %v", q.IncludeFields, wantFields)
 	}

@@ -84,6 +84,8 @@ const maxDetailBytes = 10240
 // StoredInstance is one item of the Referenced SOP Sequence: an instance
 // that was stored.
 type StoredInstance struct {
+	// SOPClassUID and SOPInstanceUID become Referenced SOP Class UID
+	// (0008,1150) and Referenced SOP Instance UID (0008,1155).
 	SOPClassUID    string
 	SOPInstanceUID string
 	// RetrieveURL is the instance's WADO-RS URL; empty leaves the
@@ -97,9 +99,13 @@ type StoredInstance struct {
 // part, that was not stored. The UIDs may be empty when the part could not
 // be read far enough to find them.
 type FailedInstance struct {
+	// SOPClassUID and SOPInstanceUID become Referenced SOP Class UID
+	// (0008,1150) and Referenced SOP Instance UID (0008,1155); empty
+	// values leave those attributes empty.
 	SOPClassUID    string
 	SOPInstanceUID string
-	Reason         FailureReason
+	// Reason becomes Failure Reason (0008,1197).
+	Reason FailureReason
 	// Detail is an optional sentence for people, written to the node's
 	// private attribute (0009,1001). It must not hold patient data.
 	Detail string
@@ -111,8 +117,10 @@ type StoreResponse struct {
 	// RetrieveURL is the study's WADO-RS URL, the top-level Retrieve URL
 	// (0008,1190); empty leaves the attribute empty (it is Type 2).
 	RetrieveURL string
-	Stored      []StoredInstance
-	Failed      []FailedInstance
+	// Stored and Failed become the Referenced SOP Sequence (0008,1199)
+	// and the Failed SOP Sequence (0008,1198), in this order.
+	Stored []StoredInstance
+	Failed []FailedInstance
 }
 
 // AddStored records a stored instance.
@@ -172,7 +180,12 @@ func (d jsonDataset) setString(t dicom.Tag, vr, s string) {
 	d.set(t, vr, s)
 }
 
-// MarshalJSON encodes the response in the DICOM JSON model: one object
+// MarshalJSON returns JSON(), for encoding/json; note that json.Marshal
+// then escapes "&", "<" and ">" in URLs as \u0026 and so on, which is
+// equivalent JSON.
+func (r *StoreResponse) MarshalJSON() ([]byte, error) { return r.JSON(), nil }
+
+// JSON encodes the response in the DICOM JSON model: one object
 // holding Retrieve URL (0008,1190), Failed SOP Sequence (0008,1198) when
 // there are failures and Referenced SOP Sequence (0008,1199) when
 // instances were stored, keys in ascending tag order. Items hold
@@ -180,8 +193,9 @@ func (d jsonDataset) setString(t dicom.Tag, vr, s string) {
 // (0008,1155), empty when unknown; stored items add Retrieve URL and, for
 // warnings, Warning Reason (0008,1196); failed items add Failure Reason
 // (0008,1197) and, with a Detail, the private creator (0009,0010) and
-// failure detail (0009,1001).
-func (r *StoreResponse) MarshalJSON() ([]byte, error) {
+// failure detail (0009,1001). Send it with Content-Type
+// application/dicom+json and the status from Status.
+func (r *StoreResponse) JSON() []byte {
 	top := jsonDataset{}
 	top.setString(TagRetrieveURL, "UR", r.RetrieveURL)
 	if len(r.Failed) > 0 {
@@ -217,9 +231,10 @@ func (r *StoreResponse) MarshalJSON() ([]byte, error) {
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // URLs keep their & as is
 	if err := enc.Encode(top); err != nil {
-		return nil, err
+		// Strings, uint16 and nested maps of them always encode.
+		panic("dicomweb: encoding a store response: " + err.Error())
 	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // truncateUTF8 shortens s to at most n bytes without cutting a character.
