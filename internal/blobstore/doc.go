@@ -11,7 +11,7 @@
 // test suite runs against both:
 //
 //   - Local (OpenLocal, or Open with a path) keeps blobs as files under
-//     ROOT/sha256/ab/cd/<key>. It writes without buffering, reads from an
+//     ROOT/sha256/ab/<key>. It writes without buffering, reads from an
 //     *os.File so copies to sockets and files stay in the kernel, and
 //     recovers from crashes at open.
 //   - Bucket (OpenBucket, or Open with an s3://, file:// or mem:// URL)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -20,7 +21,7 @@ import (
 // system, so a file moves between them with link(2) or rename(2) and is
 // never copied.
 const (
-	dirBlobs   = "sha256"  // durable blobs: sha256/ab/cd/abcd...
+	dirBlobs   = "sha256"  // durable blobs: sha256/ab/abcd...
 	dirPending = "pending" // committed, not yet synced: pending/abcd...
 	dirTmp     = "tmp"     // being written
 )
@@ -64,12 +65,15 @@ func (m syncMode) String() string {
 type localOptions struct {
 	staleAge time.Duration // zero means defaultStaleAge; negative removes every tmp file
 	sync     syncMode
+	// namedTemp makes writers use named files in tmp/ even where
+	// O_TMPFILE works (tests of crash recovery).
+	namedTemp bool
 }
 
 // Local is the engine for a directory on a local file system.
 //
 // A committed blob first lives under pending/ and is moved to its final
-// place, sha256/ab/cd/<key>, by Sync once its bytes are on stable storage.
+// place, sha256/ab/<key>, by Sync once its bytes are on stable storage.
 // So a file under sha256/ always holds exactly its key's content, even
 // after a power cut: without this step a crash could leave a final name
 // whose data never reached the disk (an empty or zero-filled file), and
@@ -114,6 +118,10 @@ type Local struct {
 
 	syncMu sync.Mutex          // Syncs run one at a time
 	dirty  map[string]struct{} // directories a failed Sync could not fsync; under syncMu
+
+	// noUnnamed is set once O_TMPFILE proved unsupported here; writers
+	// then use named files in tmp/.
+	noUnnamed atomic.Bool
 }
 
 var _ Store = (*Local)(nil)
@@ -138,6 +146,9 @@ func openLocal(root string, opt localOptions) (*Local, error) {
 		mode:    opt.sync,
 		pending: make(map[Key]struct{}),
 		dirty:   make(map[string]struct{}),
+	}
+	if opt.namedTemp {
+		s.noUnnamed.Store(true)
 	}
 	if s.mode == syncFS && !syncfsSupported {
 		s.mode = syncFiles
@@ -178,8 +189,7 @@ func openLocal(root string, opt localOptions) (*Local, error) {
 func (s *Local) Root() string { return s.root }
 
 func (s *Local) blobPath(k Key) string {
-	return s.blobDir + string(os.PathSeparator) + string(k[:2]) + string(os.PathSeparator) +
-		string(k[2:4]) + string(os.PathSeparator) + string(k)
+	return s.blobDir + string(os.PathSeparator) + string(k[:2]) + string(os.PathSeparator) + string(k)
 }
 
 func (s *Local) pendingPath(k Key) string {
@@ -287,6 +297,20 @@ func (s *Local) Create(ctx context.Context) (Writer, error) {
 	if s.isClosed() {
 		return nil, fmt.Errorf("blobstore: create: %w", ErrClosed)
 	}
+	if !s.noUnnamed.Load() {
+		f, err := createUnnamed(s.pendDir, fileMode)
+		if err == nil {
+			if err := f.Chmod(fileMode); err != nil { // not subject to the umask
+				f.Close()
+				return nil, fmt.Errorf("blobstore: create: %w", err)
+			}
+			return &LocalWriter{s: s, f: f, h: sha256.New(), unnamed: true}, nil
+		}
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return nil, fmt.Errorf("blobstore: create: %w", err)
+		}
+		s.noUnnamed.Store(true)
+	}
 	f, err := os.CreateTemp(s.tmpDir, "blob-")
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: create: %w", err)
@@ -307,6 +331,9 @@ func (s *Local) Create(ctx context.Context) (Writer, error) {
 type LocalWriter struct {
 	s    *Local
 	f    *os.File
+	// unnamed is set for a file opened with O_TMPFILE in pending/: it
+	// has no name until Commit links it there under its key.
+	unnamed bool
 	h    hash.Hash
 	size int64
 	err  error // first write error; the blob can no longer be committed
@@ -414,6 +441,9 @@ func (w *LocalWriter) Commit() (Key, int64, bool, error) {
 		return "", 0, false, fmt.Errorf("blobstore: commit: %w", ErrClosed)
 	}
 	w.done = true
+	if w.unnamed {
+		return w.commitUnnamed()
+	}
 	tmp := w.f.Name()
 	defer os.Remove(tmp) // the blob, if committed, has another name now
 	if w.err != nil {
@@ -432,14 +462,35 @@ func (w *LocalWriter) Commit() (Key, int64, bool, error) {
 	return k, w.size, existed, nil
 }
 
+// commitUnnamed links an O_TMPFILE file into pending/ under its key.
+func (w *LocalWriter) commitUnnamed() (Key, int64, bool, error) {
+	defer w.f.Close()
+	if w.err != nil {
+		return "", 0, false, w.err
+	}
+	startWriteback(w.f)
+	k := Key(hex.EncodeToString(w.h.Sum(nil)))
+	existed, err := w.s.placeWith(k, func(dst string) error { return linkUnnamed(w.f, dst) })
+	if err != nil {
+		return "", 0, false, fmt.Errorf("blobstore: commit %s: %w", k, err)
+	}
+	return k, w.size, existed, nil
+}
+
 // place makes the closed file tmp visible as blob k.
 func (s *Local) place(k Key, tmp string) (existed bool, err error) {
+	return s.placeWith(k, func(dst string) error { return os.Link(tmp, dst) })
+}
+
+// placeWith makes blob k visible with link, which names the new file dst
+// and fails with fs.ErrExist when dst exists.
+func (s *Local) placeWith(k Key, link func(dst string) error) (existed bool, err error) {
 	if _, err := os.Lstat(s.blobPath(k)); err == nil {
 		return true, nil
 	}
 	// link(2) fails if the name exists, so of several concurrent commits
 	// of one content exactly one creates it.
-	switch err := os.Link(tmp, s.pendingPath(k)); {
+	switch err := link(s.pendingPath(k)); {
 	case err == nil:
 		// A Sync may have moved an earlier copy into place between the
 		// Lstat and the link; the next Sync renames this one over it.
@@ -466,6 +517,13 @@ func (w *LocalWriter) Abort() error {
 	}
 	w.done = true
 	cerr := w.f.Close()
+	if w.unnamed {
+		// An unnamed file vanishes with its last descriptor.
+		if cerr != nil && !errors.Is(cerr, fs.ErrClosed) {
+			return fmt.Errorf("blobstore: abort: %w", cerr)
+		}
+		return nil
+	}
 	if err := os.Remove(w.f.Name()); err != nil {
 		return fmt.Errorf("blobstore: abort: %w", err)
 	}
@@ -614,7 +672,7 @@ func (s *Local) List(ctx context.Context, fn func(k Key, size int64, mod time.Ti
 	})
 }
 
-// walkBlobs calls fn for each file under sha256/ab/cd/ whose name is a key
+// walkBlobs calls fn for each file under sha256/ab/ whose name is a key
 // in the right directory.
 func (s *Local) walkBlobs(ctx context.Context, fn func(Key, fs.FileInfo) error) error {
 	level1, err := readDirNames(s.blobDir)
@@ -625,43 +683,32 @@ func (s *Local) walkBlobs(ctx context.Context, fn func(Key, fs.FileInfo) error) 
 		if len(a) != 2 {
 			continue
 		}
-		dirA := filepath.Join(s.blobDir, a)
-		level2, err := readDirNames(dirA)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("blobstore: list: %w", err)
+		}
+		d, err := os.Open(filepath.Join(s.blobDir, a))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return fmt.Errorf("blobstore: list: %w", err)
+		}
+		files, err := d.ReadDir(-1)
+		d.Close()
 		if err != nil {
 			return fmt.Errorf("blobstore: list: %w", err)
 		}
-		for _, b := range level2 {
-			if len(b) != 2 {
+		for _, e := range files {
+			name := e.Name()
+			if !validKey(name) || name[:2] != a {
 				continue
 			}
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("blobstore: list: %w", err)
-			}
-			dirB := filepath.Join(dirA, b)
-			d, err := os.Open(dirB)
+			info, err := e.Info()
 			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					continue
-				}
-				return fmt.Errorf("blobstore: list: %w", err)
+				continue // deleted meanwhile
 			}
-			files, err := d.ReadDir(-1)
-			d.Close()
-			if err != nil {
-				return fmt.Errorf("blobstore: list: %w", err)
-			}
-			for _, e := range files {
-				name := e.Name()
-				if !validKey(name) || name[:2] != a || name[2:4] != b {
-					continue
-				}
-				info, err := e.Info()
-				if err != nil {
-					continue // deleted meanwhile
-				}
-				if err := fn(Key(name), info); err != nil {
-					return err
-				}
+			if err := fn(Key(name), info); err != nil {
+				return err
 			}
 		}
 	}
@@ -782,11 +829,10 @@ func (s *Local) persist(keys map[Key]struct{}, mode syncMode) error {
 	return errors.Join(errs...)
 }
 
-// makeDirs creates sha256/ab and sha256/ab/cd for k if missing and
-// returns the ones it created, whose parents must then be fsynced.
+// makeDirs creates sha256/ab for k if missing and returns it if it did;
+// its parent must then be fsynced.
 func (s *Local) makeDirs(k Key) (created []string, err error) {
-	a := filepath.Join(s.blobDir, string(k[:2]))
-	for _, d := range []string{a, filepath.Join(a, string(k[2:4]))} {
+	for _, d := range []string{filepath.Join(s.blobDir, string(k[:2]))} {
 		switch err := os.Mkdir(d, dirMode); {
 		case err == nil:
 			created = append(created, d)

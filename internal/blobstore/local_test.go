@@ -34,7 +34,7 @@ func regularFiles(t *testing.T, dir string) []string {
 
 func TestLocalCrashMidWrite(t *testing.T) {
 	root := t.TempDir()
-	s := openTestLocal(t, root, localOptions{})
+	s := openTestLocal(t, root, localOptions{namedTemp: true})
 	ctx := context.Background()
 
 	// Two writers abandoned mid-blob, as by a kill -9: neither Commit nor
@@ -64,7 +64,7 @@ func TestLocalCrashMidWrite(t *testing.T) {
 	}
 
 	// Restart with the default age: only the old file goes.
-	s2 := openTestLocal(t, root, localOptions{})
+	s2 := openTestLocal(t, root, localOptions{namedTemp: true})
 	tmp := regularFiles(t, filepath.Join(root, dirTmp))
 	if len(tmp) != 1 || tmp[0] != abandoned[1].f.Name() {
 		t.Errorf("tmp after reopen = %v, want only the fresh file %s", tmp, abandoned[1].f.Name())
@@ -79,6 +79,33 @@ func TestLocalCrashMidWrite(t *testing.T) {
 	}
 	if files := regularFiles(t, filepath.Join(root, dirBlobs)); len(files) != 0 {
 		t.Errorf("files under sha256/ after crash: %v", files)
+	}
+}
+
+// TestLocalUnnamedAbandoned: a writer on an unnamed file (O_TMPFILE) that
+// dies mid-blob leaves no file anywhere once its descriptor is gone.
+func TestLocalUnnamedAbandoned(t *testing.T) {
+	root := t.TempDir()
+	s := openTestLocal(t, root, localOptions{})
+	w, err := s.Create(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw := w.(*LocalWriter)
+	if !lw.unnamed {
+		t.Skip("O_TMPFILE unsupported on this file system; the named path is tested above")
+	}
+	if _, err := w.Write(randomBytes(9, 100_000)); err != nil {
+		t.Fatal(err)
+	}
+	lw.f.Close() // the process dies: the kernel closes the descriptor
+	for _, d := range []string{dirBlobs, dirPending, dirTmp} {
+		if files := regularFiles(t, filepath.Join(root, d)); len(files) != 0 {
+			t.Errorf("files in %s after an abandoned unnamed write: %v", d, files)
+		}
+	}
+	if got := list(t, s); len(got) != 0 {
+		t.Errorf("List = %v, want empty", got)
 	}
 }
 
@@ -172,7 +199,7 @@ func TestLocalLayoutAndPermissions(t *testing.T) {
 	if err := s.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	want := filepath.Join(root, "sha256", string(k[:2]), string(k[2:4]), string(k))
+	want := filepath.Join(root, "sha256", string(k[:2]), string(k))
 	if got := regularFiles(t, filepath.Join(root, dirBlobs)); len(got) != 1 || got[0] != want {
 		t.Fatalf("files under sha256/ = %v, want %s", got, want)
 	}
