@@ -329,15 +329,15 @@ func (s *Local) Create(ctx context.Context) (Writer, error) {
 // the bytes (copy_file_range(2), splice(2)); the hash is then computed by
 // reading back what was stored.
 type LocalWriter struct {
-	s    *Local
-	f    *os.File
+	s *Local
+	f *os.File
 	// unnamed is set for a file opened with O_TMPFILE in pending/: it
 	// has no name until Commit links it there under its key.
 	unnamed bool
-	h    hash.Hash
-	size int64
-	err  error // first write error; the blob can no longer be committed
-	done bool  // Commit or Abort was called
+	h       hash.Hash
+	size    int64
+	err     error // first write error; the blob can no longer be committed
+	done    bool  // Commit or Abort was called
 }
 
 var (
