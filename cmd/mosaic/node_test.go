@@ -193,3 +193,44 @@ func itoa(i int) string {
 	b, _ := json.Marshal(i)
 	return string(b)
 }
+
+// TestNodeConfig: the configuration file, the environment and the flags
+// merge in that order of precedence, and a wrong value stops the command
+// with a message naming it.
+func TestNodeConfig(t *testing.T) {
+	data := t.TempDir()
+	os.WriteFile(filepath.Join(data, "node.json"), []byte(`{"policy": "basic", "listen": "127.0.0.1:1", "max_qido_limit": 50}`), 0o600)
+	e := &env{ctx: context.Background(), stdout: io.Discard, stderr: io.Discard}
+	f := nodeFlags{data: data}
+	env := map[string]string{}
+	e.getenv = func(k string) string { return env[k] }
+	cmd := newNodeServeCmd(e)
+	c, err := f.configFor(e, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Policy != "basic" || c.Listen != "127.0.0.1:1" || c.MaxQIDOLimit != 50 || c.DB != filepath.Join(data, "index.db") {
+		t.Errorf("from the file: %+v", c)
+	}
+	env["MOSAIC_NODE_POLICY"] = "longitudinal"
+	env["MOSAIC_NODE_LISTEN"] = "127.0.0.1:2"
+	f.listen = "127.0.0.1:3"
+	c, err = f.configFor(e, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Policy != "longitudinal" || c.Listen != "127.0.0.1:3" {
+		t.Errorf("environment over file, flag over environment: %+v", c)
+	}
+	os.WriteFile(filepath.Join(data, "node.json"), []byte(`{"max_qido_limit": -1}`), 0o600)
+	if _, err := f.configFor(e, cmd); err == nil || !strings.Contains(err.Error(), "max_qido_limit") {
+		t.Errorf("invalid value: %v", err)
+	}
+	os.WriteFile(filepath.Join(data, "node.json"), []byte(`{"polcy": "basic"}`), 0o600)
+	if _, err := f.configFor(e, cmd); err == nil || !strings.Contains(err.Error(), "polcy") {
+		t.Errorf("unknown field: %v", err)
+	}
+	if code, _, errOut := runMosaic(t, "node", "serve", "--data", t.TempDir(), "--policy", "no-such-policy", "--listen", "127.0.0.1:0"); code != 1 || !strings.Contains(errOut, "no-such-policy") {
+		t.Errorf("bad policy: %d %s", code, errOut)
+	}
+}
