@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 )
@@ -269,7 +270,7 @@ func (c *cohort) planPatient(index int) *patient {
 	if r.IntN(4) == 0 {
 		cult = otherCulture(r)
 	}
-	p.site = weighted(r, cancerSites, func(s *cancerSite) int { return s.weight })
+	p.site = weighted(r, c.sites(), func(s *cancerSite) int { return s.weight })
 	p.sex = p.site.sex
 	if p.sex == 0 {
 		p.sex = "FM"[r.IntN(2)]
@@ -427,8 +428,33 @@ var vendors = map[string][]equipment{
 	},
 }
 
+// sites are the cancer sites the options allow.
+func (c *cohort) sites() []*cancerSite {
+	if len(c.opts.CancerTypes) == 0 {
+		return cancerSites
+	}
+	var out []*cancerSite
+	for _, s := range cancerSites {
+		if slices.Contains(c.opts.CancerTypes, s.cancerType) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func (c *cohort) equipment(r *rand.Rand, inst *institution, modality string) equipment {
 	list := vendors[modality]
+	if len(c.opts.Manufacturers) > 0 {
+		var some []equipment
+		for _, e := range list {
+			if slices.Contains(c.opts.Manufacturers, e.manufacturer) {
+				some = append(some, e)
+			}
+		}
+		if len(some) > 0 {
+			list = some
+		}
+	}
 	i := r.IntN(len(list))
 	e := list[i]
 	e.serial = fmt.Sprintf("%s%05d", strings.ToUpper(modality[:1]), 10000+r.IntN(89999))

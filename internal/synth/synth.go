@@ -17,6 +17,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -71,6 +73,38 @@ type Options struct {
 	// Progress, when set, is called after each file with the number of
 	// DICOM files written so far and the total. Calls are serialised.
 	Progress func(done, total int)
+	// CancerTypes, when not empty, limits the cohort to these cancer types
+	// (breast, lung, prostate, colorectal, liver, pancreas), keeping their
+	// relative weights. Empty keeps every type (and the same output as
+	// before the option existed).
+	CancerTypes []string
+	// Manufacturers, when not empty, limits each modality's scanners to
+	// those of these manufacturers where the modality has one.
+	Manufacturers []string
+}
+
+// CancerTypes lists the cancer types the generator knows.
+func CancerTypes() []string {
+	var out []string
+	for _, s := range cancerSites {
+		out = append(out, s.cancerType)
+	}
+	return out
+}
+
+// Manufacturers lists the invented scanner manufacturers.
+func Manufacturers() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range []string{"CT", "MR", "PT", "US", "OT"} {
+		for _, e := range vendors[m] {
+			if !seen[e.manufacturer] {
+				seen[e.manufacturer] = true
+				out = append(out, e.manufacturer)
+			}
+		}
+	}
+	return out
 }
 
 func (o *Options) normalise() error {
@@ -91,6 +125,16 @@ func (o *Options) normalise() error {
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	for _, t := range o.CancerTypes {
+		if !slices.Contains(CancerTypes(), t) {
+			return fmt.Errorf("synth: %w: cancer type %q (want one of %s)", ErrInvalid, t, strings.Join(CancerTypes(), ", "))
+		}
+	}
+	for _, m := range o.Manufacturers {
+		if !slices.Contains(Manufacturers(), m) {
+			return fmt.Errorf("synth: %w: manufacturer %q (want one of %s)", ErrInvalid, m, strings.Join(Manufacturers(), ", "))
+		}
 	}
 	return nil
 }

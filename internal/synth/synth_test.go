@@ -713,3 +713,39 @@ func BenchmarkCTSlice(b *testing.B) {
 		}
 	}
 }
+
+func TestCancerTypeAndManufacturerOptions(t *testing.T) {
+	dir := t.TempDir()
+	m, err := Generate(context.Background(), Options{Dir: dir, Patients: 8, Seed: 5, CancerTypes: []string{"prostate", "liver"}, Manufacturers: []string{"Norden Scientific"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ct := range m.CancerTypes {
+		if ct != "prostate" && ct != "liver" {
+			t.Errorf("cancer type %s outside the options", ct)
+		}
+	}
+	files := 0
+	filepath.WalkDir(filepath.Join(dir, "dicom"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		f, err := dicom.ReadFile(p, dicom.ReadOptions{StopAtPixelData: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mod, _ := f.Dataset.String(dicom.NewTag(0x0008, 0x0060))
+		man, _ := f.Dataset.String(dicom.NewTag(0x0008, 0x0070))
+		if (mod == "MR" || mod == "PT") && man != "Norden Scientific" {
+			t.Errorf("%s: %s scanner from %s", p, mod, man)
+		}
+		files++
+		return nil
+	})
+	if files == 0 {
+		t.Fatal("no files")
+	}
+	if _, err := Generate(context.Background(), Options{Dir: t.TempDir(), Patients: 1, CancerTypes: []string{"spleen"}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown cancer type: %v", err)
+	}
+}
