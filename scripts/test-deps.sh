@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, the tools the tests use as oracles and
 # peers when they are missing: dcmtk (dcmdump), dicom3tools (dciodvfy),
-# pydicom for Debian's own /usr/bin/python3, and the PostgreSQL server that
-# scripts/with-postgres.sh starts for the store tests.
+# pydicom and rdflib for Debian's own /usr/bin/python3, and the PostgreSQL
+# server that scripts/with-postgres.sh starts for the store tests.
 set -euo pipefail
 
 missing=()
@@ -10,6 +10,9 @@ command -v dcmdump >/dev/null 2>&1 || missing+=(dcmtk)
 command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
 if ! /usr/bin/python3 -c 'import pydicom' >/dev/null 2>&1; then
 	missing+=(python3-pydicom)
+fi
+if ! /usr/bin/python3 -c 'import rdflib' >/dev/null 2>&1; then
+	missing+=(python3-rdflib)
 fi
 if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
 	missing+=(postgresql)
