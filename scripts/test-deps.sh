@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, the tools the tests use as oracles and
 # peers when they are missing: dcmtk (dcmdump), dicom3tools (dciodvfy),
-# pydicom and rdflib for Debian's own /usr/bin/python3, and the PostgreSQL
-# server that scripts/with-postgres.sh starts for the store tests.
+# pydicom and rdflib for Debian's own /usr/bin/python3, the PostgreSQL
+# server that scripts/with-postgres.sh starts for the store tests, and
+# Chromium for the hub's end-to-end web UI test.
 set -euo pipefail
 
 missing=()
@@ -16,6 +17,9 @@ if ! /usr/bin/python3 -c 'import rdflib' >/dev/null 2>&1; then
 fi
 if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
 	missing+=(postgresql)
+fi
+if [ ! -x /usr/bin/chromium ]; then
+	missing+=(chromium)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -128,7 +128,7 @@ storage.`,
   mosaic node serve --data /srv/node --listen 127.0.0.1:8180`,
 	}
 	cmd.AddCommand(newNodeServeCmd(e), newNodeDatasetCmd(e), newNodeTokenCmd(e), newNodeIngestCmd(e),
-		newNodeImportClinicalCmd(e), newNodeCheckCmd(e), newNodeGCCmd(e))
+		newNodeImportClinicalCmd(e), newNodeCheckCmd(e), newNodeGCCmd(e), newNodeEnrollCmd(e))
 	return cmd
 }
 
@@ -169,6 +169,13 @@ once its bytes are synced and its index row committed.`,
 			fmt.Fprintf(e.stdout, "mosaic node listening on http://%s\n", ln.Addr())
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
+			link, err := n.StartLink(node.LinkOptions{Version: version()})
+			if err != nil {
+				return fmt.Errorf("node: hub link: %w", err)
+			}
+			if link != nil {
+				defer link.Close()
+			}
 			// Collect blobs left by a crash between writing an object
 			// and committing its row, in the background.
 			go func() {
@@ -397,6 +404,44 @@ func newNodeTokenCmd(e *env) *cobra.Command {
 	}
 	f.register(revoke.Flags(), false)
 	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
+
+func newNodeEnrollCmd(e *env) *cobra.Command {
+	var f nodeFlags
+	var hubURL, token string
+	cmd := &cobra.Command{
+		Use:   "enroll --data DIR --hub URL --token T",
+		Short: "Join a hub's federation with a one-time enrolment token",
+		Long: `Join a federation: make the node's key pair (DATA/node.key), send its public
+half to the hub with the one-time token the hub's operator gave
+('mosaic hub node add'), and store what the hub answers (DATA/federation.json:
+its NATS address, this node's credentials, and the hub's signing key).
+
+From then on 'mosaic node serve' keeps an outbound connection to the hub:
+no inbound port is opened. The node answers only searches signed by this
+hub, and only with counts that pass its disclosure control.`,
+		Args: argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if hubURL == "" || token == "" {
+				return usagef("%s: --hub and --token are required", cmd.CommandPath())
+			}
+			n, err := f.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			fd, err := n.Enroll(e.ctx, hubURL, token, version())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "enrolled as node %s of %s (NATS %s)\n", fd.Node, fd.HubURL, strings.Join(fd.NATSURLs, ", "))
+			return nil
+		},
+	}
+	f.register(cmd.Flags(), false)
+	cmd.Flags().StringVar(&hubURL, "hub", "", "the hub's URL (required)")
+	cmd.Flags().StringVar(&token, "token", "", "the one-time enrolment token (required)")
 	return cmd
 }
 

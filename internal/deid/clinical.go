@@ -63,3 +63,10 @@ func (e *Engine) StudyUID(uid string) string {
 	}
 	return uid
 }
+
+// NoiseKey is a secret derived from the site key for seeding the noise
+// of federated search answers: it changes with the site key but reveals
+// nothing of it.
+func (e *Engine) NoiseKey() []byte {
+	return e.h.sum(nil, "search-noise")
+}

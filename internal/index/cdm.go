@@ -195,3 +195,40 @@ func (s *Store) CompareClinical(ctx context.Context, dataset string, limit int) 
 		(SELECT 1 FROM cdm_patient c WHERE c.dataset_id = ? AND c.patient_id = p.patient_id) ORDER BY p.patient_id LIMIT ?`)
 	return c, err
 }
+
+// Facets are per-dataset counts of patients by cancer type and by scanner
+// manufacturer, for the catalogue.
+type Facets struct {
+	CancerTypes   map[string]int
+	Manufacturers map[string]int
+}
+
+// DatasetFacets counts a dataset's patients by cancer type and by the
+// manufacturers of their series.
+func (s *Store) DatasetFacets(ctx context.Context, dataset string) (Facets, error) {
+	f := Facets{CancerTypes: map[string]int{}, Manufacturers: map[string]int{}}
+	for _, q := range []struct {
+		sql string
+		dst map[string]int
+	}{
+		{`SELECT k.cancer_type, COUNT(DISTINCT p.pk) FROM cdm_patient p JOIN cdm_cancer_condition k ON k.patient_pk = p.pk
+			WHERE p.dataset_id = ? AND k.cancer_type <> '' GROUP BY k.cancer_type`, f.CancerTypes},
+		{`SELECT manufacturer, COUNT(DISTINCT patient_id) FROM cdm_image_series WHERE dataset_id = ? AND manufacturer <> '' GROUP BY manufacturer`, f.Manufacturers},
+	} {
+		rows, err := s.db.Query(ctx, q.sql, dataset)
+		if err != nil {
+			return f, err
+		}
+		for rows.Next() {
+			var k string
+			var n int
+			if err := rows.Scan(&k, &n); err != nil {
+				rows.Close()
+				return f, err
+			}
+			q.dst[k] = n
+		}
+		rows.Close()
+	}
+	return f, nil
+}

@@ -52,6 +52,15 @@ type Config struct {
 	// collection removes it (younger ones may belong to an ingest in
 	// flight).
 	BlobGrace time.Duration `json:"blob_grace"`
+	// SearchFloor is the disclosure floor k of federated search answers
+	// and catalogue aggregates: a count under it leaves the node as an
+	// empty result.
+	SearchFloor int `json:"search_floor"`
+	// SearchRound rounds counts to a multiple (1: exact above the floor).
+	SearchRound int `json:"search_round"`
+	// SearchNoise is the scale of Laplace noise added to counts (0: none),
+	// seeded by the query so that repeating it gives the same answer.
+	SearchNoise float64 `json:"search_noise"`
 
 	Log *slog.Logger `json:"-"`
 }
@@ -91,6 +100,12 @@ func (c *Config) Defaults() {
 	if c.BlobGrace == 0 {
 		c.BlobGrace = time.Hour
 	}
+	if c.SearchFloor == 0 {
+		c.SearchFloor = 10
+	}
+	if c.SearchRound == 0 {
+		c.SearchRound = 1
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
@@ -111,6 +126,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("node: max_qido_limit must be positive")
 	case c.Workers < 1 || c.Workers > 256:
 		return fmt.Errorf("node: workers %d: use 1 to 256", c.Workers)
+	case c.SearchFloor < 1:
+		return fmt.Errorf("node: search_floor %d: use 1 or more (10 is the federation's default)", c.SearchFloor)
+	case c.SearchRound < 1:
+		return fmt.Errorf("node: search_round %d: use 1 (no rounding) or more", c.SearchRound)
+	case c.SearchNoise < 0:
+		return fmt.Errorf("node: search_noise must not be negative")
 	}
 	return nil
 }

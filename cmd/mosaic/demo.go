@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mosaic-imaging/mosaic/internal/hub"
+	"github.com/mosaic-imaging/mosaic/internal/index"
+	"github.com/mosaic-imaging/mosaic/internal/node"
+	"github.com/mosaic-imaging/mosaic/internal/synth"
+)
+
+// demoSite is one node of the demo federation.
+type demoSite struct {
+	name, title   string
+	dataset       index.Dataset
+	patients      int
+	seed          uint64
+	cancers       []string
+	manufacturers []string
+}
+
+var demoSites = []demoSite{
+	{name: "north-university-hospital", title: "North University Hospital", patients: 44, seed: 101,
+		cancers: []string{"lung", "breast"}, manufacturers: []string{"Aurora Imaging"},
+		dataset: index.Dataset{ID: "thoracic-oncology", Title: "Thoracic oncology imaging", Description: "CT and MR of lung and breast cancer patients at diagnosis and follow-up, with staging and treatment.", Licence: "CC-BY-NC-4.0", Contact: "imaging-research@north.example", AccessRights: "RESTRICTED", Tier: 3}},
+	{name: "south-cancer-centre", title: "South Cancer Centre", patients: 36, seed: 202,
+		cancers: []string{"prostate", "colorectal"}, manufacturers: []string{"Helix Medical Systems", "Norden Scientific"},
+		dataset: index.Dataset{ID: "pelvic-cancers", Title: "Prostate and colorectal cancer cohort", Description: "Pelvic MR and CT, PET/CT staging, linked to pathology and treatment outcomes.", Licence: "CC-BY-4.0", Contact: "data-office@south.example", AccessRights: "RESTRICTED", Tier: 3}},
+	{name: "east-regional-registry", title: "East Regional Registry", patients: 28, seed: 303,
+		cancers: []string{"liver", "pancreas"}, manufacturers: []string{"Norden Scientific"},
+		dataset: index.Dataset{ID: "hepatobiliary", Title: "Hepatobiliary and pancreatic tumours", Description: "Abdominal CT and MR of liver and pancreatic cancer patients from a regional registry.", Licence: "CC-BY-NC-SA-4.0", Contact: "registry@east.example", AccessRights: "RESTRICTED", Tier: 2}},
+}
+
+// DemoInfo is written to DIR/demo.json.
+type DemoInfo struct {
+	HubURL   string     `json:"hub_url"`
+	User     string     `json:"user"`
+	Password string     `json:"password"`
+	Token    string     `json:"token"`
+	Admin    string     `json:"admin_user"`
+	AdminPW  string     `json:"admin_password"`
+	Nodes    []DemoNode `json:"nodes"`
+}
+
+// DemoNode is one node of the demo in demo.json.
+type DemoNode struct {
+	Name    string `json:"name"`
+	URL     string `json:"url"`
+	Token   string `json:"token"`
+	Dataset string `json:"dataset"`
+}
+
+func newDemoCmd(e *env) *cobra.Command {
+	var data, addr string
+	var reset bool
+	cmd := &cobra.Command{
+		Use:   "demo [--data DIR] [--addr HOST:PORT] [--reset]",
+		Short: "Run a whole federation on this machine: a hub and three nodes with synthetic data",
+		Long: `Run a hub and three nodes in one process, each node with its own synthetic
+cohort (different cancer sites, sizes and scanners) generated, de-identified
+and ingested on the first run and reused afterwards. Open the printed URL and
+log in with the printed demo account to browse the catalogue and run
+federated searches; the nodes answer with counts under disclosure control
+(no count from 1 to 9 ever leaves a node).
+
+DIR/demo.json holds the hub URL, the demo user, its password and an API
+token, and each node's URL and admin token, for scripts:
+
+  curl -s "$(jq -r .hub_url DIR/demo.json)/api/v1/datasets"
+  curl -s -H "Authorization: Bearer $(jq -r .token DIR/demo.json)" \
+       -d '{"operand":"AND","children":[]}' "$(jq -r .hub_url DIR/demo.json)/api/v1/search"
+
+--reset deletes DIR first. Stop with Ctrl-C.`,
+		Args: argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDemo(e, data, addr, reset)
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "mosaic-demo", "folder for the demo's hub, nodes and cohorts")
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "the hub's HTTP address (port 0 picks a free one)")
+	cmd.Flags().BoolVar(&reset, "reset", false, "delete DIR and start from scratch")
+	return cmd
+}
+
+func runDemo(e *env, data, addr string, reset bool) error {
+	t0 := time.Now()
+	say := func(format string, a ...any) { fmt.Fprintf(e.stdout, format+"\n", a...) }
+	if reset {
+		if err := os.RemoveAll(data); err != nil {
+			return fmt.Errorf("demo: reset: %w", err)
+		}
+	}
+	if err := os.MkdirAll(data, 0o750); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	logf, err := os.OpenFile(filepath.Join(data, "demo.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	log := slog.New(slog.NewJSONHandler(logf, nil))
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("demo: the hub's address %s: %w (choose another with --addr)", addr, err)
+	}
+	hubURL := "http://" + ln.Addr().String()
+	h, err := hub.Open(e.ctx, hub.Config{Data: filepath.Join(data, "hub"), Listen: ln.Addr().String(), NATSListen: "127.0.0.1:0", PublicURL: hubURL, Log: log})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer h.Close()
+	hubSrv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go hubSrv.Serve(ln)
+	defer hubSrv.Close()
+
+	info, err := demoAccounts(e.ctx, h, data, hubURL)
+	if err != nil {
+		return err
+	}
+	type running struct {
+		n    *node.Node
+		link *node.Link
+		srv  *http.Server
+		url  string
+		tok  string
+	}
+	runs := make([]running, len(demoSites))
+	errs := make([]error, len(demoSites))
+	var wg sync.WaitGroup
+	for i, site := range demoSites {
+		wg.Add(1)
+		go func(i int, site demoSite) {
+			defer wg.Done()
+			r := &runs[i]
+			var err error
+			r.n, r.tok, err = demoNode(e.ctx, h, data, hubURL, site, log, say)
+			if err != nil {
+				errs[i] = fmt.Errorf("demo: node %s: %w", site.name, err)
+				return
+			}
+			nl, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			r.url = "http://" + nl.Addr().String()
+			r.srv = &http.Server{Handler: r.n.Handler(), ReadHeaderTimeout: 10 * time.Second}
+			go r.srv.Serve(nl)
+			r.link, errs[i] = r.n.StartLink(node.LinkOptions{Version: version(), Heartbeat: 2 * time.Second})
+		}(i, site)
+	}
+	wg.Wait()
+	defer func() {
+		for _, r := range runs {
+			if r.srv != nil {
+				r.srv.Close()
+			}
+			if r.link != nil {
+				r.link.Close()
+			}
+			if r.n != nil {
+				r.n.Close()
+			}
+		}
+	}()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for i, r := range runs {
+		info.Nodes = append(info.Nodes, DemoNode{Name: demoSites[i].name, URL: r.url, Token: r.tok, Dataset: demoSites[i].dataset.ID})
+	}
+	// Ready when every node is online and its datasets are in the
+	// catalogue.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ok, err := demoReady(e.ctx, h)
+		if err != nil {
+			return err
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("demo: the nodes did not come online within a minute (see DIR/demo.log)")
+		}
+		select {
+		case <-e.ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	b, _ := json.MarshalIndent(info, "", "  ")
+	tmp := filepath.Join(data, "demo.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(data, "demo.json")); err != nil {
+		return err
+	}
+	say("")
+	say("Mosaic demo federation ready in %.1f s: a hub and %d nodes.", time.Since(t0).Seconds(), len(runs))
+	say("  open     %s", hubURL)
+	say("  log in   user %q, password %q", info.User, info.Password)
+	say("  admin    user %q, password %q", info.Admin, info.AdminPW)
+	for _, n := range info.Nodes {
+		say("  node     %-28s %s (DICOMweb %s/dicom-web/%s/)", n.Name, n.URL, n.URL, n.Dataset)
+	}
+	say("  details  %s", filepath.Join(data, "demo.json"))
+	say("Stop with Ctrl-C.")
+	<-e.ctx.Done()
+	return nil
+}
+
+// demoAccounts creates, on the first run, the demo researcher and admin
+// and an API token, and reads them back from demo.json afterwards.
+func demoAccounts(ctx context.Context, h *hub.Hub, data, hubURL string) (DemoInfo, error) {
+	var info DemoInfo
+	if b, err := os.ReadFile(filepath.Join(data, "demo.json")); err == nil && json.Unmarshal(b, &info) == nil && info.Token != "" {
+		if _, err := h.Store.Authenticate(ctx, info.Token); err == nil {
+			info.HubURL, info.Nodes = hubURL, nil
+			return info, nil
+		}
+	}
+	info = DemoInfo{HubURL: hubURL, User: "demo", Password: randomPassword(), Admin: "admin", AdminPW: randomPassword()}
+	for _, u := range []struct{ id, pw, role string }{{info.User, info.Password, hub.RoleResearcher}, {info.Admin, info.AdminPW, hub.RoleAdmin}} {
+		if err := h.Store.AddUser(ctx, u.id, u.pw, u.role); err != nil {
+			return info, fmt.Errorf("demo: the hub in this folder has other accounts; start afresh with --reset: %w", err)
+		}
+	}
+	tok, err := h.Store.NewUserToken(ctx, info.User, "demo")
+	if err != nil {
+		return info, err
+	}
+	info.Token = tok
+	return info, nil
+}
+
+// demoNode opens a node, enrols it, and on the first run fills it with
+// its synthetic cohort.
+func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSite, log *slog.Logger, say func(string, ...any)) (*node.Node, string, error) {
+	dir := filepath.Join(data, "nodes", site.name)
+	n, err := node.Open(ctx, node.Config{Data: dir, Policy: "eucaim", Log: log.With("node", site.name)})
+	if err != nil {
+		return nil, "", err
+	}
+	fail := func(err error) (*node.Node, string, error) {
+		n.Close()
+		return nil, "", err
+	}
+	if _, ok, _ := n.LoadFederation(); !ok {
+		tok, err := h.Store.AddNode(ctx, site.name, site.title, time.Hour)
+		if err != nil && !errors.Is(err, hub.ErrExists) {
+			return fail(err)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("the hub knows this node but its folder lost its enrolment; start afresh with --reset"))
+		}
+		if _, err := n.Enroll(ctx, hubURL, tok, version()); err != nil {
+			return fail(err)
+		}
+	} else if err := n.UpdateFederation(func(f *node.Federation) {
+		// The demo's hub picks a new NATS port on every run.
+		f.NATSURLs, f.HubURL = []string{h.NATSURL()}, hubURL
+	}); err != nil {
+		return fail(err)
+	}
+	tokPath := filepath.Join(dir, "demo-token")
+	tokB, err := os.ReadFile(tokPath)
+	if err != nil {
+		tok, _, err := n.Index.CreateToken(ctx, "demo")
+		if err != nil {
+			return fail(err)
+		}
+		os.WriteFile(tokPath, []byte(tok), 0o600)
+		tokB = []byte(tok)
+	}
+	if _, err := n.Index.Dataset(ctx, site.dataset.ID); errors.Is(err, index.ErrNotFound) {
+		if _, err := n.Index.CreateDataset(ctx, site.dataset); err != nil {
+			return fail(err)
+		}
+	}
+	c, err := n.Index.DatasetCounts(ctx, site.dataset.ID)
+	if err != nil {
+		return fail(err)
+	}
+	if c.Instances == 0 {
+		cohort := filepath.Join(data, "cohorts", site.name)
+		if _, err := os.Stat(filepath.Join(cohort, synth.ManifestFile)); err != nil {
+			os.RemoveAll(cohort)
+			if _, err := synth.Generate(ctx, synth.Options{Dir: cohort, Patients: site.patients, Seed: site.seed,
+				CancerTypes: site.cancers, Manufacturers: site.manufacturers}); err != nil {
+				return fail(err)
+			}
+		}
+		stored, refused, err := demoIngest(ctx, n, site.dataset.ID, filepath.Join(cohort, synth.DICOMDir))
+		if err != nil {
+			return fail(err)
+		}
+		f, err := os.Open(filepath.Join(cohort, synth.ClinicalFile))
+		if err != nil {
+			return fail(err)
+		}
+		rep, err := n.ImportClinical(ctx, site.dataset.ID, f)
+		f.Close()
+		if err != nil {
+			return fail(err)
+		}
+		say("node %-28s %d patients: %d objects stored, %d refused at the door, %d clinical rows", site.name, site.patients, stored, refused, rep.Imported)
+	}
+	return n, string(tokB), nil
+}
+
+func demoIngest(ctx context.Context, n *node.Node, dataset, dir string) (stored, refused int, err error) {
+	var files []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, p)
+		}
+		return err
+	})
+	sort.Strings(files)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan string)
+	var firstErr error
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var tickets []*node.Ticket
+			for p := range next {
+				f, err := os.Open(p)
+				if err != nil {
+					continue
+				}
+				tickets = append(tickets, n.Ingest(ctx, dataset, "cli", f))
+				f.Close()
+			}
+			for _, t := range tickets {
+				o := t.Wait()
+				mu.Lock()
+				switch o.Status {
+				case node.StatusStored, node.StatusDuplicate:
+					stored++
+				case node.StatusRejected:
+					refused++
+				default:
+					if firstErr == nil {
+						firstErr = fmt.Errorf("ingest: %s: %s", o.Status, o.Reason)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, p := range files {
+		next <- p
+	}
+	close(next)
+	wg.Wait()
+	return stored, refused, firstErr
+}
+
+func demoReady(ctx context.Context, h *hub.Hub) (bool, error) {
+	nodes, err := h.NodeInfos(ctx)
+	if err != nil {
+		return false, err
+	}
+	online := 0
+	for _, n := range nodes {
+		if n.Status == "online" {
+			online++
+		}
+	}
+	cat, err := h.Store.Catalogue(ctx)
+	if err != nil {
+		return false, err
+	}
+	return online >= len(demoSites) && len(cat) >= len(demoSites), nil
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs the demo federation twice on one folder, as the
+// acceptance contract does: demo.json names the hub, a token and the
+// nodes; the catalogue is public; a search with the token returns
+// per-dataset results and per-node statuses; the second run reuses the
+// cohorts.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates and ingests three cohorts; skipped with -short")
+	}
+	data := filepath.Join(t.TempDir(), "demo")
+	var firstTotal int
+	for turn := 1; turn <= 2; turn++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		t0 := time.Now()
+		var before time.Time
+		if fi, err := os.Stat(filepath.Join(data, "demo.json")); err == nil {
+			before = fi.ModTime()
+		}
+		var stderr strings.Builder
+		go func() {
+			done <- run(ctx, []string{"demo", "--data", data, "--addr", "127.0.0.1:0"}, func(string) string { return "" }, strings.NewReader(""), io.Discard, &stderr)
+		}()
+		var info DemoInfo
+		waitFor(t, 90*time.Second, "demo.json", func() bool {
+			select {
+			case code := <-done:
+				t.Fatalf("demo run %d exited %d before it was ready: %s", turn, code, stderr.String())
+			default:
+			}
+			fi, err := os.Stat(filepath.Join(data, "demo.json"))
+			if err != nil || !fi.ModTime().After(before) {
+				return false
+			}
+			b, err := os.ReadFile(filepath.Join(data, "demo.json"))
+			return err == nil && json.Unmarshal(b, &info) == nil
+		})
+		took := time.Since(t0)
+		t.Logf("run %d ready in %s", turn, took)
+		if info.HubURL == "" || info.Token == "" || len(info.Nodes) != 3 || info.User == "" || info.Password == "" {
+			t.Fatalf("demo.json: %+v", info)
+		}
+		for _, n := range info.Nodes {
+			if n.Name == "" || !strings.HasPrefix(n.URL, "http://") {
+				t.Errorf("node in demo.json: %+v", n)
+			}
+		}
+		resp, err := http.Get(info.HubURL + "/api/v1/datasets")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cat struct{ Datasets []struct{ Node, ID string } }
+		json.NewDecoder(resp.Body).Decode(&cat)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || len(cat.Datasets) != 3 {
+			t.Errorf("public catalogue: %d, %d datasets", resp.StatusCode, len(cat.Datasets))
+		}
+		req, _ := http.NewRequest("POST", info.HubURL+"/api/v1/search", strings.NewReader(`{"operand":"AND","children":[]}`))
+		req.Header.Set("Authorization", "Bearer "+info.Token)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var res struct {
+			Results []struct {
+				Node, Dataset string
+				Subjects      int `json:"subjects_count"`
+			}
+			Nodes []struct{ Node, Status string }
+		}
+		if resp.StatusCode != 200 || json.Unmarshal(b, &res) != nil || len(res.Results) != 3 || len(res.Nodes) != 3 {
+			t.Fatalf("search: %d %s", resp.StatusCode, b)
+		}
+		total := 0
+		for _, r := range res.Results {
+			if r.Node == "" || r.Dataset == "" || r.Subjects < 10 {
+				t.Errorf("result %+v", r)
+			}
+			total += r.Subjects
+		}
+		for _, n := range res.Nodes {
+			if n.Status != "answered" {
+				t.Errorf("node %s: %s", n.Node, n.Status)
+			}
+		}
+		if turn == 1 {
+			firstTotal = total
+		} else if total != firstTotal {
+			t.Errorf("second run counts %d subjects, first %d", total, firstTotal)
+		}
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("demo exited %d", code)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("demo did not stop")
+		}
+	}
+}

@@ -1,0 +1,396 @@
+//go:build unix
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mosaic-imaging/mosaic/internal/synth"
+)
+
+// fedProc is a running hub or node process.
+type fedProc struct {
+	cmd    *exec.Cmd
+	url    string
+	log    string
+	exited chan struct{}
+}
+
+// fedStart runs a serve command and waits for its banner line, which
+// starts with prefix and carries the URL as its next word.
+func fedStart(t *testing.T, bin, logPath, prefix string, args ...string) *fedProc {
+	t.Helper()
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = crashEnv()
+	cmd.Stderr = logf
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &fedProc{cmd: cmd, log: logPath, exited: make(chan struct{})}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+				select {
+				case urlc <- strings.Fields(rest)[0]:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, stdout)
+		cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() { p.kill() })
+	select {
+	case u := <-urlc:
+		p.url = strings.TrimSuffix(u, "/")
+	case <-p.exited:
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("%s exited early:\n%s", strings.Join(args, " "), crashTail(b, 20))
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s did not start", strings.Join(args, " "))
+	}
+	return p
+}
+
+func (p *fedProc) kill() {
+	select {
+	case <-p.exited:
+	default:
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+func (p *fedProc) stop(t *testing.T) {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("process did not stop on SIGTERM")
+	}
+}
+
+// fedSite is one node of the test federation and its cohort's truth.
+type fedSite struct {
+	name, dataset string
+	cancers       []string
+	patients      int
+	seed          uint64
+	dir, data     string
+	rows          []map[string]string // clinical.csv
+	proc          *fedProc
+}
+
+func (s *fedSite) count(match func(map[string]string) bool) int {
+	n := 0
+	for _, r := range s.rows {
+		if match(r) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFederation runs a hub and three node processes on a real NATS link:
+// enrolment, ingest, catalogue, searches whose expected counts come from
+// the cohorts' clinical tables (exact above the floor, empty below), a
+// node stopped mid-way (reported, the search still answers in time) and
+// restarted (it rejoins), and verified audit logs at both ends.
+func TestFederation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a hub and three nodes as processes; skipped with -short")
+	}
+	bin := crashBinary(t)
+	root := t.TempDir()
+	sites := []*fedSite{
+		{name: "north", dataset: "thorax", cancers: []string{"lung", "breast"}, patients: 24, seed: 31},
+		{name: "south", dataset: "pelvis", cancers: []string{"prostate", "colorectal"}, patients: 18, seed: 32},
+		{name: "east", dataset: "abdomen", cancers: []string{"liver", "pancreas"}, patients: 12, seed: 33},
+	}
+	hubData := filepath.Join(root, "hub")
+	hubProc := fedStart(t, bin, filepath.Join(root, "hub.log"), "mosaic hub listening on ", "hub", "serve", "--data", hubData, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, "hub", "user", "add", "--data", hubData, "alice", "--admin", "--password-stdin")
+	cmd.Env, cmd.Stdin = crashEnv(), strings.NewReader("correct horse battery staple\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("user add: %v %s", err, out)
+	}
+	tok := strings.TrimSpace(crashCLI(t, bin, "hub", "token", "create", "--data", hubData, "--user", "alice"))
+
+	for _, s := range sites {
+		s.dir = filepath.Join(root, "cohort-"+s.name)
+		s.data = filepath.Join(root, "node-"+s.name)
+		if _, err := synth.Generate(context.Background(), synth.Options{Dir: s.dir, Patients: s.patients, Seed: s.seed, CancerTypes: s.cancers}); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := os.Open(filepath.Join(s.dir, "clinical.csv"))
+		recs, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs[1:] {
+			m := map[string]string{}
+			for i, h := range recs[0] {
+				m[h] = r[i]
+			}
+			s.rows = append(s.rows, m)
+		}
+		common := []string{"--data", s.data, "--policy", "longitudinal"}
+		crashCLI(t, bin, append([]string{"node", "dataset", "create", "--id", s.dataset, "--title", s.name + " cohort", "--tier", "3"}, common...)...)
+		crashCLI(t, bin, append([]string{"node", "ingest", "-q", "--dataset", s.dataset, filepath.Join(s.dir, "dicom")}, common...)...)
+		crashCLI(t, bin, append([]string{"node", "import-clinical", "--dataset", s.dataset, filepath.Join(s.dir, "clinical.csv")}, common...)...)
+		etok := strings.TrimSpace(crashCLI(t, bin, "hub", "node", "add", "--data", hubData, s.name, "--title", strings.ToUpper(s.name[:1])+s.name[1:]+" Hospital"))
+		crashCLI(t, bin, append([]string{"node", "enroll", "--hub", hubProc.url, "--token", etok}, common...)...)
+		// The token works once.
+		if out, err := exec.Command(bin, append([]string{"node", "enroll", "--hub", hubProc.url, "--token", etok}, common...)...).CombinedOutput(); err == nil {
+			t.Errorf("a used enrolment token worked again: %s", out)
+		}
+	}
+	startNode := func(s *fedSite) {
+		s.proc = fedStart(t, bin, filepath.Join(root, s.name+".log"), "mosaic node listening on ", "node", "serve", "--data", s.data, "--listen", "127.0.0.1:0", "--policy", "longitudinal")
+	}
+	for _, s := range sites {
+		startNode(s)
+	}
+
+	get := func(path, token string) (int, []byte) {
+		req, _ := http.NewRequest("GET", hubProc.url+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	// All nodes online, their datasets in the public catalogue.
+	waitFor(t, 30*time.Second, "nodes online and catalogue published", func() bool {
+		_, b := get("/api/v1/nodes", tok)
+		var nodes struct{ Nodes []struct{ ID, Status string } }
+		json.Unmarshal(b, &nodes)
+		online := 0
+		for _, n := range nodes.Nodes {
+			if n.Status == "online" {
+				online++
+			}
+		}
+		_, b = get("/api/v1/datasets", "")
+		var cat struct{ Total int }
+		json.Unmarshal(b, &cat)
+		return online == 3 && cat.Total == 3
+	})
+	code, b := get("/api/v1/datasets", "")
+	var cat struct {
+		Datasets []struct {
+			Node     string
+			ID       string
+			Subjects int
+		}
+	}
+	json.Unmarshal(b, &cat)
+	for _, d := range cat.Datasets {
+		for _, s := range sites {
+			if s.name == d.Node && (d.ID != s.dataset || d.Subjects != s.patients) {
+				t.Errorf("catalogue %s/%s: %d subjects, want %s with %d", d.Node, d.ID, d.Subjects, s.dataset, s.patients)
+			}
+		}
+	}
+	if code != 200 {
+		t.Fatalf("catalogue: %d", code)
+	}
+
+	type result struct {
+		Results []struct {
+			Node, Dataset string
+			Subjects      int `json:"subjects_count"`
+			Studies       int `json:"studies_count"`
+		}
+		Nodes []struct{ Node, Status string }
+	}
+	search := func(ast string) (result, time.Duration) {
+		t.Helper()
+		t0 := time.Now()
+		req, _ := http.NewRequest("POST", hubProc.url+"/api/v1/search", strings.NewReader(ast))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("search %s: %d %s", ast, resp.StatusCode, body)
+		}
+		var r result
+		if err := json.Unmarshal(body, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r, time.Since(t0)
+	}
+	floor := 10
+	expect := func(n int) int {
+		if n < floor {
+			return 0
+		}
+		return n
+	}
+	leaf := func(key, typ, value string) string {
+		return fmt.Sprintf(`{"key":%q,"type":%q,"system":"","value":%s}`, key, typ, value)
+	}
+	and := func(children ...string) string {
+		return `{"operand":"AND","children":[` + strings.Join(children, ",") + `]}`
+	}
+	female := leaf("SNOMEDCT263495000", "EQUALS", `"SNOMEDCT248152002"`)
+	ageRange := leaf("SNOMEDCT423493009", "BETWEEN", `{"min":55,"max":75}`)
+	cases := []struct {
+		name  string
+		ast   string
+		match func(map[string]string) bool
+	}{
+		{"everyone", and(), func(map[string]string) bool { return true }},
+		{"female", and(female), func(r map[string]string) bool { return r["birth_sex"] == "female" }},
+		{"not female", `{"operand":"NOT","children":[` + female + `]}`, func(r map[string]string) bool { return r["birth_sex"] != "female" }},
+		{"age 55-75", and(ageRange), func(r map[string]string) bool { a, _ := strconv.Atoi(r["age_at_diagnosis"]); return a >= 55 && a <= 75 }},
+		{"female and age", and(female, ageRange), func(r map[string]string) bool {
+			a, _ := strconv.Atoi(r["age_at_diagnosis"])
+			return r["birth_sex"] == "female" && a >= 55 && a <= 75
+		}},
+		{"lung or prostate", `{"operand":"OR","children":[` + leaf("SNOMEDCT439401001", "EQUALS", `"SNOMEDCT363358000"`) + `,` + leaf("SNOMEDCT439401001", "EQUALS", `"SNOMEDCT399068003"`) + `]}`,
+			func(r map[string]string) bool { return r["cancer_type"] == "lung" || r["cancer_type"] == "prostate" }},
+		{"MR", and(leaf("RID10311", "EQUALS", `"RID10312"`)), func(r map[string]string) bool { return strings.Contains(r["modalities"], "MR") }},
+	}
+	sawFloor := false
+	for _, c := range cases {
+		r, took := search(c.ast)
+		if took > 5*time.Second {
+			t.Errorf("%s: took %s", c.name, took)
+		}
+		got := map[string]int{}
+		for _, e := range r.Results {
+			got[e.Node] = e.Subjects
+		}
+		for _, s := range sites {
+			raw := s.count(c.match)
+			if raw > 0 && raw < floor {
+				sawFloor = true
+			}
+			if got[s.name] != expect(raw) {
+				t.Errorf("%s at %s: %d subjects, want %d (raw %d, floor %d)", c.name, s.name, got[s.name], expect(raw), raw, floor)
+			}
+		}
+		for _, n := range r.Nodes {
+			if n.Status != "answered" {
+				t.Errorf("%s: node %s %s", c.name, n.Node, n.Status)
+			}
+		}
+	}
+	if !sawFloor {
+		t.Error("no query hit a count under the floor: the cohorts do not test disclosure control")
+	}
+
+	// A stopped node is reported; the search answers within the deadline.
+	sites[2].proc.stop(t)
+	r, took := search(and(female))
+	if took > 7*time.Second {
+		t.Errorf("search with a node down took %s", took)
+	}
+	for _, n := range r.Nodes {
+		if n.Node == "east" && n.Status == "answered" {
+			t.Errorf("stopped node reported as answered")
+		}
+	}
+	// Restarted, it rejoins.
+	startNode(sites[2])
+	waitFor(t, 30*time.Second, "the restarted node answers", func() bool {
+		r, _ := search(and())
+		for _, n := range r.Nodes {
+			if n.Node == "east" {
+				return n.Status == "answered"
+			}
+		}
+		return false
+	})
+	// Bad input is refused, and the hub keeps answering.
+	for _, bad := range []string{"", "{", `{"key":"NOPE","type":"EQUALS","value":"x"}`, strings.Repeat(`{"operand":"NOT","children":[`, 40) + female + strings.Repeat("]}", 40)} {
+		req, _ := http.NewRequest("POST", hubProc.url+"/api/v1/search", strings.NewReader(bad))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("bad query %.40q: %d", bad, resp.StatusCode)
+		}
+	}
+	if c, _ := get("/api/v1/nodes", ""); c != 401 {
+		t.Errorf("nodes without login: %d", c)
+	}
+	// Removing a node cuts it off.
+	crashCLI(t, bin, "hub", "node", "remove", "--data", hubData, "south")
+	waitFor(t, 10*time.Second, "the removed node disappears from searches", func() bool {
+		r, _ := search(and())
+		for _, n := range r.Nodes {
+			if n.Node == "south" {
+				return false
+			}
+		}
+		for _, e := range r.Results {
+			if e.Node == "south" {
+				return false
+			}
+		}
+		return true
+	})
+	// Both ends' audit logs verify.
+	for _, s := range sites {
+		s.proc.stop(t)
+	}
+	hubProc.stop(t)
+	out := crashCLI(t, bin, "audit", "verify", filepath.Join(hubData, "audit.log"), filepath.Join(sites[0].data, "audit.log"))
+	if strings.Count(out, ": ok") != 2 {
+		t.Errorf("audit verify: %s", out)
+	}
+	hubLog, _ := os.ReadFile(filepath.Join(hubData, "audit.log"))
+	if n := bytes.Count(hubLog, []byte(`"action":"search"`)); n < len(cases) {
+		t.Errorf("hub audit log holds %d searches", n)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

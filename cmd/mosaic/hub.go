@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/mosaic-imaging/mosaic/internal/hub"
+)
+
+type hubFlags struct {
+	data, config, listen, db, natsListen, natsWS, natsURL, publicURL string
+}
+
+func (f *hubFlags) register(fs *pflag.FlagSet, serve bool) {
+	fs.StringVar(&f.data, "data", "", "the hub's data directory (required; env MOSAIC_HUB_DATA)")
+	fs.StringVar(&f.config, "config", "", "configuration file, JSON (default: DATA/hub.json when it exists)")
+	fs.StringVar(&f.db, "db", "", "state database: a SQLite path or postgres://... (default DATA/hub.db; env MOSAIC_HUB_DB)")
+	if serve {
+		fs.StringVar(&f.listen, "listen", "", "HTTP address (default 127.0.0.1:8080; env MOSAIC_HUB_LISTEN)")
+		fs.StringVar(&f.natsListen, "nats-listen", "", "embedded NATS client address nodes connect to (default 127.0.0.1:4222; port 0 picks one)")
+		fs.StringVar(&f.natsWS, "nats-websocket", "", "embedded NATS WebSocket address, for nodes behind proxies (default: off)")
+		fs.StringVar(&f.natsURL, "nats", "", "use an external NATS cluster at this URL instead of the embedded server")
+		fs.StringVar(&f.publicURL, "public-url", "", "the hub's URL as nodes and browsers reach it (default: http://LISTEN)")
+	}
+}
+
+func (f *hubFlags) configFor(e *env, cmd *cobra.Command) (hub.Config, error) {
+	var c hub.Config
+	data := f.data
+	if data == "" {
+		data = e.getenv("MOSAIC_HUB_DATA")
+	}
+	if data == "" {
+		return c, usagef("%s: --data DIR is required", cmd.CommandPath())
+	}
+	path := f.config
+	if path == "" {
+		if _, err := os.Stat(filepath.Join(data, "hub.json")); err == nil {
+			path = filepath.Join(data, "hub.json")
+		}
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("hub: config: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return c, fmt.Errorf("hub: config %s: %w", path, err)
+		}
+	}
+	c.Data = data
+	for _, v := range []struct {
+		dst       *string
+		env, flag string
+	}{
+		{&c.DB, "MOSAIC_HUB_DB", f.db}, {&c.Listen, "MOSAIC_HUB_LISTEN", f.listen}, {&c.NATSListen, "MOSAIC_HUB_NATS_LISTEN", f.natsListen},
+		{&c.NATSWebSocket, "MOSAIC_HUB_NATS_WEBSOCKET", f.natsWS}, {&c.NATSURL, "MOSAIC_HUB_NATS", f.natsURL}, {&c.PublicURL, "MOSAIC_HUB_PUBLIC_URL", f.publicURL},
+	} {
+		if s := e.getenv(v.env); s != "" {
+			*v.dst = s
+		}
+		if v.flag != "" {
+			*v.dst = v.flag
+		}
+	}
+	c.Log = slog.New(slog.NewJSONHandler(e.stderr, nil))
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return c, usageError{err}
+	}
+	return c, nil
+}
+
+// openStore opens only the hub's database, for the admin commands (they
+// work while the hub serves).
+func (f *hubFlags) openStore(e *env, cmd *cobra.Command) (*hub.Store, error) {
+	c, err := f.configFor(e, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(c.Data, 0o750); err != nil {
+		return nil, err
+	}
+	return hub.OpenStore(e.ctx, c.DB)
+}
+
+func newHubCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "hub",
+		Short: "Run and manage the federation's hub",
+		Long: `The hub is the federation's centre: nodes connect out to its embedded NATS
+server, publish what they hold to its public catalogue, and answer the
+federated searches researchers make through its API and web pages. It never
+holds patient data: only dataset descriptions and counts that passed each
+node's disclosure control.`,
+		Example: `  mosaic hub user add --data /srv/hub alice --admin
+  mosaic hub node add --data /srv/hub hospital-a      # prints a one-time enrolment token
+  mosaic hub serve --data /srv/hub --listen 0.0.0.0:8080 --nats-listen 0.0.0.0:4222`,
+	}
+	cmd.AddCommand(newHubServeCmd(e), newHubUserCmd(e), newHubTokenCmd(e), newHubNodeCmd(e))
+	return cmd
+}
+
+func newHubServeCmd(e *env) *cobra.Command {
+	var f hubFlags
+	cmd := &cobra.Command{
+		Use:   "serve --data DIR [--listen ADDR] [--db URL] [--nats-listen ADDR]",
+		Short: "Serve the hub: catalogue, federated search, web pages, NATS for nodes",
+		Long: `Serve the hub until interrupted. It embeds a NATS server with JetStream that
+nodes connect out to (--nats-listen; --nats-websocket adds WebSocket for
+nodes behind proxies; --nats uses an external cluster instead).
+
+HTTP:
+  /                          web pages: dashboard, catalogue, search, nodes
+  /api/v1/datasets           the public catalogue (no login), with ?q= and facets
+  /api/v1/catalogue          the catalogue as EUCAIM DCAT-AP (JSON-LD or Turtle)
+  /fdp                       FAIR Data Point entry point
+  /api/v1/search             federated search (Samply Lens AST; login needed)
+  /api/v1/enroll             node enrolment (one-time token)
+  /healthz, /readyz, /metrics`,
+		Args: argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.configFor(e, cmd)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", c.Listen)
+			if err != nil {
+				return fmt.Errorf("hub: listen: %w", err)
+			}
+			if c.PublicURL == "" {
+				c.PublicURL = "http://" + ln.Addr().String()
+			}
+			h, err := hub.Open(e.ctx, c)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			defer h.Close()
+			return serveHTTP(e, h.Handler(), ln, c.Log, fmt.Sprintf("mosaic hub listening on %s (NATS %s)", c.PublicURL, h.NATSURL()))
+		},
+	}
+	f.register(cmd.Flags(), true)
+	return cmd
+}
+
+// serveHTTP serves handler on ln until the command's context ends, then
+// shuts down gracefully.
+func serveHTTP(e *env, handler http.Handler, ln net.Listener, log *slog.Logger, banner string) error {
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	fmt.Fprintln(e.stdout, banner)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-e.ctx.Done():
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return srv.Shutdown(ctx)
+}
+
+func randomPassword() string {
+	var b [15]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func newHubUserCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Manage the hub's local accounts"}
+	var f hubFlags
+	var admin, stdinPw bool
+	add := &cobra.Command{
+		Use:   "add --data DIR NAME [--admin] [--password-stdin]",
+		Short: "Add an account; prints a generated password unless one comes on stdin",
+		Args:  argsError(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := f.openStore(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			pw := ""
+			if stdinPw {
+				line, err := bufio.NewReader(e.stdin).ReadString('\n')
+				if err != nil && line == "" {
+					return usagef("hub user add: no password on stdin")
+				}
+				pw = strings.TrimRight(line, "\r\n")
+			} else {
+				pw = randomPassword()
+			}
+			role := hub.RoleResearcher
+			if admin {
+				role = hub.RoleAdmin
+			}
+			if err := st.AddUser(e.ctx, args[0], pw, role); err != nil {
+				return err
+			}
+			if stdinPw {
+				fmt.Fprintf(e.stdout, "user %s added (%s)\n", args[0], role)
+			} else {
+				fmt.Fprintf(e.stdout, "user %s added (%s); password: %s\n", args[0], role, pw)
+			}
+			return nil
+		},
+	}
+	f.register(add.Flags(), false)
+	add.Flags().BoolVar(&admin, "admin", false, "an administrator (node management)")
+	add.Flags().BoolVar(&stdinPw, "password-stdin", false, "read the password (12 characters or more) from stdin")
+	cmd.AddCommand(add)
+	return cmd
+}
+
+func newHubTokenCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Manage API tokens of hub users"}
+	var f hubFlags
+	var user, name string
+	create := &cobra.Command{
+		Use:   "create --data DIR --user NAME",
+		Short: "Create an API token for a user and print it alone on stdout",
+		Args:  argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if user == "" {
+				return usagef("hub token create: --user is required")
+			}
+			st, err := f.openStore(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if _, err := st.Nodes(e.ctx); err != nil {
+				return err
+			}
+			tok, err := st.NewUserToken(e.ctx, user, name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, tok)
+			return nil
+		},
+	}
+	f.register(create.Flags(), false)
+	create.Flags().StringVar(&user, "user", "", "the user the token acts for (required)")
+	create.Flags().StringVar(&name, "name", "", "what the token is for")
+	cmd.AddCommand(create)
+	return cmd
+}
+
+func newHubNodeCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Register, list and remove nodes"}
+	var f hubFlags
+	var title string
+	var ttl time.Duration
+	add := &cobra.Command{
+		Use:   "add --data DIR NAME [--title T]",
+		Short: "Register a node and print its one-time enrolment token",
+		Long: `Register a node and print a one-time enrolment token, valid for --ttl. Give
+it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
+		Args: argsError(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := f.openStore(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			tok, err := st.AddNode(e.ctx, args[0], title, ttl)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, tok)
+			return nil
+		},
+	}
+	f.register(add.Flags(), false)
+	add.Flags().StringVar(&title, "title", "", "the data holder's name, as the catalogue shows it")
+	add.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the enrolment token stays valid")
+	list := &cobra.Command{
+		Use:   "list --data DIR",
+		Short: "List nodes with their enrolment and last contact",
+		Args:  argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := f.openStore(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			nodes, err := st.Nodes(e.ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "NODE\tTITLE\tENROLLED\tVERSION\tLAST CONTACT\tREMOVED")
+			t := func(p *time.Time) string {
+				if p == nil {
+					return "-"
+				}
+				return p.Format(time.RFC3339)
+			}
+			for _, n := range nodes {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Title, t(n.Enrolled), n.Version, t(n.LastSeen), t(n.Removed))
+			}
+			return tw.Flush()
+		},
+	}
+	f.register(list.Flags(), false)
+	remove := &cobra.Command{
+		Use:   "remove --data DIR NAME",
+		Short: "Remove a node: its credentials stop working and a running hub cuts it off",
+		Args:  argsError(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := f.openStore(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.RemoveNode(e.ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "node %s removed\n", args[0])
+			return nil
+		},
+	}
+	f.register(remove.Flags(), false)
+	cmd.AddCommand(add, list, remove)
+	return cmd
+}

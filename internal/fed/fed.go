@@ -1,0 +1,182 @@
+// Package fed is the federation protocol between the hub and its nodes:
+// NATS subjects, the messages carried on them, Ed25519 signatures on
+// everything the hub asks of a node and on every node answer, and replay
+// protection. Both sides import it; it holds no transport code beyond
+// subject names, so it can be tested without a server.
+package fed
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+)
+
+// Subjects. A node may publish only on its own node subjects and on the
+// reply subjects of requests it received; it may subscribe only to the
+// search subject and its own task subject (the hub's NATS permissions
+// enforce this).
+const (
+	// SubjectSearch carries signed search tasks from the hub to every
+	// node, as requests: nodes answer on the reply subject.
+	SubjectSearch = "mosaic.search"
+	subjectNode   = "mosaic.node."
+)
+
+// NodeSubject is a node-to-hub subject of node id: "heartbeat" or
+// "catalogue".
+func NodeSubject(id, kind string) string { return subjectNode + id + "." + kind }
+
+// TaskSubject is the subject of tasks for one node.
+func TaskSubject(id string) string { return "mosaic.tasks." + id }
+
+// NodePublishAllow and NodeSubscribeAllow are the NATS permissions of a
+// node's connection.
+func NodePublishAllow(id string) []string { return []string{subjectNode + id + ".>"} }
+
+// NodeSubscribeAllow lists what a node may subscribe to.
+func NodeSubscribeAllow(id string) []string {
+	return []string{SubjectSearch, TaskSubject(id), "_INBOX.>"}
+}
+
+var nodeID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// ValidNodeID reports whether id can name a node (and a NATS subject
+// token).
+func ValidNodeID(id string) bool { return nodeID.MatchString(id) }
+
+// Task is what the hub asks of nodes, signed.
+type Task struct {
+	ID       string          `json:"id"`
+	Kind     string          `json:"kind"` // "search"
+	Issued   time.Time       `json:"issued"`
+	Expires  time.Time       `json:"expires"`
+	Audience string          `json:"audience"` // "*" or a node id
+	Body     json.RawMessage `json:"body"`
+}
+
+// Signed is a signed message: the payload bytes as signed, the signer
+// and the signature.
+type Signed struct {
+	Payload []byte `json:"payload"` // base64 in JSON
+	Signer  string `json:"signer"`  // "hub" or the node id
+	Sig     []byte `json:"sig"`
+}
+
+// Errors of Open, for errors.Is.
+var (
+	ErrSignature = errors.New("fed: bad signature")
+	ErrExpired   = errors.New("fed: task expired or not yet valid")
+	ErrReplay    = errors.New("fed: task replayed")
+	ErrAudience  = errors.New("fed: task is for another node")
+	ErrMalformed = errors.New("fed: malformed message")
+)
+
+// MaxMessage bounds every message read from the transport.
+const MaxMessage = 1 << 20
+
+// NewID returns a random identifier for tasks and queries.
+func NewID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Seal signs v (JSON-encoded) as signer.
+func Seal(priv ed25519.PrivateKey, signer string, v any) ([]byte, error) {
+	payload, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(Signed{Payload: payload, Signer: signer, Sig: ed25519.Sign(priv, payload)})
+}
+
+// Unseal checks msg's signature with pub and decodes its payload into v.
+// It returns the claimed signer.
+func Unseal(pub ed25519.PublicKey, msg []byte, v any) (string, error) {
+	if len(msg) > MaxMessage {
+		return "", fmt.Errorf("%w: %d bytes", ErrMalformed, len(msg))
+	}
+	var s Signed
+	if err := json.Unmarshal(msg, &s); err != nil || len(s.Payload) == 0 {
+		return "", ErrMalformed
+	}
+	if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, s.Payload, s.Sig) {
+		return s.Signer, ErrSignature
+	}
+	if err := json.Unmarshal(s.Payload, v); err != nil {
+		return s.Signer, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return s.Signer, nil
+}
+
+// Signer peeks at the claimed signer of a message without checking it,
+// to pick the key to check it with.
+func Signer(msg []byte) string {
+	var s struct {
+		Signer string `json:"signer"`
+	}
+	json.Unmarshal(msg, &s)
+	return s.Signer
+}
+
+// Replay remembers the tasks a node accepted until they expire.
+type Replay struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+// OpenTask verifies a task from the hub for node self: signature, time
+// window (with skew of clock difference allowed), audience, and that it
+// was not seen before.
+func OpenTask(hub ed25519.PublicKey, msg []byte, self string, now time.Time, skew time.Duration, r *Replay) (Task, error) {
+	var t Task
+	signer, err := Unseal(hub, msg, &t)
+	if err != nil {
+		return t, err
+	}
+	if signer != "hub" || t.ID == "" {
+		return t, ErrSignature
+	}
+	if now.Add(skew).Before(t.Issued) || now.Add(-skew).After(t.Expires) || t.Expires.Sub(t.Issued) > time.Hour {
+		return t, ErrExpired
+	}
+	if t.Audience != "*" && t.Audience != self {
+		return t, ErrAudience
+	}
+	if r != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.seen == nil {
+			r.seen = map[string]time.Time{}
+		}
+		for id, exp := range r.seen {
+			if now.After(exp.Add(skew)) {
+				delete(r.seen, id)
+			}
+		}
+		if _, dup := r.seen[t.ID]; dup {
+			return t, ErrReplay
+		}
+		r.seen[t.ID] = t.Expires
+	}
+	return t, nil
+}
+
+// EncodeKey and DecodeKey write Ed25519 public keys as base64.
+func EncodeKey(k ed25519.PublicKey) string { return base64.StdEncoding.EncodeToString(k) }
+
+// DecodeKey reads a public key written by EncodeKey.
+func DecodeKey(s string) (ed25519.PublicKey, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("fed: bad public key")
+	}
+	return ed25519.PublicKey(b), nil
+}

@@ -1,0 +1,108 @@
+package fed
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// SearchBody is the body of a search task: the query in Samply Lens AST
+// form (validated by the hub, validated again by every node) and its id.
+type SearchBody struct {
+	QueryID string          `json:"query_id"`
+	Query   json.RawMessage `json:"query"`
+	// User is an opaque, stable identifier of the asking user (never a
+	// name), for the node's audit log.
+	User string `json:"user"`
+}
+
+// AgeRange is EUCAIM's age range of a result.
+type AgeRange struct {
+	Min int `json:"min"`
+	Max int `json:"max"`
+}
+
+// DatasetResult is one dataset's answer, in the shape of EUCAIM's
+// mediator (chaimeleon-eu/dataset-service eucaim_search.py), after the
+// node's disclosure control: counts under the node's floor are reported
+// as an empty result.
+type DatasetResult struct {
+	ID            string    `json:"id"`
+	Name          string    `json:"name"`
+	Description   string    `json:"description"`
+	SubjectsCount int       `json:"subjects_count"`
+	StudiesCount  int       `json:"studies_count"`
+	AgeRange      *AgeRange `json:"age_range"`
+	Gender        []string  `json:"gender"`
+	Modality      []string  `json:"modality"`
+	BodyParts     []string  `json:"body_parts"`
+}
+
+// SearchAnswer is a node's signed answer to a search task.
+type SearchAnswer struct {
+	Node     string          `json:"node"`
+	TaskID   string          `json:"task_id"`
+	Datasets []DatasetResult `json:"datasets"`
+	// Error is set when the node could not answer (a bad query); it
+	// never carries data.
+	Error string `json:"error,omitempty"`
+	// Floor is the node's disclosure floor, so the hub can tell users
+	// what an empty result may hide.
+	Floor  int     `json:"floor"`
+	TookMS float64 `json:"took_ms"`
+}
+
+// Heartbeat is what a node sends every few seconds.
+type Heartbeat struct {
+	Node     string    `json:"node"`
+	Version  string    `json:"version"`
+	Time     time.Time `json:"time"`
+	Datasets int       `json:"datasets"`
+}
+
+// DatasetSummary is what a node publishes of each dataset for the
+// catalogue (Tier 1): descriptive fields and aggregates that pass the
+// node's disclosure floor.
+type DatasetSummary struct {
+	ID            string    `json:"id"`
+	Title         string    `json:"title"`
+	Description   string    `json:"description"`
+	Licence       string    `json:"licence"`
+	Contact       string    `json:"contact"`
+	AccessRights  string    `json:"access_rights"`
+	Tier          int       `json:"tier"`
+	Subjects      int       `json:"subjects"`
+	Studies       int       `json:"studies"`
+	Modalities    []string  `json:"modalities"`
+	BodyParts     []string  `json:"body_parts"`
+	Conditions    []string  `json:"conditions"` // cancer types
+	Manufacturers []string  `json:"manufacturers"`
+	Sexes         []string  `json:"sexes"`
+	AgeRange      *AgeRange `json:"age_range,omitempty"`
+	Modified      time.Time `json:"modified"`
+}
+
+// Catalogue is a node's full catalogue message: every dataset, so that
+// the hub can drop the ones removed.
+type Catalogue struct {
+	Node     string           `json:"node"`
+	Time     time.Time        `json:"time"`
+	Datasets []DatasetSummary `json:"datasets"`
+}
+
+// EnrollRequest is what `mosaic node enroll` posts to the hub.
+type EnrollRequest struct {
+	Token     string `json:"token"`
+	PublicKey string `json:"public_key"` // the node's Ed25519 key, base64
+	Version   string `json:"version"`
+}
+
+// EnrollResponse is the hub's answer: everything the node stores to
+// connect.
+type EnrollResponse struct {
+	Node         string   `json:"node"`
+	NATSURLs     []string `json:"nats_urls"`
+	NATSUser     string   `json:"nats_user"`
+	NATSPassword string   `json:"nats_password"`
+	HubKey       string   `json:"hub_key"` // the hub's Ed25519 public key, base64
+	HubURL       string   `json:"hub_url"`
+}

@@ -1,0 +1,411 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mosaic-imaging/mosaic/internal/fed"
+	"github.com/mosaic-imaging/mosaic/internal/lens"
+)
+
+// Handler returns the hub's HTTP interface: the public catalogue, the
+// API for researchers and admins, node enrolment, the web pages, and
+// /healthz, /readyz and /metrics.
+func (h *Hub) Handler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(pattern string, fn http.HandlerFunc) {
+		mux.Handle(pattern, h.instrument(pattern, fn))
+	}
+	route("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	route("GET /readyz", h.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(h.m.reg, promhttp.HandlerOpts{}))
+
+	route("POST /api/v1/enroll", h.enroll)
+	route("POST /api/v1/login", h.apiLogin)
+	route("POST /api/v1/search", h.requireUser(h.apiSearch))
+	route("GET /api/v1/datasets", h.apiDatasets)
+	route("GET /api/v1/datasets/{node}/{dataset}", h.apiDataset)
+	route("GET /api/v1/nodes", h.requireAdmin(h.apiNodes))
+	route("DELETE /api/v1/nodes/{node}", h.requireAdmin(h.apiRemoveNode))
+	h.catalogueRoutes(route)
+	h.uiRoutes(route)
+	return mux
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(c int) {
+	if s.code == 0 {
+		s.code = c
+	}
+	s.ResponseWriter.WriteHeader(c)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = 200
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (h *Hub) instrument(route string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				h.log.Error("handler panic", "route", route, "panic", fmt.Sprint(v))
+				if sw.code == 0 {
+					apiError(sw, http.StatusInternalServerError, "internal error")
+				}
+			}
+			code := sw.code
+			if code == 0 {
+				code = 200
+			}
+			h.m.httpSeconds.WithLabelValues(route, strconv.Itoa(code)).Observe(time.Since(t0).Seconds())
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+func apiError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func (h *Hub) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.Store.db.PingContext(ctx); err != nil {
+		apiError(w, http.StatusServiceUnavailable, "state database not reachable")
+		return
+	}
+	if !h.nc.IsConnected() {
+		apiError(w, http.StatusServiceUnavailable, "NATS not connected")
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+type ctxKey int
+
+const userKey ctxKey = 0
+
+// sessionCookie names the browser session cookie.
+const sessionCookie = "mosaic_session"
+
+// userOf authenticates a request by bearer token or session cookie.
+func (h *Hub) userOf(r *http.Request) (User, bool) {
+	secret := ""
+	if a := r.Header.Get("Authorization"); a != "" {
+		scheme, v, ok := strings.Cut(a, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			secret = strings.TrimSpace(v)
+		}
+	} else if c, err := r.Cookie(sessionCookie); err == nil {
+		secret = c.Value
+	}
+	if secret == "" {
+		return User{}, false
+	}
+	u, err := h.Store.Authenticate(r.Context(), secret)
+	return u, err == nil
+}
+
+func (h *Hub) requireUser(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, ok := h.userOf(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mosaic-hub"`)
+			apiError(w, http.StatusUnauthorized, "log in first: Authorization: Bearer TOKEN (mosaic hub token create) or a session")
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), userKey, u)))
+	}
+}
+
+func (h *Hub) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
+	return h.requireUser(func(w http.ResponseWriter, r *http.Request) {
+		if r.Context().Value(userKey).(User).Role != RoleAdmin {
+			apiError(w, http.StatusForbidden, "administrators only")
+			return
+		}
+		next(w, r)
+	})
+}
+
+func (h *Hub) enroll(w http.ResponseWriter, r *http.Request) {
+	var req fed.EnrollRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		apiError(w, http.StatusBadRequest, "bad enrolment request: "+err.Error())
+		return
+	}
+	if _, err := fed.DecodeKey(req.PublicKey); err != nil {
+		apiError(w, http.StatusBadRequest, "bad enrolment request: public_key is not an Ed25519 key")
+		return
+	}
+	pass := fed.NewID() + fed.NewID()
+	id, err := h.Store.Enroll(r.Context(), req.Token, req.PublicKey, pass, req.Version)
+	if err != nil {
+		h.log.Warn("enrolment refused", "remote", r.RemoteAddr)
+		h.audit.Append("anonymous", "enroll-refused", "", map[string]any{"remote": r.RemoteAddr})
+		apiError(w, http.StatusUnauthorized, "the enrolment token is unknown, used or expired: ask the hub's operator for a new one (mosaic hub node add)")
+		return
+	}
+	h.forgetKey(id)
+	h.audit.Append("node:"+id, "enroll", id, map[string]any{"version": req.Version})
+	h.log.Info("node enrolled", "node", id)
+	urls := []string{h.NATSURL()}
+	if ws := h.NATSWebSocketURL(); ws != "" {
+		urls = append(urls, ws)
+	}
+	writeJSON(w, http.StatusOK, fed.EnrollResponse{Node: id, NATSURLs: urls, NATSUser: id, NATSPassword: pass,
+		HubKey: fed.EncodeKey(h.pub), HubURL: h.cfg.PublicURL})
+}
+
+func (h *Hub) apiLogin(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		User     string `json:"user"`
+		Password string `json:"password"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&req); err != nil {
+		apiError(w, http.StatusBadRequest, "send {\"user\": ..., \"password\": ...}")
+		return
+	}
+	u, err := h.Store.Login(r.Context(), req.User, req.Password)
+	if err != nil {
+		apiError(w, http.StatusUnauthorized, "wrong user name or password")
+		return
+	}
+	tok, err := h.Store.NewSession(r.Context(), u.ID, KindSession, "api login", 12*time.Hour)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "user": u, "expires_in": 12 * 3600})
+}
+
+func (h *Hub) apiSearch(w http.ResponseWriter, r *http.Request) {
+	u := r.Context().Value(userKey).(User)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(lens.DefaultLimits.MaxBytes)))
+	if err != nil {
+		apiError(w, http.StatusRequestEntityTooLarge, "query too large")
+		return
+	}
+	res, err := h.Search(r.Context(), u, body)
+	if err != nil {
+		var le *lens.Error
+		switch {
+		case errors.As(err, &le):
+			apiError(w, http.StatusBadRequest, "bad query: "+err.Error())
+		case errors.Is(err, ErrQuota):
+			apiError(w, http.StatusTooManyRequests, err.Error())
+		default:
+			h.log.Error("search failed", "err", err)
+			apiError(w, http.StatusInternalServerError, "search failed")
+		}
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// CatalogueEntry is one dataset as the public catalogue API lists it.
+type CatalogueEntry struct {
+	Node      string    `json:"node"`
+	NodeTitle string    `json:"node_title"`
+	Published time.Time `json:"published"`
+	fed.DatasetSummary
+}
+
+// filterCatalogue applies free text and facet filters.
+func filterCatalogue(entries []Entry, r *http.Request) []CatalogueEntry {
+	q := r.URL.Query()
+	text := strings.ToLower(strings.TrimSpace(q.Get("q")))
+	has := func(list []string, want string) bool {
+		for _, v := range list {
+			if strings.EqualFold(v, want) {
+				return true
+			}
+		}
+		return false
+	}
+	out := []CatalogueEntry{}
+	for _, e := range entries {
+		d := e.Dataset
+		if text != "" && !strings.Contains(strings.ToLower(d.Title+" "+d.Description+" "+e.Node+" "+e.NodeTitle+" "+strings.Join(d.Conditions, " ")), text) {
+			continue
+		}
+		ok := true
+		for facet, list := range map[string][]string{"modality": d.Modalities, "body_part": d.BodyParts, "condition": d.Conditions, "manufacturer": d.Manufacturers, "sex": d.Sexes} {
+			for _, want := range q[facet] {
+				if want != "" && !has(list, want) {
+					ok = false
+				}
+			}
+		}
+		if v := q.Get("node"); v != "" && v != e.Node {
+			ok = false
+		}
+		if v := q.Get("tier"); v != "" && v != strconv.Itoa(d.Tier) {
+			ok = false
+		}
+		if v := q.Get("access_rights"); v != "" && !strings.EqualFold(v, d.AccessRights) {
+			ok = false
+		}
+		if ok {
+			out = append(out, CatalogueEntry{Node: e.Node, NodeTitle: e.NodeTitle, Published: e.Published, DatasetSummary: d})
+		}
+	}
+	return out
+}
+
+// facets counts the values of each facet over entries.
+func facets(entries []CatalogueEntry) map[string]map[string]int {
+	f := map[string]map[string]int{"modality": {}, "body_part": {}, "condition": {}, "manufacturer": {}, "sex": {}, "node": {}, "tier": {}}
+	for _, e := range entries {
+		for facet, list := range map[string][]string{"modality": e.Modalities, "body_part": e.BodyParts, "condition": e.Conditions, "manufacturer": e.Manufacturers, "sex": e.Sexes} {
+			for _, v := range list {
+				f[facet][v]++
+			}
+		}
+		f["node"][e.Node]++
+		f["tier"][strconv.Itoa(e.Tier)]++
+	}
+	return f
+}
+
+func (h *Hub) apiDatasets(w http.ResponseWriter, r *http.Request) {
+	entries, err := h.Store.Catalogue(r.Context())
+	if err != nil {
+		h.log.Error("catalogue", "err", err)
+		apiError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	out := filterCatalogue(entries, r)
+	writeJSON(w, http.StatusOK, map[string]any{"datasets": out, "total": len(out), "facets": facets(out)})
+}
+
+func (h *Hub) findDataset(ctx context.Context, node, id string) (CatalogueEntry, bool, error) {
+	entries, err := h.Store.Catalogue(ctx)
+	if err != nil {
+		return CatalogueEntry{}, false, err
+	}
+	for _, e := range entries {
+		if e.Node == node && e.Dataset.ID == id {
+			return CatalogueEntry{Node: e.Node, NodeTitle: e.NodeTitle, Published: e.Published, DatasetSummary: e.Dataset}, true, nil
+		}
+	}
+	return CatalogueEntry{}, false, nil
+}
+
+func (h *Hub) apiDataset(w http.ResponseWriter, r *http.Request) {
+	e, ok, err := h.findDataset(r.Context(), r.PathValue("node"), r.PathValue("dataset"))
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	if !ok {
+		apiError(w, http.StatusNotFound, "no such dataset in the catalogue")
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+// NodeInfo is a node as admins see it.
+type NodeInfo struct {
+	Node
+	Status   string `json:"status"` // online, offline, pending (not enrolled), removed
+	Datasets int    `json:"datasets"`
+}
+
+// NodeInfos lists the nodes with their live status.
+func (h *Hub) NodeInfos(ctx context.Context) ([]NodeInfo, error) {
+	nodes, err := h.Store.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	online := h.online()
+	out := []NodeInfo{}
+	for _, n := range nodes {
+		ni := NodeInfo{Node: n, Status: "offline"}
+		switch hb, ok := online[n.ID]; {
+		case n.Removed != nil:
+			ni.Status = "removed"
+		case n.Enrolled == nil:
+			ni.Status = "pending"
+		case ok:
+			ni.Status, ni.Datasets, ni.Version = "online", hb.Datasets, hb.Version
+		}
+		out = append(out, ni)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (h *Hub) apiNodes(w http.ResponseWriter, r *http.Request) {
+	out, err := h.NodeInfos(r.Context())
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": out})
+}
+
+func (h *Hub) apiRemoveNode(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("node")
+	if err := h.RemoveNode(r.Context(), id); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			apiError(w, http.StatusNotFound, err.Error())
+			return
+		}
+		apiError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// RemoveNode removes a node and cuts its connection at once.
+func (h *Hub) RemoveNode(ctx context.Context, id string) error {
+	if err := h.Store.RemoveNode(ctx, id); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	for cid, nid := range h.clients {
+		if nid == id && h.ns != nil {
+			h.ns.DisconnectClientByID(cid)
+			delete(h.clients, cid)
+		}
+	}
+	delete(h.live, id)
+	delete(h.keys, id)
+	h.mu.Unlock()
+	h.audit.Append("hub", "node-removed", id, nil)
+	h.log.Info("node removed", "node", id)
+	return nil
+}

@@ -1,0 +1,333 @@
+package hub
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/mosaic-imaging/mosaic/internal/fed"
+)
+
+// Config is a hub's configuration.
+type Config struct {
+	// Data is the hub's data directory: SQLite state, NATS JetStream
+	// store, signing key and audit log.
+	Data string `json:"data"`
+	// Listen is the HTTP address.
+	Listen string `json:"listen"`
+	// DB is the state database: a SQLite path or a postgres:// URL.
+	DB string `json:"db"`
+	// NATSListen is the embedded NATS server's client address
+	// (host:port; port 0 picks a free one).
+	NATSListen string `json:"nats_listen"`
+	// NATSWebSocket is the address of NATS over WebSocket (for nodes
+	// behind proxies); empty disables it.
+	NATSWebSocket string `json:"nats_websocket"`
+	// NATSURL, when set, uses an external NATS cluster instead of the
+	// embedded server; it must authenticate nodes itself.
+	NATSURL string `json:"nats_url"`
+	// PublicURL is the hub's URL as nodes and browsers reach it.
+	PublicURL string `json:"public_url"`
+	// SearchDeadline bounds how long a search waits for nodes.
+	SearchDeadline time.Duration `json:"search_deadline"`
+	// QueriesPerDay caps each user's federated searches per day.
+	QueriesPerDay int `json:"queries_per_day"`
+	// HeartbeatTimeout is how long after its last heartbeat a node is
+	// shown as offline.
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout"`
+
+	Log *slog.Logger `json:"-"`
+}
+
+// Defaults fills in zero fields.
+func (c *Config) Defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.DB == "" {
+		c.DB = filepath.Join(c.Data, "hub.db")
+	}
+	if c.NATSListen == "" {
+		c.NATSListen = "127.0.0.1:4222"
+	}
+	if c.SearchDeadline == 0 {
+		c.SearchDeadline = 5 * time.Second
+	}
+	if c.QueriesPerDay == 0 {
+		c.QueriesPerDay = 2000
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = 30 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+}
+
+// Validate checks a configuration after Defaults.
+func (c *Config) Validate() error {
+	switch {
+	case c.Data == "":
+		return errors.New("hub: the data directory is required (--data)")
+	case c.SearchDeadline < 100*time.Millisecond || c.SearchDeadline > 2*time.Minute:
+		return fmt.Errorf("hub: search deadline %s: use 100ms to 2m", c.SearchDeadline)
+	case c.QueriesPerDay < 1:
+		return errors.New("hub: queries_per_day must be positive")
+	}
+	if c.NATSURL == "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			return fmt.Errorf("hub: nats_listen %q: %v", c.NATSListen, err)
+		}
+	}
+	return nil
+}
+
+// Hub is a running hub's core: its store, keys, NATS server and
+// connection, and the nodes' live state.
+type Hub struct {
+	cfg   Config
+	Store *Store
+	log   *slog.Logger
+	key   ed25519.PrivateKey
+	pub   ed25519.PublicKey
+	ns    *server.Server
+	nc    *nats.Conn
+	audit auditLog
+	m     *metrics
+
+	hubUser, hubPass string
+
+	mu      sync.Mutex
+	live    map[string]*liveNode // by node id
+	clients map[uint64]string    // NATS client id -> node id
+	keys    map[string]ed25519.PublicKey
+	subs    []*nats.Subscription
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+type liveNode struct {
+	heartbeat fed.Heartbeat
+	seen      time.Time
+}
+
+// Open starts a hub: it opens the state, loads or creates the signing
+// key, starts the embedded NATS server (unless an external one is
+// configured) and connects to it.
+func Open(ctx context.Context, cfg Config) (*Hub, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+		return nil, err
+	}
+	st, err := OpenStore(ctx, cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{cfg: cfg, Store: st, log: cfg.Log, live: map[string]*liveNode{}, clients: map[uint64]string{}, keys: map[string]ed25519.PublicKey{}, m: newMetrics()}
+	fail := func(err error) (*Hub, error) {
+		h.Close()
+		return nil, err
+	}
+	if h.key, err = fed.LoadOrCreateKey(filepath.Join(cfg.Data, "hub.key")); err != nil {
+		return fail(err)
+	}
+	h.pub = h.key.Public().(ed25519.PublicKey)
+	if h.audit, err = openAudit(filepath.Join(cfg.Data, "audit.log")); err != nil {
+		return fail(err)
+	}
+	h.hubUser, h.hubPass = "hub", fed.NewID()+fed.NewID()
+	url := cfg.NATSURL
+	if url == "" {
+		if err := h.startNATS(); err != nil {
+			return fail(err)
+		}
+		url = h.ns.ClientURL()
+	}
+	h.nc, err = nats.Connect(url, nats.UserInfo(h.hubUser, h.hubPass), nats.Name("mosaic-hub"),
+		nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	if err != nil {
+		return fail(fmt.Errorf("hub: connect to NATS: %w", err))
+	}
+	if err := h.subscribe(); err != nil {
+		return fail(err)
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan struct{})
+	go h.watch(cctx)
+	return h, nil
+}
+
+// NATSURL returns the URL nodes connect to.
+func (h *Hub) NATSURL() string {
+	if h.cfg.NATSURL != "" {
+		return h.cfg.NATSURL
+	}
+	return h.ns.ClientURL()
+}
+
+// NATSWebSocketURL returns the WebSocket URL of the embedded server, or
+// "".
+func (h *Hub) NATSWebSocketURL() string {
+	if h.ns == nil || h.cfg.NATSWebSocket == "" {
+		return ""
+	}
+	p := h.ns.PortsInfo(time.Second)
+	if p == nil || len(p.WebSocket) == 0 {
+		return ""
+	}
+	return p.WebSocket[0]
+}
+
+// PublicKey is the hub's signing key.
+func (h *Hub) PublicKey() ed25519.PublicKey { return h.pub }
+
+// Config returns the effective configuration.
+func (h *Hub) Config() Config { return h.cfg }
+
+func (h *Hub) startNATS() error {
+	host, portS, _ := net.SplitHostPort(h.cfg.NATSListen)
+	port, _ := strconv.Atoi(portS)
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName:    "mosaic-hub",
+		Host:          host,
+		Port:          port,
+		NoSigs:        true,
+		NoLog:         true,
+		JetStream:     true,
+		StoreDir:      filepath.Join(h.cfg.Data, "nats"),
+		MaxPayload:    fed.MaxMessage,
+		WriteDeadline: 10 * time.Second,
+	}
+	opts.CustomClientAuthentication = &natsAuth{h: h}
+	if h.cfg.NATSWebSocket != "" {
+		wh, wp, err := net.SplitHostPort(h.cfg.NATSWebSocket)
+		if err != nil {
+			return fmt.Errorf("hub: nats_websocket: %w", err)
+		}
+		wport, _ := strconv.Atoi(wp)
+		if wport == 0 {
+			wport = -1
+		}
+		opts.Websocket = server.WebsocketOpts{Host: wh, Port: wport, NoTLS: true}
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("hub: NATS server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return errors.New("hub: NATS server did not start")
+	}
+	h.ns = ns
+	return nil
+}
+
+// natsAuth admits the hub itself and enrolled nodes, each confined to
+// its own subjects.
+type natsAuth struct{ h *Hub }
+
+func (a *natsAuth) Check(c server.ClientAuthentication) bool {
+	o := c.GetOpts()
+	h := a.h
+	if o.Username == h.hubUser && o.Password == h.hubPass && h.hubPass != "" {
+		c.RegisterUser(&server.User{Username: o.Username})
+		return true
+	}
+	id := o.Username
+	if !fed.ValidNodeID(id) || id == h.hubUser {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if !h.Store.CheckNodePassword(ctx, id, o.Password) {
+		h.log.Warn("NATS connection refused", "node", id, "remote", c.RemoteAddress().String())
+		return false
+	}
+	c.RegisterUser(&server.User{
+		Username: id,
+		Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: fed.NodePublishAllow(id)},
+			Subscribe: &server.SubjectPermission{Allow: fed.NodeSubscribeAllow(id)},
+			Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: 2 * time.Minute},
+		},
+	})
+	h.mu.Lock()
+	h.clients[c.GetID()] = id
+	h.mu.Unlock()
+	return true
+}
+
+// Close stops the hub.
+func (h *Hub) Close() error {
+	if h.cancel != nil {
+		h.cancel()
+		<-h.done
+	}
+	if h.nc != nil {
+		h.nc.Drain()
+		h.nc.Close()
+	}
+	if h.ns != nil {
+		h.ns.Shutdown()
+		h.ns.WaitForShutdown()
+	}
+	if h.audit != nil {
+		h.audit.Close()
+	}
+	return h.Store.Close()
+}
+
+// watch keeps the live view: it cuts off removed nodes at once (a node
+// removed through the CLI changes only the database) and forgets nodes
+// that stopped sending heartbeats.
+func (h *Hub) watch(ctx context.Context) {
+	defer close(h.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		nodes, err := h.Store.Nodes(ctx)
+		if err != nil {
+			continue
+		}
+		removed := map[string]bool{}
+		for _, n := range nodes {
+			if n.Removed != nil {
+				removed[n.ID] = true
+			}
+		}
+		h.mu.Lock()
+		for cid, id := range h.clients {
+			if removed[id] && h.ns != nil {
+				h.ns.DisconnectClientByID(cid)
+				delete(h.clients, cid)
+				delete(h.live, id)
+				h.log.Info("removed node cut off", "node", id)
+			}
+		}
+		h.mu.Unlock()
+	}
+}

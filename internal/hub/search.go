@@ -1,0 +1,198 @@
+package hub
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mosaic-imaging/mosaic/internal/fed"
+	"github.com/mosaic-imaging/mosaic/internal/lens"
+)
+
+// Node statuses in a search result.
+const (
+	NodeAnswered    = "answered"
+	NodeLate        = "late"        // online, but no answer before the deadline
+	NodeUnreachable = "unreachable" // enrolled, but not connected
+	NodeError       = "error"       // answered that it could not run the query
+)
+
+// ResultEntry is one dataset's answer in a merged search result: the
+// EUCAIM result shape plus the node and dataset it comes from.
+type ResultEntry struct {
+	Node    string `json:"node"`
+	Dataset string `json:"dataset"`
+	// Provider names the node for EUCAIM's front end (Focus adds it).
+	Provider string `json:"provider"`
+	fed.DatasetResult
+}
+
+// NodeStatus is one node's part in a search.
+type NodeStatus struct {
+	Node     string  `json:"node"`
+	Status   string  `json:"status"`
+	TookMS   float64 `json:"took_ms,omitempty"`
+	Datasets int     `json:"datasets"`
+	Floor    int     `json:"floor,omitempty"`
+	Error    string  `json:"error,omitempty"`
+}
+
+// SearchResult is the merged answer of a federated search.
+type SearchResult struct {
+	QueryID string        `json:"query_id"`
+	Query   string        `json:"query"`
+	Results []ResultEntry `json:"results"`
+	Nodes   []NodeStatus  `json:"nodes"`
+	TookMS  float64       `json:"took_ms"`
+}
+
+// Errors of Search for the HTTP layer.
+var (
+	ErrQuota = errors.New("hub: daily query limit reached")
+)
+
+// Search validates a Lens query, checks the user's quota, signs and
+// publishes it to every node, and merges the answers that arrive before
+// the deadline. Nodes that do not answer in time are reported, never
+// waited for.
+func (h *Hub) Search(ctx context.Context, u User, body []byte) (SearchResult, error) {
+	t0 := time.Now()
+	q, err := lens.Parse(body)
+	if err != nil {
+		h.m.searches.WithLabelValues("invalid").Inc()
+		return SearchResult{}, err
+	}
+	n, err := h.Store.CountQuery(ctx, u.ID)
+	if err != nil {
+		return SearchResult{}, err
+	}
+	if n > h.cfg.QueriesPerDay {
+		h.m.searches.WithLabelValues("quota").Inc()
+		return SearchResult{}, fmt.Errorf("%w (%d per day)", ErrQuota, h.cfg.QueriesPerDay)
+	}
+	canon := q.Canonical()
+	wire, err := q.MarshalJSON()
+	if err != nil {
+		return SearchResult{}, err
+	}
+	res := SearchResult{QueryID: fed.NewID(), Query: q.Describe(), Results: []ResultEntry{}, Nodes: []NodeStatus{}}
+	userHash := sha256.Sum256([]byte("mosaic-user:" + u.ID))
+	body2, _ := json.Marshal(fed.SearchBody{QueryID: res.QueryID, Query: wire, User: hex.EncodeToString(userHash[:8])})
+	now := time.Now()
+	deadline := h.cfg.SearchDeadline
+	task := fed.Task{ID: res.QueryID, Kind: "search", Issued: now, Expires: now.Add(deadline + 5*time.Second), Audience: "*", Body: body2}
+	msg, err := fed.Seal(h.key, "hub", task)
+	if err != nil {
+		return res, err
+	}
+
+	nodes, err := h.Store.Nodes(ctx)
+	if err != nil {
+		return res, err
+	}
+	online := h.online()
+	expected := map[string]bool{}
+	status := map[string]*NodeStatus{}
+	for _, nd := range nodes {
+		if nd.Removed != nil || nd.Enrolled == nil {
+			continue
+		}
+		st := &NodeStatus{Node: nd.ID, Status: NodeUnreachable}
+		if _, ok := online[nd.ID]; ok {
+			st.Status = NodeLate
+			expected[nd.ID] = true
+		}
+		status[nd.ID] = st
+	}
+
+	inbox := h.nc.NewRespInbox()
+	ch := make(chan *nats.Msg, 64)
+	sub, err := h.nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return res, err
+	}
+	defer sub.Unsubscribe()
+	if err := h.nc.PublishRequest(fed.SubjectSearch, inbox, msg); err != nil {
+		return res, err
+	}
+	h.nc.Flush()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	waiting := len(expected)
+	answered := map[string]bool{}
+collect:
+	for waiting > 0 {
+		select {
+		case <-ctx.Done():
+			break collect
+		case <-timer.C:
+			break collect
+		case m := <-ch:
+			node := fed.Signer(m.Data)
+			st := status[node]
+			if st == nil || answered[node] {
+				h.m.refused.WithLabelValues("unexpected-answer").Inc()
+				continue
+			}
+			var a fed.SearchAnswer
+			if !h.verifyFrom(node, m.Data, &a) || a.Node != node || a.TaskID != res.QueryID {
+				continue
+			}
+			answered[node] = true
+			if expected[node] {
+				waiting--
+			}
+			st.TookMS = float64(time.Since(t0).Microseconds()) / 1000
+			st.Floor = a.Floor
+			if a.Error != "" {
+				st.Status, st.Error = NodeError, a.Error
+				continue
+			}
+			st.Status = NodeAnswered
+			if len(a.Datasets) > 1000 {
+				a.Datasets = a.Datasets[:1000]
+			}
+			st.Datasets = len(a.Datasets)
+			for _, d := range a.Datasets {
+				res.Results = append(res.Results, ResultEntry{Node: node, Dataset: d.ID, Provider: node, DatasetResult: d})
+			}
+		}
+	}
+	for _, st := range status {
+		res.Nodes = append(res.Nodes, *st)
+		h.m.nodeAnswers.WithLabelValues(st.Status).Inc()
+	}
+	sort.Slice(res.Nodes, func(i, j int) bool { return res.Nodes[i].Node < res.Nodes[j].Node })
+	sort.SliceStable(res.Results, func(i, j int) bool {
+		if res.Results[i].Node != res.Results[j].Node {
+			return res.Results[i].Node < res.Results[j].Node
+		}
+		return res.Results[i].Dataset < res.Results[j].Dataset
+	})
+	res.TookMS = float64(time.Since(t0).Microseconds()) / 1000
+	h.m.searches.WithLabelValues("ok").Inc()
+	h.m.searchSeconds.Observe(time.Since(t0).Seconds())
+
+	sum := sha256.Sum256(canon)
+	var statuses []string
+	for _, st := range res.Nodes {
+		statuses = append(statuses, st.Node+"="+st.Status)
+	}
+	var counts []string
+	for _, r := range res.Results {
+		counts = append(counts, fmt.Sprintf("%s/%s=%d", r.Node, r.Dataset, r.SubjectsCount))
+	}
+	if err := h.audit.Append("user:"+u.ID, "search", res.QueryID, map[string]any{
+		"query": res.Query, "query_sha256": hex.EncodeToString(sum[:]), "nodes": statuses, "subjects": counts,
+	}); err != nil {
+		h.log.Error("audit append failed", "err", err)
+	}
+	return res, nil
+}

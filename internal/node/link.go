@@ -1,0 +1,438 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mosaic-imaging/mosaic/internal/audit"
+	"github.com/mosaic-imaging/mosaic/internal/disclosure"
+	"github.com/mosaic-imaging/mosaic/internal/fed"
+	"github.com/mosaic-imaging/mosaic/internal/index"
+	"github.com/mosaic-imaging/mosaic/internal/lens"
+)
+
+// Federation is what enrolment stores in the data directory
+// (federation.json, mode 0600): how to reach the hub and check its
+// signatures.
+type Federation struct {
+	fed.EnrollResponse
+	Enrolled time.Time `json:"enrolled"`
+}
+
+func (n *Node) federationPath() string { return filepath.Join(n.cfg.Data, "federation.json") }
+func (n *Node) nodeKeyPath() string    { return filepath.Join(n.cfg.Data, "node.key") }
+
+// Enroll registers the node with a hub using a one-time token from the
+// hub's operator: it makes the node's key pair, sends the public half,
+// and stores the NATS credentials and the hub's signing key it gets back.
+func (n *Node) Enroll(ctx context.Context, hubURL, token, version string) (Federation, error) {
+	var f Federation
+	key, err := fed.LoadOrCreateKey(n.nodeKeyPath())
+	if err != nil {
+		return f, err
+	}
+	body, _ := json.Marshal(fed.EnrollRequest{Token: token, PublicKey: fed.EncodeKey(key.Public().(ed25519.PublicKey)), Version: version})
+	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(hubURL, "/")+"/api/v1/enroll", bytes.NewReader(body))
+	if err != nil {
+		return f, fmt.Errorf("node enroll: hub URL: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return f, fmt.Errorf("node enroll: %w", err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		dec.Decode(&e)
+		return f, fmt.Errorf("node enroll: the hub refused (%s): %s", resp.Status, e.Error)
+	}
+	if err := dec.Decode(&f.EnrollResponse); err != nil {
+		return f, fmt.Errorf("node enroll: bad answer from the hub: %w", err)
+	}
+	if _, err := fed.DecodeKey(f.HubKey); err != nil || !fed.ValidNodeID(f.Node) || len(f.NATSURLs) == 0 {
+		return f, errors.New("node enroll: the hub's answer lacks its key, the node name or the NATS address")
+	}
+	if f.HubURL == "" {
+		f.HubURL = hubURL
+	}
+	f.Enrolled = time.Now().UTC()
+	b, _ := json.MarshalIndent(f, "", "  ")
+	tmp := n.federationPath() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return f, err
+	}
+	return f, os.Rename(tmp, n.federationPath())
+}
+
+// LoadFederation reads federation.json; ok is false when the node was
+// never enrolled.
+func (n *Node) LoadFederation() (Federation, bool, error) {
+	var f Federation
+	b, err := os.ReadFile(n.federationPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return f, false, nil
+	}
+	if err != nil {
+		return f, false, err
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return f, false, fmt.Errorf("node: %s: %w", n.federationPath(), err)
+	}
+	return f, true, nil
+}
+
+// Link is a node's live connection to its hub.
+type Link struct {
+	n      *Node
+	f      Federation
+	hubKey ed25519.PublicKey
+	key    ed25519.PrivateKey
+	nc     *nats.Conn
+	disc   disclosure.Policy
+	replay fed.Replay
+	audit  *audit.Log
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu          sync.Mutex
+	lastChanged time.Time
+	connected   bool
+}
+
+// LinkOptions steer a link.
+type LinkOptions struct {
+	Heartbeat time.Duration // default 5 s
+	Version   string
+}
+
+// StartLink connects the node to its hub (if enrolled; nil otherwise)
+// and keeps the connection: reconnecting with back-off, answering signed
+// searches, sending heartbeats and publishing the catalogue whenever a
+// dataset changes.
+func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
+	f, ok, err := n.LoadFederation()
+	if err != nil || !ok {
+		return nil, err
+	}
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = 5 * time.Second
+	}
+	hubKey, err := fed.DecodeKey(f.HubKey)
+	if err != nil {
+		return nil, err
+	}
+	key, err := fed.LoadOrCreateKey(n.nodeKeyPath())
+	if err != nil {
+		return nil, err
+	}
+	al, err := audit.Open(filepath.Join(n.cfg.Data, "audit.log"))
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{n: n, f: f, hubKey: hubKey, key: key, audit: al, done: make(chan struct{}),
+		disc: disclosure.Policy{Floor: n.cfg.SearchFloor, Round: n.cfg.SearchRound, Noise: n.cfg.SearchNoise, Key: n.Engine.NoiseKey()}}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	nc, err := nats.Connect(strings.Join(f.NATSURLs, ","),
+		nats.UserInfo(f.NATSUser, f.NATSPassword),
+		nats.Name("mosaic-node-"+f.Node),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.CustomReconnectDelay(func(attempts int) time.Duration {
+			d := time.Duration(min(attempts, 6)) * 500 * time.Millisecond
+			return d + time.Duration(rand.Int64N(int64(250*time.Millisecond)))
+		}),
+		nats.ConnectHandler(func(*nats.Conn) { l.setConnected(true) }),
+		nats.ReconnectHandler(func(*nats.Conn) { l.setConnected(true) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			l.setConnected(false)
+			if err != nil {
+				n.log.Warn("hub link lost", "err", err)
+			}
+		}),
+	)
+	if err != nil {
+		cancel()
+		al.Close()
+		return nil, fmt.Errorf("node: hub link: %w", err)
+	}
+	l.nc = nc
+	if _, err := nc.Subscribe(fed.SubjectSearch, l.onSearch); err != nil {
+		nc.Close()
+		cancel()
+		al.Close()
+		return nil, err
+	}
+	go l.loop(ctx, opts)
+	return l, nil
+}
+
+func (l *Link) setConnected(c bool) {
+	l.mu.Lock()
+	was := l.connected
+	l.connected = c
+	if c && !was {
+		l.lastChanged = time.Time{} // publish the catalogue again
+	}
+	l.mu.Unlock()
+	if c && !was {
+		l.n.log.Info("hub link up", "hub", l.f.HubURL, "node", l.f.Node)
+	}
+}
+
+// Connected reports whether the link is up.
+func (l *Link) Connected() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.connected
+}
+
+// Close stops the link.
+func (l *Link) Close() {
+	l.cancel()
+	<-l.done
+	l.nc.Drain()
+	l.nc.Close()
+	l.audit.Close()
+}
+
+func (l *Link) loop(ctx context.Context, opts LinkOptions) {
+	defer close(l.done)
+	t := time.NewTicker(opts.Heartbeat)
+	defer t.Stop()
+	for {
+		if l.Connected() {
+			l.heartbeat(ctx, opts.Version)
+			l.publishCatalogueIfChanged(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (l *Link) heartbeat(ctx context.Context, version string) {
+	ds, err := l.n.Index.Datasets(ctx)
+	if err != nil {
+		return
+	}
+	msg, err := fed.Seal(l.key, l.f.Node, fed.Heartbeat{Node: l.f.Node, Version: version, Time: time.Now().UTC(), Datasets: len(ds)})
+	if err == nil {
+		l.nc.Publish(fed.NodeSubject(l.f.Node, "heartbeat"), msg)
+	}
+}
+
+func (l *Link) publishCatalogueIfChanged(ctx context.Context) {
+	ds, err := l.n.Index.Datasets(ctx)
+	if err != nil {
+		return
+	}
+	var latest time.Time
+	for _, d := range ds {
+		if d.Changed.After(latest) {
+			latest = d.Changed
+		}
+		if d.Updated.After(latest) {
+			latest = d.Updated
+		}
+	}
+	l.mu.Lock()
+	same := !l.lastChanged.IsZero() && !latest.After(l.lastChanged)
+	l.mu.Unlock()
+	if same {
+		return
+	}
+	cat, err := l.n.CatalogueSummary(ctx, l.disc)
+	if err != nil {
+		l.n.log.Error("catalogue summary failed", "err", err)
+		return
+	}
+	cat.Node = l.f.Node
+	msg, err := fed.Seal(l.key, l.f.Node, cat)
+	if err != nil {
+		return
+	}
+	if err := l.nc.Publish(fed.NodeSubject(l.f.Node, "catalogue"), msg); err != nil {
+		return
+	}
+	l.mu.Lock()
+	l.lastChanged = latest
+	if latest.IsZero() {
+		l.lastChanged = time.Unix(1, 0)
+	}
+	l.mu.Unlock()
+	l.n.log.Info("catalogue published", "datasets", len(cat.Datasets))
+}
+
+// onSearch answers a signed search task with disclosure-controlled
+// counts per dataset. Tasks that are unsigned, forged, expired, replayed
+// or for another node are refused and logged, never answered.
+func (l *Link) onSearch(m *nats.Msg) {
+	t0 := time.Now()
+	task, err := fed.OpenTask(l.hubKey, m.Data, l.f.Node, t0, 30*time.Second, &l.replay)
+	if err != nil || task.Kind != "search" {
+		l.n.log.Warn("search task refused", "err", errOr(err, "not a search"))
+		l.audit.Append(audit.Entry{Actor: "hub", Action: "task-refused", Subject: task.ID, Detail: map[string]any{"reason": errOr(err, "not a search")}})
+		return
+	}
+	ans := fed.SearchAnswer{Node: l.f.Node, TaskID: task.ID, Floor: l.disc.Floor, Datasets: []fed.DatasetResult{}}
+	var body fed.SearchBody
+	var q *lens.Query
+	if err := json.Unmarshal(task.Body, &body); err != nil {
+		ans.Error = "malformed search body"
+	} else if q, err = lens.Parse(body.Query); err != nil {
+		ans.Error = "bad query: " + err.Error()
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Until(task.Expires))
+		ans.Datasets, err = l.n.Search(ctx, q, l.disc)
+		cancel()
+		if err != nil {
+			l.n.log.Error("search failed", "err", err)
+			ans.Datasets, ans.Error = []fed.DatasetResult{}, "the node could not run the query"
+		}
+	}
+	ans.TookMS = float64(time.Since(t0).Microseconds()) / 1000
+	var counts []string
+	for _, d := range ans.Datasets {
+		counts = append(counts, fmt.Sprintf("%s=%d", d.ID, d.SubjectsCount))
+	}
+	desc := ""
+	if q != nil {
+		desc = q.Describe()
+	}
+	l.audit.Append(audit.Entry{Actor: "hub", Action: "search", Subject: task.ID, Detail: map[string]any{"user": body.User, "query": desc, "answered": counts, "error": ans.Error}})
+	msg, err := fed.Seal(l.key, l.f.Node, ans)
+	if err != nil {
+		return
+	}
+	if m.Reply != "" {
+		m.Respond(msg)
+	}
+}
+
+func errOr(err error, s string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return s
+}
+
+// Search counts, per dataset, the subjects matching q, and applies the
+// node's disclosure control: the only figures that ever leave the node.
+func (n *Node) Search(ctx context.Context, q *lens.Query, p disclosure.Policy) ([]fed.DatasetResult, error) {
+	stats, err := n.Index.FederatedCounts(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	datasets, err := n.Index.Datasets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]index.Dataset{}
+	for _, d := range datasets {
+		byID[d.ID] = d
+	}
+	canon := q.Canonical()
+	out := []fed.DatasetResult{}
+	for _, s := range stats {
+		d := byID[s.Dataset]
+		if d.Tier < 2 {
+			continue // Tier 1 datasets are in the catalogue only, not searchable
+		}
+		r := fed.DatasetResult{ID: s.Dataset, Name: d.Title, Description: d.Description,
+			Gender: []string{}, Modality: []string{}, BodyParts: []string{}}
+		r.SubjectsCount = p.Count(s.Subjects, canon, s.Dataset+"/subjects")
+		if r.SubjectsCount > 0 {
+			r.StudiesCount = p.Count(s.Studies, canon, s.Dataset+"/studies")
+			r.Gender = p.Categories(s.Genders, canon, s.Dataset+"/gender")
+			r.Modality = p.Categories(s.Modalities, canon, s.Dataset+"/modality")
+			r.BodyParts = p.Categories(s.BodyParts, canon, s.Dataset+"/body_parts")
+			if s.AgeMin != nil && s.AgeMax != nil {
+				lo, hi := p.AgeRange(*s.AgeMin, *s.AgeMax)
+				r.AgeRange = &fed.AgeRange{Min: lo, Max: hi}
+			}
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// CatalogueSummary describes every dataset for the hub's catalogue, with
+// aggregates under the same disclosure control as search answers.
+func (n *Node) CatalogueSummary(ctx context.Context, p disclosure.Policy) (fed.Catalogue, error) {
+	cat := fed.Catalogue{Time: time.Now().UTC(), Datasets: []fed.DatasetSummary{}}
+	datasets, err := n.Index.Datasets(ctx)
+	if err != nil {
+		return cat, err
+	}
+	everyone, err := lens.Parse([]byte(`{"operand":"AND","children":[]}`))
+	if err != nil {
+		return cat, err
+	}
+	stats, err := n.Index.FederatedCounts(ctx, everyone)
+	if err != nil {
+		return cat, err
+	}
+	byID := map[string]index.DatasetStats{}
+	for _, s := range stats {
+		byID[s.Dataset] = s
+	}
+	canon := []byte("catalogue")
+	for _, d := range datasets {
+		s := byID[d.ID]
+		facets, err := n.Index.DatasetFacets(ctx, d.ID)
+		if err != nil {
+			return cat, err
+		}
+		sum := fed.DatasetSummary{ID: d.ID, Title: d.Title, Description: d.Description, Licence: d.Licence, Contact: d.Contact,
+			AccessRights: d.AccessRights, Tier: d.Tier, Modified: d.Changed,
+			Subjects: p.Count(s.Subjects, canon, d.ID+"/subjects"), Studies: p.Count(s.Studies, canon, d.ID+"/studies"),
+			Modalities: p.Categories(s.Modalities, canon, d.ID+"/modality"), BodyParts: p.Categories(s.BodyParts, canon, d.ID+"/body_parts"),
+			Sexes: p.Categories(s.Genders, canon, d.ID+"/gender"), Conditions: p.Categories(facets.CancerTypes, canon, d.ID+"/conditions"),
+			Manufacturers: p.Categories(facets.Manufacturers, canon, d.ID+"/manufacturers")}
+		if sum.Subjects > 0 && s.AgeMin != nil && s.AgeMax != nil {
+			lo, hi := p.AgeRange(*s.AgeMin, *s.AgeMax)
+			sum.AgeRange = &fed.AgeRange{Min: lo, Max: hi}
+		}
+		cat.Datasets = append(cat.Datasets, sum)
+	}
+	return cat, nil
+}
+
+// UpdateFederation changes the stored federation settings, for an
+// operator moving the hub (a new NATS address) without enrolling again.
+func (n *Node) UpdateFederation(edit func(*Federation)) error {
+	f, ok, err := n.LoadFederation()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("node: not enrolled")
+	}
+	edit(&f)
+	b, _ := json.MarshalIndent(f, "", "  ")
+	tmp := n.federationPath() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, n.federationPath())
+}
