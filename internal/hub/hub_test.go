@@ -1,0 +1,211 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mosaic-imaging/mosaic/internal/fed"
+)
+
+// fakeNode is a NATS client that enrolled like a node and behaves as
+// the test says.
+type fakeNode struct {
+	id   string
+	key  ed25519.PrivateKey
+	nc   *nats.Conn
+	pass string
+}
+
+func enrollFake(t *testing.T, h *Hub, id string) *fakeNode {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := h.Store.AddNode(ctx, id, id, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(nil)
+	f := &fakeNode{id: id, key: key, pass: fed.NewID()}
+	if _, err := h.Store.Enroll(ctx, tok, fed.EncodeKey(key.Public().(ed25519.PublicKey)), f.pass, "test"); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fakeNode) connect(t *testing.T, h *Hub) {
+	t.Helper()
+	nc, err := nats.Connect(h.NATSURL(), nats.UserInfo(f.id, f.pass), nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.nc = nc
+	t.Cleanup(nc.Close)
+	msg, _ := fed.Seal(f.key, f.id, fed.Heartbeat{Node: f.id, Version: "test", Time: time.Now()})
+	if err := nc.Publish(fed.NodeSubject(f.id, "heartbeat"), msg); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+}
+
+func testHub(t *testing.T) (*Hub, *httptest.Server, string) {
+	t.Helper()
+	h, err := Open(context.Background(), Config{Data: t.TempDir(), NATSListen: "127.0.0.1:0", SearchDeadline: time.Second,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h.Handler())
+	t.Cleanup(func() { srv.Close(); h.Close() })
+	if err := h.Store.AddUser(context.Background(), "alice", "long enough password", RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := h.Store.NewUserToken(context.Background(), "alice", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, srv, tok
+}
+
+// TestMisbehavingNodes: a node that answers garbage, one that signs as
+// another node, one that never answers and one never connected are each
+// reported, the honest node's answer is kept, and the search ends at the
+// deadline.
+func TestMisbehavingNodes(t *testing.T) {
+	h, srv, tok := testHub(t)
+	good := enrollFake(t, h, "good")
+	garbage := enrollFake(t, h, "garbage")
+	impostor := enrollFake(t, h, "impostor")
+	silent := enrollFake(t, h, "silent")
+	enrollFake(t, h, "offline")
+	for _, f := range []*fakeNode{good, garbage, impostor, silent} {
+		f.connect(t, h)
+	}
+	answer := func(f *fakeNode, signer string, key ed25519.PrivateKey, subjects int) {
+		f.nc.Subscribe(fed.SubjectSearch, func(m *nats.Msg) {
+			task, err := fed.OpenTask(h.PublicKey(), m.Data, f.id, time.Now(), time.Minute, nil)
+			if err != nil {
+				return
+			}
+			msg, _ := fed.Seal(key, signer, fed.SearchAnswer{Node: signer, TaskID: task.ID, Floor: 10,
+				Datasets: []fed.DatasetResult{{ID: "d", Name: "d", SubjectsCount: subjects}}})
+			m.Respond(msg)
+		})
+		f.nc.Flush()
+	}
+	answer(good, "good", good.key, 42)
+	// The impostor answers first, as "good", with its own key.
+	answer(impostor, "good", impostor.key, 999)
+	garbage.nc.Subscribe(fed.SubjectSearch, func(m *nats.Msg) { m.Respond([]byte("\x00not json at all")) })
+	garbage.nc.Flush()
+	// The impostor also tries to speak on another node's subject.
+	msg, _ := fed.Seal(impostor.key, "good", fed.Heartbeat{Node: "good", Time: time.Now()})
+	impostor.nc.Publish(fed.NodeSubject("good", "heartbeat"), msg)
+	impostor.nc.Flush()
+	waitUntil(t, 5*time.Second, func() bool { return len(h.online()) == 4 })
+
+	t0 := time.Now()
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/search", strings.NewReader(`{"operand":"AND","children":[]}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res SearchResult
+	json.NewDecoder(resp.Body).Decode(&res)
+	resp.Body.Close()
+	took := time.Since(t0)
+	if took > 3*time.Second {
+		t.Errorf("search took %s with a 1 s deadline", took)
+	}
+	want := map[string]string{"good": NodeAnswered, "garbage": NodeLate, "impostor": NodeLate, "silent": NodeLate, "offline": NodeUnreachable}
+	for _, n := range res.Nodes {
+		if want[n.Node] != n.Status {
+			t.Errorf("node %s: %s, want %s", n.Node, n.Status, want[n.Node])
+		}
+	}
+	if len(res.Nodes) != len(want) || len(res.Results) != 1 || res.Results[0].Node != "good" || res.Results[0].SubjectsCount != 42 {
+		t.Fatalf("results: %+v, nodes %+v", res.Results, res.Nodes)
+	}
+	// Removing a node cuts its connection at once.
+	closed := make(chan struct{})
+	silent.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := h.RemoveNode(context.Background(), "silent"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Error("removed node still connected")
+	}
+	if _, err := nats.Connect(h.NATSURL(), nats.UserInfo("silent", silent.pass), nats.MaxReconnects(0)); err == nil {
+		t.Error("removed node's credentials still accepted")
+	}
+	// The audit log has the search.
+	if b, err := readFile(h.cfg.Data + "/audit.log"); err != nil || !bytes.Contains(b, []byte(`"action":"search"`)) {
+		t.Errorf("audit log: %v %s", err, b)
+	}
+}
+
+// TestEnrollmentTokens: unknown, reused and expired tokens are refused.
+func TestEnrollmentTokens(t *testing.T) {
+	h, srv, _ := testHub(t)
+	ctx := context.Background()
+	tok, _ := h.Store.AddNode(ctx, "a", "A", time.Hour)
+	expired, _ := h.Store.AddNode(ctx, "b", "B", -time.Second)
+	_, key, _ := ed25519.GenerateKey(nil)
+	pub := fed.EncodeKey(key.Public().(ed25519.PublicKey))
+	post := func(body string) int {
+		resp, err := http.Post(srv.URL+"/api/v1/enroll", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := post(`{"token":"` + tok + `","public_key":"` + pub + `","version":"t"}`); c != 200 {
+		t.Fatalf("good token: %d", c)
+	}
+	for name, body := range map[string]string{
+		"reused":  `{"token":"` + tok + `","public_key":"` + pub + `"}`,
+		"expired": `{"token":"` + expired + `","public_key":"` + pub + `"}`,
+		"unknown": `{"token":"mhe_nope","public_key":"` + pub + `"}`,
+		"bad key": `{"token":"` + tok + `","public_key":"AAAA"}`,
+		"garbage": `not json`,
+		"extra":   `{"token":"x","public_key":"` + pub + `","admin":true}`,
+	} {
+		if c := post(body); c != 401 && c != 400 {
+			t.Errorf("%s: %d", name, c)
+		}
+	}
+	// A wrong NATS password is refused.
+	if _, err := nats.Connect(h.NATSURL(), nats.UserInfo("a", "wrong"), nats.MaxReconnects(0)); err == nil {
+		t.Error("wrong NATS password accepted")
+	}
+	if _, err := nats.Connect(h.NATSURL(), nats.MaxReconnects(0)); err == nil {
+		t.Error("anonymous NATS connection accepted")
+	}
+}
+
+func waitUntil(t *testing.T, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
