@@ -262,10 +262,12 @@ var crashBin struct {
 	once sync.Once
 	path string
 	err  error
+	dir  string
 }
 
 // crashBinary builds the mosaic binary once per test run, into a
-// directory removed when the test that first asked for it ends.
+// directory that TestMain removes when every test is done (several tests
+// share the binary).
 func crashBinary(t *testing.T) string {
 	t.Helper()
 	crashBin.once.Do(func() {
@@ -274,7 +276,7 @@ func crashBinary(t *testing.T) string {
 			crashBin.err = err
 			return
 		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
+		crashBin.dir = dir
 		path := filepath.Join(dir, "mosaic")
 		cmd := exec.Command("go", "build", "-o", path, ".")
 		out, err := cmd.CombinedOutput()
