@@ -96,6 +96,14 @@ func (p Policy) Validate() error {
 	return nil
 }
 
+// Effective returns the policy as Count applies it: defaults filled in
+// and the floor raised to a multiple of the rounding, for reporting (an
+// answer can say "counts below 10 are reported as 0").
+func (p Policy) Effective() Policy {
+	p.Floor, p.Round, p.Noise = p.floor(), p.round(), p.scale()
+	return p
+}
+
 func (p Policy) round() int {
 	if p.Round <= 0 {
 		return DefaultRound

@@ -103,6 +103,12 @@ func TestCountExamples(t *testing.T) {
 	if got := odd.Count(16, nil, ""); got != 15 {
 		t.Errorf("floor 11 rounding 5, 16: got %d, want 15", got)
 	}
+	if e := odd.Effective(); e.Floor != 15 || e.Round != 5 {
+		t.Errorf("effective policy: %+v", e)
+	}
+	if e := (Policy{}).Effective(); e.Floor != DefaultFloor || e.Round != DefaultRound || e.Noise != 0 {
+		t.Errorf("effective default policy: %+v", e)
+	}
 	// A negative floor is refused, and treated as the default.
 	neg := Policy{Floor: -3}
 	if !errors.Is(neg.Validate(), ErrPolicy) {

@@ -293,7 +293,7 @@ func (l *Link) onSearch(m *nats.Msg) {
 		l.audit.Append(audit.Entry{Actor: "hub", Action: "task-refused", Subject: task.ID, Detail: map[string]any{"reason": errOr(err, "not a search")}})
 		return
 	}
-	ans := fed.SearchAnswer{Node: l.f.Node, TaskID: task.ID, Floor: l.disc.Floor, Datasets: []fed.DatasetResult{}}
+	ans := fed.SearchAnswer{Node: l.f.Node, TaskID: task.ID, Floor: l.disc.Effective().Floor, Datasets: []fed.DatasetResult{}}
 	var body fed.SearchBody
 	var q *lens.Query
 	if err := json.Unmarshal(task.Body, &body); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mosaic-imaging/mosaic/internal/blobstore"
 	"github.com/mosaic-imaging/mosaic/internal/deid"
+	"github.com/mosaic-imaging/mosaic/internal/disclosure"
 	"github.com/mosaic-imaging/mosaic/internal/index"
 )
 
@@ -132,6 +133,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("node: search_round %d: use 1 (no rounding) or more", c.SearchRound)
 	case c.SearchNoise < 0:
 		return fmt.Errorf("node: search_noise must not be negative")
+	}
+	if err := (disclosure.Policy{Floor: c.SearchFloor, Round: c.SearchRound, Noise: c.SearchNoise}).Validate(); err != nil {
+		return fmt.Errorf("node: search_floor, search_round, search_noise: %w", err)
 	}
 	return nil
 }
