@@ -134,7 +134,9 @@ func (c *Config) Validate() error {
 	case c.SearchNoise < 0:
 		return fmt.Errorf("node: search_noise must not be negative")
 	}
-	if err := (disclosure.Policy{Floor: c.SearchFloor, Round: c.SearchRound, Noise: c.SearchNoise}).Validate(); err != nil {
+	// The noise key comes from the site key later; a placeholder of the
+	// right length lets the settings be checked now.
+	if err := (disclosure.Policy{Floor: c.SearchFloor, Round: c.SearchRound, Noise: c.SearchNoise, Key: make([]byte, 32)}).Validate(); err != nil {
 		return fmt.Errorf("node: search_floor, search_round, search_noise: %w", err)
 	}
 	return nil
