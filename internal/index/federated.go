@@ -86,13 +86,13 @@ SELECT 'b', ds, v, COUNT(*), 0 FROM (SELECT DISTINCT m.ds, m.pid, se.body_part A
 	FROM m JOIN cdm_image_series se ON se.dataset_id = m.ds AND se.patient_id = m.pid
 	WHERE se.body_part <> '') x GROUP BY ds, v`
 
-// FederatedCounts runs a federated search over every dataset of the node
-// and returns the raw figures of each, datasets without a match included,
-// in dataset id order. The query compiles to one SQL statement: each
+// federatedCountsSQL runs a federated search in the database: the
+// reference that FederatedCounts' in-memory evaluation is tested against,
+// figure for figure. The query compiles to one SQL statement: each
 // condition becomes a test on the patient (gender) or an EXISTS over the
 // patient's cancer conditions or series, combined with AND, OR and NOT as
 // the tree says; every value is a bound parameter.
-func (s *Store) FederatedCounts(ctx context.Context, q *lens.Query) ([]DatasetStats, error) {
+func (s *Store) federatedCountsSQL(ctx context.Context, q *lens.Query) ([]DatasetStats, error) {
 	stmt, args, err := fedStatement(q)
 	if err != nil {
 		return nil, err

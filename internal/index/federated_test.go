@@ -228,6 +228,20 @@ func fedRun(t *testing.T, s *Store, query string) map[string]DatasetStats {
 	if err != nil {
 		t.Fatalf("%s: %v", q.Describe(), err)
 	}
+	// The in-memory evaluation and the SQL reference agree figure for
+	// figure.
+	ref, err := s.federatedCountsSQL(context.Background(), q)
+	if err != nil {
+		t.Fatalf("%s (SQL): %v", q.Describe(), err)
+	}
+	if len(ref) != len(st) {
+		t.Fatalf("%s: %d datasets in memory, %d in SQL", q.Describe(), len(st), len(ref))
+	}
+	for i := range st {
+		if !fedEqual(st[i], ref[i]) {
+			t.Errorf("%s: memory and SQL differ:\n mem %s\n sql %s", q.Describe(), fedString(st[i]), fedString(ref[i]))
+		}
+	}
 	out := map[string]DatasetStats{}
 	for _, d := range st {
 		out[d.Dataset] = d

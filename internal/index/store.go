@@ -28,6 +28,7 @@ var (
 type Store struct {
 	db  *sqldb.DB
 	now func() time.Time
+	fed fedCache
 }
 
 // Open opens (creating and migrating as needed) the index at dsn: a
