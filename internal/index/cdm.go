@@ -99,7 +99,7 @@ func (s *Store) PutClinical(ctx context.Context, dataset string, patients []Clin
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, `UPDATE datasets SET changed_at = ? WHERE id = ?`, now, dataset)
+		_, err := tx.Exec(ctx, bumpChanged, now, now, dataset)
 		return err
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,38 +15,85 @@ import (
 
 // Federated searches run over an in-memory snapshot of the facts they
 // test, one small record per patient, rebuilt when a dataset changes
-// (datasets.changed_at moves on every ingest and clinical import). A node
-// of 10,000 patients holds about 2 MB of it and answers a query by
-// evaluating the tree once per patient: well under a millisecond, where
-// the SQL statement of the same query (federatedCountsSQL, kept as the
-// reference the tests compare against) takes tens. Both follow one set
-// of rules, documented on the SQL compiler in federated.go.
+// (datasets.changed_at moves on every ingest and clinical import). Values
+// are interned: a patient holds indexes of the snapshot's distinct
+// genders, diagnoses, modalities, body parts and manufacturers. A query
+// is compiled once into a function of the patient, each condition
+// decided once per distinct value (a table of booleans), and figures are
+// tallied in arrays. A node of 10,000 patients holds about 2 MB and
+// answers a query in about 0.1 ms of CPU, where the SQL statement of the
+// same query (federatedCountsSQL, kept as the reference the tests compare
+// against) takes tens of milliseconds. Both follow one set of rules,
+// documented on the SQL compiler in federated.go.
 
 type memCond struct {
 	age, year *int
-	icd       string // upper case, dots removed
-	ctype     string
+	diag      int32 // index of the snapshot's diags
 }
 
-type memSeries struct {
-	mod, body string
-	manu      string // as stored
-	manuUpper string // ASCII upper case, as SQL's UPPER
-	manuWords string // " WORDS " with separators read as spaces
+// memDiag is a distinct (ICD-10 code, cancer type) of the conditions.
+type memDiag struct {
+	raw   bool   // the stored code is not empty
+	icd   string // upper case, dots removed
+	ctype string
 }
 
+// memPatient is one subject. Its series are kept as the distinct
+// non-empty modalities, body parts and manufacturers they have (indexes
+// of the snapshot's tables): every imaging condition and figure depends
+// on nothing else, and the empty value never satisfies a condition.
 type memPatient struct {
-	ds      int
-	gender  string
-	conds   []memCond
-	series  []memSeries
+	ds      int32
+	gender  int32 // index of the snapshot's genders
 	studies int
+	conds   []memCond
+	mods    []int32
+	bodies  []int32
+	manus   []int32
 }
 
 type memSnapshot struct {
 	version  string
 	datasets []string
 	patients []memPatient
+	genders  []string
+	diags    []memDiag
+	mods     []string
+	bodies   []string
+	manus    []memManu
+}
+
+// memManu is a distinct manufacturer with the forms its conditions test.
+type memManu struct {
+	raw   string // as stored
+	upper string // ASCII upper case, as SQL's UPPER
+	words string // " WORDS " with separators read as spaces
+}
+
+// interner numbers distinct strings.
+type interner struct {
+	ids  map[string]int32
+	vals []string
+}
+
+func (in *interner) id(s string) int32 {
+	if i, ok := in.ids[s]; ok {
+		return i
+	}
+	if in.ids == nil {
+		in.ids = map[string]int32{}
+	}
+	i := int32(len(in.vals))
+	in.ids[s] = i
+	in.vals = append(in.vals, s)
+	return i
+}
+
+func addID(list []int32, id int32) []int32 {
+	if slices.Contains(list, id) {
+		return list
+	}
+	return append(list, id)
 }
 
 // fedCache holds a store's snapshot.
@@ -111,6 +159,8 @@ func (s *Store) snapshot(ctx context.Context) (*memSnapshot, error) {
 
 func (s *Store) loadSnapshot(ctx context.Context, version string, ids []string) (*memSnapshot, error) {
 	snap := &memSnapshot{version: version, datasets: ids}
+	var genders, mods, bodies, manus interner
+	diags := map[memDiag]int32{}
 	dsIndex := map[string]int{}
 	for i, id := range ids {
 		dsIndex[id] = i
@@ -173,7 +223,7 @@ func (s *Store) loadSnapshot(ctx context.Context, version string, ids []string) 
 			}
 			byKey[k] = len(snap.patients)
 			byClinPK[pk] = len(snap.patients)
-			snap.patients = append(snap.patients, memPatient{ds: ds, gender: g})
+			snap.patients = append(snap.patients, memPatient{ds: int32(ds), gender: genders.id(g)})
 			return nil
 		})
 	}
@@ -189,7 +239,7 @@ func (s *Store) loadSnapshot(ctx context.Context, version string, ids []string) 
 			continue
 		}
 		byKey[k] = len(snap.patients)
-		snap.patients = append(snap.patients, memPatient{ds: ds, gender: gender(sex)})
+		snap.patients = append(snap.patients, memPatient{ds: int32(ds), gender: genders.id(gender(sex))})
 	}
 	err = each(`SELECT patient_pk, age_at_diagnosis, diagnosis_year, icd10_code, cancer_type FROM cdm_cancer_condition`, func(r *sql.Rows) error {
 		var pk int64
@@ -202,7 +252,14 @@ func (s *Store) loadSnapshot(ctx context.Context, version string, ids []string) 
 		if !ok {
 			return nil
 		}
-		c := memCond{icd: strings.ReplaceAll(asciiUpper(icd), ".", ""), ctype: ct}
+		dk := memDiag{raw: icd != "", icd: strings.ReplaceAll(asciiUpper(icd), ".", ""), ctype: ct}
+		d, ok := diags[dk]
+		if !ok {
+			d = int32(len(snap.diags))
+			diags[dk] = d
+			snap.diags = append(snap.diags, dk)
+		}
+		c := memCond{diag: d}
 		if age.Valid {
 			v := int(age.Int64)
 			c.age = &v
@@ -217,17 +274,24 @@ func (s *Store) loadSnapshot(ctx context.Context, version string, ids []string) 
 	if err == nil {
 		err = each(`SELECT dataset_id, patient_id, modality, body_part, manufacturer FROM cdm_image_series`, func(r *sql.Rows) error {
 			var k key
-			var se memSeries
-			if err := r.Scan(&k.ds, &k.pid, &se.mod, &se.body, &se.manu); err != nil {
+			var mod, body, manu string
+			if err := r.Scan(&k.ds, &k.pid, &mod, &body, &manu); err != nil {
 				return err
 			}
 			i, ok := byKey[k]
 			if !ok {
 				return nil
 			}
-			se.manuUpper = asciiUpper(se.manu)
-			se.manuWords = " " + manuSeparators.Replace(se.manuUpper) + " "
-			snap.patients[i].series = append(snap.patients[i].series, se)
+			p := &snap.patients[i]
+			if mod != "" {
+				p.mods = addID(p.mods, mods.id(mod))
+			}
+			if body != "" {
+				p.bodies = addID(p.bodies, bodies.id(body))
+			}
+			if manu != "" {
+				p.manus = addID(p.manus, manus.id(manu))
+			}
 			return nil
 		})
 	}
@@ -247,95 +311,180 @@ func (s *Store) loadSnapshot(ctx context.Context, version string, ids []string) 
 	if err != nil {
 		return nil, fmt.Errorf("index: federated snapshot: %w", err)
 	}
+	snap.genders, snap.mods, snap.bodies = genders.vals, mods.vals, bodies.vals
+	for _, m := range manus.vals {
+		up := asciiUpper(m)
+		snap.manus = append(snap.manus, memManu{raw: m, upper: up, words: " " + manuSeparators.Replace(up) + " "})
+	}
 	return snap, nil
 }
 
-// memMatch evaluates one condition for a patient, with the semantics of
-// the SQL compiler's cond.
-func memMatch(p *memPatient, k *lens.Condition) bool {
+// memEval tells whether a patient matches (part of) a query.
+type memEval func(p *memPatient) bool
+
+// table marks the values of an interned column that satisfy a test: a
+// condition is decided once per distinct value, not once per row.
+func table[T any](vals []T, ok func(T) bool) []bool {
+	t := make([]bool, len(vals))
+	for i, v := range vals {
+		t[i] = ok(v)
+	}
+	return t
+}
+
+// anyOf reports whether one of ids is marked in t.
+func anyOf(ids []int32, t []bool) bool {
+	for _, id := range ids {
+		if t[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// compile turns the query tree into a function of the patient, with the
+// semantics of the SQL compiler (fedCompile and cond in federated.go).
+func (snap *memSnapshot) compile(n *lens.Node) (memEval, error) {
+	switch n.Op {
+	case lens.And, lens.Or:
+		kids := make([]memEval, len(n.Children))
+		for i, k := range n.Children {
+			e, err := snap.compile(k)
+			if err != nil {
+				return nil, err
+			}
+			kids[i] = e
+		}
+		if n.Op == lens.And {
+			return func(p *memPatient) bool {
+				for _, e := range kids {
+					if !e(p) {
+						return false
+					}
+				}
+				return true
+			}, nil
+		}
+		return func(p *memPatient) bool {
+			for _, e := range kids {
+				if e(p) {
+					return true
+				}
+			}
+			return false
+		}, nil
+	case lens.Not:
+		if len(n.Children) != 1 {
+			return nil, fmt.Errorf("%w: NOT with %d children", ErrInvalid, len(n.Children))
+		}
+		e, err := snap.compile(n.Children[0])
+		if err != nil {
+			return nil, err
+		}
+		return func(p *memPatient) bool { return !e(p) }, nil
+	case "":
+		if n.Cond != nil {
+			return snap.cond(n.Cond)
+		}
+	}
+	return nil, fmt.Errorf("%w: query node", ErrInvalid)
+}
+
+func (snap *memSnapshot) cond(k *lens.Condition) (memEval, error) {
 	switch k.Attr {
 	case lens.Gender:
-		return slices.Contains(fedValues(k, lens.Exact), p.gender) != k.Negated
-	case lens.AgeAtDiagnosis, lens.YearOfDiagnosis:
-		for _, c := range p.conds {
-			v := c.age
-			if k.Attr == lens.YearOfDiagnosis {
-				v = c.year
-			}
-			if v == nil {
-				continue
-			}
-			if k.Min == nil && k.Max == nil {
-				return true
-			}
-			in := (k.Min == nil || *v >= *k.Min) && (k.Max == nil || *v <= *k.Max)
-			if in != k.Negated {
-				return true
-			}
+		vals := fedValues(k, lens.Exact)
+		if len(vals) == 0 {
+			return nil, fmt.Errorf("%w: gender condition without values", ErrInvalid)
 		}
-		return false
+		t := table(snap.genders, func(g string) bool { return slices.Contains(vals, g) != k.Negated })
+		return func(p *memPatient) bool { return t[p.gender] }, nil
+
+	case lens.AgeAtDiagnosis, lens.YearOfDiagnosis:
+		year := k.Attr == lens.YearOfDiagnosis
+		open := k.Min == nil && k.Max == nil
+		lo, hi := math.MinInt, math.MaxInt
+		if k.Min != nil {
+			lo = *k.Min
+		}
+		if k.Max != nil {
+			hi = *k.Max
+		}
+		return func(p *memPatient) bool {
+			for _, c := range p.conds {
+				v := c.age
+				if year {
+					v = c.year
+				}
+				if v != nil && (open || (*v >= lo && *v <= hi) != k.Negated) {
+					return true
+				}
+			}
+			return false
+		}, nil
+
 	case lens.Diagnosis:
 		prefixes, types := fedValues(k, lens.Prefix), fedValues(k, lens.CancerType)
-		for _, c := range p.conds {
-			hit := slices.ContainsFunc(prefixes, func(pre string) bool { return strings.HasPrefix(c.icd, pre) })
+		if len(prefixes) == 0 && len(types) == 0 {
+			return nil, fmt.Errorf("%w: diagnosis condition without values", ErrInvalid)
+		}
+		t := table(snap.diags, func(d memDiag) bool {
+			hit := slices.ContainsFunc(prefixes, func(pre string) bool { return strings.HasPrefix(d.icd, pre) })
 			if k.Negated {
-				if c.icd != "" && !hit {
-					return true
-				}
-				if len(types) > 0 && c.icd == "" && c.ctype != "" && !slices.Contains(types, c.ctype) {
-					return true
-				}
-			} else {
-				if c.icd != "" && hit {
-					return true
-				}
-				if len(types) > 0 && c.icd == "" && slices.Contains(types, c.ctype) {
+				return (d.raw && !hit) || (len(types) > 0 && !d.raw && d.ctype != "" && !slices.Contains(types, d.ctype))
+			}
+			return (d.raw && hit) || (len(types) > 0 && !d.raw && slices.Contains(types, d.ctype))
+		})
+		return func(p *memPatient) bool {
+			for _, c := range p.conds {
+				if t[c.diag] {
 					return true
 				}
 			}
-		}
-		return false
+			return false
+		}, nil
+
 	case lens.Modality, lens.BodyPart:
 		vals := fedValues(k, lens.Exact)
-		for _, se := range p.series {
-			v := se.mod
-			if k.Attr == lens.BodyPart {
-				v = se.body
-			}
-			if k.Negated {
-				if v != "" && !slices.Contains(vals, v) {
-					return true
-				}
-			} else if slices.Contains(vals, v) {
-				return true
+		if len(vals) == 0 {
+			return nil, fmt.Errorf("%w: %s condition without values", ErrInvalid, k.Attr)
+		}
+		// The patient's lists hold non-empty values only: the empty value
+		// matches neither EQUALS (no value is empty) nor NOT_EQUALS.
+		col, ids := snap.mods, func(p *memPatient) []int32 { return p.mods }
+		if k.Attr == lens.BodyPart {
+			col, ids = snap.bodies, func(p *memPatient) []int32 { return p.bodies }
+		}
+		t := table(col, func(v string) bool { return slices.Contains(vals, v) != k.Negated })
+		return func(p *memPatient) bool { return anyOf(ids(p), t) }, nil
+
+	case lens.Manufacturer:
+		if len(k.Matches) == 0 {
+			return nil, fmt.Errorf("%w: manufacturer condition without values", ErrInvalid)
+		}
+		for _, m := range k.Matches {
+			if m.Kind != lens.Word && m.Kind != lens.Exact && m.Kind != lens.Substring {
+				return nil, fmt.Errorf("%w: manufacturer match %s", ErrInvalid, m.Kind)
 			}
 		}
-		return false
-	case lens.Manufacturer:
-		for _, se := range p.series {
+		t := table(snap.manus, func(se memManu) bool {
 			hit := false
 			for _, m := range k.Matches {
 				switch m.Kind {
 				case lens.Word:
 					first, _, _ := strings.Cut(m.Value, " ")
-					hit = hit || (strings.Contains(se.manuUpper, first) && strings.Contains(se.manuWords, " "+m.Value+" "))
+					hit = hit || (strings.Contains(se.upper, first) && strings.Contains(se.words, " "+m.Value+" "))
 				case lens.Exact:
-					hit = hit || asciiUpper(strings.TrimSpace(se.manu)) == m.Value
+					hit = hit || asciiUpper(strings.Trim(se.raw, " ")) == m.Value
 				case lens.Substring:
-					hit = hit || strings.Contains(se.manuUpper, m.Value)
+					hit = hit || strings.Contains(se.upper, m.Value)
 				}
 			}
-			if k.Negated {
-				if se.manu != "" && !hit {
-					return true
-				}
-			} else if hit {
-				return true
-			}
-		}
-		return false
+			return hit != k.Negated
+		})
+		return func(p *memPatient) bool { return anyOf(p.manus, t) }, nil
 	}
-	return false
+	return nil, fmt.Errorf("%w: condition on %s", ErrInvalid, k.Attr)
 }
 
 // FederatedCounts runs a federated search over every dataset of the node
@@ -350,50 +499,69 @@ func (s *Store) FederatedCounts(ctx context.Context, q *lens.Query) ([]DatasetSt
 	if err != nil {
 		return nil, err
 	}
-	out := make([]DatasetStats, len(snap.datasets))
-	for i, id := range snap.datasets {
-		out[i] = DatasetStats{Dataset: id, Genders: map[string]int{}, Modalities: map[string]int{}, BodyParts: map[string]int{}}
+	match, err := snap.compile(q.Root)
+	if err != nil {
+		return nil, err
 	}
-	var seen []string
+	// Figures are counted in arrays indexed like the snapshot's tables,
+	// then turned into the maps of DatasetStats.
+	type tally struct {
+		subjects, studies     int
+		genders, mods, bodies []int
+		ageMin, ageMax        int
+		ages                  bool
+	}
+	tallies := make([]tally, len(snap.datasets))
+	for i := range tallies {
+		tallies[i] = tally{genders: make([]int, len(snap.genders)), mods: make([]int, len(snap.mods)), bodies: make([]int, len(snap.bodies))}
+	}
 	for i := range snap.patients {
 		p := &snap.patients[i]
-		if !q.Root.Eval(func(c *lens.Condition) bool { return memMatch(p, c) }) {
+		if !match(p) {
 			continue
 		}
-		d := &out[p.ds]
-		d.Subjects++
-		d.Studies += p.studies
-		d.Genders[p.gender]++
+		d := &tallies[p.ds]
+		d.subjects++
+		d.studies += p.studies
+		d.genders[p.gender]++
 		for _, c := range p.conds {
 			if c.age == nil {
 				continue
 			}
-			if d.AgeMin == nil || *c.age < *d.AgeMin {
-				v := *c.age
-				d.AgeMin = &v
+			if !d.ages || *c.age < d.ageMin {
+				d.ageMin = *c.age
 			}
-			if d.AgeMax == nil || *c.age > *d.AgeMax {
-				v := *c.age
-				d.AgeMax = &v
+			if !d.ages || *c.age > d.ageMax {
+				d.ageMax = *c.age
+			}
+			d.ages = true
+		}
+		for _, m := range p.mods {
+			d.mods[m]++
+		}
+		for _, b := range p.bodies {
+			d.bodies[b]++
+		}
+	}
+	out := make([]DatasetStats, len(snap.datasets))
+	for i, id := range snap.datasets {
+		d := &tallies[i]
+		out[i] = DatasetStats{Dataset: id, Subjects: d.subjects, Studies: d.studies,
+			Genders: map[string]int{}, Modalities: map[string]int{}, BodyParts: map[string]int{}}
+		for _, x := range []struct {
+			counts []int
+			names  []string
+			dst    map[string]int
+		}{{d.genders, snap.genders, out[i].Genders}, {d.mods, snap.mods, out[i].Modalities}, {d.bodies, snap.bodies, out[i].BodyParts}} {
+			for j, n := range x.counts {
+				if n > 0 {
+					x.dst[x.names[j]] = n
+				}
 			}
 		}
-		for _, kind := range []int{0, 1} {
-			seen = seen[:0]
-			for _, se := range p.series {
-				v := se.mod
-				if kind == 1 {
-					v = se.body
-				}
-				if v == "" || slices.Contains(seen, v) {
-					continue
-				}
-				seen = append(seen, v)
-				if kind == 0 {
-					d.Modalities[v]++
-				} else {
-					d.BodyParts[v]++
-				}
-			}
+		if d.ages {
+			lo, hi := d.ageMin, d.ageMax
+			out[i].AgeMin, out[i].AgeMax = &lo, &hi
 		}
 	}
 	return out, nil

@@ -103,7 +103,7 @@ func (s *Store) PutInstances(ctx context.Context, batch []Instance) ([]PutStatus
 			return err
 		}
 		for d := range datasets {
-			if _, err := tx.Exec(ctx, `UPDATE datasets SET changed_at = ? WHERE id = ?`, p.now, d); err != nil {
+			if _, err := tx.Exec(ctx, bumpChanged, p.now, p.now, d); err != nil {
 				return err
 			}
 		}

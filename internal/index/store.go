@@ -53,3 +53,9 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// bumpChanged moves a dataset's changed_at to now, or one millisecond
+// past its current value when that is not earlier, so that every change
+// gives a new value even within one millisecond (the federated search
+// snapshot and the catalogue rely on it). Arguments: now, now, dataset.
+const bumpChanged = `UPDATE datasets SET changed_at = CASE WHEN changed_at >= ? THEN changed_at + 1 ELSE ? END WHERE id = ?`
