@@ -53,6 +53,9 @@ type Search struct {
 	Filters   []Filter
 	Limit     int
 	Offset    int
+	// NoMeta leaves Hit.Meta empty, for searches that return only the
+	// attributes the index holds (no includefield beyond them).
+	NoMeta bool
 }
 
 // column is how the index stores one matchable or returned attribute.
@@ -152,18 +155,19 @@ type Hit struct {
 // limit) after skipping Offset, in the order the objects were first
 // stored.
 func (s *Store) Search(ctx context.Context, q Search) ([]Hit, error) {
-	var from, pk, metaJoin string
+	// The level's table, its joins up the hierarchy, its key.
+	var base, joins, pk, metaJoin string
 	switch q.Level {
 	case StudyLevel:
-		from = `studies st JOIN patients p ON p.pk = st.patient_pk`
+		base, joins = `studies st`, `JOIN patients p ON p.pk = st.patient_pk`
 		pk = "st.pk"
 		metaJoin = `LEFT JOIN instances m ON m.pk = st.first_instance_pk`
 	case SeriesLevel:
-		from = `series se JOIN studies st ON st.pk = se.study_pk JOIN patients p ON p.pk = st.patient_pk`
+		base, joins = `series se`, `JOIN studies st ON st.pk = se.study_pk JOIN patients p ON p.pk = st.patient_pk`
 		pk = "se.pk"
 		metaJoin = `LEFT JOIN instances m ON m.pk = se.first_instance_pk`
 	case InstanceLevel:
-		from = `instances i JOIN series se ON se.pk = i.series_pk JOIN studies st ON st.pk = se.study_pk JOIN patients p ON p.pk = st.patient_pk`
+		base, joins = `instances i`, `JOIN series se ON se.pk = i.series_pk JOIN studies st ON st.pk = se.study_pk JOIN patients p ON p.pk = st.patient_pk`
 		pk = "i.pk"
 	default:
 		return nil, fmt.Errorf("%w: search level", ErrInvalid)
@@ -195,6 +199,9 @@ func (s *Store) Search(ctx context.Context, q Search) ([]Hit, error) {
 	}
 	if q.Level == InstanceLevel {
 		sel.WriteString("i.sop_uid, i.meta")
+	} else if q.NoMeta {
+		sel.WriteString("'', NULL")
+		metaJoin = ""
 	} else {
 		sel.WriteString("'', m.meta")
 	}
@@ -206,12 +213,10 @@ func (s *Store) Search(ctx context.Context, q Search) ([]Hit, error) {
 			sel.WriteString(", " + c.expr)
 		}
 	}
-	sel.WriteString(" FROM " + from + " ")
-	if metaJoin != "" {
-		sel.WriteString(metaJoin)
-	}
-	where := []string{"st.dataset_id = ?"}
-	args := []any{q.Dataset}
+	// The patient's dataset is the study's: saying so lets the engine
+	// find a patient by the (dataset_id, patient_id) key.
+	where := []string{"st.dataset_id = ?", "p.dataset_id = ?"}
+	args := []any{q.Dataset, q.Dataset}
 	if q.StudyUID != "" {
 		where = append(where, "st.study_uid = ?")
 		args = append(args, q.StudyUID)
@@ -234,16 +239,20 @@ func (s *Store) Search(ctx context.Context, q Search) ([]Hit, error) {
 			args = append(args, a...)
 		}
 	}
-	sel.WriteString(" WHERE " + strings.Join(where, " AND ") + " ORDER BY " + pk)
+	// The page is chosen first, on the keys alone; only its rows are
+	// then read whole, with their metadata. Otherwise the engine reads
+	// (and sorts) every match's row and metadata to return the first few.
+	page := "SELECT " + pk + " AS pk FROM " + base + " " + joins + " WHERE " + strings.Join(where, " AND ") + " ORDER BY " + pk
 	switch {
 	case q.Limit > 0:
-		sel.WriteString(fmt.Sprintf(" LIMIT %d", q.Limit))
+		page += fmt.Sprintf(" LIMIT %d", q.Limit)
 	case q.Offset > 0 && s.db.Dialect == sqldb.SQLite:
-		sel.WriteString(" LIMIT -1")
+		page += " LIMIT -1"
 	}
 	if q.Offset > 0 {
-		sel.WriteString(fmt.Sprintf(" OFFSET %d", q.Offset))
+		page += fmt.Sprintf(" OFFSET %d", q.Offset)
 	}
+	sel.WriteString(" FROM " + base + " JOIN (" + page + ") page ON page.pk = " + pk + " " + joins + " " + metaJoin + " ORDER BY " + pk)
 	rows, err := s.db.Query(ctx, sel.String(), args...)
 	if err != nil {
 		return nil, err
@@ -279,13 +288,24 @@ func (s *Store) condition(c column, f Filter, t dicom.Tag) (string, []any, error
 		expr = "CAST(" + c.expr + " AS TEXT)"
 	}
 	if t == 0x00080061 {
-		// Modalities in Study: any series of the study matches.
+		// Modalities in Study: any series of the study matches. Exact
+		// values are looked for in the study's own list of its series'
+		// modalities (backslash-separated), which costs no lookup of
+		// series per study.
+		find := "instr"
+		if s.db.Dialect == sqldb.Postgres {
+			find = "strpos"
+		}
+		in := find + "('\\' || st.modalities || '\\', '\\' || ? || '\\') > 0"
 		sub := "EXISTS (SELECT 1 FROM series ms WHERE ms.study_pk = st.pk AND "
 		switch f.Kind {
 		case MatchExact:
-			return sub + "ms.modality = ?)", []any{f.Value}, nil
+			return in, []any{f.Value}, nil
 		case MatchList:
-			return sub + "ms.modality IN (" + placeholders(len(f.Values)) + "))", strs(f.Values), nil
+			if len(f.Values) == 0 {
+				return "", nil, nil
+			}
+			return "(" + strings.TrimSuffix(strings.Repeat(in+" OR ", len(f.Values)), " OR ") + ")", strs(f.Values), nil
 		case MatchWildcard:
 			return sub + "ms.modality LIKE ? ESCAPE '\\')", []any{f.Pattern}, nil
 		}
