@@ -161,17 +161,8 @@ echo "client: bench/stow, up to $batch instances of one study per request, $work
 # Warm-up: read the whole corpus into the page cache.
 find "$corpus" -type f -exec cat {} + >/dev/null
 
-# free_port prints a TCP port on 127.0.0.1 that nothing listens on.
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-}
+# free_port (bench/lib.sh) prints a TCP port nothing listens on.
+. bench/lib.sh
 
 # wait_ready URL LOG: wait until URL answers 200, while the server lives.
 wait_ready() {

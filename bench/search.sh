@@ -80,17 +80,8 @@ search="$work/search"
 go build -o "$search" ./bench/search
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# free_port prints a TCP port on 127.0.0.1 that nothing listens on.
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-}
+# free_port (bench/lib.sh) prints a TCP port nothing listens on.
+. bench/lib.sh
 
 # must LOG COMMAND...: run a command with its output in LOG, showing the
 # end of LOG if it fails.
