@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/blobstore"
@@ -33,6 +34,11 @@ type Config struct {
 	// Blobs is the object store: a path, or a gocloud.dev/blob URL
 	// (s3://..., file://..., mem://).
 	Blobs string `json:"blobs"`
+	// BlobSync is how a local blob store makes a batch durable: "files"
+	// (fsync each new blob and directory, the default) or "fs" (one
+	// syncfs of the whole file system: faster, for a file system given
+	// over to the node).
+	BlobSync string `json:"blob_sync"`
 	// Policy is the de-identification policy: a preset or a policy file.
 	Policy string `json:"policy"`
 	// SiteKey is the file of the node's pseudonymisation key (created on
@@ -80,6 +86,9 @@ func (c *Config) Defaults() {
 	if c.Policy == "" {
 		c.Policy = "eucaim"
 	}
+	if c.BlobSync == "" {
+		c.BlobSync = "files"
+	}
 	if c.SiteKey == "" {
 		c.SiteKey = filepath.Join(c.Data, "site.key")
 	}
@@ -123,6 +132,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("node: max_request_bytes must be at least max_object_bytes")
 	case c.BatchMax < 1 || c.BatchMax > 10000:
 		return fmt.Errorf("node: batch_max %d: use 1 to 10000", c.BatchMax)
+	case c.BlobSync != "files" && c.BlobSync != "fs":
+		return fmt.Errorf("node: blob_sync %q: use files or fs", c.BlobSync)
 	case c.MaxQIDOLimit < 1:
 		return fmt.Errorf("node: max_qido_limit must be positive")
 	case c.Workers < 1 || c.Workers > 256:
@@ -183,7 +194,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: index: %w", err)
 	}
-	bs, err := blobstore.Open(ctx, cfg.Blobs)
+	var bs blobstore.Store
+	if cfg.BlobSync == "fs" && !strings.Contains(cfg.Blobs, "://") {
+		bs, err = blobstore.OpenLocalSyncFS(cfg.Blobs)
+	} else {
+		bs, err = blobstore.Open(ctx, cfg.Blobs)
+	}
 	if err != nil {
 		ix.Close()
 		return nil, fmt.Errorf("node: blob store: %w", err)
