@@ -40,9 +40,11 @@ func TaskSubject(id string) string { return "mosaic.tasks." + id }
 // node's connection.
 func NodePublishAllow(id string) []string { return []string{subjectNode + id + ".>"} }
 
-// NodeSubscribeAllow lists what a node may subscribe to.
+// NodeSubscribeAllow lists what a node may subscribe to: not the reply
+// inboxes, where it could read other nodes' answers (nodes answer
+// requests; they make none).
 func NodeSubscribeAllow(id string) []string {
-	return []string{SubjectSearch, TaskSubject(id), "_INBOX.>"}
+	return []string{SubjectSearch, TaskSubject(id)}
 }
 
 var nodeID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)

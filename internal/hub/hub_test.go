@@ -209,3 +209,33 @@ func waitUntil(t *testing.T, d time.Duration, ok func() bool) {
 }
 
 func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
+
+// TestAPINeedsBearer: the browser's session cookie does not authenticate
+// API calls (only the web pages, whose forms refuse cross-site posts).
+func TestAPINeedsBearer(t *testing.T) {
+	h, srv, _ := testHub(t)
+	sess, err := h.Store.NewSession(context.Background(), "alice", KindSession, "browser", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/search", strings.NewReader(`{"operand":"AND","children":[]}`))
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: sess})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("search with a session cookie: %d, want 401", resp.StatusCode)
+	}
+	req, _ = http.NewRequest("POST", srv.URL+"/api/v1/search", strings.NewReader(`{"operand":"AND","children":[]}`))
+	req.Header.Set("Authorization", "Bearer "+sess)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("search with the session as a bearer token: %d, want 200", resp.StatusCode)
+	}
+}

@@ -112,8 +112,13 @@ func (h *Hub) Search(ctx context.Context, u User, body []byte) (SearchResult, er
 		status[nd.ID] = st
 	}
 
+	// Room for every node's answer, so that none is dropped as a slow
+	// consumer while earlier ones are checked; keys are loaded first.
+	for id := range status {
+		h.nodeKey(ctx, id)
+	}
 	inbox := h.nc.NewRespInbox()
-	ch := make(chan *nats.Msg, 64)
+	ch := make(chan *nats.Msg, len(status)+16)
 	sub, err := h.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return res, err

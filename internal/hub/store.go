@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -127,9 +128,12 @@ func (s *Store) Login(ctx context.Context, id, password string) (User, error) {
 	var hash string
 	var disabled sql.NullInt64
 	err := s.db.QueryRow(ctx, `SELECT id, role, password_hash, disabled_at FROM users WHERE id = ?`, id).Scan(&u.ID, &u.Role, &hash, &disabled)
+	loginSlots <- struct{}{}
+	defer func() { <-loginSlots }()
 	if err != nil {
-		// Spend the same time on unknown users.
-		checkPassword(hashPassword("x"), password)
+		// Spend the same time on unknown users: one hash, as for a
+		// known user with a wrong password.
+		checkPassword(dummyHash, password)
 		return u, ErrAuth
 	}
 	if disabled.Valid || !checkPassword(hash, password) {
@@ -137,6 +141,13 @@ func (s *Store) Login(ctx context.Context, id, password string) (User, error) {
 	}
 	return u, nil
 }
+
+// dummyHash is checked against for unknown users.
+var dummyHash = hashPassword("no such user")
+
+// loginSlots bounds the password checks running at once: each takes
+// 19 MiB of memory, and the login routes are public.
+var loginSlots = make(chan struct{}, max(2, runtime.NumCPU()))
 
 func hashSecret(s string) string {
 	h := sha256.Sum256([]byte(s))
@@ -258,9 +269,18 @@ func (s *Store) Enroll(ctx context.Context, token, publicKey, natsPassword, vers
 		if err != nil || removed.Valid || !exp.Valid || s.now().UnixMilli() > exp.Int64 {
 			return ErrAuth
 		}
-		_, err = tx.Exec(ctx, `UPDATE nodes SET enroll_hash = NULL, enroll_expires_at = NULL, enrolled_at = ?, public_key = ?, nats_hash = ?, version = ? WHERE id = ?`,
-			s.now().UnixMilli(), publicKey, hashSecret(natsPassword), version, id)
-		return err
+		// The token is consumed in the same statement that checks it, so
+		// two concurrent enrolments with it cannot both succeed.
+		res, err := tx.Exec(ctx, `UPDATE nodes SET enroll_hash = NULL, enroll_expires_at = NULL, enrolled_at = ?, public_key = ?, nats_hash = ?, version = ?
+			WHERE id = ? AND enroll_hash = ?`,
+			s.now().UnixMilli(), publicKey, hashSecret(natsPassword), version, id, hashSecret(token))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return ErrAuth
+		}
+		return nil
 	})
 	return id, err
 }
