@@ -26,8 +26,9 @@
 # Environment:
 #   QIDO_BENCH_ONLY      sqlite or postgres: run one engine only
 #   QIDO_BENCH_DIR       folder for the data directories (default $TMPDIR
-#                        or /tmp; a million instances take about 2.5 GB on
-#                        SQLite and 2 GB on PostgreSQL)
+#                        or /tmp; a million instances take about 2.3 GB on
+#                        SQLite, deleted before PostgreSQL starts; the
+#                        PostgreSQL cluster, about 2.4 GB, lives in /tmp)
 #   QIDO_BENCH_M         searches timed per run (default 2000)
 #   QIDO_BENCH_CLIENTS   concurrency levels, in turn (default "1 4")
 #   QIDO_BENCH_WORKERS   loader transactions in flight (default: 1 on SQLite,

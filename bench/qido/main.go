@@ -892,7 +892,8 @@ func search(args []string) error {
 			limit = *maxLimit + 1
 		}
 		t0 := time.Now()
-		hits, err := st.Search(ctx, index.Search{Dataset: s.Dataset, Level: index.StudyLevel, Filters: q.match, Limit: limit})
+		// NoMeta as the node sets it: the mix asks for no includefield.
+		hits, err := st.Search(ctx, index.Search{Dataset: s.Dataset, Level: index.StudyLevel, Filters: q.match, Limit: limit, NoMeta: true})
 		d := time.Since(t0)
 		if err != nil {
 			return result{}, fmt.Errorf("%s %v: %w", q.shape, q.params, err)
