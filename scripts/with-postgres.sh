@@ -53,7 +53,7 @@ as_pg() {
 
 # The directory lives in /tmp rather than $TMPDIR so that the postgres user
 # can always reach it.
-tmp="$(mktemp -d /tmp/mosaic-pg.XXXXXX)"
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/mosaic-pg.XXXXXX")"
 data="$tmp/data"
 log="$tmp/server.log"
 started=""

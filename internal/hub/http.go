@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mosaic-imaging/mosaic/internal/fed"
+	"github.com/mosaic-imaging/mosaic/internal/httpx"
 	"github.com/mosaic-imaging/mosaic/internal/lens"
 )
 
@@ -42,60 +42,13 @@ func (h *Hub) Handler() http.Handler {
 	return mux
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusWriter) WriteHeader(c int) {
-	if s.code == 0 {
-		s.code = c
-	}
-	s.ResponseWriter.WriteHeader(c)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = 200
-	}
-	return s.ResponseWriter.Write(b)
-}
-
 func (h *Hub) instrument(route string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t0 := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		defer func() {
-			if v := recover(); v != nil {
-				h.log.Error("handler panic", "route", route, "panic", fmt.Sprint(v))
-				if sw.code == 0 {
-					apiError(sw, http.StatusInternalServerError, "internal error")
-				}
-			}
-			code := sw.code
-			if code == 0 {
-				code = 200
-			}
-			h.m.httpSeconds.WithLabelValues(route, strconv.Itoa(code)).Observe(time.Since(t0).Seconds())
-		}()
-		next.ServeHTTP(sw, r)
-	})
+	return httpx.Instrument(route, h.log, h.m.httpSeconds, next)
 }
 
-func apiError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"error": msg})
-}
+func apiError(w http.ResponseWriter, status int, msg string) { httpx.Error(w, status, msg) }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpx.JSON(w, status, v) }
 
 func (h *Hub) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -4,15 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mosaic-imaging/mosaic/internal/httpx"
 	"github.com/mosaic-imaging/mosaic/internal/index"
 )
 
@@ -45,67 +43,8 @@ func (n *Node) Handler() http.Handler {
 	return mux
 }
 
-// statusWriter records the status code for metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusWriter) WriteHeader(c int) {
-	if s.code == 0 {
-		s.code = c
-	}
-	s.ResponseWriter.WriteHeader(c)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// ReadFrom keeps sendfile available to handlers that copy files.
-func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{s.ResponseWriter}, r)
-}
-
-// Flush passes flushes through to the connection.
-func (s *statusWriter) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
 func (n *Node) instrument(route string, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t0 := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		defer func() {
-			if v := recover(); v != nil {
-				// A bug, never input: log it without request data and
-				// keep serving.
-				n.log.Error("handler panic", "route", route, "panic", fmt.Sprint(v))
-				if sw.code == 0 {
-					apiError(sw, http.StatusInternalServerError, "internal error")
-				}
-			}
-			code := sw.code
-			if code == 0 {
-				code = http.StatusOK
-			}
-			n.m.httpSeconds.WithLabelValues(route, strconv.Itoa(code)).Observe(time.Since(t0).Seconds())
-		}()
-		h.ServeHTTP(sw, r)
-	})
+	return httpx.Instrument(route, n.log, n.m.httpSeconds, h)
 }
 
 type ctxKey int
@@ -147,21 +86,9 @@ func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ready\n"))
 }
 
-// apiError writes {"error": msg} with the status.
-func apiError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"error": msg})
-}
+func apiError(w http.ResponseWriter, status int, msg string) { httpx.Error(w, status, msg) }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpx.JSON(w, status, v) }
 
 // storeError maps index errors to HTTP statuses.
 func (n *Node) storeError(w http.ResponseWriter, err error) {
