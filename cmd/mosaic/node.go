@@ -80,7 +80,7 @@ func (f *nodeFlags) configFor(e *env, cmd *cobra.Command) (node.Config, error) {
 		env, flag string
 	}{
 		{&c.DB, "MOSAIC_NODE_DB", f.db}, {&c.Blobs, "MOSAIC_NODE_BLOBS", f.blobs}, {&c.Policy, "MOSAIC_NODE_POLICY", f.policy},
-		{&c.SiteKey, siteKeyEnv, f.siteKey}, {&c.Listen, "MOSAIC_NODE_LISTEN", f.listen}, {&c.BlobSync, "MOSAIC_NODE_BLOB_SYNC", ""},
+		{&c.SiteKey, siteKeyEnv, f.siteKey}, {&c.Listen, "MOSAIC_NODE_LISTEN", f.listen}, {&c.BlobLayout, "MOSAIC_NODE_BLOB_LAYOUT", ""},
 	} {
 		if s := e.getenv(v.env); s != "" {
 			*v.dst = s

@@ -139,20 +139,20 @@ func (w *bucketWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (w *bucketWriter) Commit() (Key, int64, bool, error) {
+func (w *bucketWriter) Commit() (Ref, int64, bool, error) {
 	if w.done {
-		return "", 0, false, fmt.Errorf("blobstore: commit: %w", ErrClosed)
+		return Ref{}, 0, false, fmt.Errorf("blobstore: commit: %w", ErrClosed)
 	}
 	w.done = true
 	if w.err != nil {
 		w.cancel() // abandons the upload
 		w.w.Close()
-		return "", 0, false, w.err
+		return Ref{}, 0, false, w.err
 	}
 	err := w.w.Close()
 	w.cancel()
 	if err != nil {
-		return "", 0, false, fmt.Errorf("blobstore: commit: %w", err)
+		return Ref{}, 0, false, fmt.Errorf("blobstore: commit: %w", err)
 	}
 	k := Key(hex.EncodeToString(w.h.Sum(nil)))
 	existed, err := w.s.place(w.ctx, k, w.name, w.size)
@@ -160,9 +160,9 @@ func (w *bucketWriter) Commit() (Key, int64, bool, error) {
 	// that the next OpenBucket removes.
 	_ = w.s.b.Delete(w.ctx, w.name)
 	if err != nil {
-		return "", 0, false, fmt.Errorf("blobstore: commit %s: %w", k, err)
+		return Ref{}, 0, false, fmt.Errorf("blobstore: commit %s: %w", k, err)
 	}
-	return k, w.size, existed, nil
+	return Ref{Key: k}, w.size, existed, nil
 }
 
 // place copies the uploaded object tmp to k's name unless it is there.
@@ -223,8 +223,9 @@ func (w *bucketWriter) Abort() error {
 }
 
 // Open implements Store. The returned Reader reads with ctx.
-func (s *Bucket) Open(ctx context.Context, k Key) (Reader, error) {
-	if err := k.check("open"); err != nil {
+func (s *Bucket) Open(ctx context.Context, ref Ref) (Reader, error) {
+	k, err := keyOnly("open", ref)
+	if err != nil {
 		return nil, err
 	}
 	r, err := s.b.NewReader(ctx, objectName(k), nil)
@@ -320,8 +321,9 @@ func (r *bucketReader) ReadAt(p []byte, off int64) (int, error) {
 func (r *bucketReader) Close() error { return r.r.Close() }
 
 // Stat implements Store.
-func (s *Bucket) Stat(ctx context.Context, k Key) (int64, error) {
-	if err := k.check("stat"); err != nil {
+func (s *Bucket) Stat(ctx context.Context, r Ref) (int64, error) {
+	k, err := keyOnly("stat", r)
+	if err != nil {
 		return 0, err
 	}
 	a, err := s.b.Attributes(ctx, objectName(k))
@@ -332,8 +334,12 @@ func (s *Bucket) Stat(ctx context.Context, k Key) (int64, error) {
 }
 
 // Delete implements Store.
-func (s *Bucket) Delete(ctx context.Context, k Key) error {
-	if err := k.check("delete"); err != nil {
+func (s *Bucket) Delete(ctx context.Context, r Ref) error {
+	k, err := keyOnly("delete", r)
+	if errors.Is(err, ErrNotFound) {
+		return nil // a pack location: nothing of this store's
+	}
+	if err != nil {
 		return err
 	}
 	if err := s.b.Delete(ctx, objectName(k)); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
@@ -343,7 +349,7 @@ func (s *Bucket) Delete(ctx context.Context, k Key) error {
 }
 
 // List implements Store by listing the prefix sha256/.
-func (s *Bucket) List(ctx context.Context, fn func(k Key, size int64, mod time.Time) error) error {
+func (s *Bucket) List(ctx context.Context, fn func(r Ref, size int64, mod time.Time) error) error {
 	it := s.b.List(&blob.ListOptions{Prefix: blobPrefix})
 	for {
 		obj, err := it.Next(ctx)
@@ -357,7 +363,7 @@ func (s *Bucket) List(ctx context.Context, fn func(k Key, size int64, mod time.T
 		if obj.IsDir || !validKey(name) {
 			continue
 		}
-		if err := fn(Key(name), obj.Size, obj.ModTime); err != nil {
+		if err := fn(Ref{Key: Key(name)}, obj.Size, obj.ModTime); err != nil {
 			return err
 		}
 	}

@@ -447,9 +447,9 @@ var copyBufs = sync.Pool{New: func() any {
 
 // Commit implements Writer: it closes the temporary file and links it
 // into pending/ under its key. It does not fsync; see Local.Sync.
-func (w *LocalWriter) Commit() (Key, int64, bool, error) {
+func (w *LocalWriter) Commit() (Ref, int64, bool, error) {
 	if w.done {
-		return "", 0, false, fmt.Errorf("blobstore: commit: %w", ErrClosed)
+		return Ref{}, 0, false, fmt.Errorf("blobstore: commit: %w", ErrClosed)
 	}
 	w.done = true
 	if w.unnamed {
@@ -459,33 +459,33 @@ func (w *LocalWriter) Commit() (Key, int64, bool, error) {
 	defer os.Remove(tmp) // the blob, if committed, has another name now
 	if w.err != nil {
 		w.f.Close()
-		return "", 0, false, w.err
+		return Ref{}, 0, false, w.err
 	}
 	startWriteback(w.f)
 	if err := w.f.Close(); err != nil {
-		return "", 0, false, fmt.Errorf("blobstore: commit: %w", err)
+		return Ref{}, 0, false, fmt.Errorf("blobstore: commit: %w", err)
 	}
 	k := Key(hex.EncodeToString(w.h.Sum(nil)))
 	existed, err := w.s.place(k, tmp)
 	if err != nil {
-		return "", 0, false, fmt.Errorf("blobstore: commit %s: %w", k, err)
+		return Ref{}, 0, false, fmt.Errorf("blobstore: commit %s: %w", k, err)
 	}
-	return k, w.size, existed, nil
+	return Ref{Key: k}, w.size, existed, nil
 }
 
 // commitUnnamed links an O_TMPFILE file into pending/ under its key.
-func (w *LocalWriter) commitUnnamed() (Key, int64, bool, error) {
+func (w *LocalWriter) commitUnnamed() (Ref, int64, bool, error) {
 	defer w.f.Close()
 	if w.err != nil {
-		return "", 0, false, w.err
+		return Ref{}, 0, false, w.err
 	}
 	startWriteback(w.f)
 	k := Key(hex.EncodeToString(w.h.Sum(nil)))
 	existed, err := w.s.placeWith(k, func(dst string) error { return linkUnnamed(w.f, dst) })
 	if err != nil {
-		return "", 0, false, fmt.Errorf("blobstore: commit %s: %w", k, err)
+		return Ref{}, 0, false, fmt.Errorf("blobstore: commit %s: %w", k, err)
 	}
-	return k, w.size, existed, nil
+	return Ref{Key: k}, w.size, existed, nil
 }
 
 // place makes the closed file tmp visible as blob k.
@@ -597,8 +597,9 @@ func (s *Local) openBlob(k Key) (*os.File, error) {
 }
 
 // Open implements Store.
-func (s *Local) Open(ctx context.Context, k Key) (Reader, error) {
-	if err := k.check("open"); err != nil {
+func (s *Local) Open(ctx context.Context, r Ref) (Reader, error) {
+	k, err := keyOnly("open", r)
+	if err != nil {
 		return nil, err
 	}
 	f, err := s.openBlob(k)
@@ -617,8 +618,9 @@ func (s *Local) Open(ctx context.Context, k Key) (Reader, error) {
 }
 
 // Stat implements Store.
-func (s *Local) Stat(ctx context.Context, k Key) (int64, error) {
-	if err := k.check("stat"); err != nil {
+func (s *Local) Stat(ctx context.Context, r Ref) (int64, error) {
+	k, err := keyOnly("stat", r)
+	if err != nil {
 		return 0, err
 	}
 	p := s.blobPath(k)
@@ -639,8 +641,12 @@ func (s *Local) Stat(ctx context.Context, k Key) (int64, error) {
 
 // Delete implements Store. The removal is not made durable: after a crash
 // a deleted blob may come back (intact), never a damaged one.
-func (s *Local) Delete(ctx context.Context, k Key) error {
-	if err := k.check("delete"); err != nil {
+func (s *Local) Delete(ctx context.Context, r Ref) error {
+	k, err := keyOnly("delete", r)
+	if errors.Is(err, ErrNotFound) {
+		return nil // a pack location: nothing of this store's
+	}
+	if err != nil {
 		return err
 	}
 	// Pending first: if a Sync moves the file in between, the second
@@ -655,7 +661,7 @@ func (s *Local) Delete(ctx context.Context, k Key) error {
 
 // List implements Store. It reads pending/ first, then walks sha256/, so a
 // blob Sync moves during the walk is seen once.
-func (s *Local) List(ctx context.Context, fn func(k Key, size int64, mod time.Time) error) error {
+func (s *Local) List(ctx context.Context, fn func(r Ref, size int64, mod time.Time) error) error {
 	entries, err := os.ReadDir(s.pendDir)
 	if err != nil {
 		return fmt.Errorf("blobstore: list: %w", err)
@@ -671,7 +677,7 @@ func (s *Local) List(ctx context.Context, fn func(k Key, size int64, mod time.Ti
 		}
 		k := Key(e.Name())
 		seen[k] = struct{}{}
-		if err := fn(k, info.Size(), info.ModTime()); err != nil {
+		if err := fn(Ref{Key: k}, info.Size(), info.ModTime()); err != nil {
 			return err
 		}
 	}
@@ -679,7 +685,7 @@ func (s *Local) List(ctx context.Context, fn func(k Key, size int64, mod time.Ti
 		if _, ok := seen[k]; ok {
 			return nil
 		}
-		return fn(k, info.Size(), info.ModTime())
+		return fn(Ref{Key: k}, info.Size(), info.ModTime())
 	})
 }
 

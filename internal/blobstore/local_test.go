@@ -119,13 +119,13 @@ func TestLocalCrashAfterCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	unsynced, _ := put(t, s, []byte("unsynced"), 0)
-	if _, err := os.Stat(s.pendingPath(unsynced)); err != nil {
+	if _, err := os.Stat(s.pendingPath(unsynced.Key)); err != nil {
 		t.Fatalf("unsynced blob not in pending/: %v", err)
 	}
 
 	s2 := openTestLocal(t, root, localOptions{}) // s is never closed: a crash
-	for _, k := range []Key{synced, unsynced} {
-		if _, err := os.Stat(s2.blobPath(k)); err != nil {
+	for _, k := range []Ref{synced, unsynced} {
+		if _, err := os.Stat(s2.blobPath(k.Key)); err != nil {
 			t.Errorf("blob %s not in place after reopen: %v", k, err)
 		}
 	}
@@ -149,10 +149,10 @@ func TestLocalPowerCutDamage(t *testing.T) {
 	emptied, _ := put(t, s, randomBytes(1, 5000), 0)
 	zeroed, _ := put(t, s, randomBytes(2, 5000), 0)
 	intact, _ := put(t, s, randomBytes(3, 5000), 0)
-	if err := os.Truncate(s.pendingPath(emptied), 0); err != nil {
+	if err := os.Truncate(s.pendingPath(emptied.Key), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(s.pendingPath(zeroed), make([]byte, 5000), fileMode); err != nil {
+	if err := os.WriteFile(s.pendingPath(zeroed.Key), make([]byte, 5000), fileMode); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(root, dirPending, "stray"), []byte("?"), fileMode); err != nil {
@@ -161,7 +161,7 @@ func TestLocalPowerCutDamage(t *testing.T) {
 
 	s2 := openTestLocal(t, root, localOptions{})
 	ctx := context.Background()
-	for _, k := range []Key{emptied, zeroed} {
+	for _, k := range []Ref{emptied, zeroed} {
 		if _, err := s2.Open(ctx, k); !errors.Is(err, ErrNotFound) {
 			t.Errorf("damaged blob: Open: %v, want ErrNotFound", err)
 		}
@@ -192,14 +192,14 @@ func TestLocalLayoutAndPermissions(t *testing.T) {
 			t.Errorf("%s: mode %v, want %v", p, got, want)
 		}
 	}
-	checkMode(s.pendingPath(k), fileMode)
+	checkMode(s.pendingPath(k.Key), fileMode)
 	if tmp := regularFiles(t, filepath.Join(root, dirTmp)); len(tmp) != 0 {
 		t.Errorf("tmp/ after Commit = %v, want empty", tmp)
 	}
 	if err := s.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	want := filepath.Join(root, "sha256", string(k[:2]), string(k))
+	want := filepath.Join(root, "sha256", string(k.Key[:2]), string(k.Key))
 	if got := regularFiles(t, filepath.Join(root, dirBlobs)); len(got) != 1 || got[0] != want {
 		t.Fatalf("files under sha256/ = %v, want %s", got, want)
 	}
@@ -249,7 +249,7 @@ func TestLocalReadFrom(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if k != keyOf(want) || size != int64(len(want)) {
+		if k.Key != keyOf(want) || k.Loc != "" || size != int64(len(want)) {
 			t.Errorf("%s: key %s size %d, want %s size %d", name, k, size, keyOf(want), len(want))
 		}
 		if got := readAll(t, s, k); !bytes.Equal(got, want) {

@@ -51,6 +51,40 @@ func validKey(s string) bool {
 	return true
 }
 
+// keyOnly returns r's key for an engine that stores blobs under their key
+// alone: a Ref with a pack location names no blob there.
+func keyOnly(op string, r Ref) (Key, error) {
+	if err := r.Key.check(op); err != nil {
+		return "", err
+	}
+	if r.Loc != "" {
+		return "", fmt.Errorf("blobstore: %s %s: %w (a pack location, and this store keeps no packs)", op, r.Key, ErrNotFound)
+	}
+	return r.Key, nil
+}
+
+// Ref is what a caller keeps to find a blob again: its Key and, for a
+// blob in a pack (see Packs), the place the engine chose for it. Loc is
+// empty for blobs stored under their key alone (Local files, Bucket).
+type Ref struct {
+	Key Key
+	Loc Loc
+}
+
+// String returns the key, followed by "@" and the location when there is
+// one. It names a blob in logs and errors.
+func (r Ref) String() string {
+	if r.Loc == "" {
+		return string(r.Key)
+	}
+	return string(r.Key) + "@" + string(r.Loc)
+}
+
+// Loc is the place of a blob inside a pack store: "SEQ:OFFSET", the
+// pack's number and the offset of the blob's record in it, both decimal.
+// It is opaque to callers, who store it and give it back.
+type Loc string
+
 // check returns a wrapped ErrInvalidKey if k was not built by ParseKey or
 // a Commit (Key is a string type, so callers can convert anything).
 func (k Key) check(op string) error {
@@ -61,31 +95,35 @@ func (k Key) check(op string) error {
 }
 
 // Store is a content-addressed blob store: every blob is named by the
-// SHA-256 of its bytes, so a blob never changes once it is visible and
-// writing the same content twice stores it once.
+// SHA-256 of its bytes, so a blob never changes once it is visible. Engines
+// that store blobs under their key (Local files, Bucket) keep one copy of
+// any content written twice; the pack engine places every blob it is
+// given and leaves it to the caller, who knows which copy it keeps, to
+// Delete the others.
 //
 // A Store is safe for concurrent use by many goroutines.
 type Store interface {
 	// Create starts a new blob. Write its bytes to the Writer, then call
-	// Commit, which computes the key, makes the blob visible under it and
-	// returns key and size, or Abort. Committing content that is already
-	// present is not an error: Commit reports existed=true and keeps one
-	// copy. Commit does not make the blob durable; see Sync.
+	// Commit, which computes the key, makes the blob visible and returns
+	// its Ref and size, or Abort. Committing content that is already
+	// present is not an error: engines that store by key report
+	// existed=true and keep one copy. Commit does not make the blob
+	// durable; see Sync.
 	Create(ctx context.Context) (Writer, error)
 	// Open returns a reader of the blob, or an error wrapping ErrNotFound
-	// if there is none under k.
-	Open(ctx context.Context, k Key) (Reader, error)
+	// if there is none at r.
+	Open(ctx context.Context, r Ref) (Reader, error)
 	// Stat returns the blob's size, or an error wrapping ErrNotFound.
-	Stat(ctx context.Context, k Key) (size int64, err error)
+	Stat(ctx context.Context, r Ref) (size int64, err error)
 	// Delete removes the blob. Deleting an absent blob returns nil.
 	// Readers already open keep reading the old content where the engine
-	// allows it (local files do).
-	Delete(ctx context.Context, k Key) error
+	// allows it (local files and packs do).
+	Delete(ctx context.Context, r Ref) error
 	// List calls fn once for every blob with its size and modification
 	// time, in no particular order, and stops at the first error fn or the
 	// store returns. Blobs committed or deleted during the walk may or may
 	// not be seen.
-	List(ctx context.Context, fn func(k Key, size int64, mod time.Time) error) error
+	List(ctx context.Context, fn func(r Ref, size int64, mod time.Time) error) error
 	// Sync makes every blob whose Commit returned before the call durable:
 	// it survives a kill -9, an operating system crash and a power cut.
 	// If Sync returns an error, the caller must treat the blobs committed
@@ -102,10 +140,11 @@ type Store interface {
 type Writer interface {
 	io.Writer
 	// Commit finishes the blob; existed reports that the store already
-	// held this content (the new copy is dropped). Calling Commit or Abort
+	// held this content (the new copy is dropped; engines that store by
+	// key only). Calling Commit or Abort
 	// again afterwards returns ErrClosed and nil respectively, so
 	// `defer w.Abort()` is safe.
-	Commit() (k Key, size int64, existed bool, err error)
+	Commit() (r Ref, size int64, existed bool, err error)
 	// Abort discards the bytes written so far.
 	Abort() error
 }
@@ -122,13 +161,14 @@ type Reader interface {
 // Open opens a store from a location:
 //
 //   - a path, absolute or relative ("/var/lib/mosaic/blobs", "data/blobs"):
-//     the local engine rooted at that directory, created if missing;
+//     the pack engine rooted at that directory, created if missing (it
+//     also reads blobs a Local store left there);
 //   - a URL with a scheme ("s3://bucket?region=eu-west-1", "mem://",
 //     "file:///srv/blobs"): the object-store engine on the gocloud.dev/blob
 //     bucket of that URL. Supported schemes are s3, file and mem.
 //
 // Use a plain path, not file://, for a store on a local disk: only the
-// local engine makes blobs durable on Sync (see Bucket.Sync).
+// local engines make blobs durable on Sync (see Bucket.Sync).
 func Open(ctx context.Context, location string) (Store, error) {
 	if location == "" {
 		return nil, errors.New("blobstore: open: empty location")
@@ -136,7 +176,7 @@ func Open(ctx context.Context, location string) (Store, error) {
 	if isURL(location) {
 		return OpenBucket(ctx, location)
 	}
-	return OpenLocal(location)
+	return OpenPacks(location, PackOptions{})
 }
 
 // isURL reports whether location starts with "scheme://" (RFC 3986

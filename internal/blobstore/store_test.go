@@ -18,8 +18,22 @@ import (
 
 // The conformance suite runs against every engine.
 
+func TestPacks(t *testing.T) {
+	testStore(t, false, func(t *testing.T) Store {
+		return openTestPacks(t, t.TempDir(), PackOptions{})
+	})
+}
+
+func TestPacksSmall(t *testing.T) {
+	// Packs of 64 KiB: most blobs fill one, so writers keep starting new
+	// packs and retiring full ones.
+	testStore(t, false, func(t *testing.T) Store {
+		return openTestPacks(t, t.TempDir(), PackOptions{MaxPackBytes: 64 << 10})
+	})
+}
+
 func TestLocal(t *testing.T) {
-	testStore(t, func(t *testing.T) Store {
+	testStore(t, true, func(t *testing.T) Store {
 		return openTestLocal(t, t.TempDir(), localOptions{})
 	})
 }
@@ -28,19 +42,19 @@ func TestLocalSyncfs(t *testing.T) {
 	if !syncfsSupported {
 		t.Skip("syncfs(2) is Linux only")
 	}
-	testStore(t, func(t *testing.T) Store {
+	testStore(t, true, func(t *testing.T) Store {
 		return openTestLocal(t, t.TempDir(), localOptions{sync: syncFS})
 	})
 }
 
 func TestBucketMem(t *testing.T) {
-	testStore(t, func(t *testing.T) Store {
+	testStore(t, true, func(t *testing.T) Store {
 		return openTestBucket(t, "mem://")
 	})
 }
 
 func TestBucketFile(t *testing.T) {
-	testStore(t, func(t *testing.T) Store {
+	testStore(t, true, func(t *testing.T) Store {
 		return openTestBucket(t, "file://"+filepath.ToSlash(t.TempDir()))
 	})
 }
@@ -48,6 +62,16 @@ func TestBucketFile(t *testing.T) {
 func openTestLocal(t testing.TB, root string, opt localOptions) *Local {
 	t.Helper()
 	s, err := openLocal(root, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func openTestPacks(t testing.TB, root string, opt PackOptions) *Packs {
+	t.Helper()
+	s, err := OpenPacks(root, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,20 +105,20 @@ func randomBytes(seed uint64, n int) []byte {
 
 // put stores data, writing it in chunks of chunk bytes (all at once if 0),
 // and checks the key and size Commit returns.
-func put(t testing.TB, s Store, data []byte, chunk int) (Key, bool) {
+func put(t testing.TB, s Store, data []byte, chunk int) (Ref, bool) {
 	t.Helper()
-	k, existed, err := tryPut(s, data, chunk)
+	r, existed, err := tryPut(s, data, chunk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k, existed
+	return r, existed
 }
 
 // tryPut is put for goroutines other than the test's.
-func tryPut(s Store, data []byte, chunk int) (Key, bool, error) {
+func tryPut(s Store, data []byte, chunk int) (Ref, bool, error) {
 	w, err := s.Create(context.Background())
 	if err != nil {
-		return "", false, err
+		return Ref{}, false, err
 	}
 	defer w.Abort()
 	if chunk <= 0 {
@@ -103,24 +127,24 @@ func tryPut(s Store, data []byte, chunk int) (Key, bool, error) {
 	for rest := data; len(rest) > 0; {
 		n := min(chunk, len(rest))
 		if _, err := w.Write(rest[:n]); err != nil {
-			return "", false, err
+			return Ref{}, false, err
 		}
 		rest = rest[n:]
 	}
-	k, size, existed, err := w.Commit()
+	r, size, existed, err := w.Commit()
 	if err != nil {
-		return "", false, err
+		return Ref{}, false, err
 	}
-	if want := keyOf(data); k != want {
-		return "", false, fmt.Errorf("commit: key %s, want %s", k, want)
+	if want := keyOf(data); r.Key != want {
+		return Ref{}, false, fmt.Errorf("commit: key %s, want %s", r.Key, want)
 	}
 	if size != int64(len(data)) {
-		return "", false, fmt.Errorf("commit: size %d, want %d", size, len(data))
+		return Ref{}, false, fmt.Errorf("commit: size %d, want %d", size, len(data))
 	}
-	return k, existed, nil
+	return r, existed, nil
 }
 
-func readAll(t testing.TB, s Store, k Key) []byte {
+func readAll(t testing.TB, s Store, k Ref) []byte {
 	t.Helper()
 	b, err := tryReadAll(s, k)
 	if err != nil {
@@ -129,7 +153,7 @@ func readAll(t testing.TB, s Store, k Key) []byte {
 	return b
 }
 
-func tryReadAll(s Store, k Key) ([]byte, error) {
+func tryReadAll(s Store, k Ref) ([]byte, error) {
 	r, err := s.Open(context.Background(), k)
 	if err != nil {
 		return nil, err
@@ -150,10 +174,10 @@ type listed struct {
 	mod  time.Time
 }
 
-func list(t testing.TB, s Store) map[Key]listed {
+func list(t testing.TB, s Store) map[Ref]listed {
 	t.Helper()
-	m := make(map[Key]listed)
-	err := s.List(context.Background(), func(k Key, size int64, mod time.Time) error {
+	m := make(map[Ref]listed)
+	err := s.List(context.Background(), func(k Ref, size int64, mod time.Time) error {
 		if _, dup := m[k]; dup {
 			t.Errorf("List: %s reported twice", k)
 		}
@@ -166,7 +190,10 @@ func list(t testing.TB, s Store) map[Key]listed {
 	return m
 }
 
-func testStore(t *testing.T, open func(t *testing.T) Store) {
+// testStore runs the conformance suite. byKey says the engine stores
+// blobs under their key, so content written twice is stored once;
+// otherwise (packs) every Commit stores a new copy.
+func testStore(t *testing.T, byKey bool, open func(t *testing.T) Store) {
 	ctx := context.Background()
 
 	t.Run("RoundTrip", func(t *testing.T) {
@@ -190,6 +217,9 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 	})
 
 	t.Run("Dedup", func(t *testing.T) {
+		if !byKey {
+			t.Skip("the engine stores a copy per Commit; TestPacksCopies covers it")
+		}
 		s := open(t)
 		data := randomBytes(7, 100_000)
 		k1, existed1 := put(t, s, data, 0)
@@ -208,7 +238,7 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 			t.Errorf("existed after Sync = false, want true")
 		}
 		got := list(t, s)
-		if len(got) != 1 || got[k1].size != int64(len(data)) {
+		if len(got) != 1 || got[k1].size != int64(len(data)) || k1.Loc != "" {
 			t.Errorf("List = %v, want one blob of %d bytes", got, len(data))
 		}
 	})
@@ -237,7 +267,7 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 		if got := list(t, s); len(got) != 0 {
 			t.Errorf("List after Abort = %v, want empty", got)
 		}
-		if _, err := s.Open(ctx, keyOf(randomBytes(1, 5000))); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Open(ctx, Ref{Key: keyOf(randomBytes(1, 5000))}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Open of aborted blob: %v, want ErrNotFound", err)
 		}
 	})
@@ -249,7 +279,8 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 			t.Fatal(err)
 		}
 		w.Write([]byte("once"))
-		if _, _, _, err := w.Commit(); err != nil {
+		r, _, _, err := w.Commit()
+		if err != nil {
 			t.Fatal(err)
 		}
 		if _, _, _, err := w.Commit(); !errors.Is(err, ErrClosed) {
@@ -258,22 +289,40 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 		if err := w.Abort(); err != nil {
 			t.Errorf("Abort after Commit: %v, want nil", err)
 		}
-		if _, err := s.Stat(ctx, keyOf([]byte("once"))); err != nil {
+		if _, err := s.Stat(ctx, r); err != nil {
 			t.Errorf("Abort after Commit removed the blob: %v", err)
 		}
 	})
 
 	t.Run("NotFound", func(t *testing.T) {
 		s := open(t)
-		k := keyOf([]byte("never stored"))
-		if _, err := s.Open(ctx, k); !errors.Is(err, ErrNotFound) {
-			t.Errorf("Open: %v, want ErrNotFound", err)
+		stored, _ := put(t, s, []byte("stored"), 0)
+		never := keyOf([]byte("never stored"))
+		for _, k := range []Ref{
+			{Key: never},
+			{Key: never, Loc: "1:0"},
+			{Key: never, Loc: stored.Loc},
+			{Key: stored.Key, Loc: "999:0"},
+			{Key: stored.Key, Loc: "1:12345678"},
+			{Key: stored.Key, Loc: "../1:0"},
+			{Key: stored.Key, Loc: "1:-64"},
+			{Key: stored.Key, Loc: "x"},
+		} {
+			if k == stored {
+				continue
+			}
+			if _, err := s.Open(ctx, k); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Open(%v): %v, want ErrNotFound", k, err)
+			}
+			if _, err := s.Stat(ctx, k); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Stat(%v): %v, want ErrNotFound", k, err)
+			}
+			if err := s.Delete(ctx, k); err != nil {
+				t.Errorf("Delete(%v) of absent blob: %v, want nil", k, err)
+			}
 		}
-		if _, err := s.Stat(ctx, k); !errors.Is(err, ErrNotFound) {
-			t.Errorf("Stat: %v, want ErrNotFound", err)
-		}
-		if err := s.Delete(ctx, k); err != nil {
-			t.Errorf("Delete of absent blob: %v, want nil", err)
+		if got := readAll(t, s, stored); string(got) != "stored" {
+			t.Errorf("the stored blob reads %q after deletes of absent ones", got)
 		}
 	})
 
@@ -285,7 +334,7 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 			t.Fatal(err)
 		}
 		unsynced, _ := put(t, s, []byte("unsynced"), 0)
-		for _, k := range []Key{synced, unsynced} {
+		for _, k := range []Ref{synced, unsynced} {
 			if err := s.Delete(ctx, k); err != nil {
 				t.Fatal(err)
 			}
@@ -311,8 +360,9 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 
 	t.Run("InvalidKey", func(t *testing.T) {
 		s := open(t)
-		for _, k := range []Key{"", "../../../etc/passwd", Key(strings.Repeat("A", 64)),
+		for _, key := range []Key{"", "../../../etc/passwd", Key(strings.Repeat("A", 64)),
 			Key("../" + strings.Repeat("a", 61)), Key(strings.Repeat("a", 63))} {
+			k := Ref{Key: key}
 			if _, err := s.Open(ctx, k); !errors.Is(err, ErrInvalidKey) {
 				t.Errorf("Open(%q): %v, want ErrInvalidKey", k, err)
 			}
@@ -327,7 +377,7 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 
 	t.Run("List", func(t *testing.T) {
 		s := open(t)
-		want := make(map[Key]int64)
+		want := make(map[Ref]int64)
 		start := time.Now().Add(-time.Minute) // coarse file system clocks
 		for i := range 30 {
 			data := randomBytes(uint64(100+i), i*97)
@@ -356,7 +406,7 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 		}
 		stop := errors.New("stop")
 		calls := 0
-		err := s.List(ctx, func(Key, int64, time.Time) error { calls++; return stop })
+		err := s.List(ctx, func(Ref, int64, time.Time) error { calls++; return stop })
 		if !errors.Is(err, stop) || calls != 1 {
 			t.Errorf("List with failing fn: %v after %d calls, want stop after 1", err, calls)
 		}
@@ -446,6 +496,7 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 		}
 		var mu sync.Mutex
 		created := make(map[Key]int)
+		refs := make(map[Key]Ref)
 		var wg sync.WaitGroup
 		for g := range 8 {
 			wg.Go(func() {
@@ -456,25 +507,35 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 						t.Error(err)
 						return
 					}
+					mu.Lock()
 					if !existed {
-						mu.Lock()
-						created[k]++
-						mu.Unlock()
+						created[k.Key]++
 					}
+					refs[k.Key] = k
+					mu.Unlock()
 				}
 			})
 		}
 		wg.Wait()
+		puts := 8 * 2 // each goroutine writes each content twice
 		for _, c := range contents {
-			if n := created[keyOf(c)]; n != 1 {
-				t.Errorf("content %s: %d commits reported existed=false, want 1", keyOf(c), n)
+			want := 1
+			if !byKey {
+				want = puts
 			}
-			if got := readAll(t, s, keyOf(c)); !bytes.Equal(got, c) {
+			if n := created[keyOf(c)]; n != want {
+				t.Errorf("content %s: %d commits reported existed=false, want %d", keyOf(c), n, want)
+			}
+			if got := readAll(t, s, refs[keyOf(c)]); !bytes.Equal(got, c) {
 				t.Errorf("content %s: read back wrong bytes", keyOf(c))
 			}
 		}
-		if n := len(list(t, s)); n != len(contents) {
-			t.Errorf("List: %d blobs, want %d", n, len(contents))
+		want := len(contents)
+		if !byKey {
+			want *= puts
+		}
+		if n := len(list(t, s)); n != want {
+			t.Errorf("List: %d blobs, want %d", n, want)
 		}
 	})
 
@@ -506,8 +567,12 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 		if err := s.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(list(t, s)); n != 7 {
-			t.Errorf("List: %d blobs, want 7", n)
+		want := 7
+		if !byKey {
+			want = 4 * 20
+		}
+		if n := len(list(t, s)); n != want {
+			t.Errorf("List: %d blobs, want %d", n, want)
 		}
 	})
 
@@ -516,7 +581,7 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 		if err := s.Sync(ctx); err != nil {
 			t.Errorf("Sync of empty store: %v", err)
 		}
-		var keys []Key
+		var keys []Ref
 		for i := range 10 {
 			k, _ := put(t, s, randomBytes(uint64(i), 3000), 0)
 			keys = append(keys, k)
@@ -565,8 +630,8 @@ func TestOpen(t *testing.T) {
 		location string
 		want     string
 	}{
-		{dir, "*blobstore.Local"},
-		{filepath.Join(dir, "odd://name"), "*blobstore.Local"}, // a path, not a URL
+		{dir, "*blobstore.Packs"},
+		{filepath.Join(dir, "odd://name"), "*blobstore.Packs"}, // a path, not a URL
 		{"mem://", "*blobstore.Bucket"},
 		{"file://" + filepath.ToSlash(t.TempDir()), "*blobstore.Bucket"},
 	} {

@@ -67,3 +67,56 @@ func linkUnnamed(f *os.File, dest string) error {
 	}
 	return &os.LinkError{Op: "link", Old: f.Name(), New: dest, Err: err}
 }
+
+// startWritebackRange is startWriteback for n bytes of f from off.
+func startWritebackRange(f *os.File, off, n int64) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) { unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE) })
+}
+
+// fdatasync flushes f's data and the metadata needed to read it back
+// (its size), not its times.
+func fdatasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			serr = unix.Fdatasync(int(fd))
+			if serr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// punchHole releases the disk blocks of n bytes of f from off, which then
+// read as zeros, without changing the file's size. File systems that
+// cannot punch holes keep the blocks; that is not an error.
+func punchHole(f *os.File, off, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.Fallocate(int(fd), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+	}); err != nil {
+		return err
+	}
+	if errors.Is(serr, unix.EOPNOTSUPP) || errors.Is(serr, unix.ENOSYS) {
+		return nil
+	}
+	return serr
+}

@@ -50,6 +50,9 @@ type Instance struct {
 	SamplesPerPixel int
 
 	BlobKey string
+	// BlobLoc is where the blob store put the blob, for stores that
+	// choose (packs); empty otherwise.
+	BlobLoc string
 	Size    int64
 	// PixelOffset and PixelLength locate native pixel data in the blob
 	// (-1 when the object has none or it is encapsulated).
@@ -177,10 +180,10 @@ func (p *putter) put(in *Instance) (PutStatus, error) {
 	}
 	var pk int64
 	err = tx.QueryRow(ctx, `INSERT INTO instances (dataset_id, series_pk, sop_uid, sop_class_uid, instance_number, transfer_syntax,
-		rows_, columns_, frames, bits_allocated, samples_per_pixel, blob_key, size, pixel_offset, pixel_length, patient_id, study_uid, meta, ingested_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset_id, sop_uid) DO NOTHING RETURNING pk`,
+		rows_, columns_, frames, bits_allocated, samples_per_pixel, blob_key, blob_loc, size, pixel_offset, pixel_length, patient_id, study_uid, meta, ingested_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset_id, sop_uid) DO NOTHING RETURNING pk`,
 		in.Dataset, se.pk, in.SOPUID, in.SOPClassUID, intOrNil(in.InstanceNumber), in.TransferSyntax,
-		in.Rows, in.Columns, in.Frames, in.BitsAllocated, in.SamplesPerPixel, in.BlobKey, in.Size, in.PixelOffset, in.PixelLength,
+		in.Rows, in.Columns, in.Frames, in.BitsAllocated, in.SamplesPerPixel, in.BlobKey, in.BlobLoc, in.Size, in.PixelOffset, in.PixelLength,
 		in.PatientID, in.StudyUID, in.Meta, p.now).Scan(&pk)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Another writer indexed the same UID meanwhile.
@@ -341,7 +344,7 @@ type StoredInstance struct {
 	Rows, Columns, Frames       int
 	BitsAllocated               int
 	SamplesPerPixel             int
-	BlobKey                     string
+	BlobKey, BlobLoc            string
 	Size                        int64
 	PixelOffset, PixelLength    int64
 }
@@ -351,7 +354,7 @@ type StoredInstance struct {
 // order. ErrNotFound when nothing matches.
 func (s *Store) Instances(ctx context.Context, dataset, studyUID, seriesUID, sopUID string) ([]StoredInstance, error) {
 	q := `SELECT st.study_uid, se.series_uid, i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.instance_number, i.rows_, i.columns_,
-		i.frames, i.bits_allocated, i.samples_per_pixel, i.blob_key, i.size, i.pixel_offset, i.pixel_length
+		i.frames, i.bits_allocated, i.samples_per_pixel, i.blob_key, i.blob_loc, i.size, i.pixel_offset, i.pixel_length
 		FROM instances i JOIN series se ON se.pk = i.series_pk JOIN studies st ON st.pk = se.study_pk
 		WHERE st.dataset_id = ? AND st.study_uid = ?`
 	args := []any{dataset, studyUID}
@@ -374,7 +377,7 @@ func (s *Store) Instances(ctx context.Context, dataset, studyUID, seriesUID, sop
 		var si StoredInstance
 		var num sql.NullInt64
 		if err := rows.Scan(&si.StudyUID, &si.SeriesUID, &si.SOPUID, &si.SOPClassUID, &si.TransferSyntax, &num, &si.Rows, &si.Columns,
-			&si.Frames, &si.BitsAllocated, &si.SamplesPerPixel, &si.BlobKey, &si.Size, &si.PixelOffset, &si.PixelLength); err != nil {
+			&si.Frames, &si.BitsAllocated, &si.SamplesPerPixel, &si.BlobKey, &si.BlobLoc, &si.Size, &si.PixelOffset, &si.PixelLength); err != nil {
 			return nil, err
 		}
 		if num.Valid {
@@ -433,30 +436,32 @@ func (s *Store) Metadata(ctx context.Context, dataset, studyUID, seriesUID, sopU
 	return nil
 }
 
-// HasBlob reports whether any instance refers to the blob.
-func (s *Store) HasBlob(ctx context.Context, key string) (bool, error) {
+// HasBlob reports whether any instance refers to the blob stored under
+// key at loc (loc is empty for blobs stored under their key alone).
+func (s *Store) HasBlob(ctx context.Context, key, loc string) (bool, error) {
 	var one int
-	err := s.db.QueryRow(ctx, `SELECT 1 FROM instances WHERE blob_key = ? LIMIT 1`, key).Scan(&one)
+	err := s.db.QueryRow(ctx, `SELECT 1 FROM instances WHERE blob_key = ? AND blob_loc = ? LIMIT 1`, key, loc).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	return err == nil, err
 }
 
-// BlobRefs calls fn with the blob key and size of every instance.
-func (s *Store) BlobRefs(ctx context.Context, fn func(key string, size int64) error) error {
-	rows, err := s.db.Query(ctx, `SELECT blob_key, size FROM instances`)
+// BlobRefs calls fn with the blob key, location and size of every
+// instance.
+func (s *Store) BlobRefs(ctx context.Context, fn func(key, loc string, size int64) error) error {
+	rows, err := s.db.Query(ctx, `SELECT blob_key, blob_loc, size FROM instances`)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k string
+		var k, l string
 		var n int64
-		if err := rows.Scan(&k, &n); err != nil {
+		if err := rows.Scan(&k, &l, &n); err != nil {
 			return err
 		}
-		if err := fn(k, n); err != nil {
+		if err := fn(k, l, n); err != nil {
 			return err
 		}
 	}

@@ -7,7 +7,10 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/blobstore"
 )
 
-func blobKey(s string) blobstore.Key { return blobstore.Key(s) }
+// blobRef is the blob store's name for an indexed object's blob.
+func blobRef(key, loc string) blobstore.Ref {
+	return blobstore.Ref{Key: blobstore.Key(key), Loc: blobstore.Loc(loc)}
+}
 
 // GCStats reports a garbage collection.
 type GCStats struct {
@@ -24,16 +27,16 @@ type GCStats struct {
 // after their blobs are synced.
 func (n *Node) CollectGarbage(ctx context.Context, grace time.Duration, dryRun bool) (GCStats, error) {
 	var st GCStats
-	refs := map[string]bool{}
-	if err := n.Index.BlobRefs(ctx, func(k string, _ int64) error { refs[k] = true; return nil }); err != nil {
+	refs := map[blobstore.Ref]bool{}
+	if err := n.Index.BlobRefs(ctx, func(k, loc string, _ int64) error { refs[blobRef(k, loc)] = true; return nil }); err != nil {
 		return st, err
 	}
 	st.Referenced = len(refs)
 	cutoff := time.Now().Add(-grace)
-	var doomed []blobstore.Key
+	var doomed []blobstore.Ref
 	var sizes []int64
-	err := n.Blobs.List(ctx, func(k blobstore.Key, size int64, mod time.Time) error {
-		if refs[string(k)] {
+	err := n.Blobs.List(ctx, func(k blobstore.Ref, size int64, mod time.Time) error {
+		if refs[k] {
 			return nil
 		}
 		st.Unreferenced++
@@ -52,7 +55,7 @@ func (n *Node) CollectGarbage(ctx context.Context, grace time.Duration, dryRun b
 		if !dryRun {
 			// Check again: an ingest may have committed a row for the
 			// same content since the listing.
-			if ok, err := n.Index.HasBlob(ctx, string(k)); err != nil || ok {
+			if ok, err := n.Index.HasBlob(ctx, string(k.Key), string(k.Loc)); err != nil || ok {
 				continue
 			}
 			if err := n.Blobs.Delete(ctx, k); err != nil {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mosaic-imaging/mosaic/internal/blobstore"
 	"github.com/mosaic-imaging/mosaic/internal/deid"
 	"github.com/mosaic-imaging/mosaic/internal/dicom"
 	"github.com/mosaic-imaging/mosaic/internal/index"
@@ -90,12 +91,13 @@ func (n *Node) Ingest(ctx context.Context, dataset, path string, r io.Reader) *T
 		}
 		return done(Outcome{Status: StatusFailed, Code: "storage", Reason: "writing the object: " + err.Error(), Internal: true})
 	}
-	key, size, _, err := w.Commit()
+	ref, size, _, err := w.Commit()
 	if err != nil {
 		return done(Outcome{Status: StatusFailed, Code: "storage", Reason: "blob store: " + err.Error(), Internal: true})
 	}
-	inst, err := instanceOf(dataset, res, string(key), size)
+	inst, err := instanceOf(dataset, res, ref, size)
 	if err != nil {
+		n.dropCopy(ref)
 		return done(Outcome{Status: StatusFailed, Code: "metadata", Reason: err.Error(), Internal: true})
 	}
 	o := Outcome{SOPClassUID: res.SOPClassUID, SOPInstanceUID: res.SOPInstanceUID, StudyUID: res.StudyUID, SeriesUID: res.SeriesUID, Size: size}
@@ -141,7 +143,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 }
 
 // instanceOf builds the index row of a de-identified object.
-func instanceOf(dataset string, res deid.Result, key string, size int64) (index.Instance, error) {
+func instanceOf(dataset string, res deid.Result, ref blobstore.Ref, size int64) (index.Instance, error) {
 	if res.File == nil {
 		return index.Instance{}, errors.New("de-identification returned no header")
 	}
@@ -216,7 +218,8 @@ func instanceOf(dataset string, res deid.Result, key string, size int64) (index.
 		BitsAllocated:   intv(0x0028, 0x0100),
 		SamplesPerPixel: intv(0x0028, 0x0002),
 
-		BlobKey:     key,
+		BlobKey:     string(ref.Key),
+		BlobLoc:     string(ref.Loc),
 		Size:        size,
 		PixelOffset: res.PixelOffset,
 		PixelLength: res.PixelLength,
@@ -329,10 +332,30 @@ func (c *committer) commit(ctx context.Context, batch []*pending) {
 	for i, p := range batch {
 		if err != nil {
 			p.err = err
+			// Whether rows were written is unknown: gc decides later.
 		} else {
 			p.status = st[i]
+			if p.status == index.Duplicate || p.status == index.Conflict {
+				// Before the answer, so that a re-send leaves nothing
+				// behind by the time the sender hears back.
+				c.n.dropCopy(blobRef(p.inst.BlobKey, p.inst.BlobLoc))
+			}
 		}
 		close(p.done)
+	}
+}
+
+// dropCopy deletes the copy of an object that the blob store placed for
+// this ingest alone (a pack record) when no index row will refer to it:
+// the object was already held, conflicted, or failed after its write.
+// Blobs stored under their key may be shared with a stored object and
+// are left to the garbage collector.
+func (n *Node) dropCopy(ref blobstore.Ref) {
+	if ref.Loc == "" {
+		return
+	}
+	if err := n.Blobs.Delete(context.Background(), ref); err != nil {
+		n.log.Warn("could not delete an unneeded copy; gc will", "err", err)
 	}
 }
 

@@ -34,11 +34,14 @@ type Config struct {
 	// Blobs is the object store: a path, or a gocloud.dev/blob URL
 	// (s3://..., file://..., mem://).
 	Blobs string `json:"blobs"`
-	// BlobSync is how a local blob store makes a batch durable: "files"
-	// (fsync each new blob and directory, the default) or "fs" (one
-	// syncfs of the whole file system: faster, for a file system given
-	// over to the node).
-	BlobSync string `json:"blob_sync"`
+	// BlobLayout is how a blob store on a local disk (Blobs a path) keeps
+	// objects: "packs" (appended to large pack files, one fdatasync per
+	// pack per batch; the default), "files" (a file per object, named by
+	// its SHA-256, fsync of each new file and directory) or "files-syncfs"
+	// (files, made durable by one syncfs of the whole file system: for a
+	// file system given over to the node). Objects stored under one
+	// layout stay readable under "packs".
+	BlobLayout string `json:"blob_layout"`
 	// Policy is the de-identification policy: a preset or a policy file.
 	Policy string `json:"policy"`
 	// SiteKey is the file of the node's pseudonymisation key (created on
@@ -86,8 +89,8 @@ func (c *Config) Defaults() {
 	if c.Policy == "" {
 		c.Policy = "eucaim"
 	}
-	if c.BlobSync == "" {
-		c.BlobSync = "files"
+	if c.BlobLayout == "" {
+		c.BlobLayout = "packs"
 	}
 	if c.SiteKey == "" {
 		c.SiteKey = filepath.Join(c.Data, "site.key")
@@ -132,8 +135,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("node: max_request_bytes must be at least max_object_bytes")
 	case c.BatchMax < 1 || c.BatchMax > 10000:
 		return fmt.Errorf("node: batch_max %d: use 1 to 10000", c.BatchMax)
-	case c.BlobSync != "files" && c.BlobSync != "fs":
-		return fmt.Errorf("node: blob_sync %q: use files or fs", c.BlobSync)
+	case c.BlobLayout != "packs" && c.BlobLayout != "files" && c.BlobLayout != "files-syncfs":
+		return fmt.Errorf("node: blob_layout %q: use packs, files or files-syncfs", c.BlobLayout)
 	case c.MaxQIDOLimit < 1:
 		return fmt.Errorf("node: max_qido_limit must be positive")
 	case c.Workers < 1 || c.Workers > 256:
@@ -195,10 +198,15 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: index: %w", err)
 	}
 	var bs blobstore.Store
-	if cfg.BlobSync == "fs" && !strings.Contains(cfg.Blobs, "://") {
-		bs, err = blobstore.OpenLocalSyncFS(cfg.Blobs)
-	} else {
+	switch {
+	case strings.Contains(cfg.Blobs, "://"):
 		bs, err = blobstore.Open(ctx, cfg.Blobs)
+	case cfg.BlobLayout == "files":
+		bs, err = blobstore.OpenLocal(cfg.Blobs)
+	case cfg.BlobLayout == "files-syncfs":
+		bs, err = blobstore.OpenLocalSyncFS(cfg.Blobs)
+	default:
+		bs, err = blobstore.OpenPacks(cfg.Blobs, blobstore.PackOptions{})
 	}
 	if err != nil {
 		ix.Close()

@@ -336,7 +336,7 @@ func TestBadRequests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := n.Blobs.Open(context.Background(), blobKey(insts[0].BlobKey))
+		r, err := n.Blobs.Open(context.Background(), blobRef(insts[0].BlobKey, insts[0].BlobLoc))
 		if err != nil {
 			t.Fatalf("indexed blob missing: %v", err)
 		}

@@ -150,7 +150,7 @@ func (n *Node) retrieve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) writeBlobPart(ctx context.Context, pw *dicomweb.PartWriter, in index.StoredInstance, root string) error {
-	br, err := n.Blobs.Open(ctx, blobKey(in.BlobKey))
+	br, err := n.Blobs.Open(ctx, blobRef(in.BlobKey, in.BlobLoc))
 	if err != nil {
 		return err
 	}
@@ -247,7 +247,7 @@ func (n *Node) frames(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	br, err := n.Blobs.Open(r.Context(), blobKey(in.BlobKey))
+	br, err := n.Blobs.Open(r.Context(), blobRef(in.BlobKey, in.BlobLoc))
 	if err != nil {
 		n.log.Error("frames: object unreadable", "blob", in.BlobKey, "err", err)
 		dwError(w, http.StatusInternalServerError, "the object cannot be read")
@@ -301,7 +301,7 @@ func (n *Node) bulk(w http.ResponseWriter, r *http.Request) {
 		dwError(w, http.StatusBadRequest, "bad bulk data path")
 		return
 	}
-	br, err := n.Blobs.Open(r.Context(), blobKey(in.BlobKey))
+	br, err := n.Blobs.Open(r.Context(), blobRef(in.BlobKey, in.BlobLoc))
 	if err != nil {
 		dwError(w, http.StatusInternalServerError, "the object cannot be read")
 		return
