@@ -29,6 +29,12 @@ const (
 	// blobs.
 	DefaultMaxPackBytes = 1 << 30
 
+	// defaultEmptyAge is how long a pack with no live record must have
+	// been left alone before List removes it. With the lock a writer
+	// holds (see lockPack), it covers the instant between another
+	// process creating a pack and locking it.
+	defaultEmptyAge = time.Minute
+
 	recHeaderSize = 64
 	recVersion    = 1
 	flagDeleted   = 1
@@ -44,6 +50,9 @@ type PackOptions struct {
 	// (default DefaultMaxPackBytes). A blob larger than that still goes
 	// whole into one pack.
 	MaxPackBytes int64
+
+	// emptyAge overrides defaultEmptyAge (tests; negative means none).
+	emptyAge time.Duration
 }
 
 // Packs is the default engine for a directory on a local disk. It appends
@@ -86,10 +95,11 @@ type PackOptions struct {
 // (sha256/) stay readable through Refs without a Loc, and are listed and
 // deleted as before; new blobs always go to packs.
 type Packs struct {
-	root    string
-	dir     string
-	files   *Local // blobs a Local store left in root; nil if none
-	maxSize int64
+	root     string
+	dir      string
+	files    *Local // blobs a Local store left in root; nil if none
+	maxSize  int64
+	emptyAge time.Duration
 
 	mu      sync.Mutex
 	free    []*pack          // open packs no writer holds
@@ -120,16 +130,23 @@ func OpenPacks(root string, opt PackOptions) (*Packs, error) {
 	}
 	root = filepath.Clean(root)
 	s := &Packs{
-		root:    root,
-		dir:     filepath.Join(root, dirPacks),
-		maxSize: opt.MaxPackBytes,
-		dirty:   make(map[*pack]bool),
-		syncing: make(map[*pack]bool),
-		active:  make(map[uint64]*pack),
-		nextSeq: 1,
+		root:     root,
+		dir:      filepath.Join(root, dirPacks),
+		maxSize:  opt.MaxPackBytes,
+		emptyAge: opt.emptyAge,
+		dirty:    make(map[*pack]bool),
+		syncing:  make(map[*pack]bool),
+		active:   make(map[uint64]*pack),
+		nextSeq:  1,
 	}
 	if s.maxSize <= 0 {
 		s.maxSize = DefaultMaxPackBytes
+	}
+	switch {
+	case s.emptyAge == 0:
+		s.emptyAge = defaultEmptyAge
+	case s.emptyAge < 0:
+		s.emptyAge = 0
 	}
 	if err := os.MkdirAll(s.dir, dirMode); err != nil {
 		return nil, fmt.Errorf("blobstore: open packs: %w", err)
@@ -270,8 +287,24 @@ func (s *Packs) take() (*pack, error) {
 	s.nextSeq++
 	s.mu.Unlock()
 
+	// Another process writing to the same root (an ingest beside the
+	// server) may have taken the number: go on to the next free one.
 	f, err := os.OpenFile(s.packPath(seq), os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
+	for tries := 0; errors.Is(err, fs.ErrExist) && tries < 1000; tries++ {
+		s.mu.Lock()
+		seq = max(s.nextSeq, seq+1)
+		s.nextSeq = seq + 1
+		s.mu.Unlock()
+		f, err = os.OpenFile(s.packPath(seq), os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
+	}
 	if err != nil {
+		return nil, err
+	}
+	// The lock tells other processes' List that the pack is in use, even
+	// while it holds no record yet.
+	if err := lockPack(f); err != nil {
+		f.Close()
+		os.Remove(f.Name())
 		return nil, err
 	}
 	// The pack's name must survive a crash before any blob in it is
@@ -588,8 +621,10 @@ func (s *Packs) Delete(ctx context.Context, r Ref) error {
 }
 
 // List implements Store: the blobs a Local store left in the root, then
-// the live records of every pack, pack by pack. A pack this process does
-// not write and that holds no live record is removed on the way.
+// the live records of every pack, pack by pack. A pack that holds no live
+// record, that no process writes (this one's packs are known, another's
+// are locked) and that was last changed more than a minute ago is
+// removed on the way.
 func (s *Packs) List(ctx context.Context, fn func(r Ref, size int64, mod time.Time) error) error {
 	if s.files != nil {
 		if err := s.files.List(ctx, fn); err != nil {
@@ -609,15 +644,44 @@ func (s *Packs) List(ctx context.Context, fn func(r Ref, size int64, mod time.Ti
 			return err
 		}
 		if live == 0 {
-			s.mu.Lock()
-			_, writing := s.active[seq]
-			s.mu.Unlock()
-			if !writing {
-				if err := os.Remove(s.packPath(seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("blobstore: list: %w", err)
-				}
+			if err := s.removeEmpty(seq); err != nil {
+				return fmt.Errorf("blobstore: list: %w", err)
 			}
 		}
+	}
+	return nil
+}
+
+// removeEmpty removes pack seq, found without live records, unless a
+// process may still write to it.
+func (s *Packs) removeEmpty(seq uint64) error {
+	s.mu.Lock()
+	_, writing := s.active[seq]
+	s.mu.Unlock()
+	if writing {
+		return nil
+	}
+	f, err := os.Open(s.packPath(seq))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if time.Since(fi.ModTime()) < s.emptyAge {
+		return nil
+	}
+	locked, err := tryLockPack(f)
+	if err != nil || !locked {
+		return err // another process writes to it
+	}
+	if err := os.Remove(f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	return nil
 }

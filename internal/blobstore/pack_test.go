@@ -245,8 +245,9 @@ func TestPacksDeleteFreesSpace(t *testing.T) {
 		t.Errorf("%d packs, want the one being written", n)
 	}
 	s.Close()
-	// After a restart it is no one's: List removes it.
-	s2 := openTestPacks(t, root, PackOptions{})
+	// After a restart it is no one's: List removes it (at once here;
+	// a minute after its last change by default).
+	s2 := openTestPacks(t, root, PackOptions{emptyAge: -1})
 	if got := list(t, s2); len(got) != 0 {
 		t.Errorf("List = %v, want empty", got)
 	}
@@ -347,6 +348,56 @@ func TestParseLoc(t *testing.T) {
 		seq, off, ok := parseLoc(c.loc)
 		if ok != c.ok || (ok && (seq != c.seq || off != c.off)) {
 			t.Errorf("parseLoc(%q) = %d, %d, %v; want %d, %d, %v", c.loc, seq, off, ok, c.seq, c.off, c.ok)
+		}
+	}
+}
+
+func TestPacksTwoProcesses(t *testing.T) {
+	// Two stores on one root, as an ingest beside a running server: they
+	// never write to the same pack, and neither's List removes a pack the
+	// other is writing, even before its first record is committed.
+	ctx := context.Background()
+	root := t.TempDir()
+	a := openTestPacks(t, root, PackOptions{emptyAge: -1})
+	b := openTestPacks(t, root, PackOptions{emptyAge: -1}) // both start at pack 1
+	wa, err := a.Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, err := b.Create(ctx)
+	if err != nil {
+		t.Fatalf("second store, same pack number: %v", err)
+	}
+	wa.Write([]byte("from a"))
+	wb.Write([]byte("from b"))
+	if n := len(packFiles(t, root)); n != 2 {
+		t.Fatalf("%d packs, want one per store", n)
+	}
+	// a's List sees b's empty pack, which b holds: it must stay.
+	if got := list(t, a); len(got) != 0 {
+		t.Errorf("List = %v, want nothing committed yet", got)
+	}
+	if n := len(packFiles(t, root)); n != 2 {
+		t.Fatalf("%d packs after List, want 2: a pack being written was removed", n)
+	}
+	ra, _, _, err := wa.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _, _, err := wb.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra.Loc == rb.Loc {
+		t.Errorf("both blobs at %s", ra.Loc)
+	}
+	for _, c := range []struct {
+		s    Store
+		r    Ref
+		want string
+	}{{a, rb, "from b"}, {b, ra, "from a"}} {
+		if got := readAll(t, c.s, c.r); string(got) != c.want {
+			t.Errorf("read %q, want %q", got, c.want)
 		}
 	}
 }
