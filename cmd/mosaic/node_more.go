@@ -173,8 +173,15 @@ an ingest in flight. 'mosaic node serve' runs the same collection at start.`,
 			if dry {
 				verb = "would remove"
 			}
-			fmt.Fprintf(e.stdout, "gc: %d objects referenced, %d unreferenced: %s %d (%d bytes), kept %d younger than %s\n",
+			fmt.Fprintf(e.stdout, "gc: %d objects referenced, %d unreferenced: %s %d (%d bytes), kept %d younger than %s",
 				st.Referenced, st.Unreferenced, verb, st.Removed, st.RemovedBytes, st.Young, grace)
+			if st.Packs > 0 {
+				fmt.Fprintf(e.stdout, "; %d empty pack files removed", st.Packs)
+			}
+			fmt.Fprintln(e.stdout)
+			if st.Failed > 0 {
+				return fmt.Errorf("gc: %d unreferenced objects could not be removed (see the log); run gc again", st.Failed)
+			}
 			return nil
 		},
 	}

@@ -85,11 +85,11 @@ type PackOptions struct {
 // reading. List (which a collector uses) stops at the first invalid
 // header of a pack.
 //
-// Delete marks the record deleted in its header and releases its disk
-// blocks with fallocate(2) FALLOC_FL_PUNCH_HOLE where the file system
-// allows; List removes a pack that holds no live record and that this
-// process no longer writes. Like Local, Delete is not made durable: after a
-// crash a deleted blob may come back, and a collector deletes it again.
+// Delete marks the record deleted in its header, flushes that mark, and
+// then releases the record's disk blocks with fallocate(2)
+// FALLOC_FL_PUNCH_HOLE where the file system allows. A reader already open
+// on the blob then reads zeros: callers delete only blobs nothing refers
+// to. RemoveEmpty deletes packs left without a live record.
 //
 // Blobs stored under their key by the Local engine in the same root
 // (sha256/) stay readable through Refs without a Loc, and are listed and
@@ -109,7 +109,16 @@ type Packs struct {
 	nextSeq uint64           // number of the next new pack
 	closed  bool
 	syncMu  sync.Mutex // one Sync at a time
+	// syncErr is the first failed flush: every Sync after it fails too,
+	// until the store is opened again. After a failed fdatasync the
+	// kernel may drop the unwritten pages and report nothing the next
+	// time, so a later Sync that succeeded would vouch for blobs whose
+	// bytes are gone.
+	syncErr error
 }
+
+// syncFile flushes a pack; tests replace it to make flushes fail.
+var syncFile = fdatasync
 
 // pack is one pack file this process writes to.
 type pack struct {
@@ -563,6 +572,9 @@ func (s *Packs) Open(ctx context.Context, r Ref) (Reader, error) {
 		}
 		return s.files.Open(ctx, r)
 	}
+	if s.isClosed() {
+		return nil, fmt.Errorf("blobstore: open: %w", ErrClosed)
+	}
 	f, h, off, err := s.openRecord("open", r, os.O_RDONLY)
 	if err != nil {
 		return nil, err
@@ -580,6 +592,9 @@ func (s *Packs) Stat(ctx context.Context, r Ref) (int64, error) {
 			return 0, fmt.Errorf("blobstore: stat %s: %w", r, ErrNotFound)
 		}
 		return s.files.Stat(ctx, r)
+	}
+	if s.isClosed() {
+		return 0, fmt.Errorf("blobstore: stat: %w", ErrClosed)
 	}
 	f, h, _, err := s.openRecord("stat", r, os.O_RDONLY)
 	if err != nil {
@@ -600,6 +615,9 @@ func (s *Packs) Delete(ctx context.Context, r Ref) error {
 		}
 		return s.files.Delete(ctx, r)
 	}
+	if s.isClosed() {
+		return fmt.Errorf("blobstore: delete: %w", ErrClosed)
+	}
 	f, h, off, err := s.openRecord("delete", r, os.O_RDWR)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -614,6 +632,11 @@ func (s *Packs) Delete(ctx context.Context, r Ref) error {
 	if _, err := f.WriteAt(b[:], off); err != nil {
 		return fmt.Errorf("blobstore: delete %s: %w", r, err)
 	}
+	// The mark must be on disk before the content is released: a crash
+	// in between must not leave a live header over zeros.
+	if err := syncFile(f); err != nil {
+		return fmt.Errorf("blobstore: delete %s: %w", r, err)
+	}
 	if err := punchHole(f, off+recHeaderSize, h.size); err != nil {
 		return fmt.Errorf("blobstore: delete %s: %w", r, err)
 	}
@@ -621,11 +644,12 @@ func (s *Packs) Delete(ctx context.Context, r Ref) error {
 }
 
 // List implements Store: the blobs a Local store left in the root, then
-// the live records of every pack, pack by pack. A pack that holds no live
-// record, that no process writes (this one's packs are known, another's
-// are locked) and that was last changed more than a minute ago is
-// removed on the way.
+// the live records of every pack, pack by pack. It changes nothing; see
+// RemoveEmpty.
 func (s *Packs) List(ctx context.Context, fn func(r Ref, size int64, mod time.Time) error) error {
+	if s.isClosed() {
+		return fmt.Errorf("blobstore: list: %w", ErrClosed)
+	}
 	if s.files != nil {
 		if err := s.files.List(ctx, fn); err != nil {
 			return err
@@ -639,73 +663,117 @@ func (s *Packs) List(ctx context.Context, fn func(r Ref, size int64, mod time.Ti
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("blobstore: list: %w", err)
 		}
-		live, err := s.scanPack(seq, fn)
-		if err != nil {
+		if _, err := s.scanPack(seq, fn); err != nil {
 			return err
-		}
-		if live == 0 {
-			if err := s.removeEmpty(seq); err != nil {
-				return fmt.Errorf("blobstore: list: %w", err)
-			}
 		}
 	}
 	return nil
 }
 
+// RemoveEmpty removes the packs that hold no live record, that no
+// process writes (this one's packs are known, another's are locked) and
+// that were last changed more than a minute ago, and returns how many it
+// removed. A pack whose records cannot all be read is kept. A garbage
+// collector calls it after its deletes.
+func (s *Packs) RemoveEmpty(ctx context.Context) (int, error) {
+	if s.isClosed() {
+		return 0, fmt.Errorf("blobstore: remove empty packs: %w", ErrClosed)
+	}
+	seqs, err := s.packSeqs()
+	if err != nil {
+		return 0, fmt.Errorf("blobstore: remove empty packs: %w", err)
+	}
+	removed := 0
+	for _, seq := range seqs {
+		if err := ctx.Err(); err != nil {
+			return removed, fmt.Errorf("blobstore: remove empty packs: %w", err)
+		}
+		empty, err := s.scanPack(seq, nil)
+		if err != nil {
+			return removed, err
+		}
+		if !empty {
+			continue
+		}
+		ok, err := s.removeEmpty(seq)
+		if err != nil {
+			return removed, fmt.Errorf("blobstore: remove empty packs: %w", err)
+		}
+		if ok {
+			removed++
+		}
+	}
+	return removed, nil
+}
+
+func (s *Packs) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 // removeEmpty removes pack seq, found without live records, unless a
-// process may still write to it.
-func (s *Packs) removeEmpty(seq uint64) error {
+// process may still write to it, and reports whether it did.
+func (s *Packs) removeEmpty(seq uint64) (bool, error) {
 	s.mu.Lock()
 	_, writing := s.active[seq]
 	s.mu.Unlock()
 	if writing {
-		return nil
+		return false, nil
 	}
 	f, err := os.Open(s.packPath(seq))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+			return false, nil
 		}
-		return err
+		return false, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if time.Since(fi.ModTime()) < s.emptyAge {
-		return nil
+		return false, nil
 	}
 	locked, err := tryLockPack(f)
 	if err != nil || !locked {
-		return err // another process writes to it
+		return false, err // another process writes to it
+	}
+	// Scanned again under the lock: a pack with a live record is kept.
+	if empty, err := s.scanPack(seq, nil); err != nil || !empty {
+		return false, err
 	}
 	if err := os.Remove(f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return false, err
 	}
-	return nil
+	return true, nil
 }
 
 // scanPack calls fn for each live record of pack seq, up to the first
-// invalid header, and returns how many it found.
-func (s *Packs) scanPack(seq uint64, fn func(r Ref, size int64, mod time.Time) error) (int, error) {
+// invalid header. It reports whether the pack is empty: every byte of it
+// read as records, none of them live. A pack whose scan stopped early
+// (the end of an interrupted write, or a damaged header) is never empty:
+// records the scan could not reach may be live.
+func (s *Packs) scanPack(seq uint64, fn func(r Ref, size int64, mod time.Time) error) (empty bool, err error) {
 	f, err := os.Open(s.packPath(seq))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return 1, nil // removed meanwhile: nothing to remove
+			return false, nil // removed meanwhile
 		}
-		return 0, fmt.Errorf("blobstore: list: %w", err)
+		return false, fmt.Errorf("blobstore: scan pack %d: %w", seq, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("blobstore: list: %w", err)
+		return false, fmt.Errorf("blobstore: scan pack %d: %w", seq, err)
 	}
 	var b [recHeaderSize]byte
 	live := 0
-	for off := int64(0); off+recHeaderSize <= fi.Size(); {
+	off := int64(0)
+	for off+recHeaderSize <= fi.Size() {
 		if _, err := f.ReadAt(b[:], off); err != nil {
-			return live, fmt.Errorf("blobstore: list: %w", err)
+			return false, fmt.Errorf("blobstore: scan pack %d: %w", seq, err)
 		}
 		var h recHeader
 		if !h.decode(b[:]) {
@@ -717,18 +785,21 @@ func (s *Packs) scanPack(seq uint64, fn func(r Ref, size int64, mod time.Time) e
 		}
 		if h.flags&flagDeleted == 0 {
 			live++
-			r := Ref{Key: Key(hex.EncodeToString(h.key[:])), Loc: formatLoc(seq, off)}
-			if err := fn(r, h.size, time.Unix(0, h.time)); err != nil {
-				return live, err
+			if fn != nil {
+				r := Ref{Key: Key(hex.EncodeToString(h.key[:])), Loc: formatLoc(seq, off)}
+				if err := fn(r, h.size, time.Unix(0, h.time)); err != nil {
+					return false, err
+				}
 			}
 		}
 		off = next
 	}
-	return live, nil
+	return live == 0 && off == fi.Size(), nil
 }
 
 // Sync implements Store: one fdatasync per pack written since the last
-// Sync, run side by side. A pack whose flush failed takes no more blobs.
+// Sync, run side by side. A failed flush fails this Sync and every later
+// one (see syncErr); the pack takes no more blobs.
 func (s *Packs) Sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("blobstore: sync: %w", err)
@@ -739,6 +810,10 @@ func (s *Packs) Sync(ctx context.Context) error {
 	if s.closed {
 		s.mu.Unlock()
 		return fmt.Errorf("blobstore: sync: %w", ErrClosed)
+	}
+	if s.syncErr != nil {
+		s.mu.Unlock()
+		return s.syncErr
 	}
 	var todo []*pack
 	for p := range s.dirty {
@@ -754,7 +829,7 @@ func (s *Packs) Sync(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = fdatasync(p.f)
+			errs[i] = syncFile(p.f)
 		}()
 	}
 	wg.Wait()
@@ -767,7 +842,8 @@ func (s *Packs) Sync(ctx context.Context) error {
 		if errs[i] != nil {
 			p.sealed = true
 			if first == nil {
-				first = fmt.Errorf("blobstore: sync: pack %d: %w", p.seq, errs[i])
+				first = fmt.Errorf("blobstore: sync: pack %d: %w (no blob is made durable until the store is opened again)", p.seq, errs[i])
+				s.syncErr = first
 			}
 			// The free list must not hand it out again.
 			s.free = slices.DeleteFunc(s.free, func(q *pack) bool { return q == p })

@@ -120,8 +120,10 @@ func TestPacksAbortCutsBack(t *testing.T) {
 func TestPacksCrashLeftovers(t *testing.T) {
 	// What a crash can leave at the end of a pack: a record without its
 	// header (the writer died before Commit), a header whose content is
-	// cut short, garbage. Synced blobs stay readable, List reports only
-	// whole records, and Refs into the damage are not found.
+	// cut short, garbage; and a header damaged in place. Synced blobs stay
+	// readable, List reports only whole records, Refs into the damage are
+	// not found, and a pack whose records cannot all be read is never
+	// removed as empty.
 	ctx := context.Background()
 	root := t.TempDir()
 	s := openTestPacks(t, root, PackOptions{})
@@ -139,10 +141,15 @@ func TestPacksCrashLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Write(randomBytes(10, 8000))
-	// The process dies here; s is never closed nor synced.
+	// The process dies here: nothing more is synced, and the kernel
+	// closes its descriptors (releasing its locks).
+	s.Close()
 	files := packFiles(t, root)
 	if len(files) != 1 {
 		t.Fatalf("packs %v, want one", files)
+	}
+	if got := list(t, openTestPacks(t, root, PackOptions{})); len(got) != 4 {
+		t.Errorf("List with a record without header at the end = %d blobs, want 4", len(got))
 	}
 	_, off, _ := parseLoc(cut.Loc)
 	if err := os.Truncate(files[0], off+recHeaderSize+1000); err != nil {
@@ -183,6 +190,21 @@ func TestPacksCrashLeftovers(t *testing.T) {
 	// A Ref naming the wrong key at a good location is not found either.
 	if _, err := s2.Open(ctx, Ref{Key: synced[0].Key, Loc: synced[2].Loc}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Open with another blob's location: %v, want ErrNotFound", err)
+	}
+	// Even with every record the scan can reach deleted, the pack stays:
+	// the one after the damage is live.
+	s3 := openTestPacks(t, root, PackOptions{emptyAge: -1})
+	if err := s3.Delete(ctx, synced[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(t, s3); len(got) != 0 {
+		t.Errorf("List = %v, want nothing reachable", got)
+	}
+	if n, err := s3.RemoveEmpty(ctx); err != nil || n != 0 {
+		t.Errorf("RemoveEmpty = %d, %v; want the damaged pack kept", n, err)
+	}
+	if got := readAll(t, s3, synced[2]); !bytes.Equal(got, randomBytes(2, 20_000)) {
+		t.Errorf("blob after the damaged header lost")
 	}
 }
 
@@ -240,19 +262,38 @@ func TestPacksDeleteFreesSpace(t *testing.T) {
 	if err := s.Delete(ctx, small); err != nil {
 		t.Fatal(err)
 	}
-	list(t, s)
+	if n, err := s.RemoveEmpty(ctx); err != nil || n != 0 {
+		t.Errorf("RemoveEmpty = %d, %v; want 0, nil", n, err)
+	}
 	if n := len(packFiles(t, root)); n != 1 {
 		t.Errorf("%d packs, want the one being written", n)
 	}
 	s.Close()
-	// After a restart it is no one's: List removes it (at once here;
-	// a minute after its last change by default).
+	// After a restart it is no one's: RemoveEmpty removes it (at once
+	// here; a minute after its last change by default), List never.
 	s2 := openTestPacks(t, root, PackOptions{emptyAge: -1})
 	if got := list(t, s2); len(got) != 0 {
 		t.Errorf("List = %v, want empty", got)
 	}
+	if n := len(packFiles(t, root)); n != 1 {
+		t.Errorf("%d packs after List, want 1: List removes nothing", n)
+	}
+	if n, err := s2.RemoveEmpty(ctx); err != nil || n != 1 {
+		t.Errorf("RemoveEmpty = %d, %v; want 1, nil", n, err)
+	}
 	if n := len(packFiles(t, root)); n != 0 {
 		t.Errorf("%d packs left, want 0", n)
+	}
+	s3 := openTestPacks(t, root, PackOptions{}) // the default waits a minute
+	put(t, s3, []byte("x"), 0)
+	r3, _ := put(t, s3, []byte("y"), 0)
+	s3.Close()
+	s4 := openTestPacks(t, root, PackOptions{})
+	if err := s4.Delete(ctx, r3); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s4.RemoveEmpty(ctx); err != nil || n != 0 {
+		t.Errorf("RemoveEmpty of a pack with a live blob = %d, %v; want 0, nil", n, err)
 	}
 }
 
@@ -373,12 +414,15 @@ func TestPacksTwoProcesses(t *testing.T) {
 	if n := len(packFiles(t, root)); n != 2 {
 		t.Fatalf("%d packs, want one per store", n)
 	}
-	// a's List sees b's empty pack, which b holds: it must stay.
+	// a sees b's empty pack, which b holds: it must stay.
 	if got := list(t, a); len(got) != 0 {
 		t.Errorf("List = %v, want nothing committed yet", got)
 	}
+	if n, err := a.RemoveEmpty(ctx); err != nil || n != 0 {
+		t.Errorf("RemoveEmpty = %d, %v; want 0, nil", n, err)
+	}
 	if n := len(packFiles(t, root)); n != 2 {
-		t.Fatalf("%d packs after List, want 2: a pack being written was removed", n)
+		t.Fatalf("%d packs after RemoveEmpty, want 2: a pack being written was removed", n)
 	}
 	ra, _, _, err := wa.Commit()
 	if err != nil {
@@ -399,5 +443,33 @@ func TestPacksTwoProcesses(t *testing.T) {
 		if got := readAll(t, c.s, c.r); string(got) != c.want {
 			t.Errorf("read %q, want %q", got, c.want)
 		}
+	}
+}
+
+func TestPacksSyncFailureSticks(t *testing.T) {
+	// After a failed flush the kernel may have dropped the unwritten
+	// pages and report nothing the next time: no later Sync may succeed,
+	// so no blob written around the failure is ever vouched for.
+	ctx := context.Background()
+	s := openTestPacks(t, t.TempDir(), PackOptions{})
+	put(t, s, []byte("before"), 0)
+	fail := errors.New("EIO")
+	syncFile = func(*os.File) error { return fail }
+	err := s.Sync(ctx)
+	syncFile = fdatasync
+	if !errors.Is(err, fail) {
+		t.Fatalf("Sync = %v, want the flush error", err)
+	}
+	put(t, s, []byte("after"), 0) // a new pack, the failed one is sealed
+	for i := range 2 {
+		if err := s.Sync(ctx); !errors.Is(err, fail) {
+			t.Errorf("Sync %d after the failure = %v, want the failure again", i+1, err)
+		}
+	}
+	// A new store on the root starts afresh.
+	s2 := openTestPacks(t, s.Root(), PackOptions{})
+	put(t, s2, []byte("new"), 0)
+	if err := s2.Sync(ctx); err != nil {
+		t.Errorf("Sync of a newly opened store: %v", err)
 	}
 }

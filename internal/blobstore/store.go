@@ -117,7 +117,8 @@ type Store interface {
 	Stat(ctx context.Context, r Ref) (size int64, err error)
 	// Delete removes the blob. Deleting an absent blob returns nil.
 	// Readers already open keep reading the old content where the engine
-	// allows it (local files and packs do).
+	// allows it (local files do; in a pack the content is released at
+	// once and reads as zeros), so delete only what nothing refers to.
 	Delete(ctx context.Context, r Ref) error
 	// List calls fn once for every blob with its size and modification
 	// time, in no particular order, and stops at the first error fn or the

@@ -23,9 +23,3 @@ func fdatasync(f *os.File) error { return f.Sync() }
 
 // punchHole keeps the blocks where hole punching is not available.
 func punchHole(*os.File, int64, int64) error { return nil }
-
-// lockPack and tryLockPack do nothing where flock is not used: there one
-// process must own a store's root.
-func lockPack(*os.File) error { return nil }
-
-func tryLockPack(*os.File) (bool, error) { return true, nil }

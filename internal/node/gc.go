@@ -18,6 +18,11 @@ type GCStats struct {
 	Removed                  int
 	RemovedBytes             int64
 	Young                    int
+	// Failed counts blobs that could not be deleted (logged; the next
+	// collection tries again).
+	Failed int
+	// Packs counts pack files removed because nothing in them was left.
+	Packs int
 }
 
 // CollectGarbage removes blobs that no index row refers to and that are
@@ -59,14 +64,28 @@ func (n *Node) CollectGarbage(ctx context.Context, grace time.Duration, dryRun b
 				continue
 			}
 			if err := n.Blobs.Delete(ctx, k); err != nil {
-				return st, err
+				if ctx.Err() != nil {
+					return st, ctx.Err()
+				}
+				n.log.Warn("garbage collection: could not delete a blob", "blob", k.String(), "err", err)
+				st.Failed++
+				continue
 			}
 		}
 		st.Removed++
 		st.RemovedBytes += sizes[i]
 	}
-	if st.Removed > 0 && !dryRun {
-		n.log.Info("garbage collected", "objects", st.Removed, "bytes", st.RemovedBytes)
+	if p, ok := n.Blobs.(interface {
+		RemoveEmpty(context.Context) (int, error)
+	}); ok && !dryRun {
+		removed, err := p.RemoveEmpty(ctx)
+		st.Packs = removed
+		if err != nil {
+			return st, err
+		}
+	}
+	if (st.Removed > 0 || st.Packs > 0) && !dryRun {
+		n.log.Info("garbage collected", "objects", st.Removed, "bytes", st.RemovedBytes, "packs", st.Packs, "failed", st.Failed)
 	}
 	return st, nil
 }
