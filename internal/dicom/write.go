@@ -27,7 +27,7 @@ type encoder struct {
 	stream bool
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
 
 func newEncoder(w io.Writer) *encoder {
 	bp := bufPool.Get().(*[]byte)

@@ -25,7 +25,7 @@ const (
 	// readBufferSize is the window the reader scans for a boundary. It
 	// must hold a delimiter (at most 74 bytes), the transport padding
 	// allowed after it and its line end, with room to spare.
-	readBufferSize = 64 << 10
+	readBufferSize = 256 << 10
 	// maxPadding is the most spaces and tabs accepted between a boundary
 	// and the end of its line (RFC 2046 transport padding).
 	maxPadding = 64
