@@ -706,6 +706,14 @@ func (s *Packs) RemoveEmpty(ctx context.Context) (int, error) {
 	return removed, nil
 }
 
+// Err returns the flush failure that stops every Sync (see Sync), or nil
+// while the store can still make blobs durable.
+func (s *Packs) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.syncErr
+}
+
 func (s *Packs) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

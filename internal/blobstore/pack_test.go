@@ -460,6 +460,9 @@ func TestPacksSyncFailureSticks(t *testing.T) {
 	if !errors.Is(err, fail) {
 		t.Fatalf("Sync = %v, want the flush error", err)
 	}
+	if s.Err() == nil {
+		t.Errorf("Err() = nil after a failed flush")
+	}
 	put(t, s, []byte("after"), 0) // a new pack, the failed one is sealed
 	for i := range 2 {
 		if err := s.Sync(ctx); !errors.Is(err, fail) {

@@ -83,6 +83,11 @@ func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusServiceUnavailable, "index not reachable")
 		return
 	}
+	if s, ok := n.Blobs.(interface{ Err() error }); ok && s.Err() != nil {
+		// A failed flush: nothing can be acknowledged until a restart.
+		apiError(w, http.StatusServiceUnavailable, "the blob store could not flush to disk; check the disk, then restart the node")
+		return
+	}
 	w.Write([]byte("ready\n"))
 }
 

@@ -22,6 +22,14 @@ func (f *failingSync) Sync(context.Context) error {
 	return errors.New("disk flush failed")
 }
 
+// Err reports the failure, as the pack store does after a failed flush.
+func (f *failingSync) Err() error {
+	if f.syncs > 0 {
+		return errors.New("disk flush failed")
+	}
+	return nil
+}
+
 func TestIngestBlobSyncFails(t *testing.T) {
 	// The index commit waits for the blob sync and is skipped when it
 	// fails: a node that committed first, or never synced, would index
@@ -42,6 +50,9 @@ func TestIngestBlobSyncFails(t *testing.T) {
 	}
 	if got := qidoCount(t, srv, tok, "instances", url.Values{}); got != 0 {
 		t.Errorf("%d instances indexed although their blobs were never made durable", got)
+	}
+	if resp, b := do(t, "GET", srv.URL+"/readyz", "", "", nil, ""); resp.StatusCode != 503 {
+		t.Errorf("readyz after a failed flush: %d %s, want 503", resp.StatusCode, b)
 	}
 
 	// With the store healthy again the same request stores everything.
