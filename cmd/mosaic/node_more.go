@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mosaic-imaging/mosaic/internal/index"
+	"github.com/mosaic-imaging/mosaic/internal/node"
 )
 
 func newNodeImportClinicalCmd(e *env) *cobra.Command {
@@ -79,7 +80,7 @@ when any row was skipped.`,
 func newNodeCheckCmd(e *env) *cobra.Command {
 	var f nodeFlags
 	var dataset string
-	var asJSON bool
+	var asJSON, verify bool
 	var examples int
 	cmd := &cobra.Command{
 		Use:   "check --data DIR --dataset D",
@@ -90,6 +91,11 @@ sex, age at diagnosis, topography, morphology, treatments and offsets in
 the clinical data) and for problems a data holder must fix: duplicate
 objects, series or studies whose instances disagree on the patient or the
 study, patients with images but no clinical data and the reverse.
+
+With --verify-objects it also reads back every stored object of the
+dataset and checks that it is there, has its indexed size and hashes to
+its SHA-256: a scrub that finds objects lost or damaged on disk (it reads
+the whole dataset; progress goes to stderr).
 
 Each problem is printed with its count and a few examples (de-identified
 UIDs or pseudonyms). Exit status 1 when a problem of severity error is
@@ -115,6 +121,23 @@ found.`,
 			if d.Description == "" || d.Licence == "" || d.Contact == "" {
 				probs = append(probs, indexProblem("dataset-description", "warning", 1, "the dataset lacks a description, licence or contact point, which the catalogue publishes"))
 			}
+			var verified *node.VerifyStats
+			if verify {
+				t0 := time.Now()
+				last := t0
+				st, err := n.VerifyObjects(e.ctx, dataset, func(done, bytes int64) {
+					if now := time.Now(); now.Sub(last) >= 2*time.Second {
+						last = now
+						fmt.Fprintf(e.stderr, "verifying: %d objects, %d MB\n", done, bytes/1e6)
+					}
+				})
+				if err != nil {
+					return fmt.Errorf("node check: verifying objects: %w", err)
+				}
+				verified = &st
+				probs = append(probs, node.VerifyProblems(st, examples)...)
+				fmt.Fprintf(e.stderr, "verified %d objects, %d MB in %.1f s\n", st.Objects, st.Bytes/1e6, time.Since(t0).Seconds())
+			}
 			errs := 0
 			for _, p := range probs {
 				if p.Severity == "error" {
@@ -124,9 +147,16 @@ found.`,
 			if asJSON {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
-				enc.Encode(map[string]any{"dataset": dataset, "tier": d.Tier, "checked": time.Now().UTC(), "problems": probs})
+				out := map[string]any{"dataset": dataset, "tier": d.Tier, "checked": time.Now().UTC(), "problems": probs}
+				if verified != nil {
+					out["objects_verified"] = verified.Objects
+				}
+				enc.Encode(out)
 			} else {
 				fmt.Fprintf(e.stdout, "check of %s (tier %d): %d problems, %d errors\n", dataset, d.Tier, len(probs), errs)
+				if verified != nil {
+					fmt.Fprintf(e.stdout, "  %d objects read back and verified\n", verified.Objects)
+				}
 				for _, p := range probs {
 					fmt.Fprintf(e.stdout, "  %-7s %-24s %6d  %s\n", p.Severity, p.Kind, p.Count, p.Message)
 					for _, x := range p.Examples {
@@ -144,6 +174,7 @@ found.`,
 	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset to check (required)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().IntVar(&examples, "examples", 3, "examples listed per problem")
+	cmd.Flags().BoolVar(&verify, "verify-objects", false, "also read back every stored object and check its size and SHA-256")
 	return cmd
 }
 

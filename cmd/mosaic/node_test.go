@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -186,6 +188,50 @@ func TestNodeCLI(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+
+	// The scrub: every object reads back intact; then one object's bytes
+	// are damaged and another's record header, and check names both.
+	verify := func() (int, []string, int) {
+		t.Helper()
+		code, out, errOut := runMosaic(t, append([]string{"node", "check", "--dataset", "breast-mr", "--json", "--verify-objects"}, common...)...)
+		var r struct {
+			Problems []struct {
+				Kind  string
+				Count int
+			}
+			ObjectsVerified int `json:"objects_verified"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("check --verify-objects: %d %s %s", code, out, errOut)
+		}
+		var kinds []string
+		for _, p := range r.Problems {
+			if strings.HasPrefix(p.Kind, "object-") {
+				kinds = append(kinds, fmt.Sprintf("%s %d", p.Kind, p.Count))
+			}
+		}
+		return code, kinds, r.ObjectsVerified
+	}
+	if code, kinds, n := verify(); code != 0 || len(kinds) != 0 || n != want {
+		t.Errorf("verify of an intact node: exit %d, %v, %d objects verified; want 0, none, %d", code, kinds, n, want)
+	}
+	packs, _ := filepath.Glob(filepath.Join(data, "blobs", "packs", "*.pack"))
+	if len(packs) == 0 {
+		t.Fatal("no pack files")
+	}
+	pk, err := os.OpenFile(packs[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr [64]byte
+	pk.ReadAt(hdr[:], 0)
+	size := int64(binary.LittleEndian.Uint64(hdr[8:16]))
+	pk.WriteAt([]byte{hdr[0] ^ 0xff}, 64+size)         // the second record's header
+	pk.WriteAt([]byte("damage"), 64+min(size/2, 1000)) // the first record's bytes
+	pk.Close()
+	if code, kinds, _ := verify(); code != 1 || strings.Join(kinds, ", ") != "object-missing 1, object-damaged 1" {
+		t.Errorf("verify after damage: exit %d, %v; want 1, one missing and one damaged", code, kinds)
 	}
 }
 

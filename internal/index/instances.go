@@ -468,6 +468,27 @@ func (s *Store) BlobRefs(ctx context.Context, fn func(key, loc string, size int6
 	return rows.Err()
 }
 
+// DatasetBlobs calls fn with the SOP Instance UID, blob key, location and
+// size of every instance of a dataset, in no particular order.
+func (s *Store) DatasetBlobs(ctx context.Context, dataset string, fn func(sopUID, key, loc string, size int64) error) error {
+	rows, err := s.db.Query(ctx, `SELECT sop_uid, blob_key, blob_loc, size FROM instances WHERE dataset_id = ?`, dataset)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var uid, k, l string
+		var n int64
+		if err := rows.Scan(&uid, &k, &l, &n); err != nil {
+			return err
+		}
+		if err := fn(uid, k, l, n); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // Counts are the sizes of a dataset's index.
 type Counts struct {
 	Patients, Studies, Series, Instances int64
