@@ -211,7 +211,7 @@ an ingest in flight. 'mosaic node serve' runs the same collection at start.`,
 			}
 			fmt.Fprintln(e.stdout)
 			if st.Failed > 0 {
-				return fmt.Errorf("gc: %d unreferenced objects could not be removed (see the log); run gc again", st.Failed)
+				return fmt.Errorf("gc: %d objects (or passes over the packs) could not be checked or removed; see the log, then run gc again", st.Failed)
 			}
 			return nil
 		},

@@ -30,8 +30,8 @@ const (
 	DefaultMaxPackBytes = 1 << 30
 
 	// defaultEmptyAge is how long a pack with no live record must have
-	// been left alone before List removes it. With the lock a writer
-	// holds (see lockPack), it covers the instant between another
+	// been left alone before RemoveEmpty removes it. With the lock a
+	// writer holds (see lockPack), it covers the instant between another
 	// process creating a pack and locking it.
 	defaultEmptyAge = time.Minute
 
@@ -309,8 +309,8 @@ func (s *Packs) take() (*pack, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The lock tells other processes' List that the pack is in use, even
-	// while it holds no record yet.
+	// The lock tells other processes' RemoveEmpty that the pack is in
+	// use, even while it holds no record yet.
 	if err := lockPack(f); err != nil {
 		f.Close()
 		os.Remove(f.Name())
@@ -635,7 +635,16 @@ func (s *Packs) Delete(ctx context.Context, r Ref) error {
 	// The mark must be on disk before the content is released: a crash
 	// in between must not leave a live header over zeros.
 	if err := syncFile(f); err != nil {
-		return fmt.Errorf("blobstore: delete %s: %w", r, err)
+		// The failed flush may have been the one that should have
+		// reported lost pages of blobs still being written to this
+		// pack: no Sync may vouch for them now (see syncErr).
+		err = fmt.Errorf("blobstore: delete %s: %w", r, err)
+		s.mu.Lock()
+		if s.syncErr == nil {
+			s.syncErr = fmt.Errorf("blobstore: sync: %w (no blob is made durable until the store is opened again)", err)
+		}
+		s.mu.Unlock()
+		return err
 	}
 	if err := punchHole(f, off+recHeaderSize, h.size); err != nil {
 		return fmt.Errorf("blobstore: delete %s: %w", r, err)
@@ -684,26 +693,29 @@ func (s *Packs) RemoveEmpty(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("blobstore: remove empty packs: %w", err)
 	}
 	removed := 0
+	var errs []error
 	for _, seq := range seqs {
 		if err := ctx.Err(); err != nil {
 			return removed, fmt.Errorf("blobstore: remove empty packs: %w", err)
 		}
 		empty, err := s.scanPack(seq, nil)
 		if err != nil {
-			return removed, err
+			errs = append(errs, err) // the others may still be removed
+			continue
 		}
 		if !empty {
 			continue
 		}
 		ok, err := s.removeEmpty(seq)
 		if err != nil {
-			return removed, fmt.Errorf("blobstore: remove empty packs: %w", err)
+			errs = append(errs, fmt.Errorf("blobstore: remove pack %d: %w", seq, err))
+			continue
 		}
 		if ok {
 			removed++
 		}
 	}
-	return removed, nil
+	return removed, errors.Join(errs...)
 }
 
 // Err returns the flush failure that stops every Sync (see Sync), or nil

@@ -284,11 +284,11 @@ func TestPacksDeleteFreesSpace(t *testing.T) {
 	if n := len(packFiles(t, root)); n != 0 {
 		t.Errorf("%d packs left, want 0", n)
 	}
-	s3 := openTestPacks(t, root, PackOptions{}) // the default waits a minute
+	s3 := openTestPacks(t, root, PackOptions{})
 	put(t, s3, []byte("x"), 0)
 	r3, _ := put(t, s3, []byte("y"), 0)
 	s3.Close()
-	s4 := openTestPacks(t, root, PackOptions{})
+	s4 := openTestPacks(t, root, PackOptions{emptyAge: -1}) // no lock, old enough: only the live blob keeps it
 	if err := s4.Delete(ctx, r3); err != nil {
 		t.Fatal(err)
 	}
@@ -409,11 +409,19 @@ func TestPacksTwoProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second store, same pack number: %v", err)
 	}
-	wa.Write([]byte("from a"))
-	wb.Write([]byte("from b"))
 	if n := len(packFiles(t, root)); n != 2 {
 		t.Fatalf("%d packs, want one per store", n)
 	}
+	// b's pack is empty so far (not one byte written): only its lock
+	// tells a that it is in use.
+	if n, err := a.RemoveEmpty(ctx); err != nil || n != 0 {
+		t.Errorf("RemoveEmpty with b's new pack empty = %d, %v; want 0, nil", n, err)
+	}
+	if n := len(packFiles(t, root)); n != 2 {
+		t.Fatalf("%d packs after RemoveEmpty, want 2: a pack being written was removed", n)
+	}
+	wa.Write([]byte("from a"))
+	wb.Write([]byte("from b"))
 	// a sees b's empty pack, which b holds: it must stay.
 	if got := list(t, a); len(got) != 0 {
 		t.Errorf("List = %v, want nothing committed yet", got)

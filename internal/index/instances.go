@@ -469,24 +469,45 @@ func (s *Store) BlobRefs(ctx context.Context, fn func(key, loc string, size int6
 }
 
 // DatasetBlobs calls fn with the SOP Instance UID, blob key, location and
-// size of every instance of a dataset, in no particular order.
+// size of every instance of a dataset, in the order they were stored. It
+// reads the rows in pages, holding no read transaction while fn runs, so
+// a long walk does not keep a SQLite write-ahead log from being
+// checkpointed.
 func (s *Store) DatasetBlobs(ctx context.Context, dataset string, fn func(sopUID, key, loc string, size int64) error) error {
-	rows, err := s.db.Query(ctx, `SELECT sop_uid, blob_key, blob_loc, size FROM instances WHERE dataset_id = ?`, dataset)
-	if err != nil {
-		return err
+	type row struct {
+		uid, key, loc string
+		size          int64
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var uid, k, l string
-		var n int64
-		if err := rows.Scan(&uid, &k, &l, &n); err != nil {
+	const page = 1000
+	after := int64(-1)
+	for {
+		rows, err := s.db.Query(ctx, `SELECT pk, sop_uid, blob_key, blob_loc, size FROM instances WHERE dataset_id = ? AND pk > ? ORDER BY pk LIMIT ?`, dataset, after, page)
+		if err != nil {
 			return err
 		}
-		if err := fn(uid, k, l, n); err != nil {
+		var batch []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&after, &r.uid, &r.key, &r.loc, &r.size); err != nil {
+				rows.Close()
+				return err
+			}
+			batch = append(batch, r)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
 			return err
 		}
+		for _, r := range batch {
+			if err := fn(r.uid, r.key, r.loc, r.size); err != nil {
+				return err
+			}
+		}
+		if len(batch) < page {
+			return nil
+		}
 	}
-	return rows.Err()
 }
 
 // Counts are the sizes of a dataset's index.

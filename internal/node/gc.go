@@ -18,7 +18,8 @@ type GCStats struct {
 	Removed                  int
 	RemovedBytes             int64
 	Young                    int
-	// Failed counts blobs that could not be deleted (logged; the next
+	// Failed counts blobs that could not be checked or deleted, and a
+	// pass over the packs that could not finish (logged; the next
 	// collection tries again).
 	Failed int
 	// Packs counts pack files removed because nothing in them was left.
@@ -60,7 +61,16 @@ func (n *Node) CollectGarbage(ctx context.Context, grace time.Duration, dryRun b
 		if !dryRun {
 			// Check again: an ingest may have committed a row for the
 			// same content since the listing.
-			if ok, err := n.Index.HasBlob(ctx, string(k.Key), string(k.Loc)); err != nil || ok {
+			ok, err := n.Index.HasBlob(ctx, string(k.Key), string(k.Loc))
+			if err != nil {
+				if ctx.Err() != nil {
+					return st, ctx.Err()
+				}
+				n.log.Warn("garbage collection: could not check a blob", "blob", k.String(), "err", err)
+				st.Failed++
+				continue
+			}
+			if ok {
 				continue
 			}
 			if err := n.Blobs.Delete(ctx, k); err != nil {
@@ -81,7 +91,11 @@ func (n *Node) CollectGarbage(ctx context.Context, grace time.Duration, dryRun b
 		removed, err := p.RemoveEmpty(ctx)
 		st.Packs = removed
 		if err != nil {
-			return st, err
+			if ctx.Err() != nil {
+				return st, ctx.Err()
+			}
+			n.log.Warn("garbage collection: could not check every pack for removal", "err", err)
+			st.Failed++
 		}
 	}
 	if (st.Removed > 0 || st.Packs > 0) && !dryRun {

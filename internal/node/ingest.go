@@ -336,8 +336,6 @@ func (c *committer) commit(ctx context.Context, batch []*pending) {
 		} else {
 			p.status = st[i]
 			if p.status == index.Duplicate || p.status == index.Conflict {
-				// Before the answer, so that a re-send leaves nothing
-				// behind by the time the sender hears back.
 				c.n.dropCopy(blobRef(p.inst.BlobKey, p.inst.BlobLoc))
 			}
 		}
@@ -345,17 +343,19 @@ func (c *committer) commit(ctx context.Context, batch []*pending) {
 	}
 }
 
-// dropCopy deletes the copy of an object that the blob store placed for
-// this ingest alone (a pack record) when no index row will refer to it:
-// the object was already held, conflicted, or failed after its write.
-// Blobs stored under their key may be shared with a stored object and
-// are left to the garbage collector.
+// dropCopy has the copy of an object that the blob store placed for this
+// ingest alone (a pack record) deleted, in the background, when no index
+// row will refer to it: the object was already held, conflicted, or
+// failed after its write. A copy not deleted (a full queue, a crash) is
+// an unreferenced blob that gc removes. Blobs stored under their key may
+// be shared with a stored object and are left to gc.
 func (n *Node) dropCopy(ref blobstore.Ref) {
 	if ref.Loc == "" {
 		return
 	}
-	if err := n.Blobs.Delete(context.Background(), ref); err != nil {
-		n.log.Warn("could not delete an unneeded copy; gc will", "err", err)
+	select {
+	case n.drops <- ref:
+	default:
 	}
 }
 

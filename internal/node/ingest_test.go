@@ -87,10 +87,18 @@ func TestResendLeavesOneCopy(t *testing.T) {
 	if indexed != len(files) {
 		t.Fatalf("%d instances indexed, want %d", indexed, len(files))
 	}
+	// The copies go in the background, off the commit path.
 	blobs := 0
-	err := n.Blobs.List(context.Background(), func(blobstore.Ref, int64, time.Time) error { blobs++; return nil })
-	if err != nil {
-		t.Fatal(err)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		blobs = 0
+		err := n.Blobs.List(context.Background(), func(blobstore.Ref, int64, time.Time) error { blobs++; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if blobs == indexed || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if blobs != indexed {
 		t.Errorf("%d blobs stored for %d indexed objects sent three times", blobs, indexed)

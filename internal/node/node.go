@@ -169,7 +169,21 @@ type Node struct {
 	commit *committer
 	cancel context.CancelFunc
 	done   chan struct{}
+	// drops carries copies to delete (see dropCopy) to a goroutine of
+	// their own, so that their disk flushes never hold up a commit.
+	drops     chan blobstore.Ref
+	stopDrops chan struct{}
+	dropsDone chan struct{}
 }
+
+// The node asks its blob store for these where the engine has them (the
+// pack engine does).
+var (
+	_ interface{ Err() error } = (*blobstore.Packs)(nil)
+	_ interface {
+		RemoveEmpty(context.Context) (int, error)
+	} = (*blobstore.Packs)(nil)
+)
 
 // Open opens the node described by cfg, creating its data directory,
 // index, blob store and site key as needed.
@@ -221,7 +235,38 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		defer close(n.done)
 		n.commit.run(cctx)
 	}()
+	n.drops = make(chan blobstore.Ref, 4096)
+	n.stopDrops = make(chan struct{})
+	n.dropsDone = make(chan struct{})
+	go n.runDrops()
 	return n, nil
+}
+
+// runDrops deletes the copies dropCopy queues until Close, then those
+// still queued. The channel is never closed, so a late dropCopy cannot
+// panic; what it queues after the end is left to gc.
+func (n *Node) runDrops() {
+	defer close(n.dropsDone)
+	del := func(ref blobstore.Ref) {
+		if err := n.Blobs.Delete(context.Background(), ref); err != nil {
+			n.log.Warn("could not delete an unneeded copy; gc will", "err", err)
+		}
+	}
+	for {
+		select {
+		case ref := <-n.drops:
+			del(ref)
+		case <-n.stopDrops:
+			for {
+				select {
+				case ref := <-n.drops:
+					del(ref)
+				default:
+					return
+				}
+			}
+		}
+	}
 }
 
 func loadPolicy(p string) (deid.Policy, error) {
@@ -242,6 +287,8 @@ func (n *Node) Config() Config { return n.cfg }
 func (n *Node) Close() error {
 	n.commit.close()
 	<-n.done
+	close(n.stopDrops)
+	<-n.dropsDone
 	n.cancel()
 	err1 := n.Blobs.Close()
 	err2 := n.Index.Close()

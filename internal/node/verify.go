@@ -14,17 +14,24 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/index"
 )
 
-// VerifyStats sums up a verification of a dataset's objects.
+// VerifyStats sums up a verification of a dataset's objects. The lists
+// hold SOP Instance UIDs, sorted.
 type VerifyStats struct {
-	Objects, Bytes   int64
-	Missing, Damaged []string // SOP Instance UIDs, sorted
+	Objects, Bytes int64
+	// Missing objects have no blob where their index row says.
+	Missing []string
+	// Damaged objects read back whole but with another size or hash.
+	Damaged []string
+	// Unreadable objects could not be read to the end (an I/O error).
+	Unreadable []string
 }
 
 // VerifyObjects reads back every object a dataset's index refers to and
 // checks it is there, has the indexed size and hashes to its key: the
-// scrub a data holder runs to find objects lost or damaged on disk.
-// progress, if not nil, is called after each object with the counts so
-// far.
+// scrub a data holder runs to find objects lost or damaged on disk. A
+// problem with one object is recorded and the walk goes on; only the
+// index, or ctx, ends it early. progress, if not nil, is called after
+// each object with the counts so far.
 func (n *Node) VerifyObjects(ctx context.Context, dataset string, progress func(done, bytes int64)) (VerifyStats, error) {
 	type job struct {
 		uid  string
@@ -35,22 +42,21 @@ func (n *Node) VerifyObjects(ctx context.Context, dataset string, progress func(
 	var mu sync.Mutex
 	jobs := make(chan job)
 	var wg sync.WaitGroup
-	var firstErr error
 	for range runtime.NumCPU() {
 		wg.Go(func() {
 			buf := make([]byte, 256<<10)
 			for j := range jobs {
-				ok, err := n.verifyObject(ctx, j.ref, j.size, buf)
+				res := n.verifyObject(ctx, j.ref, j.size, buf)
 				mu.Lock()
-				switch {
-				case errors.Is(err, blobstore.ErrNotFound):
+				switch res {
+				case objMissing:
 					st.Missing = append(st.Missing, j.uid)
-				case err != nil:
-					if firstErr == nil {
-						firstErr = err
-					}
-				case !ok:
+				case objDamaged:
 					st.Damaged = append(st.Damaged, j.uid)
+				case objUnreadable:
+					if ctx.Err() == nil {
+						st.Unreadable = append(st.Unreadable, j.uid)
+					}
 				}
 				st.Objects++
 				st.Bytes += j.size
@@ -72,27 +78,56 @@ func (n *Node) VerifyObjects(ctx context.Context, dataset string, progress func(
 	close(jobs)
 	wg.Wait()
 	if err == nil {
-		err = firstErr
+		err = ctx.Err()
 	}
 	sort.Strings(st.Missing)
 	sort.Strings(st.Damaged)
+	sort.Strings(st.Unreadable)
 	return st, err
 }
 
-// verifyObject reports whether the blob at ref has size bytes hashing to
-// its key. A missing blob is an error wrapping blobstore.ErrNotFound.
-func (n *Node) verifyObject(ctx context.Context, ref blobstore.Ref, size int64, buf []byte) (bool, error) {
+type objState int
+
+const (
+	objIntact objState = iota
+	objMissing
+	objDamaged
+	objUnreadable
+)
+
+// verifyObject reads the blob at ref back and says what it found.
+func (n *Node) verifyObject(ctx context.Context, ref blobstore.Ref, size int64, buf []byte) objState {
 	r, err := n.Blobs.Open(ctx, ref)
+	if errors.Is(err, blobstore.ErrNotFound) {
+		return objMissing
+	}
 	if err != nil {
-		return false, err
+		return objUnreadable
 	}
 	defer r.Close()
 	h := sha256.New()
-	got, err := io.CopyBuffer(h, struct{ io.Reader }{r}, buf)
-	if err != nil {
-		return false, nil // unreadable bytes are damage, not a failure of the check
+	got, err := io.CopyBuffer(h, ctxReader{ctx, r}, buf)
+	switch {
+	case err != nil:
+		return objUnreadable
+	case got != size || hex.EncodeToString(h.Sum(nil)) != string(ref.Key):
+		return objDamaged
 	}
-	return got == size && hex.EncodeToString(h.Sum(nil)) == string(ref.Key), nil
+	return objIntact
+}
+
+// ctxReader stops reading once ctx is done, so an interrupted scrub does
+// not read a large object to its end.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // VerifyProblems turns a verification into check problems.
@@ -107,6 +142,7 @@ func VerifyProblems(st VerifyStats, examples int) []index.Problem {
 		out = append(out, p)
 	}
 	add("object-missing", "indexed objects whose stored bytes are gone: ingest them again from the source", st.Missing)
-	add("object-damaged", "indexed objects whose stored bytes no longer match their SHA-256: ingest them again from the source", st.Damaged)
+	add("object-damaged", "indexed objects whose stored bytes no longer match their size or SHA-256: ingest them again from the source", st.Damaged)
+	add("object-unreadable", "indexed objects that could not be read back (an I/O error): check the disk, then run the check again", st.Unreadable)
 	return out
 }
