@@ -251,6 +251,8 @@ type pending struct {
 // runs joins the next one (group commit), so throughput grows with load
 // without adding latency when idle. Before each commit it syncs the blob
 // store, so no index row ever points at a blob that a crash could lose.
+// (Overlapping the sync of one batch with the index commit of the one
+// before was measured: no gain, the CPUs being the limit.)
 type committer struct {
 	n      *Node
 	max    int
@@ -313,9 +315,11 @@ func (c *committer) run(ctx context.Context) {
 	}
 }
 
+// commit syncs the blob store, indexes the batch and answers its objects.
 func (c *committer) commit(ctx context.Context, batch []*pending) {
 	t0 := time.Now()
 	err := c.n.Blobs.Sync(ctx)
+	c.n.m.blobSyncSeconds.Observe(time.Since(t0).Seconds())
 	var st []index.PutStatus
 	if err == nil {
 		insts := make([]index.Instance, len(batch))

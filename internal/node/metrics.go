@@ -10,13 +10,14 @@ import (
 // metrics are the node's Prometheus metrics, on a registry of its own so
 // that several nodes can live in one process (tests, the demo).
 type metrics struct {
-	reg           *prometheus.Registry
-	objects       *prometheus.CounterVec
-	bytes         *prometheus.CounterVec
-	ingestSeconds *prometheus.HistogramVec
-	commitSeconds prometheus.Histogram
-	commitBatch   prometheus.Histogram
-	httpSeconds   *prometheus.HistogramVec
+	reg             *prometheus.Registry
+	objects         *prometheus.CounterVec
+	bytes           *prometheus.CounterVec
+	ingestSeconds   *prometheus.HistogramVec
+	commitSeconds   prometheus.Histogram
+	blobSyncSeconds prometheus.Histogram
+	commitBatch     prometheus.Histogram
+	httpSeconds     *prometheus.HistogramVec
 }
 
 func newMetrics() *metrics {
@@ -36,6 +37,10 @@ func newMetrics() *metrics {
 			Name: "mosaic_node_index_commit_seconds", Help: "Time of one batched commit: blob sync plus index transaction.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		blobSyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "mosaic_node_blob_sync_seconds", Help: "Time of one blob store sync, which makes a batch's objects durable before its index commit.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
 		commitBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "mosaic_node_index_commit_objects", Help: "Objects per batched index commit.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
@@ -45,7 +50,7 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"route", "code"}),
 	}
-	m.reg.MustRegister(m.objects, m.bytes, m.ingestSeconds, m.commitSeconds, m.commitBatch, m.httpSeconds,
+	m.reg.MustRegister(m.objects, m.bytes, m.ingestSeconds, m.commitSeconds, m.blobSyncSeconds, m.commitBatch, m.httpSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
