@@ -315,7 +315,7 @@ func (s *Local) Create(ctx context.Context) (Writer, error) {
 				f.Close()
 				return nil, fmt.Errorf("blobstore: create: %w", err)
 			}
-			return &LocalWriter{s: s, f: f, h: sha256.New(), unnamed: true}, nil
+			return &LocalWriter{hashingFile: hashingFile{f: f, h: sha256.New()}, s: s, unnamed: true}, nil
 		}
 		if !errors.Is(err, errors.ErrUnsupported) {
 			return nil, fmt.Errorf("blobstore: create: %w", err)
@@ -332,7 +332,7 @@ func (s *Local) Create(ctx context.Context) (Writer, error) {
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("blobstore: create: %w", err)
 	}
-	return &LocalWriter{s: s, f: f, h: sha256.New()}, nil
+	return &LocalWriter{hashingFile: hashingFile{f: f, h: sha256.New()}, s: s}, nil
 }
 
 // LocalWriter is the Writer of the local engine. Besides Write it has
@@ -340,15 +340,11 @@ func (s *Local) Create(ctx context.Context) (Writer, error) {
 // the bytes (copy_file_range(2), splice(2)); the hash is then computed by
 // reading back what was stored.
 type LocalWriter struct {
+	hashingFile
 	s *Local
-	f *os.File
 	// unnamed is set for a file opened with O_TMPFILE in pending/: it
 	// has no name until Commit links it there under its key.
 	unnamed bool
-	h       hash.Hash
-	size    int64
-	err     error // first write error; the blob can no longer be committed
-	done    bool  // Commit or Abort was called
 }
 
 var (
@@ -356,16 +352,27 @@ var (
 	_ io.ReaderFrom = (*LocalWriter)(nil)
 )
 
-func (w *LocalWriter) usable() error {
+// hashingFile is what the writers of both local engines share: the blob's
+// bytes go straight to f, from its current offset (no buffering: callers
+// write large chunks), and through the hash.
+type hashingFile struct {
+	f    *os.File
+	base int64 // offset in f of the blob's first byte
+	h    hash.Hash
+	size int64
+	err  error // first write error; the blob can no longer be committed
+	done bool  // Commit or Abort was called
+}
+
+func (w *hashingFile) usable() error {
 	if w.done {
 		return fmt.Errorf("blobstore: write: %w", ErrClosed)
 	}
 	return w.err
 }
 
-// Write implements io.Writer. Bytes go straight to the file (no
-// buffering: callers write large chunks) and through the hash.
-func (w *LocalWriter) Write(p []byte) (int, error) {
+// Write implements io.Writer.
+func (w *hashingFile) Write(p []byte) (int, error) {
 	if err := w.usable(); err != nil {
 		return 0, err
 	}
@@ -385,7 +392,7 @@ func (w *LocalWriter) Write(p []byte) (int, error) {
 // copy_file_range(2) or splice(2) where it can; the kernel cannot hash, so
 // the new bytes are then read back from the file into the hash. Other
 // readers are copied through a 1 MiB buffer.
-func (w *LocalWriter) ReadFrom(r io.Reader) (int64, error) {
+func (w *hashingFile) ReadFrom(r io.Reader) (int64, error) {
 	if err := w.usable(); err != nil {
 		return 0, err
 	}
@@ -395,10 +402,10 @@ func (w *LocalWriter) ReadFrom(r io.Reader) (int64, error) {
 		// Hide ReadFrom so io.CopyBuffer does not call us back.
 		return io.CopyBuffer(struct{ io.Writer }{w}, r, *bp)
 	}
-	start := w.size
+	from := w.base + w.size
 	n, err := w.f.ReadFrom(r)
 	w.size += n
-	if herr := w.hashBack(start, n); herr != nil {
+	if herr := hashRange(w.h, w.f, from, n); herr != nil {
 		w.err = fmt.Errorf("blobstore: write: read back: %w", herr)
 		return n, w.err
 	}
@@ -409,8 +416,8 @@ func (w *LocalWriter) ReadFrom(r io.Reader) (int64, error) {
 	return n, nil
 }
 
-// hashBack feeds bytes [off, off+n) of the file to the hash.
-func (w *LocalWriter) hashBack(off, n int64) error {
+// hashRange feeds bytes [off, off+n) of f to h.
+func hashRange(h hash.Hash, f *os.File, off, n int64) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -419,8 +426,8 @@ func (w *LocalWriter) hashBack(off, n int64) error {
 		if int64(len(chunk)) > n {
 			chunk = chunk[:n]
 		}
-		m, err := w.f.ReadAt(chunk, off)
-		w.h.Write(chunk[:m])
+		m, err := f.ReadAt(chunk, off)
+		h.Write(chunk[:m])
 		off += int64(m)
 		n -= int64(m)
 		if err != nil && n > 0 {

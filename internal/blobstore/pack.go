@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -377,7 +376,7 @@ func (s *Packs) Create(ctx context.Context) (Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: create: %w", err)
 	}
-	w := &PackWriter{s: s, p: p, start: p.end, h: sha256.New()}
+	w := &PackWriter{hashingFile: hashingFile{f: p.f, base: p.end + recHeaderSize, h: sha256.New()}, s: s, p: p, start: p.end}
 	// The header is written by Commit; until then its place is a hole.
 	if _, err := p.f.Seek(p.end+recHeaderSize, io.SeekStart); err != nil {
 		w.err = fmt.Errorf("blobstore: create: %w", err)
@@ -388,87 +387,16 @@ func (s *Packs) Create(ctx context.Context) (Writer, error) {
 // PackWriter is the Writer of the pack engine. Like LocalWriter it has
 // ReadFrom, so a copy from a file or socket stays in the kernel.
 type PackWriter struct {
-	s     *Packs
-	p     *pack
-	start int64 // offset of the record
-	h     hash.Hash
-	size  int64
-	err   error
-	done  bool
+	hashingFile // on the pack's file, from the record's content
+	s           *Packs
+	p           *pack
+	start       int64 // offset of the record
 }
 
 var (
 	_ Writer        = (*PackWriter)(nil)
 	_ io.ReaderFrom = (*PackWriter)(nil)
 )
-
-func (w *PackWriter) usable() error {
-	if w.done {
-		return fmt.Errorf("blobstore: write: %w", ErrClosed)
-	}
-	return w.err
-}
-
-// Write implements io.Writer: the bytes go straight to the pack (no
-// buffering: callers write large chunks) and through the hash.
-func (w *PackWriter) Write(b []byte) (int, error) {
-	if err := w.usable(); err != nil {
-		return 0, err
-	}
-	n, err := w.p.f.Write(b)
-	w.h.Write(b[:n])
-	w.size += int64(n)
-	if err != nil {
-		w.err = fmt.Errorf("blobstore: write: %w", err)
-		return n, w.err
-	}
-	return n, nil
-}
-
-// ReadFrom implements io.ReaderFrom; see LocalWriter.ReadFrom.
-func (w *PackWriter) ReadFrom(r io.Reader) (int64, error) {
-	if err := w.usable(); err != nil {
-		return 0, err
-	}
-	if !hasFD(r) {
-		bp := copyBufs.Get().(*[]byte)
-		defer copyBufs.Put(bp)
-		return io.CopyBuffer(struct{ io.Writer }{w}, r, *bp)
-	}
-	from := w.start + recHeaderSize + w.size
-	n, err := w.p.f.ReadFrom(r)
-	w.size += n
-	if herr := hashRange(w.h, w.p.f, from, n); herr != nil {
-		w.err = fmt.Errorf("blobstore: write: read back: %w", herr)
-		return n, w.err
-	}
-	if err != nil {
-		w.err = fmt.Errorf("blobstore: write: %w", err)
-		return n, w.err
-	}
-	return n, nil
-}
-
-// hashRange feeds bytes [off, off+n) of f to h.
-func hashRange(h hash.Hash, f *os.File, off, n int64) error {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
-	for n > 0 {
-		chunk := buf
-		if int64(len(chunk)) > n {
-			chunk = chunk[:n]
-		}
-		m, err := f.ReadAt(chunk, off)
-		h.Write(chunk[:m])
-		off += int64(m)
-		n -= int64(m)
-		if err != nil && n > 0 {
-			return err
-		}
-	}
-	return nil
-}
 
 // Commit implements Writer: it writes the record's header and hands the
 // pack back. existed is always false (see Packs). It does not sync.
