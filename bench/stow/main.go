@@ -3,8 +3,10 @@
 // modality would: the files of one study go together, up to -batch
 // instances per multipart/related request, with -workers requests in
 // flight at once. Requests go to the endpoint given (the studies resource,
-// without a study UID). Files are streamed from disk into each request
-// body; the corpus is never held in memory.
+// without a study UID), over plain HTTP/1.1, each worker on one kept-alive
+// connection. Files go from disk to the socket with sendfile(2), so the
+// client takes little of the CPU the server under test shares with it;
+// the corpus is never held in memory.
 //
 //	go run ./bench/stow -url http://127.0.0.1:8042/dicom-web/studies -dir DIR
 //	go run ./bench/stow -url http://127.0.0.1:8080/dicom-web/ds/studies -token TOKEN -dir DIR -json
@@ -30,6 +32,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -38,8 +41,10 @@ import (
 	"io"
 	"io/fs"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/textproto"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -138,14 +143,9 @@ func main() {
 		os.Exit(2)
 	}
 
-	client := &http.Client{
-		Timeout: *timeout,
-		Transport: &http.Transport{
-			Proxy:               nil,
-			MaxIdleConnsPerHost: *workers,
-			DisableCompression:  true,
-			WriteBufferSize:     256 << 10,
-		},
+	if _, err := newConn(*url, *token, *timeout); err != nil {
+		fmt.Fprintln(os.Stderr, "stow:", err)
+		os.Exit(2)
 	}
 	work := make(chan batch)
 	results := make(chan outcome, len(batches))
@@ -153,8 +153,10 @@ func main() {
 	start := time.Now()
 	for range *workers {
 		wg.Go(func() {
+			c, _ := newConn(*url, *token, *timeout) // checked above
+			defer c.close()
 			for b := range work {
-				results <- send(client, *url, *token, b)
+				results <- send(c, b)
 			}
 		})
 	}
@@ -329,6 +331,128 @@ func plan(dir string, size int) ([]batch, int, error) {
 
 const partType = "application/dicom"
 
+// conn is one worker's kept-alive HTTP/1.1 connection to the server. The
+// requests are written by hand rather than by net/http's client so that
+// each file goes from the page cache to the socket with sendfile(2): the
+// load client then costs the machine little CPU, which both servers
+// measured share with it.
+type conn struct {
+	addr    string // host:port to dial
+	host    string // Host header
+	target  string // request target: path and query
+	token   string
+	timeout time.Duration
+	c       net.Conn
+	br      *bufio.Reader
+	head    bytes.Buffer // request head and multipart framing, written before each file
+}
+
+// newConn checks the endpoint URL (http only) and returns an unconnected
+// conn; it dials on first use and again after the server closes.
+func newConn(raw, token string, timeout time.Duration) (*conn, error) {
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("%s: only http://HOST[:PORT]/PATH URLs are supported", raw)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	return &conn{addr: addr, host: u.Host, target: u.RequestURI(), token: token, timeout: timeout}, nil
+}
+
+func (c *conn) close() {
+	if c.c != nil {
+		c.c.Close()
+		c.c, c.br = nil, nil
+	}
+}
+
+// post sends one STOW-RS request for b and returns the status and body of
+// the answer. A connection the server closes, or one that fails, is
+// dropped; the next request dials again.
+func (c *conn) post(b batch) (status int, statusText string, body []byte, err error) {
+	if c.c == nil {
+		nc, err := net.DialTimeout("tcp", c.addr, c.timeout)
+		if err != nil {
+			return 0, "", nil, err
+		}
+		c.c, c.br = nc, bufio.NewReaderSize(nc, 64<<10)
+	}
+	if err := c.c.SetDeadline(time.Now().Add(c.timeout)); err != nil {
+		c.close()
+		return 0, "", nil, err
+	}
+	c.head.Reset()
+	mw := multipart.NewWriter(&c.head)
+	length, err := bodyLength(b, mw.Boundary())
+	if err != nil {
+		return 0, "", nil, err
+	}
+	fmt.Fprintf(&c.head, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: multipart/related; type=\"%s\"; boundary=%s\r\nContent-Length: %d\r\nAccept: application/dicom+json\r\n",
+		c.target, c.host, partType, mw.Boundary(), length)
+	if c.token != "" {
+		fmt.Fprintf(&c.head, "Authorization: Bearer %s\r\n", c.token)
+	}
+	c.head.WriteString("\r\n")
+	werr := c.writeBody(mw, b)
+	// The server may answer before reading the whole body (a refusal):
+	// its answer is read even after a failed write.
+	resp, rerr := http.ReadResponse(c.br, nil)
+	if rerr != nil {
+		c.close()
+		if werr != nil {
+			return 0, "", nil, werr
+		}
+		return 0, "", nil, fmt.Errorf("reading the response: %w", rerr)
+	}
+	body, rerr = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	resp.Body.Close()
+	if rerr != nil || werr != nil || resp.Close {
+		c.close()
+	}
+	if rerr != nil {
+		return 0, "", nil, fmt.Errorf("reading the response: %w", rerr)
+	}
+	return resp.StatusCode, resp.Status, body, nil
+}
+
+// writeBody writes the request head (already in c.head) and the multipart
+// body of b: the framing from c.head, each file by sendfile.
+func (c *conn) writeBody(mw *multipart.Writer, b batch) error {
+	for _, in := range b.items {
+		if _, err := mw.CreatePart(partHeader()); err != nil {
+			return err
+		}
+		if _, err := c.c.Write(c.head.Bytes()); err != nil {
+			return err
+		}
+		c.head.Reset()
+		f, err := os.Open(in.path)
+		if err != nil {
+			return err
+		}
+		// net.TCPConn's ReadFrom uses sendfile(2) for a file, also inside
+		// an io.LimitedReader.
+		n, err := io.Copy(c.c, io.LimitReader(f, in.size))
+		f.Close()
+		if err == nil && n != in.size {
+			err = fmt.Errorf("%s: %d bytes read, %d expected (file changed)", in.path, n, in.size)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return err
+	}
+	_, err := c.c.Write(c.head.Bytes())
+	return err
+}
+
 func partHeader() textproto.MIMEHeader {
 	return textproto.MIMEHeader{"Content-Type": {partType}}
 }
@@ -358,39 +482,8 @@ type countWriter struct{ n int64 }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
-// stream writes the multipart body of b into pw, one file after another,
-// and closes pw with the first error met.
-func stream(pw *io.PipeWriter, mw *multipart.Writer, b batch) {
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	for _, in := range b.items {
-		part, err := mw.CreatePart(partHeader())
-		if err != nil {
-			pw.CloseWithError(err)
-			return
-		}
-		f, err := os.Open(in.path)
-		if err != nil {
-			pw.CloseWithError(err)
-			return
-		}
-		n, err := io.CopyBuffer(part, io.LimitReader(f, in.size), *buf)
-		f.Close()
-		if err == nil && n != in.size {
-			err = fmt.Errorf("%s: %d bytes read, %d expected (file changed)", in.path, n, in.size)
-		}
-		if err != nil {
-			pw.CloseWithError(err)
-			return
-		}
-	}
-	pw.CloseWithError(mw.Close())
-}
-
-// send posts one batch and reads the server's answer.
-func send(client *http.Client, url, token string, b batch) outcome {
+// send posts one batch on c and reads the server's answer.
+func send(c *conn, b batch) outcome {
 	r := outcome{sent: len(b.items)}
 	for _, in := range b.items {
 		r.bytes += in.size
@@ -399,45 +492,17 @@ func send(client *http.Client, url, token string, b batch) outcome {
 		r.err = fmt.Errorf("study %s, %d instances from %s: %w", b.study, len(b.items), b.items[0].path, err)
 		return r
 	}
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	length, err := bodyLength(b, mw.Boundary())
-	if err != nil {
-		return fail(err)
-	}
-	req, err := http.NewRequest(http.MethodPost, url, pr)
-	if err != nil {
-		return fail(err)
-	}
-	req.ContentLength = length
-	req.Header.Set("Content-Type", fmt.Sprintf(`multipart/related; type="%s"; boundary=%s`, partType, mw.Boundary()))
-	req.Header.Set("Accept", "application/dicom+json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
 	t0 := time.Now()
-	go stream(pw, mw, b)
-	resp, err := client.Do(req)
-	if err != nil {
-		// Unblock the writer if the transport gave up before reading
-		// the whole body.
-		pr.CloseWithError(err)
-		r.latency = time.Since(t0)
-		return fail(err)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	resp.Body.Close()
-	pr.CloseWithError(errors.New("response received"))
+	status, statusText, body, err := c.post(b)
 	r.latency = time.Since(t0)
 	if err != nil {
-		return fail(fmt.Errorf("reading the response: %w", err))
+		return fail(err)
 	}
 	// 200, 202 and 409 are the statuses of STOW-RS. Servers also answer
 	// 400 for a request some of whose instances could not be parsed (the
 	// Orthanc DICOMweb plugin 1.7 does so even when it stored the others),
 	// with the sequences in the body: any 4xx with a readable answer is
 	// counted instance by instance, anything else is a failed request.
-	status := resp.StatusCode
 	refs, failed, perr := parseResponse(body)
 	readable := perr == nil && (refs != nil || failed != nil)
 	switch {
@@ -451,11 +516,11 @@ func send(client *http.Client, url, token string, b batch) outcome {
 			if perr == nil {
 				perr = errors.New("no Referenced or Failed SOP Sequence")
 			}
-			return fail(fmt.Errorf("HTTP %s with an unreadable body (%v): %s", resp.Status, perr, snippet(body)))
+			return fail(fmt.Errorf("HTTP %s with an unreadable body (%v): %s", statusText, perr, snippet(body)))
 		}
 	case status >= 400 && status < 500 && readable:
 	default:
-		return fail(fmt.Errorf("HTTP %s: %s", resp.Status, snippet(body)))
+		return fail(fmt.Errorf("HTTP %s: %s", statusText, snippet(body)))
 	}
 
 	sent := map[string]string{}
@@ -493,7 +558,7 @@ func send(client *http.Client, url, token string, b batch) outcome {
 	// Instances the server did not account for count as failed.
 	if missing := r.sent - r.stored - r.failed; missing > 0 {
 		r.failed += missing
-		r.reasons[fmt.Sprintf("HTTP %s, not listed in the response", resp.Status)] += missing
+		r.reasons[fmt.Sprintf("HTTP %s, not listed in the response", statusText)] += missing
 		for _, in := range b.items {
 			if !seen[in.sop] {
 				r.failures = append(r.failures, in.path+": not in the response")
