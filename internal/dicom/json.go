@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -91,10 +92,20 @@ const BulkDataURIPrefix = "urn:mosaic:bulk:"
 //   - Binary numbers whose value length is not a multiple of the value
 //     size lose the incomplete value at the end.
 func WriteJSON(w io.Writer, ds *Dataset, opts JSONOptions) error {
-	j := &jsonWriter{w: bufio.NewWriterSize(w, 32<<10), opts: opts}
+	bw := jsonBufs.Get().(*bufio.Writer)
+	bw.Reset(w)
+	j := &jsonWriter{w: bw, opts: opts}
 	j.dataset(ds, 0)
-	return j.w.Flush()
+	err := bw.Flush()
+	bw.Reset(nil) // the pool keeps no reference to w
+	jsonBufs.Put(bw)
+	return err
 }
+
+// jsonBufs holds the buffered writers of WriteJSON: a node writes the
+// metadata of every object it ingests, and a buffer each would be most of
+// the garbage it makes.
+var jsonBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
 
 // MarshalJSON returns ds in the DICOM JSON Model, as WriteJSON writes it.
 func MarshalJSON(ds *Dataset, opts JSONOptions) ([]byte, error) {
