@@ -183,7 +183,8 @@ func (db *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 // Tx is a transaction that rebinds like its DB.
 type Tx struct {
 	*sql.Tx
-	db *DB
+	db    *DB
+	stmts map[string]*sql.Stmt // by query text, for Prepared
 }
 
 // Begin starts a transaction.
@@ -208,6 +209,26 @@ func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 // QueryRow runs a single-row query written with ? placeholders.
 func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return tx.Tx.QueryRowContext(ctx, tx.db.Rebind(q), args...)
+}
+
+// Prepared returns the statement q (written with ? placeholders),
+// prepared in tx the first time it is asked for and reused after that
+// until tx ends. A statement run for every row of a large transaction is
+// then parsed once rather than once a row. Tx is not safe for concurrent
+// use, and neither is this.
+func (tx *Tx) Prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	if s, ok := tx.stmts[q]; ok {
+		return s, nil
+	}
+	s, err := tx.Tx.PrepareContext(ctx, tx.db.Rebind(q))
+	if err != nil {
+		return nil, err
+	}
+	if tx.stmts == nil {
+		tx.stmts = map[string]*sql.Stmt{}
+	}
+	tx.stmts[q] = s
+	return s, nil
 }
 
 // InTx runs fn in a transaction, committing if it returns nil.
