@@ -12,8 +12,11 @@
 # starting with the other server), each time as a new process on new, empty
 # storage on the corpus's file system, after `sync`. The time measured is
 # the load client's wall time, from its first request to the last response;
-# starting the server is not counted. The best and the median of each
-# figure are printed.
+# starting the server is not counted. The server's CPU time during the load
+# (user and system, read from /proc before and after) is printed too: on
+# a machine the client and server share, it says how much each server
+# spends per instance whatever the other processes do. The best and the
+# median of each figure are printed.
 #
 # Orthanc (Debian packages orthanc and orthanc-dicomweb, installed when
 # missing) runs as a throwaway process with its own configuration in the
@@ -237,13 +240,21 @@ start_mosaic() {
 	admin=
 }
 
-declare -A all_rate all_mb all_ct offered stored
+# cpu_seconds PID: the user and system CPU time the process has used.
+tck=$(getconf CLK_TCK)
+cpu_seconds() {
+	awk -v t="$tck" '{sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+declare -A all_rate all_mb all_ct all_cpu offered stored
 # run_tool NAME OUTBASE: one timed ingest into a new server.
 run_tool() {
 	local name=$1 d="$2/$1" out rc=0
 	mkdir -p "$d"
 	"start_$name" "$d"
 	sync
+	local cpu0
+	cpu0=$(cpu_seconds "$server_pid")
 	out="$d/stow.json"
 	local auth=()
 	if [ -n "$token" ]; then auth=(-token "$token"); fi
@@ -258,6 +269,8 @@ run_tool() {
 		tail -10 "$d/server.log" >&2
 		exit 1
 	fi
+	local cpu
+	cpu=$(echo "$(cpu_seconds "$server_pid") $cpu0" | awk '{printf "%.2f", $1 - $2}')
 	local held=
 	if [ "$name" = orthanc ]; then
 		held=$(curl -sf "$admin/statistics" | jq '.CountInstances') || held=
@@ -273,9 +286,10 @@ run_tool() {
 	all_rate[$name]="${all_rate[$name]:-} $rate"
 	all_mb[$name]="${all_mb[$name]:-} $mb"
 	all_ct[$name]="${all_ct[$name]:-} $ctr"
-	printf '  %-8s %8.3f s  %5d offered  %5d stored  %7.1f instances/s  %6.1f MB/s  %6.1f CT slices/s  latency p50 %.3f s, p95 %.3f s\n' \
+	all_cpu[$name]="${all_cpu[$name]:-} $cpu"
+	printf '  %-8s %8.3f s  %5d offered  %5d stored  %7.1f instances/s  %6.1f MB/s  %6.1f CT slices/s  latency p50 %.3f s, p95 %.3f s  server CPU %.2f s\n' \
 		"$name" "$wall" "${offered[$name]}" "${stored[$name]}" "$rate" "$mb" "$ctr" \
-		"$(jq '.latency_p50_seconds' "$out")" "$(jq '.latency_p95_seconds' "$out")"
+		"$(jq '.latency_p50_seconds' "$out")" "$(jq '.latency_p95_seconds' "$out")" "$cpu"
 	if [ $rc -eq 1 ]; then
 		echo "           refused: $(jq -r '.failure_reasons | to_entries | map("\(.key): \(.value)") | join("; ")' "$out")"
 	fi
@@ -299,15 +313,17 @@ done
 
 best() { echo "$1" | tr ' ' '\n' | grep . | sort -g | tail -1; }
 median() { echo "$1" | tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END{printf "%.1f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+least() { echo "$1" | tr ' ' '\n' | grep . | sort -g | head -1; }
 row() {
-	printf '  %-26s %7d %7d  %8.1f %8.1f  %7.1f %7.1f  %7.1f %7.1f\n' "$1" "${offered[$2]}" "${stored[$2]}" \
+	printf '  %-26s %7d %7d  %8.1f %8.1f  %7.1f %7.1f  %7.1f %7.1f  %6.2f %6.2f\n' "$1" "${offered[$2]}" "${stored[$2]}" \
 		"$(best "${all_rate[$2]}")" "$(median "${all_rate[$2]}")" "$(best "${all_mb[$2]}")" "$(median "${all_mb[$2]}")" \
-		"$(best "${all_ct[$2]}")" "$(median "${all_ct[$2]}")"
+		"$(best "${all_ct[$2]}")" "$(median "${all_ct[$2]}")" "$(least "${all_cpu[$2]}")" "$(median "${all_cpu[$2]}")"
 }
 echo
 echo "STOW-RS ingest, best and median of $repeat (rates of instances offered; MB/s of files sent;"
-echo "CT slices/s = $ct CT instances of 512x512 / wall time of the whole run):"
-printf '  %-26s %7s %7s  %8s %8s  %7s %7s  %7s %7s\n' "" offered stored "inst/s" median "MB/s" median "CT/s" median
+echo "CT slices/s = $ct CT instances of 512x512 / wall time of the whole run;"
+echo "CPU s = user and system CPU time of the server process during the load, least and median):"
+printf '  %-26s %7s %7s  %8s %8s  %7s %7s  %7s %7s  %6s %6s\n' "" offered stored "inst/s" median "MB/s" median "CT/s" median "CPU s" median
 for t in "${tools[@]}"; do
 	case $t in
 	orthanc) row "Orthanc + DICOMweb plugin" orthanc ;;
@@ -318,6 +334,7 @@ if [ ${#tools[@]} -eq 2 ]; then
 	ratio() { echo "$1 $2" | awk '{printf "%.2f", $1 / $2}'; }
 	echo "ratio mosaic / orthanc, instances/s offered: $(ratio "$(best "${all_rate[mosaic]}")" "$(best "${all_rate[orthanc]}")") best" \
 		"($(ratio "$(median "${all_rate[mosaic]}")" "$(median "${all_rate[orthanc]}")") medians)"
+	echo "ratio orthanc / mosaic, server CPU time for the corpus: $(ratio "$(median "${all_cpu[orthanc]}")" "$(median "${all_cpu[mosaic]}")") (medians)"
 	if [ "${stored[mosaic]}" -lt "${stored[orthanc]}" ]; then
 		echo "mosaic stored $((stored[orthanc] - stored[mosaic])) instances fewer (see the refusals above; the rates count instances offered)."
 	fi
