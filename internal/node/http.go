@@ -71,9 +71,21 @@ func (n *Node) requireToken(h http.Handler) http.Handler {
 			}
 			return
 		}
-		_ = n.Index.TouchToken(r.Context(), id)
+		n.touchToken(r.Context(), id)
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey, id)))
 	})
+}
+
+// touchToken records a token's use, at most once a minute from this
+// process: recording is a write, and a write to an SQLite index waits for
+// the ingest commit in progress, which a request should not.
+func (n *Node) touchToken(ctx context.Context, id string) {
+	now := time.Now()
+	if last, ok := n.touched.Load(id); ok && now.Sub(last.(time.Time)) < time.Minute {
+		return
+	}
+	n.touched.Store(id, now)
+	_ = n.Index.TouchToken(ctx, id)
 }
 
 func (n *Node) ready(w http.ResponseWriter, r *http.Request) {

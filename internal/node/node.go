@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/blobstore"
@@ -174,6 +175,8 @@ type Node struct {
 	drops     chan blobstore.Ref
 	stopDrops chan struct{}
 	dropsDone chan struct{}
+	// touched is when this process last recorded each token's use.
+	touched sync.Map // token id -> time.Time
 }
 
 // The node asks its blob store for these where the engine has them (the
