@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Defaults for the zero fields of Limits.
@@ -162,12 +163,35 @@ func NewPartReader(contentType string, body io.Reader, lim Limits) (*PartReader,
 	// A virtual CRLF before the body lets the first boundary, which may
 	// open the body without one, be found like every other delimiter.
 	in := io.MultiReader(strings.NewReader("\r\n"), src)
+	br := readBufs.Get().(*bufio.Reader)
+	br.Reset(in)
 	return &PartReader{
 		lim:      lim,
-		br:       bufio.NewReaderSize(in, readBufferSize),
+		br:       br,
 		delim:    []byte("\r\n--" + boundary),
 		preamble: true,
 	}, nil
+}
+
+// readBufs holds the buffers of released readers: a request of one small
+// part would otherwise allocate (and clear) a whole scan window.
+var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// Release ends the reading of the body and hands the reader's buffer back
+// for later requests. Next then reports the end of the body and reads of
+// the current part fail. A reader never released is simply collected.
+func (r *PartReader) Release() {
+	if r.br == nil {
+		return
+	}
+	if r.cur != nil {
+		r.cur.closed = true
+		r.cur = nil
+	}
+	r.br.Reset(nil)
+	readBufs.Put(r.br)
+	r.br = nil
+	r.done = true
 }
 
 func checkRequestType(contentType string) (boundary string, err error) {

@@ -712,3 +712,48 @@ func TestStuckBody(t *testing.T) {
 		}
 	}
 }
+
+// TestPartReaderRelease: a released reader reports the end of the body and
+// refuses reads of its current part, and a reader made after it, which
+// may get the same buffer, sees only its own body.
+func TestPartReaderRelease(t *testing.T) {
+	first := strings.Repeat("a", 3*readBufferSize) // more than one scan window
+	pr, err := NewPartReader(testCT, strings.NewReader(buildBody(dicomPart(first), dicomPart("second"))), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pr.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	if n, err := p.Read(buf); err != nil || n == 0 {
+		t.Fatalf("read before Release: %d, %v", n, err)
+	}
+	pr.Release()
+	pr.Release() // a second call does nothing
+	if n, err := p.Read(buf); err == nil {
+		t.Errorf("read of the current part after Release: %d bytes, no error", n)
+	}
+	if p2, err := pr.Next(); err != io.EOF {
+		t.Errorf("Next after Release: %v, %v; want io.EOF", p2, err)
+	}
+
+	for i := range 3 {
+		want := []string{fmt.Sprintf("body %d", i), strings.Repeat("z", readBufferSize+i)}
+		pr, err := NewPartReader(testCT, strings.NewReader(buildBody(dicomPart(want[0]), dicomPart(want[1]))), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := readAll(t, pr, i%2 == 0)
+		pr.Release()
+		if res.end != io.EOF || len(res.bodies) != 2 {
+			t.Fatalf("reader %d: %d parts, end %v", i, len(res.bodies), res.end)
+		}
+		for k := range want {
+			if string(res.bodies[k]) != want[k] {
+				t.Errorf("reader %d, part %d: %d bytes, want %d (%q...)", i, k, len(res.bodies[k]), len(want[k]), res.bodies[k][:min(10, len(res.bodies[k]))])
+			}
+		}
+	}
+}

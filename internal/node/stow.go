@@ -53,6 +53,7 @@ func (n *Node) stow(w http.ResponseWriter, r *http.Request) {
 		t := n.Ingest(r.Context(), ds, "stow", part)
 		items = append(items, item{t, part.Index})
 	}
+	pr.Release() // every part was read; the tickets wait for their commit
 	internal := 0
 	for _, it := range items {
 		o := it.t.Wait()
