@@ -51,6 +51,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/dicom"
@@ -373,24 +374,37 @@ func (c *conn) close() {
 
 // post sends one STOW-RS request for b and returns the status and body of
 // the answer. A connection the server closes, or one that fails, is
-// dropped; the next request dials again.
+// dropped; the next request dials again. A kept-alive connection the
+// server closed while it was idle fails before any answer: the request is
+// then sent once more on a new connection, as an HTTP client does.
 func (c *conn) post(b batch) (status int, statusText string, body []byte, err error) {
+	reused := c.c != nil
+	status, statusText, body, stale, err := c.try(b)
+	if stale && reused {
+		status, statusText, body, _, err = c.try(b)
+	}
+	return status, statusText, body, err
+}
+
+// try is one attempt of post. stale reports a connection that failed
+// before the server answered anything, with EOF or a reset.
+func (c *conn) try(b batch) (status int, statusText string, body []byte, stale bool, err error) {
 	if c.c == nil {
 		nc, err := net.DialTimeout("tcp", c.addr, c.timeout)
 		if err != nil {
-			return 0, "", nil, err
+			return 0, "", nil, false, err
 		}
 		c.c, c.br = nc, bufio.NewReaderSize(nc, 64<<10)
 	}
 	if err := c.c.SetDeadline(time.Now().Add(c.timeout)); err != nil {
 		c.close()
-		return 0, "", nil, err
+		return 0, "", nil, false, err
 	}
 	c.head.Reset()
 	mw := multipart.NewWriter(&c.head)
 	length, err := bodyLength(b, mw.Boundary())
 	if err != nil {
-		return 0, "", nil, err
+		return 0, "", nil, false, err
 	}
 	fmt.Fprintf(&c.head, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: multipart/related; type=\"%s\"; boundary=%s\r\nContent-Length: %d\r\nAccept: application/dicom+json\r\n",
 		c.target, c.host, partType, mw.Boundary(), length)
@@ -398,16 +412,27 @@ func (c *conn) post(b batch) (status int, statusText string, body []byte, err er
 		fmt.Fprintf(&c.head, "Authorization: Bearer %s\r\n", c.token)
 	}
 	c.head.WriteString("\r\n")
-	werr := c.writeBody(mw, b)
+	local, werr := c.writeBody(mw, b)
+	if local {
+		// A file could not be read: the body cannot be completed, and
+		// the server would wait for the rest of it.
+		c.close()
+		return 0, "", nil, false, werr
+	}
 	// The server may answer before reading the whole body (a refusal):
 	// its answer is read even after a failed write.
 	resp, rerr := http.ReadResponse(c.br, nil)
 	if rerr != nil {
 		c.close()
-		if werr != nil {
-			return 0, "", nil, werr
+		gone := func(err error) bool {
+			return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+				errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 		}
-		return 0, "", nil, fmt.Errorf("reading the response: %w", rerr)
+		stale = gone(rerr) && (werr == nil || gone(werr))
+		if werr != nil {
+			return 0, "", nil, stale, werr
+		}
+		return 0, "", nil, stale, fmt.Errorf("reading the response: %w", rerr)
 	}
 	body, rerr = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	resp.Body.Close()
@@ -415,42 +440,44 @@ func (c *conn) post(b batch) (status int, statusText string, body []byte, err er
 		c.close()
 	}
 	if rerr != nil {
-		return 0, "", nil, fmt.Errorf("reading the response: %w", rerr)
+		return 0, "", nil, false, fmt.Errorf("reading the response: %w", rerr)
 	}
-	return resp.StatusCode, resp.Status, body, nil
+	return resp.StatusCode, resp.Status, body, false, nil
 }
 
 // writeBody writes the request head (already in c.head) and the multipart
-// body of b: the framing from c.head, each file by sendfile.
-func (c *conn) writeBody(mw *multipart.Writer, b batch) error {
+// body of b: the framing from c.head, each file by sendfile. local reports
+// an error of this side (a file that cannot be opened or has changed)
+// rather than of the connection.
+func (c *conn) writeBody(mw *multipart.Writer, b batch) (local bool, err error) {
 	for _, in := range b.items {
 		if _, err := mw.CreatePart(partHeader()); err != nil {
-			return err
+			return true, err
 		}
 		if _, err := c.c.Write(c.head.Bytes()); err != nil {
-			return err
+			return false, err
 		}
 		c.head.Reset()
 		f, err := os.Open(in.path)
 		if err != nil {
-			return err
+			return true, err
 		}
 		// net.TCPConn's ReadFrom uses sendfile(2) for a file, also inside
 		// an io.LimitedReader.
 		n, err := io.Copy(c.c, io.LimitReader(f, in.size))
 		f.Close()
-		if err == nil && n != in.size {
-			err = fmt.Errorf("%s: %d bytes read, %d expected (file changed)", in.path, n, in.size)
-		}
 		if err != nil {
-			return err
+			return false, err
+		}
+		if n != in.size {
+			return true, fmt.Errorf("%s: %d bytes read, %d expected (file changed)", in.path, n, in.size)
 		}
 	}
 	if err := mw.Close(); err != nil {
-		return err
+		return true, err
 	}
-	_, err := c.c.Write(c.head.Bytes())
-	return err
+	_, err = c.c.Write(c.head.Bytes())
+	return false, err
 }
 
 func partHeader() textproto.MIMEHeader {
