@@ -157,13 +157,10 @@ type putter struct {
 func (p *putter) put(in *Instance) (PutStatus, error) {
 	ctx, tx := p.ctx, p.tx
 	var have string
-	// The two statements run for every instance are prepared once per
+	// The two statements run for every instance are parsed once per
 	// batch.
-	sel, err := tx.Prepared(ctx, `SELECT blob_key FROM instances WHERE dataset_id = ? AND sop_uid = ?`)
-	if err != nil {
-		return 0, err
-	}
-	err = sel.QueryRowContext(ctx, in.Dataset, in.SOPUID).Scan(&have)
+	const byUID = `SELECT blob_key FROM instances WHERE dataset_id = ? AND sop_uid = ?`
+	err := tx.QueryRowRepeated(ctx, byUID, in.Dataset, in.SOPUID).Scan(&have)
 	switch {
 	case err == nil && have == in.BlobKey:
 		return Duplicate, nil
@@ -184,20 +181,16 @@ func (p *putter) put(in *Instance) (PutStatus, error) {
 	if err != nil {
 		return 0, err
 	}
-	ins, err := tx.Prepared(ctx, `INSERT INTO instances (dataset_id, series_pk, sop_uid, sop_class_uid, instance_number, transfer_syntax,
-		rows_, columns_, frames, bits_allocated, samples_per_pixel, blob_key, blob_loc, size, pixel_offset, pixel_length, patient_id, study_uid, meta, ingested_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset_id, sop_uid) DO NOTHING RETURNING pk`)
-	if err != nil {
-		return 0, err
-	}
 	var pk int64
-	err = ins.QueryRowContext(ctx,
+	err = tx.QueryRowRepeated(ctx, `INSERT INTO instances (dataset_id, series_pk, sop_uid, sop_class_uid, instance_number, transfer_syntax,
+		rows_, columns_, frames, bits_allocated, samples_per_pixel, blob_key, blob_loc, size, pixel_offset, pixel_length, patient_id, study_uid, meta, ingested_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset_id, sop_uid) DO NOTHING RETURNING pk`,
 		in.Dataset, se.pk, in.SOPUID, in.SOPClassUID, intOrNil(in.InstanceNumber), in.TransferSyntax,
 		in.Rows, in.Columns, in.Frames, in.BitsAllocated, in.SamplesPerPixel, in.BlobKey, in.BlobLoc, in.Size, in.PixelOffset, in.PixelLength,
 		in.PatientID, in.StudyUID, in.Meta, p.now).Scan(&pk)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Another writer indexed the same UID meanwhile.
-		if err := sel.QueryRowContext(ctx, in.Dataset, in.SOPUID).Scan(&have); err != nil {
+		if err := tx.QueryRowRepeated(ctx, byUID, in.Dataset, in.SOPUID).Scan(&have); err != nil {
 			return 0, err
 		}
 		if have == in.BlobKey {

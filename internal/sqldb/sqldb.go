@@ -184,7 +184,7 @@ func (db *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 type Tx struct {
 	*sql.Tx
 	db    *DB
-	stmts map[string]*sql.Stmt // by query text, for Prepared
+	stmts map[string]*sql.Stmt // by query text, for QueryRowRepeated
 }
 
 // Begin starts a transaction.
@@ -211,24 +211,29 @@ func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return tx.Tx.QueryRowContext(ctx, tx.db.Rebind(q), args...)
 }
 
-// Prepared returns the statement q (written with ? placeholders),
-// prepared in tx the first time it is asked for and reused after that
-// until tx ends. A statement run for every row of a large transaction is
-// then parsed once rather than once a row. Tx is not safe for concurrent
-// use, and neither is this.
-func (tx *Tx) Prepared(ctx context.Context, q string) (*sql.Stmt, error) {
-	if s, ok := tx.stmts[q]; ok {
-		return s, nil
+// QueryRowRepeated runs a single-row query written with ? placeholders,
+// like QueryRow, for a query run many times in tx: on SQLite the
+// statement is prepared the first time and reused until tx ends, so that
+// it is parsed once rather than once a row. PostgreSQL's driver already
+// keeps the statements it has prepared, and the query just runs. Tx is
+// not safe for concurrent use, and neither is this.
+func (tx *Tx) QueryRowRepeated(ctx context.Context, q string, args ...any) *sql.Row {
+	if tx.db.Dialect == Postgres {
+		return tx.QueryRow(ctx, q, args...)
 	}
-	s, err := tx.Tx.PrepareContext(ctx, tx.db.Rebind(q))
-	if err != nil {
-		return nil, err
+	s, ok := tx.stmts[q]
+	if !ok {
+		var err error
+		if s, err = tx.Tx.PrepareContext(ctx, q); err != nil {
+			// The query reports the same error through its Row.
+			return tx.QueryRow(ctx, q, args...)
+		}
+		if tx.stmts == nil {
+			tx.stmts = map[string]*sql.Stmt{}
+		}
+		tx.stmts[q] = s
 	}
-	if tx.stmts == nil {
-		tx.stmts = map[string]*sql.Stmt{}
-	}
-	tx.stmts[q] = s
-	return s, nil
+	return s.QueryRowContext(ctx, args...)
 }
 
 // InTx runs fn in a transaction, committing if it returns nil.
