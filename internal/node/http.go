@@ -77,15 +77,21 @@ func (n *Node) requireToken(h http.Handler) http.Handler {
 }
 
 // touchToken records a token's use, at most once a minute from this
-// process: recording is a write, and a write to an SQLite index waits for
-// the ingest commit in progress, which a request should not.
+// process, without holding up the request: recording is an index write,
+// which on SQLite waits for the ingest commit in progress. A failed write
+// is tried again by the next request.
 func (n *Node) touchToken(ctx context.Context, id string) {
 	now := time.Now()
 	if last, ok := n.touched.Load(id); ok && now.Sub(last.(time.Time)) < time.Minute {
 		return
 	}
 	n.touched.Store(id, now)
-	_ = n.Index.TouchToken(ctx, id)
+	ctx = context.WithoutCancel(ctx)
+	n.touches.Go(func() {
+		if err := n.Index.TouchToken(ctx, id); err != nil {
+			n.touched.Delete(id)
+		}
+	})
 }
 
 func (n *Node) ready(w http.ResponseWriter, r *http.Request) {

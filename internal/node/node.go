@@ -175,8 +175,10 @@ type Node struct {
 	drops     chan blobstore.Ref
 	stopDrops chan struct{}
 	dropsDone chan struct{}
-	// touched is when this process last recorded each token's use.
+	// touched is when this process last recorded each token's use;
+	// touches are the recordings under way (see touchToken).
 	touched sync.Map // token id -> time.Time
+	touches sync.WaitGroup
 }
 
 // The node asks its blob store for these where the engine has them (the
@@ -292,6 +294,7 @@ func (n *Node) Close() error {
 	<-n.done
 	close(n.stopDrops)
 	<-n.dropsDone
+	n.touches.Wait()
 	n.cancel()
 	err1 := n.Blobs.Close()
 	err2 := n.Index.Close()

@@ -366,3 +366,44 @@ func TestBadRequests(t *testing.T) {
 	}
 	fmt.Fprint(io.Discard, n)
 }
+
+// TestTokenUseRecorded: a request with a token records the token's last
+// use in the index, off the request's path; a request without a valid
+// token records nothing.
+func TestTokenUseRecorded(t *testing.T) {
+	n, srv, tok := testNode(t, "sqlite")
+	ctx := context.Background()
+	get := func(secret string) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/datasets", nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := get(tok + "x"); st != http.StatusUnauthorized {
+		t.Fatalf("wrong token: HTTP %d", st)
+	}
+	n.touches.Wait()
+	toks, err := n.Index.Tokens(ctx)
+	if err != nil || len(toks) != 1 {
+		t.Fatalf("tokens: %v, %v", toks, err)
+	}
+	if toks[0].LastUsed != nil {
+		t.Fatalf("a refused request recorded a use at %v", toks[0].LastUsed)
+	}
+	for range 3 {
+		if st := get(tok); st != http.StatusOK {
+			t.Fatalf("HTTP %d", st)
+		}
+	}
+	n.touches.Wait()
+	if toks, err = n.Index.Tokens(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if toks[0].LastUsed == nil {
+		t.Fatal("the token's use was not recorded")
+	}
+}
