@@ -177,9 +177,10 @@ func NewPartReader(contentType string, body io.Reader, lim Limits) (*PartReader,
 // part would otherwise allocate (and clear) a whole scan window.
 var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
 
-// Release ends the reading of the body and hands the reader's buffer back
-// for later requests. Next then reports the end of the body and reads of
-// the current part fail. A reader never released is simply collected.
+// Release ends the reading of the body and hands the reader's buffer back,
+// emptied, for later requests. Next then reports the end of the body (or
+// the error that had stopped the reading) and reads of the current part
+// fail. A reader never released is simply collected.
 func (r *PartReader) Release() {
 	if r.br == nil {
 		return

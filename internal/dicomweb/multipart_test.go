@@ -713,9 +713,10 @@ func TestStuckBody(t *testing.T) {
 	}
 }
 
-// TestPartReaderRelease: a released reader reports the end of the body and
-// refuses reads of its current part, and a reader made after it, which
-// may get the same buffer, sees only its own body.
+// TestPartReaderRelease: a released reader empties its buffer, reports the
+// end of the body and refuses reads of its current part, and readers made
+// after it (which may get the same buffer from the pool) see only their
+// own bodies.
 func TestPartReaderRelease(t *testing.T) {
 	first := strings.Repeat("a", 3*readBufferSize) // more than one scan window
 	pr, err := NewPartReader(testCT, strings.NewReader(buildBody(dicomPart(first), dicomPart("second"))), Limits{})
@@ -730,8 +731,15 @@ func TestPartReaderRelease(t *testing.T) {
 	if n, err := p.Read(buf); err != nil || n == 0 {
 		t.Fatalf("read before Release: %d, %v", n, err)
 	}
+	br := pr.br
+	if br.Buffered() == 0 {
+		t.Fatal("nothing buffered before Release: the test cannot see the buffer emptied")
+	}
 	pr.Release()
 	pr.Release() // a second call does nothing
+	if n := br.Buffered(); n != 0 {
+		t.Errorf("the released buffer still holds %d bytes of the body", n)
+	}
 	if n, err := p.Read(buf); err == nil {
 		t.Errorf("read of the current part after Release: %d bytes, no error", n)
 	}
