@@ -312,12 +312,13 @@ for i in $(seq 1 "$repeat"); do
 done
 
 best() { echo "$1" | tr ' ' '\n' | grep . | sort -g | tail -1; }
-median() { echo "$1" | tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END{printf "%.1f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+# median LIST [DECIMALS]: the median of the numbers in LIST.
+median() { echo "$1" | tr ' ' '\n' | grep . | sort -g | awk -v d="${2:-1}" '{v[NR]=$1} END{printf "%.*f", d, NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 least() { echo "$1" | tr ' ' '\n' | grep . | sort -g | head -1; }
 row() {
 	printf '  %-26s %7d %7d  %8.1f %8.1f  %7.1f %7.1f  %7.1f %7.1f  %6.2f %6.2f\n' "$1" "${offered[$2]}" "${stored[$2]}" \
 		"$(best "${all_rate[$2]}")" "$(median "${all_rate[$2]}")" "$(best "${all_mb[$2]}")" "$(median "${all_mb[$2]}")" \
-		"$(best "${all_ct[$2]}")" "$(median "${all_ct[$2]}")" "$(least "${all_cpu[$2]}")" "$(median "${all_cpu[$2]}")"
+		"$(best "${all_ct[$2]}")" "$(median "${all_ct[$2]}")" "$(least "${all_cpu[$2]}")" "$(median "${all_cpu[$2]}" 2)"
 }
 echo
 echo "STOW-RS ingest, best and median of $repeat (rates of instances offered; MB/s of files sent;"
@@ -334,7 +335,7 @@ if [ ${#tools[@]} -eq 2 ]; then
 	ratio() { echo "$1 $2" | awk '{printf "%.2f", $1 / $2}'; }
 	echo "ratio mosaic / orthanc, instances/s offered: $(ratio "$(best "${all_rate[mosaic]}")" "$(best "${all_rate[orthanc]}")") best" \
 		"($(ratio "$(median "${all_rate[mosaic]}")" "$(median "${all_rate[orthanc]}")") medians)"
-	echo "ratio orthanc / mosaic, server CPU time for the corpus: $(ratio "$(median "${all_cpu[orthanc]}")" "$(median "${all_cpu[mosaic]}")") (medians)"
+	echo "ratio orthanc / mosaic, server CPU time for the corpus: $(ratio "$(median "${all_cpu[orthanc]}" 2)" "$(median "${all_cpu[mosaic]}" 2)") (medians)"
 	if [ "${stored[mosaic]}" -lt "${stored[orthanc]}" ]; then
 		echo "mosaic stored $((stored[orthanc] - stored[mosaic])) instances fewer (see the refusals above; the rates count instances offered)."
 	fi
