@@ -192,9 +192,10 @@ once its bytes are synced and its index row committed.`,
 				defer link.Close()
 			}
 			// Collect blobs left by a crash between writing an object
-			// and committing its row, in the background.
+			// and committing its row, in the background: in the packs
+			// changed since the last complete collection.
 			go func() {
-				if _, err := n.CollectGarbage(e.ctx, c.BlobGrace, false); err != nil && e.ctx.Err() == nil {
+				if _, err := n.CollectRecentGarbage(e.ctx, c.BlobGrace); err != nil && e.ctx.Err() == nil {
 					c.Log.Warn("garbage collection failed", "err", err)
 				}
 			}()

@@ -592,7 +592,23 @@ func (s *Packs) List(ctx context.Context, fn func(r Ref, size int64, mod time.Ti
 			return err
 		}
 	}
-	seqs, err := s.packSeqs()
+	return s.listPacks(ctx, time.Time{}, fn)
+}
+
+// ListChanged is List for the packs changed (written to, or a record
+// deleted) at or after since, going by their modification time; the
+// blobs of a Local store in the root are not listed. A collector that
+// ran to the end at some time needs to look at no other pack for blobs
+// left since: appending a record and deleting one both change a pack.
+func (s *Packs) ListChanged(ctx context.Context, since time.Time, fn func(r Ref, size int64, mod time.Time) error) error {
+	if s.isClosed() {
+		return fmt.Errorf("blobstore: list: %w", ErrClosed)
+	}
+	return s.listPacks(ctx, since, fn)
+}
+
+func (s *Packs) listPacks(ctx context.Context, since time.Time, fn func(r Ref, size int64, mod time.Time) error) error {
+	seqs, err := s.changedSeqs(since)
 	if err != nil {
 		return fmt.Errorf("blobstore: list: %w", err)
 	}
@@ -607,16 +623,45 @@ func (s *Packs) List(ctx context.Context, fn func(r Ref, size int64, mod time.Ti
 	return nil
 }
 
+// changedSeqs returns the numbers of the packs present that were changed
+// at or after since (all of them when since is zero), in order.
+func (s *Packs) changedSeqs(since time.Time) ([]uint64, error) {
+	seqs, err := s.packSeqs()
+	if err != nil || since.IsZero() {
+		return seqs, err
+	}
+	out := seqs[:0]
+	for _, seq := range seqs {
+		fi, err := os.Stat(s.packPath(seq))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue // removed meanwhile
+		case err != nil:
+			return nil, err
+		case !fi.ModTime().Before(since):
+			out = append(out, seq)
+		}
+	}
+	return out, nil
+}
+
 // RemoveEmpty removes the packs that hold no live record, that no
 // process writes (this one's packs are known, another's are locked) and
 // that were last changed more than a minute ago, and returns how many it
 // removed. A pack whose records cannot all be read is kept. A garbage
 // collector calls it after its deletes.
 func (s *Packs) RemoveEmpty(ctx context.Context) (int, error) {
+	return s.RemoveEmptyChanged(ctx, time.Time{})
+}
+
+// RemoveEmptyChanged is RemoveEmpty for the packs changed at or after
+// since (see ListChanged): a pack is left empty only by deletes, which
+// change it.
+func (s *Packs) RemoveEmptyChanged(ctx context.Context, since time.Time) (int, error) {
 	if s.isClosed() {
 		return 0, fmt.Errorf("blobstore: remove empty packs: %w", ErrClosed)
 	}
-	seqs, err := s.packSeqs()
+	seqs, err := s.changedSeqs(since)
 	if err != nil {
 		return 0, fmt.Errorf("blobstore: remove empty packs: %w", err)
 	}
@@ -644,6 +689,50 @@ func (s *Packs) RemoveEmpty(ctx context.Context) (int, error) {
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// gcMarkName is the file, among the packs, that holds the time from which
+// the next collection needs to look (see GCMark).
+const gcMarkName = "gc-mark"
+
+// GCMark returns the time a garbage collector stored with SetGCMark, or
+// the zero time when there is none (or it cannot be read): then the next
+// collection must look at every pack.
+func (s *Packs) GCMark() time.Time {
+	b, err := os.ReadFile(filepath.Join(s.dir, gcMarkName))
+	if err != nil {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b)))
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// SetGCMark stores t for GCMark: a collection that ran to the end stores
+// the time before which it left nothing to collect. The file is replaced
+// whole; losing it only makes the next collection look at every pack.
+func (s *Packs) SetGCMark(t time.Time) error {
+	tmp, err := os.CreateTemp(s.dir, gcMarkName+".tmp-")
+	if err != nil {
+		return fmt.Errorf("blobstore: gc mark: %w", err)
+	}
+	_, err = tmp.WriteString(t.UTC().Format(time.RFC3339Nano) + "\n")
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(s.dir, gcMarkName))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("blobstore: gc mark: %w", err)
+	}
+	return nil
 }
 
 // Err returns the flush failure that stops every Sync (see Sync), or nil

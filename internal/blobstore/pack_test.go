@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func packFiles(t *testing.T, root string) []string {
@@ -482,5 +485,89 @@ func TestPacksSyncFailureSticks(t *testing.T) {
 	put(t, s2, []byte("new"), 0)
 	if err := s2.Sync(ctx); err != nil {
 		t.Errorf("Sync of a newly opened store: %v", err)
+	}
+}
+
+// TestPacksChangedOnly: ListChanged and RemoveEmptyChanged look only at
+// packs changed since a time (appending and deleting both count), and the
+// collector's mark round-trips and reads as zero when missing or damaged.
+func TestPacksChangedOnly(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s1 := openTestPacks(t, root, PackOptions{emptyAge: -1})
+	a, _ := put(t, s1, randomBytes(1, 3000), 0)
+	b, _ := put(t, s1, randomBytes(2, 3000), 0)
+	if err := s1.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s1.Close()
+	old := time.Now().Add(-2 * time.Hour)
+	pack1 := filepath.Join(root, dirPacks, fmt.Sprintf("%012d%s", 1, packExt))
+	if err := os.Chtimes(pack1, old, old); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := openTestPacks(t, root, PackOptions{emptyAge: -1})
+	if m := s2.GCMark(); !m.IsZero() {
+		t.Fatalf("mark of a new store: %v", m)
+	}
+	c, _ := put(t, s2, randomBytes(3, 3000), 0)
+	if err := s2.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	since := time.Now().Add(-time.Hour)
+	changed := func() map[Ref]bool {
+		got := map[Ref]bool{}
+		if err := s2.ListChanged(ctx, since, func(r Ref, _ int64, _ time.Time) error { got[r] = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := changed(); len(got) != 1 || !got[c] {
+		t.Errorf("ListChanged = %v, want only %v", got, c)
+	}
+	if got := list(t, s2); len(got) != 3 {
+		t.Errorf("List = %v, want all three", got)
+	}
+	if err := s2.Delete(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got := changed(); len(got) != 2 || !got[b] || !got[c] {
+		t.Errorf("after a delete in the old pack, ListChanged = %v, want %v and %v", got, b, c)
+	}
+
+	// The old pack emptied, then left unchanged for long: only a full
+	// pass removes it.
+	if err := s2.Delete(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(pack1, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s2.RemoveEmptyChanged(ctx, since); err != nil || n != 0 {
+		t.Errorf("RemoveEmptyChanged = %d, %v; want 0 (the empty pack has not changed since)", n, err)
+	}
+	if n, err := s2.RemoveEmpty(ctx); err != nil || n != 1 {
+		t.Errorf("RemoveEmpty = %d, %v; want 1", n, err)
+	}
+	if _, err := os.Stat(pack1); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the empty pack is still there: %v", err)
+	}
+
+	mark := time.Date(2026, 11, 27, 10, 11, 12, 13, time.UTC)
+	if err := s2.SetGCMark(mark); err != nil {
+		t.Fatal(err)
+	}
+	if got := s2.GCMark(); !got.Equal(mark) {
+		t.Errorf("GCMark = %v, want %v", got, mark)
+	}
+	if seqs, err := s2.packSeqs(); err != nil || len(seqs) != 1 {
+		t.Errorf("packs after the mark was stored: %v, %v (the mark is no pack)", seqs, err)
+	}
+	if err := os.WriteFile(filepath.Join(root, dirPacks, gcMarkName), []byte("yesterday\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := s2.GCMark(); !got.IsZero() {
+		t.Errorf("GCMark of a damaged mark = %v, want zero", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -390,6 +391,57 @@ func TestClinicalAndCheck(t *testing.T) {
 			if p.Tier > 1 {
 				t.Errorf("tier 1 check reports %s", p.Kind)
 			}
+		}
+	})
+}
+
+// TestBlobLookups: HasBlob, HeldBlobs and BlobRefs agree on which blobs
+// (key and location) rows refer to, on both engines, across more keys
+// than one HeldBlobs query takes.
+func TestBlobLookups(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if _, err := s.CreateDataset(ctx, Dataset{ID: "a", Title: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		insts := cohort("a", 30) // 360 objects
+		for i := range insts {
+			insts[i].BlobLoc = fmt.Sprintf("1:%d", i*1000)
+		}
+		if _, err := s.PutInstances(ctx, insts); err != nil {
+			t.Fatal(err)
+		}
+		var ask [][2]string
+		for i, in := range insts {
+			ask = append(ask, [2]string{in.BlobKey, in.BlobLoc})
+			if i%3 == 0 {
+				// The same content at another place: a copy no row holds.
+				ask = append(ask, [2]string{in.BlobKey, "2:0"})
+			}
+		}
+		ask = append(ask, [2]string{strings.Repeat("f", 64), "1:0"})
+		held, err := s.HeldBlobs(ctx, ask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(held) != len(insts) {
+			t.Errorf("HeldBlobs: %d held, want %d", len(held), len(insts))
+		}
+		refs := map[[2]string]bool{}
+		if err := s.BlobRefs(ctx, func(k, loc string, _ int64) error { refs[[2]string{k, loc}] = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range ask {
+			has, err := s.HasBlob(ctx, b[0], b[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if held[b] != has || refs[b] != has {
+				t.Errorf("blob %s at %s: HeldBlobs %v, HasBlob %v, BlobRefs %v", b[0][:8], b[1], held[b], has, refs[b])
+			}
+		}
+		if got, err := s.HeldBlobs(ctx, nil); err != nil || len(got) != 0 {
+			t.Errorf("HeldBlobs of nothing: %v, %v", got, err)
 		}
 	})
 }

@@ -450,6 +450,54 @@ func (s *Store) HasBlob(ctx context.Context, key, loc string) (bool, error) {
 	return err == nil, err
 }
 
+// HeldBlobs returns which of the blobs given, as key and location, an
+// index row refers to. They are looked up by key, a few hundred at a
+// time, so that checking the blobs of a few packs does not mean reading
+// every row (BlobRefs).
+func (s *Store) HeldBlobs(ctx context.Context, blobs [][2]string) (map[[2]string]bool, error) {
+	held := map[[2]string]bool{}
+	want := make(map[[2]string]bool, len(blobs))
+	var keys []string
+	seen := map[string]bool{}
+	for _, b := range blobs {
+		want[b] = true
+		if !seen[b[0]] {
+			seen[b[0]] = true
+			keys = append(keys, b[0])
+		}
+	}
+	const chunk = 200
+	for len(keys) > 0 {
+		n := min(chunk, len(keys))
+		args := make([]any, n)
+		for i, k := range keys[:n] {
+			args[i] = k
+		}
+		keys = keys[n:]
+		q := `SELECT blob_key, blob_loc FROM instances WHERE blob_key IN (?` + strings.Repeat(", ?", n-1) + `)`
+		rows, err := s.db.Query(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var b [2]string
+			if err := rows.Scan(&b[0], &b[1]); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if want[b] {
+				held[b] = true
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return held, nil
+}
+
 // BlobRefs calls fn with the blob key, location and size of every
 // instance.
 func (s *Store) BlobRefs(ctx context.Context, fn func(key, loc string, size int64) error) error {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/blobstore"
@@ -24,37 +25,97 @@ type GCStats struct {
 	Failed int
 	// Packs counts pack files removed because nothing in them was left.
 	Packs int
+	// Since is, for a collection that looked only at the packs changed
+	// since the last complete one (CollectRecentGarbage), the time it
+	// looked from; zero when it looked at everything.
+	Since time.Time
 }
+
+// markedStore is a blob store that can list only what changed since a
+// time, and keeps the time from which the next collection must look (the
+// pack engine).
+type markedStore interface {
+	GCMark() time.Time
+	SetGCMark(time.Time) error
+	ListChanged(ctx context.Context, since time.Time, fn func(r blobstore.Ref, size int64, mod time.Time) error) error
+	RemoveEmptyChanged(ctx context.Context, since time.Time) (int, error)
+}
+
+var _ markedStore = (*blobstore.Packs)(nil)
 
 // CollectGarbage removes blobs that no index row refers to and that are
 // older than grace (younger ones may belong to an ingest whose commit is
 // in flight). A crash between writing a blob and committing its row
 // leaves such blobs; never the reverse, since rows are committed only
-// after their blobs are synced.
+// after their blobs are synced. It reads every index row and every blob
+// the store lists. A complete run (not dryRun, nothing failed) leaves a
+// mark in a pack store for CollectRecentGarbage.
 func (n *Node) CollectGarbage(ctx context.Context, grace time.Duration, dryRun bool) (GCStats, error) {
+	return n.collect(ctx, grace, dryRun, false)
+}
+
+// CollectRecentGarbage is the collection `node serve` runs at start. On a
+// pack store with a mark from an earlier complete collection it looks
+// only at the packs changed since (objects left by a crash, copies whose
+// deletion did not happen) and checks their records against the index a
+// few hundred at a time, so that its cost follows what was written since
+// rather than everything held. Otherwise it is CollectGarbage.
+//
+// Blobs can only become garbage by a write or a failed delete, which
+// change their pack, or by index rows going away: whatever removes rows
+// without deleting their blobs (restoring an older index, for one) must
+// be followed by a complete collection (`mosaic node gc`).
+func (n *Node) CollectRecentGarbage(ctx context.Context, grace time.Duration) (GCStats, error) {
+	return n.collect(ctx, grace, false, true)
+}
+
+func (n *Node) collect(ctx context.Context, grace time.Duration, dryRun, recent bool) (GCStats, error) {
 	var st GCStats
-	refs := map[blobstore.Ref]bool{}
-	if err := n.Index.BlobRefs(ctx, func(k, loc string, _ int64) error { refs[blobRef(k, loc)] = true; return nil }); err != nil {
-		return st, err
+	start := time.Now()
+	cutoff := start.Add(-grace)
+	marked, _ := n.Blobs.(markedStore)
+	if recent && marked != nil {
+		st.Since = marked.GCMark()
+		if st.Since.After(start) {
+			// A mark from the future (the clock was set back): look at
+			// everything.
+			st.Since = time.Time{}
+		}
 	}
-	st.Referenced = len(refs)
-	cutoff := time.Now().Add(-grace)
 	var doomed []blobstore.Ref
 	var sizes []int64
-	err := n.Blobs.List(ctx, func(k blobstore.Ref, size int64, mod time.Time) error {
-		if refs[k] {
-			return nil
+	consider := func(k blobstore.Ref, size int64, mod time.Time, held bool) {
+		if held {
+			st.Referenced++
+			return
 		}
 		st.Unreferenced++
 		if mod.After(cutoff) {
 			st.Young++
-			return nil
+			return
 		}
 		doomed = append(doomed, k)
 		sizes = append(sizes, size)
-		return nil
-	})
-	if err != nil {
+	}
+	if st.Since.IsZero() {
+		refs := map[blobstore.Ref]bool{}
+		if err := n.Index.BlobRefs(ctx, func(k, loc string, _ int64) error { refs[blobRef(k, loc)] = true; return nil }); err != nil {
+			return st, err
+		}
+		err := n.Blobs.List(ctx, func(k blobstore.Ref, size int64, mod time.Time) error {
+			consider(k, size, mod, refs[k])
+			return nil
+		})
+		if err != nil {
+			return st, err
+		}
+		// Rows whose blob the store did not list count too.
+		st.Referenced = len(refs)
+	} else if err := n.collectChanged(ctx, marked, st.Since, consider); errors.Is(err, errManyChanged) {
+		// Much was written since: reading every row is cheaper than
+		// looking each record up.
+		return n.collect(ctx, grace, dryRun, false)
+	} else if err != nil {
 		return st, err
 	}
 	for i, k := range doomed {
@@ -88,7 +149,13 @@ func (n *Node) CollectGarbage(ctx context.Context, grace time.Duration, dryRun b
 	if p, ok := n.Blobs.(interface {
 		RemoveEmpty(context.Context) (int, error)
 	}); ok && !dryRun {
-		removed, err := p.RemoveEmpty(ctx)
+		var removed int
+		var err error
+		if st.Since.IsZero() {
+			removed, err = p.RemoveEmpty(ctx)
+		} else {
+			removed, err = marked.RemoveEmptyChanged(ctx, st.Since)
+		}
 		st.Packs = removed
 		if err != nil {
 			if ctx.Err() != nil {
@@ -98,8 +165,69 @@ func (n *Node) CollectGarbage(ctx context.Context, grace time.Duration, dryRun b
 			st.Failed++
 		}
 	}
+	if marked != nil && !dryRun && st.Failed == 0 {
+		// Everything older than the cutoff was looked at: the next
+		// collection can start there. Younger blobs were kept, and
+		// their packs changed after it. A minute earlier still, since a
+		// file's modification time comes from a coarser clock.
+		if err := marked.SetGCMark(cutoff.Add(-markSlack)); err != nil {
+			n.log.Warn("garbage collection: could not store its mark; the next one looks at every pack", "err", err)
+		}
+	}
 	if (st.Removed > 0 || st.Packs > 0) && !dryRun {
 		n.log.Info("garbage collected", "objects", st.Removed, "bytes", st.RemovedBytes, "packs", st.Packs, "failed", st.Failed)
 	}
 	return st, nil
+}
+
+// markSlack is how much earlier than its cutoff a collection sets the
+// mark.
+const markSlack = time.Minute
+
+// maxChanged is the number of records in changed packs past which a
+// collection at start reads every row instead (BlobRefs): looking records
+// up by key costs about three times as much per record as reading a row
+// (BenchmarkCollectGarbage).
+var maxChanged = 50_000
+
+// errManyChanged stops collectChanged past maxChanged records.
+var errManyChanged = errors.New("many records changed")
+
+// collectChanged feeds consider with the records of the packs changed
+// since the mark, each with whether an index row refers to it, looked up
+// a thousand at a time. It stops with errManyChanged, before considering
+// anything, when the packs hold more than maxChanged records.
+func (n *Node) collectChanged(ctx context.Context, marked markedStore, since time.Time, consider func(blobstore.Ref, int64, time.Time, bool)) error {
+	type rec struct {
+		ref  blobstore.Ref
+		size int64
+		mod  time.Time
+	}
+	var batch, all []rec
+	count := 0
+	err := marked.ListChanged(ctx, since, func(k blobstore.Ref, size int64, mod time.Time) error {
+		if count++; count > maxChanged {
+			return errManyChanged
+		}
+		all = append(all, rec{k, size, mod})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for len(all) > 0 {
+		batch, all = all[:min(1000, len(all))], all[min(1000, len(all)):]
+		ask := make([][2]string, len(batch))
+		for i, r := range batch {
+			ask[i] = [2]string{string(r.ref.Key), string(r.ref.Loc)}
+		}
+		held, err := n.Index.HeldBlobs(ctx, ask)
+		if err != nil {
+			return err
+		}
+		for i, r := range batch {
+			consider(r.ref, r.size, r.mod, held[ask[i]])
+		}
+	}
+	return nil
 }
