@@ -190,12 +190,14 @@ ingest interrupted between writing an object and committing its row, or by
 a conflict. Objects younger than --grace are kept, since they may belong to
 an ingest in flight.
 
-This command reads every index row and every stored object. 'mosaic node
-serve' collects at start too, but after a complete collection (this
-command's, or its own first one) it looks only at the pack files changed
-since, which is what a crash or a failed delete leaves garbage in. After
-anything that removes index rows without their objects, such as restoring
-an older index, run this command.`,
+This command reads every index row and every stored object, and leaves a
+mark when it could delete everything it meant to (not with --dry-run).
+'mosaic node serve' collects at start too, but after a complete collection
+(this command's, or its own first one) it looks only at the pack files
+that were still being written, or changed, since the mark: a crash or a
+failed delete leaves garbage only there. After anything that removes index
+rows without their objects, such as restoring an older index, run this
+command.`,
 		Args: argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := f.open(e, cmd)

@@ -592,23 +592,85 @@ func (s *Packs) List(ctx context.Context, fn func(r Ref, size int64, mod time.Ti
 			return err
 		}
 	}
-	return s.listPacks(ctx, time.Time{}, fn)
+	return s.listPacks(ctx, GCMark{}, fn)
 }
 
-// ListChanged is List for the packs changed (written to, or a record
-// deleted) at or after since, going by their modification time; the
-// blobs of a Local store in the root are not listed. A collector that
-// ran to the end at some time needs to look at no other pack for blobs
-// left since: appending a record and deleting one both change a pack.
-func (s *Packs) ListChanged(ctx context.Context, since time.Time, fn func(r Ref, size int64, mod time.Time) error) error {
+// GCMark is where a garbage collection that ran to the end left off. A
+// pack can take new garbage only while it is written to (records that
+// never got an index row, copies whose deletion failed), and a pack is
+// never written to again once closed; so the next collection needs to
+// look only at the packs numbered above Seq, which were not all closed
+// when the mark was taken, and, going by the clock, at those changed at
+// or after Time. The zero GCMark means: look at everything.
+type GCMark struct {
+	Time time.Time
+	Seq  uint64
+}
+
+// IsZero reports whether m is the zero GCMark.
+func (m GCMark) IsZero() bool { return m.Time.IsZero() && m.Seq == 0 }
+
+// IdleSeq returns the highest pack number up to which every pack present
+// is closed for writing: neither written by this process nor locked by
+// another (where there is no flock, every pack counts as possibly in
+// use). A collector takes it before it starts, for the mark it leaves.
+func (s *Packs) IdleSeq() (uint64, error) {
+	seqs, err := s.packSeqs()
+	if err != nil {
+		return 0, fmt.Errorf("blobstore: idle packs: %w", err)
+	}
+	var idle uint64
+	for _, seq := range seqs {
+		s.mu.Lock()
+		_, writing := s.active[seq]
+		s.mu.Unlock()
+		if writing {
+			break
+		}
+		f, err := os.Open(s.packPath(seq))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return 0, fmt.Errorf("blobstore: idle packs: %w", err)
+		}
+		locked, err := tryLockPack(f)
+		f.Close() // and with it the lock just taken
+		if err != nil {
+			return 0, fmt.Errorf("blobstore: idle packs: %w", err)
+		}
+		if !locked {
+			break
+		}
+		idle = seq
+	}
+	return idle, nil
+}
+
+// ListChanged is List for what may have changed since a garbage
+// collection left m: the packs numbered above m.Seq or modified at or
+// after m.Time, and the blobs of a Local store in the root modified at or
+// after m.Time. With the zero mark it is List.
+func (s *Packs) ListChanged(ctx context.Context, m GCMark, fn func(r Ref, size int64, mod time.Time) error) error {
 	if s.isClosed() {
 		return fmt.Errorf("blobstore: list: %w", ErrClosed)
 	}
-	return s.listPacks(ctx, since, fn)
+	if s.files != nil {
+		err := s.files.List(ctx, func(r Ref, size int64, mod time.Time) error {
+			if mod.Before(m.Time) {
+				return nil
+			}
+			return fn(r, size, mod)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return s.listPacks(ctx, m, fn)
 }
 
-func (s *Packs) listPacks(ctx context.Context, since time.Time, fn func(r Ref, size int64, mod time.Time) error) error {
-	seqs, err := s.changedSeqs(since)
+func (s *Packs) listPacks(ctx context.Context, m GCMark, fn func(r Ref, size int64, mod time.Time) error) error {
+	seqs, err := s.changedSeqs(m)
 	if err != nil {
 		return fmt.Errorf("blobstore: list: %w", err)
 	}
@@ -623,22 +685,27 @@ func (s *Packs) listPacks(ctx context.Context, since time.Time, fn func(r Ref, s
 	return nil
 }
 
-// changedSeqs returns the numbers of the packs present that were changed
-// at or after since (all of them when since is zero), in order.
-func (s *Packs) changedSeqs(since time.Time) ([]uint64, error) {
+// changedSeqs returns the numbers of the packs present that are numbered
+// above m.Seq or were modified at or after m.Time (all of them for the
+// zero mark), in order.
+func (s *Packs) changedSeqs(m GCMark) ([]uint64, error) {
 	seqs, err := s.packSeqs()
-	if err != nil || since.IsZero() {
+	if err != nil || m.IsZero() {
 		return seqs, err
 	}
 	out := seqs[:0]
 	for _, seq := range seqs {
+		if seq > m.Seq {
+			out = append(out, seq)
+			continue
+		}
 		fi, err := os.Stat(s.packPath(seq))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			continue // removed meanwhile
 		case err != nil:
 			return nil, err
-		case !fi.ModTime().Before(since):
+		case !fi.ModTime().Before(m.Time):
 			out = append(out, seq)
 		}
 	}
@@ -651,17 +718,16 @@ func (s *Packs) changedSeqs(since time.Time) ([]uint64, error) {
 // removed. A pack whose records cannot all be read is kept. A garbage
 // collector calls it after its deletes.
 func (s *Packs) RemoveEmpty(ctx context.Context) (int, error) {
-	return s.RemoveEmptyChanged(ctx, time.Time{})
+	return s.RemoveEmptyChanged(ctx, GCMark{})
 }
 
-// RemoveEmptyChanged is RemoveEmpty for the packs changed at or after
-// since (see ListChanged): a pack is left empty only by deletes, which
-// change it.
-func (s *Packs) RemoveEmptyChanged(ctx context.Context, since time.Time) (int, error) {
+// RemoveEmptyChanged is RemoveEmpty for the packs ListChanged looks at: a
+// pack is left empty only by deletes, which change it.
+func (s *Packs) RemoveEmptyChanged(ctx context.Context, m GCMark) (int, error) {
 	if s.isClosed() {
 		return 0, fmt.Errorf("blobstore: remove empty packs: %w", ErrClosed)
 	}
-	seqs, err := s.changedSeqs(since)
+	seqs, err := s.changedSeqs(m)
 	if err != nil {
 		return 0, fmt.Errorf("blobstore: remove empty packs: %w", err)
 	}
@@ -691,34 +757,40 @@ func (s *Packs) RemoveEmptyChanged(ctx context.Context, since time.Time) (int, e
 	return removed, errors.Join(errs...)
 }
 
-// gcMarkName is the file, among the packs, that holds the time from which
-// the next collection needs to look (see GCMark).
+// gcMarkName is the file, among the packs, that holds the GCMark.
 const gcMarkName = "gc-mark"
 
-// GCMark returns the time a garbage collector stored with SetGCMark, or
-// the zero time when there is none (or it cannot be read): then the next
-// collection must look at every pack.
-func (s *Packs) GCMark() time.Time {
+// GCMark returns the mark a garbage collector stored with SetGCMark, or
+// the zero mark when there is none or it cannot be read (then the next
+// collection looks at everything).
+func (s *Packs) GCMark() GCMark {
 	b, err := os.ReadFile(filepath.Join(s.dir, gcMarkName))
 	if err != nil {
-		return time.Time{}
+		return GCMark{}
 	}
-	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b)))
+	fields := strings.Fields(string(b))
+	if len(fields) != 2 {
+		return GCMark{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, fields[0])
 	if err != nil {
-		return time.Time{}
+		return GCMark{}
 	}
-	return t
+	seq, err := strconv.ParseUint(fields[1], 10, 64)
+	if err != nil {
+		return GCMark{}
+	}
+	return GCMark{Time: t, Seq: seq}
 }
 
-// SetGCMark stores t for GCMark: a collection that ran to the end stores
-// the time before which it left nothing to collect. The file is replaced
-// whole; losing it only makes the next collection look at every pack.
-func (s *Packs) SetGCMark(t time.Time) error {
+// SetGCMark stores m for GCMark. The file is replaced whole; losing it
+// only makes the next collection look at everything.
+func (s *Packs) SetGCMark(m GCMark) error {
 	tmp, err := os.CreateTemp(s.dir, gcMarkName+".tmp-")
 	if err != nil {
 		return fmt.Errorf("blobstore: gc mark: %w", err)
 	}
-	_, err = tmp.WriteString(t.UTC().Format(time.RFC3339Nano) + "\n")
+	_, err = fmt.Fprintf(tmp, "%s %d\n", m.Time.UTC().Format(time.RFC3339Nano), m.Seq)
 	if err == nil {
 		err = tmp.Sync()
 	}

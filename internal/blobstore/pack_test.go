@@ -511,11 +511,17 @@ func TestPacksChangedOnly(t *testing.T) {
 	if m := s2.GCMark(); !m.IsZero() {
 		t.Fatalf("mark of a new store: %v", m)
 	}
+	if idle, err := s2.IdleSeq(); err != nil || idle != 1 {
+		t.Errorf("IdleSeq = %d, %v; want 1 (the closed pack)", idle, err)
+	}
 	c, _ := put(t, s2, randomBytes(3, 3000), 0)
 	if err := s2.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	since := time.Now().Add(-time.Hour)
+	if idle, err := s2.IdleSeq(); err != nil || idle != 1 {
+		t.Errorf("IdleSeq while pack 2 is written = %d, %v; want 1", idle, err)
+	}
+	since := GCMark{Time: time.Now().Add(-time.Hour), Seq: 2}
 	changed := func() map[Ref]bool {
 		got := map[Ref]bool{}
 		if err := s2.ListChanged(ctx, since, func(r Ref, _ int64, _ time.Time) error { got[r] = true; return nil }); err != nil {
@@ -525,6 +531,24 @@ func TestPacksChangedOnly(t *testing.T) {
 	}
 	if got := changed(); len(got) != 1 || !got[c] {
 		t.Errorf("ListChanged = %v, want only %v", got, c)
+	}
+	// A pack numbered above the mark is looked at whatever its time (a
+	// clock set back).
+	pack2 := filepath.Join(root, dirPacks, fmt.Sprintf("%012d%s", 2, packExt))
+	if err := os.Chtimes(pack2, old, old); err != nil {
+		t.Fatal(err)
+	}
+	since.Seq = 1
+	if got := changed(); len(got) != 1 || !got[c] {
+		t.Errorf("ListChanged with pack 2 above the mark = %v, want only %v", got, c)
+	}
+	since.Seq = 2
+	if got := changed(); len(got) != 0 {
+		t.Errorf("ListChanged with both packs old and at or below the mark = %v, want none", got)
+	}
+	now := time.Now()
+	if err := os.Chtimes(pack2, now, now); err != nil {
+		t.Fatal(err)
 	}
 	if got := list(t, s2); len(got) != 3 {
 		t.Errorf("List = %v, want all three", got)
@@ -554,11 +578,11 @@ func TestPacksChangedOnly(t *testing.T) {
 		t.Errorf("the empty pack is still there: %v", err)
 	}
 
-	mark := time.Date(2026, 11, 27, 10, 11, 12, 13, time.UTC)
+	mark := GCMark{Time: time.Date(2026, 11, 27, 10, 11, 12, 13, time.UTC), Seq: 41}
 	if err := s2.SetGCMark(mark); err != nil {
 		t.Fatal(err)
 	}
-	if got := s2.GCMark(); !got.Equal(mark) {
+	if got := s2.GCMark(); !got.Time.Equal(mark.Time) || got.Seq != mark.Seq {
 		t.Errorf("GCMark = %v, want %v", got, mark)
 	}
 	if seqs, err := s2.packSeqs(); err != nil || len(seqs) != 1 {

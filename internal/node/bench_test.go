@@ -95,11 +95,11 @@ func cohortFilesB(b *testing.B, dir string) []string {
 func BenchmarkCollectGarbage(b *testing.B) {
 	const objects = 100_000
 	ctx := context.Background()
-	n, err := Open(ctx, Config{Data: b.TempDir(), Policy: "longitudinal", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := Config{Data: b.TempDir(), Policy: "longitudinal", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	n, err := Open(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer n.Close()
 	if _, err := n.Index.CreateDataset(ctx, index.Dataset{ID: "d", Title: "d"}); err != nil {
 		b.Fatal(err)
 	}
@@ -127,7 +127,13 @@ func BenchmarkCollectGarbage(b *testing.B) {
 			batch = batch[:0]
 		}
 	}
-	// Written long before the last complete collection.
+	// Written long before the last complete collection, by a process
+	// that has ended: the node is opened again.
+	n.Close()
+	if n, err = Open(ctx, cfg); err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
 	old := time.Now().Add(-3 * time.Hour)
 	packs, _ := filepath.Glob(filepath.Join(n.Config().Data, "blobs", "packs", "*.pack"))
 	for _, p := range packs {

@@ -25,20 +25,20 @@ type GCStats struct {
 	Failed int
 	// Packs counts pack files removed because nothing in them was left.
 	Packs int
-	// Since is, for a collection that looked only at the packs changed
-	// since the last complete one (CollectRecentGarbage), the time it
-	// looked from; zero when it looked at everything.
-	Since time.Time
+	// Since is, for a collection that looked only at what changed since
+	// the last complete one (CollectRecentGarbage), the mark it started
+	// from; zero when it looked at everything.
+	Since blobstore.GCMark
 }
 
 // markedStore is a blob store that can list only what changed since a
-// time, and keeps the time from which the next collection must look (the
-// pack engine).
+// collection left its mark, and keeps that mark (the pack engine).
 type markedStore interface {
-	GCMark() time.Time
-	SetGCMark(time.Time) error
-	ListChanged(ctx context.Context, since time.Time, fn func(r blobstore.Ref, size int64, mod time.Time) error) error
-	RemoveEmptyChanged(ctx context.Context, since time.Time) (int, error)
+	GCMark() blobstore.GCMark
+	SetGCMark(blobstore.GCMark) error
+	IdleSeq() (uint64, error)
+	ListChanged(ctx context.Context, m blobstore.GCMark, fn func(r blobstore.Ref, size int64, mod time.Time) error) error
+	RemoveEmptyChanged(ctx context.Context, m blobstore.GCMark) (int, error)
 }
 
 var _ markedStore = (*blobstore.Packs)(nil)
@@ -56,10 +56,11 @@ func (n *Node) CollectGarbage(ctx context.Context, grace time.Duration, dryRun b
 
 // CollectRecentGarbage is the collection `node serve` runs at start. On a
 // pack store with a mark from an earlier complete collection it looks
-// only at the packs changed since (objects left by a crash, copies whose
-// deletion did not happen) and checks their records against the index a
-// few hundred at a time, so that its cost follows what was written since
-// rather than everything held. Otherwise it is CollectGarbage.
+// only at the packs that may have changed since (see blobstore.GCMark:
+// objects left by a crash, copies whose deletion did not happen) and
+// checks their records against the index, so that its cost follows what
+// was written since rather than everything held. Without a usable mark,
+// or past maxChanged records, it is CollectGarbage.
 //
 // Blobs can only become garbage by a write or a failed delete, which
 // change their pack, or by index rows going away: whatever removes rows
@@ -74,12 +75,18 @@ func (n *Node) collect(ctx context.Context, grace time.Duration, dryRun, recent 
 	start := time.Now()
 	cutoff := start.Add(-grace)
 	marked, _ := n.Blobs.(markedStore)
+	var idle uint64
+	var idleErr error
+	if marked != nil && !dryRun {
+		// Taken first: packs closed by now take no new garbage.
+		idle, idleErr = marked.IdleSeq()
+	}
 	if recent && marked != nil {
 		st.Since = marked.GCMark()
-		if st.Since.After(start) {
+		if st.Since.Time.After(start) {
 			// A mark from the future (the clock was set back): look at
 			// everything.
-			st.Since = time.Time{}
+			st.Since = blobstore.GCMark{}
 		}
 	}
 	var doomed []blobstore.Ref
@@ -165,14 +172,19 @@ func (n *Node) collect(ctx context.Context, grace time.Duration, dryRun, recent 
 			st.Failed++
 		}
 	}
-	if marked != nil && !dryRun && st.Failed == 0 {
+	if marked != nil && !dryRun && st.Failed == 0 && idleErr == nil {
 		// Everything older than the cutoff was looked at: the next
 		// collection can start there. Younger blobs were kept, and
-		// their packs changed after it. A minute earlier still, since a
-		// file's modification time comes from a coarser clock.
-		if err := marked.SetGCMark(cutoff.Add(-markSlack)); err != nil {
-			n.log.Warn("garbage collection: could not store its mark; the next one looks at every pack", "err", err)
+		// their packs changed after it (a minute earlier still, since a
+		// file's modification time comes from a coarser clock). Packs
+		// still being written when this one started are numbered above
+		// idle, whatever the clock says.
+		m := blobstore.GCMark{Time: cutoff.Add(-markSlack), Seq: idle}
+		if err := marked.SetGCMark(m); err != nil {
+			n.log.Warn("garbage collection: could not store its mark; the next one looks at everything", "err", err)
 		}
+	} else if idleErr != nil {
+		n.log.Warn("garbage collection: could not tell which packs are closed; the mark is left as it was", "err", idleErr)
 	}
 	if (st.Removed > 0 || st.Packs > 0) && !dryRun {
 		n.log.Info("garbage collected", "objects", st.Removed, "bytes", st.RemovedBytes, "packs", st.Packs, "failed", st.Failed)
@@ -193,11 +205,11 @@ var maxChanged = 50_000
 // errManyChanged stops collectChanged past maxChanged records.
 var errManyChanged = errors.New("many records changed")
 
-// collectChanged feeds consider with the records of the packs changed
-// since the mark, each with whether an index row refers to it, looked up
-// a thousand at a time. It stops with errManyChanged, before considering
-// anything, when the packs hold more than maxChanged records.
-func (n *Node) collectChanged(ctx context.Context, marked markedStore, since time.Time, consider func(blobstore.Ref, int64, time.Time, bool)) error {
+// collectChanged feeds consider with the records ListChanged gives for
+// the mark, each with whether an index row refers to it (asked in
+// batches of a thousand). It stops with errManyChanged, before
+// considering anything, when there are more than maxChanged records.
+func (n *Node) collectChanged(ctx context.Context, marked markedStore, since blobstore.GCMark, consider func(blobstore.Ref, int64, time.Time, bool)) error {
 	type rec struct {
 		ref  blobstore.Ref
 		size int64

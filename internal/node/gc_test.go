@@ -115,11 +115,21 @@ func orphanPack(t *testing.T, root string, blobs ...string) string {
 	return after[len(after)-1]
 }
 
-// TestRecentGarbageCollection: the collection at start looks at every
-// pack the first time and leaves a mark; after that, only at packs
-// changed since the mark, where it finds what a crash left among the
-// objects rows refer to. A pack left unchanged since is not read, which
-// is what a complete collection is for.
+// failingPackDelete is the pack store with a Delete that fails.
+type failingPackDelete struct{ *blobstore.Packs }
+
+func (failingPackDelete) Delete(context.Context, blobstore.Ref) error {
+	return errors.New("read-only file system")
+}
+
+// TestRecentGarbageCollection: the collection at start looks at
+// everything the first time and leaves a mark; after that, only at the
+// packs that may have changed since (numbered above the mark, or modified
+// after it), where it finds what a crash left among the objects rows
+// refer to and what was too young the time before. A pack closed and left
+// unchanged since is not read. Failed and dry runs leave the mark alone,
+// and a mark from the future, or many changed records, mean a complete
+// collection.
 func TestRecentGarbageCollection(t *testing.T) {
 	ctx := context.Background()
 	n, _, _ := testNode(t, "sqlite")
@@ -139,55 +149,75 @@ func TestRecentGarbageCollection(t *testing.T) {
 			}
 		}
 	}
-	ingest(files[:6])
 	packs := n.Blobs.(*blobstore.Packs)
+	unchanged := orphanPack(t, root, "in a pack left unchanged") // pack 1
+	orphanPack(t, root, "young at the first collection")         // pack 2
+	ingest(files[:6])                                            // the node's pack 3
 
-	// No mark yet: everything is looked at.
-	hidden := orphanPack(t, root, "left before the first collection")
-	st, err := n.CollectRecentGarbage(ctx, 0)
-	if err != nil || !st.Since.IsZero() || st.Removed != 1 || st.Referenced == 0 {
-		t.Fatalf("first collection: %+v, %v; want a complete one removing 1", st, err)
+	// No mark yet: a complete collection; with an hour's grace both
+	// orphans are kept.
+	st, err := n.CollectRecentGarbage(ctx, time.Hour)
+	if err != nil || !st.Since.IsZero() || st.Young != 2 || st.Removed != 0 || st.Referenced == 0 {
+		t.Fatalf("first collection: %+v, %v; want a complete one keeping 2 young orphans", st, err)
 	}
 	mark := packs.GCMark()
-	if mark.IsZero() {
-		t.Fatal("no mark after a complete collection")
+	if mark.Seq != 2 || !mark.Time.Before(time.Now().Add(-time.Hour)) {
+		t.Fatalf("mark %+v: want pack 2 (the node writes pack 3) and a time before the grace", mark)
 	}
 
-	// A pack unchanged since before the mark with an orphan in it (as
-	// after restoring an older index): not looked at.
-	old := mark.Add(-time.Hour)
-	stale := orphanPack(t, root, "unreferenced, in an unchanged pack")
-	if err := os.Chtimes(stale, old, old); err != nil {
+	old := mark.Time.Add(-time.Hour)
+	if err := os.Chtimes(unchanged, old, old); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chtimes(hidden, old, old); err != nil {
-		t.Fatal(err)
-	}
-	// What a crash leaves after the mark: found.
-	orphanPack(t, root, "crash leftover one", "crash leftover two")
-	ingest(files[6:12]) // new objects, in packs changed since the mark
+	orphanPack(t, root, "crash leftover one", "crash leftover two") // pack 4
+	ingest(files[6:12])
 	st, err = n.CollectRecentGarbage(ctx, 0)
-	if err != nil || st.Since.IsZero() || st.Removed != 2 || st.Failed != 0 || st.Referenced == 0 {
-		t.Errorf("recent collection: %+v, %v; want 2 removed and the new objects kept, from the packs changed since the mark", st, err)
+	if err != nil || st.Since.IsZero() || st.Removed != 3 || st.Failed != 0 || st.Referenced == 0 {
+		t.Errorf("recent collection: %+v, %v; want 3 removed (the once young one, the crash leftovers) and the objects kept", st, err)
 	}
-	if got := packs.GCMark(); !got.After(mark) {
-		t.Errorf("mark %v after the recent collection, want later than %v", got, mark)
+	mark2 := packs.GCMark()
+	if !mark2.Time.After(mark.Time) || mark2.Seq != 2 {
+		t.Errorf("mark %+v after the recent collection, want a later time and still pack 2", mark2)
 	}
-	// Past maxChanged records in changed packs, the collection at start
-	// is a complete one: it finds the new orphan and the one in the
-	// unchanged pack.
+
+	// A failed delete, or a dry run, leaves the mark as it was.
+	orphanPack(t, root, "to fail")
+	n.Blobs = failingPackDelete{packs}
+	st, err = n.CollectRecentGarbage(ctx, 0)
+	n.Blobs = packs
+	if err != nil || st.Failed != 1 {
+		t.Errorf("collection with a failing delete: %+v, %v; want 1 failed", st, err)
+	}
+	if _, err := n.CollectGarbage(ctx, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := packs.GCMark(); got != mark2 {
+		t.Errorf("mark %+v after a failed and a dry run, want %+v unchanged", got, mark2)
+	}
+
+	// A mark from the future: a complete collection, which finds the
+	// orphan in the unchanged pack too.
+	if err := packs.SetGCMark(blobstore.GCMark{Time: time.Now().Add(time.Hour), Seq: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	st, err = n.CollectRecentGarbage(ctx, 0)
+	if err != nil || !st.Since.IsZero() || st.Removed != 2 {
+		t.Errorf("collection under a mark from the future: %+v, %v; want a complete one removing 2", st, err)
+	}
+
+	// Past maxChanged records, a complete collection too.
 	defer func(m int) { maxChanged = m }(maxChanged)
 	maxChanged = 0
 	orphanPack(t, root, "one more")
 	st, err = n.CollectRecentGarbage(ctx, 0)
-	if err != nil || !st.Since.IsZero() || st.Removed != 2 {
-		t.Errorf("collection at start after much was written: %+v, %v; want a complete one removing 2", st, err)
+	if err != nil || !st.Since.IsZero() || st.Removed != 1 {
+		t.Errorf("collection at start after much was written: %+v, %v; want a complete one removing 1", st, err)
 	}
 	st, err = n.CollectGarbage(ctx, 0, false)
 	if err != nil || st.Removed != 0 || st.Unreferenced != 0 {
 		t.Errorf("complete collection after that: %+v, %v; want nothing left", st, err)
 	}
-	// Every object ingested is still there and reads back.
+	// Every object ingested is still there.
 	if err := n.Index.BlobRefs(ctx, func(k, loc string, size int64) error {
 		got, err := n.Blobs.Stat(ctx, blobRef(k, loc))
 		if err != nil || got != size {
