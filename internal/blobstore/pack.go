@@ -88,7 +88,9 @@ type PackOptions struct {
 // then releases the record's disk blocks with fallocate(2)
 // FALLOC_FL_PUNCH_HOLE where the file system allows. A reader already open
 // on the blob then reads zeros: callers delete only blobs nothing refers
-// to. RemoveEmpty deletes packs left without a live record.
+// to. RemoveEmpty deletes packs left without a live record. A garbage
+// collector can keep a GCMark and then list (ListChanged) only the packs
+// that may have taken garbage since.
 //
 // Blobs stored under their key by the Local engine in the same root
 // (sha256/) stay readable through Refs without a Loc, and are listed and
