@@ -173,6 +173,12 @@ func OpenPacks(root string, opt PackOptions) (*Packs, error) {
 	if len(seqs) > 0 {
 		s.nextSeq = seqs[len(seqs)-1] + 1
 	}
+	// Numbers are not used twice, even when the last packs were removed:
+	// a pack numbered at or below a collector's mark must be one that was
+	// closed when the mark was taken.
+	if m := s.GCMark(); m.Seq >= s.nextSeq {
+		s.nextSeq = m.Seq + 1
+	}
 	if fi, err := os.Stat(filepath.Join(root, dirBlobs)); err == nil && fi.IsDir() {
 		if s.files, err = OpenLocal(root); err != nil {
 			return nil, err

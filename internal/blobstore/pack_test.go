@@ -585,13 +585,22 @@ func TestPacksChangedOnly(t *testing.T) {
 	if got := s2.GCMark(); !got.Time.Equal(mark.Time) || got.Seq != mark.Seq {
 		t.Errorf("GCMark = %v, want %v", got, mark)
 	}
-	if seqs, err := s2.packSeqs(); err != nil || len(seqs) != 1 {
-		t.Errorf("packs after the mark was stored: %v, %v (the mark is no pack)", seqs, err)
+	// A store opened again numbers its packs above the mark, even with
+	// fewer packs left.
+	s2.Close()
+	s3 := openTestPacks(t, root, PackOptions{emptyAge: -1})
+	d, _ := put(t, s3, randomBytes(4, 100), 0)
+	if seq, _, ok := parseLoc(d.Loc); !ok || seq != 42 {
+		t.Errorf("new pack after a mark at 41: %v, want number 42", d.Loc)
 	}
+	if seqs, err := s3.packSeqs(); err != nil || len(seqs) != 2 || seqs[0] != 2 || seqs[1] != 42 {
+		t.Errorf("packs %v, %v; want 2 and 42 (the mark is no pack)", seqs, err)
+	}
+	s3.Close()
 	if err := os.WriteFile(filepath.Join(root, dirPacks, gcMarkName), []byte("yesterday\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := s2.GCMark(); !got.IsZero() {
+	if got := s3.GCMark(); !got.IsZero() {
 		t.Errorf("GCMark of a damaged mark = %v, want zero", got)
 	}
 }
