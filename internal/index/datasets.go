@@ -111,6 +111,8 @@ func (s *Store) UpdateDataset(ctx context.Context, id string, edit func(*Dataset
 
 const datasetSelect = `SELECT id, title, description, licence, contact, access_rights, tier, created_at, updated_at, changed_at FROM datasets`
 
+const qDatasetByID = datasetSelect + ` WHERE id = ?`
+
 type rowScanner interface{ Scan(...any) error }
 
 func scanDataset(r rowScanner) (Dataset, error) {
@@ -126,7 +128,7 @@ func scanDataset(r rowScanner) (Dataset, error) {
 
 // Dataset returns one dataset; ErrNotFound if unknown.
 func (s *Store) Dataset(ctx context.Context, id string) (Dataset, error) {
-	return scanDataset(s.db.QueryRow(ctx, datasetSelect+` WHERE id = ?`, id))
+	return scanDataset(s.db.QueryRow(ctx, qDatasetByID, id))
 }
 
 // Datasets lists every dataset by id.

@@ -154,13 +154,36 @@ type putter struct {
 	series   map[[2]string]*seriesState
 }
 
+// The statements of every index commit, kept prepared on SQLite (see
+// hotQueries).
+const (
+	qBlobByUID      = `SELECT blob_key FROM instances WHERE dataset_id = ? AND sop_uid = ?`
+	qInsertInstance = `INSERT INTO instances (dataset_id, series_pk, sop_uid, sop_class_uid, instance_number, transfer_syntax,
+		rows_, columns_, frames, bits_allocated, samples_per_pixel, blob_key, blob_loc, size, pixel_offset, pixel_length, patient_id, study_uid, meta, ingested_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset_id, sop_uid) DO NOTHING RETURNING pk`
+	qPatientByID   = `SELECT pk FROM patients WHERE dataset_id = ? AND patient_id = ?`
+	qInsertPatient = `INSERT INTO patients (dataset_id, patient_id, patient_name, birth_date, sex) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (dataset_id, patient_id) DO NOTHING RETURNING pk`
+	qStudyByUID  = `SELECT pk, modalities, first_instance_pk FROM studies WHERE dataset_id = ? AND study_uid = ?`
+	qInsertStudy = `INSERT INTO studies (dataset_id, patient_pk, study_uid, study_date, study_time, accession_number, study_id,
+			study_description, referring_physician, patient_age) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (dataset_id, study_uid) DO NOTHING RETURNING pk`
+	qInsertCDMStudy = `INSERT INTO cdm_image_study (study_pk, dataset_id, patient_id, study_uid, study_date) VALUES (?, ?, ?, ?, ?)`
+	qSeriesByUID    = `SELECT pk, first_instance_pk FROM series WHERE dataset_id = ? AND series_uid = ?`
+	qInsertSeries   = `INSERT INTO series (dataset_id, study_pk, series_uid, modality, series_number, series_description, body_part,
+			manufacturer, model_name, series_date, pps_start_date, pps_start_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (dataset_id, series_uid) DO NOTHING RETURNING pk`
+	qInsertCDMSeries = `INSERT INTO cdm_image_series (series_pk, study_pk, dataset_id, patient_id, series_uid, modality, body_part,
+				manufacturer, series_description, acquisition_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qUpdateSeries = `UPDATE series SET num_instances = num_instances + ?, first_instance_pk = COALESCE(first_instance_pk, ?) WHERE pk = ?`
+	qUpdateStudy  = `UPDATE studies SET num_instances = num_instances + ?, num_series = num_series + ?, modalities = ?,
+			first_instance_pk = COALESCE(first_instance_pk, ?) WHERE pk = ?`
+)
+
 func (p *putter) put(in *Instance) (PutStatus, error) {
 	ctx, tx := p.ctx, p.tx
 	var have string
-	// The two statements run for every instance are parsed once per
-	// batch.
-	const byUID = `SELECT blob_key FROM instances WHERE dataset_id = ? AND sop_uid = ?`
-	err := tx.QueryRowRepeated(ctx, byUID, in.Dataset, in.SOPUID).Scan(&have)
+	err := tx.QueryRow(ctx, qBlobByUID, in.Dataset, in.SOPUID).Scan(&have)
 	switch {
 	case err == nil && have == in.BlobKey:
 		return Duplicate, nil
@@ -182,15 +205,13 @@ func (p *putter) put(in *Instance) (PutStatus, error) {
 		return 0, err
 	}
 	var pk int64
-	err = tx.QueryRowRepeated(ctx, `INSERT INTO instances (dataset_id, series_pk, sop_uid, sop_class_uid, instance_number, transfer_syntax,
-		rows_, columns_, frames, bits_allocated, samples_per_pixel, blob_key, blob_loc, size, pixel_offset, pixel_length, patient_id, study_uid, meta, ingested_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset_id, sop_uid) DO NOTHING RETURNING pk`,
+	err = tx.QueryRow(ctx, qInsertInstance,
 		in.Dataset, se.pk, in.SOPUID, in.SOPClassUID, intOrNil(in.InstanceNumber), in.TransferSyntax,
 		in.Rows, in.Columns, in.Frames, in.BitsAllocated, in.SamplesPerPixel, in.BlobKey, in.BlobLoc, in.Size, in.PixelOffset, in.PixelLength,
 		in.PatientID, in.StudyUID, in.Meta, p.now).Scan(&pk)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Another writer indexed the same UID meanwhile.
-		if err := tx.QueryRowRepeated(ctx, byUID, in.Dataset, in.SOPUID).Scan(&have); err != nil {
+		if err := tx.QueryRow(ctx, qBlobByUID, in.Dataset, in.SOPUID).Scan(&have); err != nil {
 			return 0, err
 		}
 		if have == in.BlobKey {
@@ -234,13 +255,12 @@ func (p *putter) patient(in *Instance) (int64, error) {
 		return pk, nil
 	}
 	var pk int64
-	err := p.tx.QueryRow(p.ctx, `SELECT pk FROM patients WHERE dataset_id = ? AND patient_id = ?`, in.Dataset, in.PatientID).Scan(&pk)
+	err := p.tx.QueryRow(p.ctx, qPatientByID, in.Dataset, in.PatientID).Scan(&pk)
 	if errors.Is(err, sql.ErrNoRows) {
-		err = p.tx.QueryRow(p.ctx, `INSERT INTO patients (dataset_id, patient_id, patient_name, birth_date, sex) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (dataset_id, patient_id) DO NOTHING RETURNING pk`,
+		err = p.tx.QueryRow(p.ctx, qInsertPatient,
 			in.Dataset, in.PatientID, in.PatientName, in.PatientBirthDate, in.PatientSex).Scan(&pk)
 		if errors.Is(err, sql.ErrNoRows) { // inserted concurrently
-			err = p.tx.QueryRow(p.ctx, `SELECT pk FROM patients WHERE dataset_id = ? AND patient_id = ?`, in.Dataset, in.PatientID).Scan(&pk)
+			err = p.tx.QueryRow(p.ctx, qPatientByID, in.Dataset, in.PatientID).Scan(&pk)
 		}
 	}
 	if err != nil {
@@ -257,17 +277,15 @@ func (p *putter) study(in *Instance, patientPK int64) (*studyState, error) {
 	}
 	st := &studyState{}
 	var mods string
-	err := p.tx.QueryRow(p.ctx, `SELECT pk, modalities, first_instance_pk FROM studies WHERE dataset_id = ? AND study_uid = ?`, in.Dataset, in.StudyUID).Scan(&st.pk, &mods, &st.first)
+	err := p.tx.QueryRow(p.ctx, qStudyByUID, in.Dataset, in.StudyUID).Scan(&st.pk, &mods, &st.first)
 	if errors.Is(err, sql.ErrNoRows) {
-		err = p.tx.QueryRow(p.ctx, `INSERT INTO studies (dataset_id, patient_pk, study_uid, study_date, study_time, accession_number, study_id,
-			study_description, referring_physician, patient_age) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (dataset_id, study_uid) DO NOTHING RETURNING pk`,
+		err = p.tx.QueryRow(p.ctx, qInsertStudy,
 			in.Dataset, patientPK, in.StudyUID, in.StudyDate, in.StudyTime, in.AccessionNumber, in.StudyID,
 			in.StudyDescription, in.ReferringPhysician, in.PatientAge).Scan(&st.pk)
 		if errors.Is(err, sql.ErrNoRows) { // inserted concurrently
-			err = p.tx.QueryRow(p.ctx, `SELECT pk, modalities, first_instance_pk FROM studies WHERE dataset_id = ? AND study_uid = ?`, in.Dataset, in.StudyUID).Scan(&st.pk, &mods, &st.first)
+			err = p.tx.QueryRow(p.ctx, qStudyByUID, in.Dataset, in.StudyUID).Scan(&st.pk, &mods, &st.first)
 		} else if err == nil {
-			_, err = p.tx.Exec(p.ctx, `INSERT INTO cdm_image_study (study_pk, dataset_id, patient_id, study_uid, study_date) VALUES (?, ?, ?, ?, ?)`,
+			_, err = p.tx.Exec(p.ctx, qInsertCDMStudy,
 				st.pk, in.Dataset, in.PatientID, in.StudyUID, in.StudyDate)
 		}
 	}
@@ -287,23 +305,20 @@ func (p *putter) seriesRow(in *Instance, st *studyState) (*seriesState, error) {
 		return se, nil
 	}
 	se := &seriesState{}
-	err := p.tx.QueryRow(p.ctx, `SELECT pk, first_instance_pk FROM series WHERE dataset_id = ? AND series_uid = ?`, in.Dataset, in.SeriesUID).Scan(&se.pk, &se.first)
+	err := p.tx.QueryRow(p.ctx, qSeriesByUID, in.Dataset, in.SeriesUID).Scan(&se.pk, &se.first)
 	if errors.Is(err, sql.ErrNoRows) {
-		err = p.tx.QueryRow(p.ctx, `INSERT INTO series (dataset_id, study_pk, series_uid, modality, series_number, series_description, body_part,
-			manufacturer, model_name, series_date, pps_start_date, pps_start_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (dataset_id, series_uid) DO NOTHING RETURNING pk`,
+		err = p.tx.QueryRow(p.ctx, qInsertSeries,
 			in.Dataset, st.pk, in.SeriesUID, in.Modality, intOrNil(in.SeriesNumber), in.SeriesDescription, in.BodyPart,
 			in.Manufacturer, in.ModelName, in.SeriesDate, in.PPSStartDate, in.PPSStartTime).Scan(&se.pk)
 		if errors.Is(err, sql.ErrNoRows) { // inserted concurrently
-			err = p.tx.QueryRow(p.ctx, `SELECT pk, first_instance_pk FROM series WHERE dataset_id = ? AND series_uid = ?`, in.Dataset, in.SeriesUID).Scan(&se.pk, &se.first)
+			err = p.tx.QueryRow(p.ctx, qSeriesByUID, in.Dataset, in.SeriesUID).Scan(&se.pk, &se.first)
 		} else if err == nil {
 			st.series++
 			acq := in.SeriesDate
 			if acq == "" {
 				acq = in.StudyDate
 			}
-			_, err = p.tx.Exec(p.ctx, `INSERT INTO cdm_image_series (series_pk, study_pk, dataset_id, patient_id, series_uid, modality, body_part,
-				manufacturer, series_description, acquisition_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			_, err = p.tx.Exec(p.ctx, qInsertCDMSeries,
 				se.pk, st.pk, in.Dataset, in.PatientID, in.SeriesUID, in.Modality, in.BodyPart, in.Manufacturer, in.SeriesDescription, acq)
 		}
 	}
@@ -320,7 +335,7 @@ func (p *putter) flush() error {
 		if se.instances == 0 {
 			continue
 		}
-		if _, err := p.tx.Exec(p.ctx, `UPDATE series SET num_instances = num_instances + ?, first_instance_pk = COALESCE(first_instance_pk, ?) WHERE pk = ?`,
+		if _, err := p.tx.Exec(p.ctx, qUpdateSeries,
 			se.instances, se.first, se.pk); err != nil {
 			return err
 		}
@@ -329,8 +344,7 @@ func (p *putter) flush() error {
 		if st.instances == 0 {
 			continue
 		}
-		if _, err := p.tx.Exec(p.ctx, `UPDATE studies SET num_instances = num_instances + ?, num_series = num_series + ?, modalities = ?,
-			first_instance_pk = COALESCE(first_instance_pk, ?) WHERE pk = ?`,
+		if _, err := p.tx.Exec(p.ctx, qUpdateStudy,
 			st.instances, st.series, strings.Join(st.modalities, `\`), st.first, st.pk); err != nil {
 			return err
 		}

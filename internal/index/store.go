@@ -42,7 +42,20 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := db.KeepPrepared(ctx, hotQueries...); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &Store{db: db, now: time.Now}, nil
+}
+
+// hotQueries are the statements run by every index commit and every
+// request: on SQLite they are prepared once per connection rather than
+// parsed each time (BenchmarkPutInstances).
+var hotQueries = []string{
+	qBlobByUID, qInsertInstance, qPatientByID, qInsertPatient, qStudyByUID, qInsertStudy, qInsertCDMStudy,
+	qSeriesByUID, qInsertSeries, qInsertCDMSeries, qUpdateSeries, qUpdateStudy, bumpChanged,
+	qTokenByID, qDatasetByID,
 }
 
 // DB exposes the handle, for health checks and tools.

@@ -71,7 +71,7 @@ func (s *Store) CheckToken(ctx context.Context, secret string) (string, error) {
 	id := rest[:i]
 	var hash string
 	var revoked sql.NullInt64
-	err := s.db.QueryRow(ctx, `SELECT hash, revoked_at FROM tokens WHERE id = ?`, id).Scan(&hash, &revoked)
+	err := s.db.QueryRow(ctx, qTokenByID, id).Scan(&hash, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrBadToken
 	}
@@ -83,6 +83,8 @@ func (s *Store) CheckToken(ctx context.Context, secret string) (string, error) {
 	}
 	return id, nil
 }
+
+const qTokenByID = `SELECT hash, revoked_at FROM tokens WHERE id = ?`
 
 // TouchToken records a token's use (best effort, at most once a minute).
 func (s *Store) TouchToken(ctx context.Context, id string) error {

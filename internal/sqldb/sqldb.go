@@ -44,6 +44,9 @@ type DB struct {
 
 	mu     sync.RWMutex
 	rebind map[string]string
+	// kept are the statements KeepPrepared prepared, by query text;
+	// written before db is shared, only read after.
+	kept map[string]*sql.Stmt
 }
 
 // ErrURL reports a database URL that cannot be used.
@@ -165,18 +168,62 @@ func rebindPostgres(q string) string {
 	return b.String()
 }
 
+// KeepPrepared prepares queries written with ? placeholders once for
+// the life of db, on SQLite: Exec, Query and QueryRow, of db and of its
+// transactions, then run them as prepared statements, parsed once per
+// connection instead of at every call. It is for the few statements run
+// by every request or commit. Call it right after Open, before db is
+// shared. PostgreSQL's driver keeps the statements it has prepared
+// already, and there it does nothing.
+func (db *DB) KeepPrepared(ctx context.Context, queries ...string) error {
+	if db.Dialect != SQLite {
+		return nil
+	}
+	if db.kept == nil {
+		db.kept = make(map[string]*sql.Stmt, len(queries))
+	}
+	for _, q := range queries {
+		if _, ok := db.kept[q]; ok {
+			continue
+		}
+		s, err := db.DB.PrepareContext(ctx, db.Rebind(q))
+		if err != nil {
+			return fmt.Errorf("sqldb: prepare: %w", err)
+		}
+		db.kept[q] = s
+	}
+	return nil
+}
+
+// Close closes the kept statements and the database.
+func (db *DB) Close() error {
+	for _, s := range db.kept {
+		s.Close()
+	}
+	return db.DB.Close()
+}
+
 // Exec runs a statement written with ? placeholders.
 func (db *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if s := db.kept[q]; s != nil {
+		return s.ExecContext(ctx, args...)
+	}
 	return db.DB.ExecContext(ctx, db.Rebind(q), args...)
 }
 
 // Query runs a query written with ? placeholders.
 func (db *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if s := db.kept[q]; s != nil {
+		return s.QueryContext(ctx, args...)
+	}
 	return db.DB.QueryContext(ctx, db.Rebind(q), args...)
 }
 
 // QueryRow runs a single-row query written with ? placeholders.
 func (db *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if s := db.kept[q]; s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
 	return db.DB.QueryRowContext(ctx, db.Rebind(q), args...)
 }
 
@@ -184,7 +231,7 @@ func (db *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 type Tx struct {
 	*sql.Tx
 	db    *DB
-	stmts map[string]*sql.Stmt // by query text, for QueryRowRepeated
+	stmts map[string]*sql.Stmt // the kept statements used so far, bound to tx
 }
 
 // Begin starts a transaction.
@@ -196,44 +243,46 @@ func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 	return &Tx{Tx: tx, db: db}, nil
 }
 
+// kept returns q's kept statement bound to tx, or nil when q is not kept.
+// Tx is not safe for concurrent use, and neither is this.
+func (tx *Tx) kept(ctx context.Context, q string) *sql.Stmt {
+	ks := tx.db.kept[q]
+	if ks == nil {
+		return nil
+	}
+	if s, ok := tx.stmts[q]; ok {
+		return s
+	}
+	s := tx.Tx.StmtContext(ctx, ks)
+	if tx.stmts == nil {
+		tx.stmts = map[string]*sql.Stmt{}
+	}
+	tx.stmts[q] = s
+	return s
+}
+
 // Exec runs a statement written with ? placeholders.
 func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if s := tx.kept(ctx, q); s != nil {
+		return s.ExecContext(ctx, args...)
+	}
 	return tx.Tx.ExecContext(ctx, tx.db.Rebind(q), args...)
 }
 
 // Query runs a query written with ? placeholders.
 func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if s := tx.kept(ctx, q); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
 	return tx.Tx.QueryContext(ctx, tx.db.Rebind(q), args...)
 }
 
 // QueryRow runs a single-row query written with ? placeholders.
 func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if s := tx.kept(ctx, q); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
 	return tx.Tx.QueryRowContext(ctx, tx.db.Rebind(q), args...)
-}
-
-// QueryRowRepeated runs a single-row query written with ? placeholders,
-// like QueryRow, for a query run many times in tx: on SQLite the
-// statement is prepared the first time and reused until tx ends, so that
-// it is parsed once rather than once a row. PostgreSQL's driver already
-// keeps the statements it has prepared, and the query just runs. Tx is
-// not safe for concurrent use, and neither is this.
-func (tx *Tx) QueryRowRepeated(ctx context.Context, q string, args ...any) *sql.Row {
-	if tx.db.Dialect == Postgres {
-		return tx.QueryRow(ctx, q, args...)
-	}
-	s, ok := tx.stmts[q]
-	if !ok {
-		var err error
-		if s, err = tx.Tx.PrepareContext(ctx, q); err != nil {
-			// The query reports the same error through its Row.
-			return tx.QueryRow(ctx, q, args...)
-		}
-		if tx.stmts == nil {
-			tx.stmts = map[string]*sql.Stmt{}
-		}
-		tx.stmts[q] = s
-	}
-	return s.QueryRowContext(ctx, args...)
 }
 
 // InTx runs fn in a transaction, committing if it returns nil.

@@ -11,11 +11,18 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/sqldb/sqltest"
 )
 
-// TestQueryRowRepeated runs one query many times in a transaction, with
-// other arguments each time, on both databases: every answer is the row
-// of its own arguments, a missing row is sql.ErrNoRows, and a query that
-// cannot be prepared reports its error through the Row.
-func TestQueryRowRepeated(t *testing.T) {
+// TestKeepPrepared runs kept statements many times, in transactions and
+// outside them, with other arguments each time, on both databases: every
+// answer is the row of its own arguments, a missing row is
+// sql.ErrNoRows, statements not kept run as before, and a statement that
+// cannot be prepared is refused at once.
+func TestKeepPrepared(t *testing.T) {
+	const (
+		insert = `INSERT INTO kv (k, v) VALUES (?, ?) RETURNING v`
+		byKey  = `SELECT v FROM kv WHERE k = ?`
+		bump   = `UPDATE kv SET v = v + ? WHERE k = ?`
+	)
+	key := func(i int) string { return string(rune('a'+i%26)) + string(rune('a'+i/26)) }
 	for _, c := range []struct{ name, dsn string }{
 		{"sqlite", filepath.Join(t.TempDir(), "t.db")},
 		{"postgres", ""},
@@ -34,38 +41,57 @@ func TestQueryRowRepeated(t *testing.T) {
 			if _, err := db.Exec(ctx, `CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`); err != nil {
 				t.Fatal(err)
 			}
-			err = db.InTx(ctx, func(tx *sqldb.Tx) error {
-				for i := range 50 {
-					var v int
-					if err := tx.QueryRowRepeated(ctx, `INSERT INTO kv (k, v) VALUES (?, ?) RETURNING v`, string(rune('a'+i%26))+string(rune('a'+i/26)), i*3).Scan(&v); err != nil {
-						return err
-					}
-					if v != i*3 {
-						t.Errorf("insert %d returned %d", i, v)
-					}
-				}
-				for i := 49; i >= 0; i-- {
-					var v int
-					if err := tx.QueryRowRepeated(ctx, `SELECT v FROM kv WHERE k = ?`, string(rune('a'+i%26))+string(rune('a'+i/26))).Scan(&v); err != nil {
-						return err
-					}
-					if v != i*3 {
-						t.Errorf("row %d: v = %d, want %d", i, v, i*3)
-					}
-				}
-				var v int
-				if err := tx.QueryRowRepeated(ctx, `SELECT v FROM kv WHERE k = ?`, "none").Scan(&v); !errors.Is(err, sql.ErrNoRows) {
-					t.Errorf("missing row: %v, want sql.ErrNoRows", err)
-				}
-				if err := tx.QueryRowRepeated(ctx, `SELECT v FROM no_such_table WHERE k = ?`, "a").Scan(&v); err == nil {
-					t.Error("a query on a missing table gave no error")
-				}
-				return nil
-			})
-			// PostgreSQL aborts the transaction at the failed query: the
-			// commit then fails, which is expected here.
-			if err != nil && c.name == "sqlite" {
+			if err := db.KeepPrepared(ctx, insert, byKey, bump); err != nil {
 				t.Fatal(err)
+			}
+			if c.name == "sqlite" {
+				if err := db.KeepPrepared(ctx, `SELECT v FROM no_such_table`); err == nil {
+					t.Error("a statement on a missing table was kept")
+				}
+			}
+			for round := range 3 { // later transactions reuse the statements
+				err = db.InTx(ctx, func(tx *sqldb.Tx) error {
+					for i := round * 20; i < round*20+20; i++ {
+						var v int
+						if err := tx.QueryRow(ctx, insert, key(i), i*3).Scan(&v); err != nil {
+							return err
+						}
+						if v != i*3 {
+							t.Errorf("insert %d returned %d", i, v)
+						}
+						if _, err := tx.Exec(ctx, bump, 1, key(i)); err != nil {
+							return err
+						}
+					}
+					for i := round*20 + 19; i >= 0; i-- {
+						var v int
+						if err := tx.QueryRow(ctx, byKey, key(i)).Scan(&v); err != nil {
+							return err
+						}
+						if v != i*3+1 {
+							t.Errorf("row %d: v = %d, want %d", i, v, i*3+1)
+						}
+					}
+					var v int
+					if err := tx.QueryRow(ctx, byKey, "none").Scan(&v); !errors.Is(err, sql.ErrNoRows) {
+						t.Errorf("missing row: %v, want sql.ErrNoRows", err)
+					}
+					var n int
+					if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM kv`).Scan(&n); err != nil || n != round*20+20 {
+						t.Errorf("a statement not kept: %d rows, %v", n, err)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Outside a transaction too.
+			for i := range 60 {
+				var v int
+				if err := db.QueryRow(ctx, byKey, key(i)).Scan(&v); err != nil || v != i*3+1 {
+					t.Errorf("row %d outside a transaction: %d, %v", i, v, err)
+				}
 			}
 		})
 	}
