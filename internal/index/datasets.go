@@ -88,7 +88,7 @@ func (s *Store) CreateDataset(ctx context.Context, d Dataset) (Dataset, error) {
 func (s *Store) UpdateDataset(ctx context.Context, id string, edit func(*Dataset) error) (Dataset, error) {
 	var out Dataset
 	err := s.db.InTx(ctx, func(tx *sqldbTx) error {
-		d, err := scanDataset(tx.QueryRow(ctx, datasetSelect+` WHERE id = ?`, id))
+		d, err := scanDataset(tx.QueryRow(ctx, qDatasetByID, id))
 		if err != nil {
 			return err
 		}

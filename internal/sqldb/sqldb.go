@@ -173,7 +173,9 @@ func rebindPostgres(q string) string {
 // transactions, then run them as prepared statements, parsed once per
 // connection instead of at every call. It is for the few statements run
 // by every request or commit. Call it right after Open, before db is
-// shared. PostgreSQL's driver keeps the statements it has prepared
+// shared. In one transaction a kept query has one statement: its rows
+// must be read to the end (or closed) before the same query runs again
+// there. PostgreSQL's driver keeps the statements it has prepared
 // already, and there it does nothing.
 func (db *DB) KeepPrepared(ctx context.Context, queries ...string) error {
 	if db.Dialect != SQLite {

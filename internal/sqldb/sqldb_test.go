@@ -21,6 +21,7 @@ func TestKeepPrepared(t *testing.T) {
 		insert = `INSERT INTO kv (k, v) VALUES (?, ?) RETURNING v`
 		byKey  = `SELECT v FROM kv WHERE k = ?`
 		bump   = `UPDATE kv SET v = v + ? WHERE k = ?`
+		from   = `SELECT k, v FROM kv WHERE v >= ? ORDER BY k`
 	)
 	key := func(i int) string { return string(rune('a'+i%26)) + string(rune('a'+i/26)) }
 	for _, c := range []struct{ name, dsn string }{
@@ -41,7 +42,7 @@ func TestKeepPrepared(t *testing.T) {
 			if _, err := db.Exec(ctx, `CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.KeepPrepared(ctx, insert, byKey, bump); err != nil {
+			if err := db.KeepPrepared(ctx, insert, byKey, bump, from); err != nil {
 				t.Fatal(err)
 			}
 			if c.name == "sqlite" {
@@ -85,6 +86,47 @@ func TestKeepPrepared(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+			}
+			// A transaction rolled back after using the statements
+			// leaves them usable.
+			err = db.InTx(ctx, func(tx *sqldb.Tx) error {
+				if _, err := tx.Exec(ctx, bump, 1000, key(0)); err != nil {
+					return err
+				}
+				if err := tx.QueryRow(ctx, insert, key(0), 1).Scan(new(int)); err == nil {
+					t.Error("a duplicate key was inserted")
+				}
+				return errors.New("roll back")
+			})
+			if err == nil {
+				t.Fatal("the transaction was not rolled back")
+			}
+			count := func(rows *sql.Rows, err error) int {
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rows.Close()
+				n := 0
+				for rows.Next() {
+					n++
+				}
+				if err := rows.Err(); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			if n := count(db.Query(ctx, from, 0)); n != 60 {
+				t.Errorf("kept query outside a transaction: %d rows, want 60", n)
+			}
+			err = db.InTx(ctx, func(tx *sqldb.Tx) error {
+				if n := count(tx.Query(ctx, from, 90)); n != 30 {
+					t.Errorf("kept query in a transaction after a rollback: %d rows, want 30 (v from 91)", n)
+				}
+				_, err := tx.Exec(ctx, bump, 0, key(0))
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
 			// Outside a transaction too.
 			for i := range 60 {
