@@ -11,36 +11,13 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/blobstore"
 )
 
-// failingDelete is a blob store whose Delete fails.
-type failingDelete struct{ blobstore.Store }
-
-func (failingDelete) Delete(context.Context, blobstore.Ref) error {
-	return errors.New("read-only file system")
-}
-
 func TestGarbageCollection(t *testing.T) {
 	ctx := context.Background()
 	n, _, _ := testNode(t, "sqlite")
 	root := filepath.Join(n.Config().Data, "blobs")
 	// What a crash leaves: a pack written by an earlier process with
 	// objects that no row refers to.
-	prev, err := blobstore.OpenPacks(root, blobstore.PackOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []string{"orphan one", "orphan two"} {
-		w, _ := prev.Create(ctx)
-		w.Write([]byte(b))
-		if _, _, _, err := w.Commit(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	prev.Sync(ctx)
-	prev.Close()
-	packs, _ := filepath.Glob(filepath.Join(root, "packs", "*.pack"))
-	if len(packs) != 1 {
-		t.Fatalf("packs %v, want one", packs)
-	}
+	packs := []string{orphanPack(t, root, "orphan one", "orphan two")}
 	age := func() { // as if written two hours ago
 		old := time.Now().Add(-2 * time.Hour)
 		if err := os.Chtimes(packs[0], old, old); err != nil {
@@ -51,7 +28,7 @@ func TestGarbageCollection(t *testing.T) {
 
 	// A failing delete is counted and the collection goes on.
 	good := n.Blobs
-	n.Blobs = failingDelete{good}
+	n.Blobs = failingPackDelete{good.(*blobstore.Packs)}
 	st, err := n.CollectGarbage(ctx, 0, false)
 	n.Blobs = good
 	if err != nil || st.Failed != 2 || st.Removed != 0 {
