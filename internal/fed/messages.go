@@ -35,6 +35,26 @@ type DatasetResult struct {
 	Gender        []string  `json:"gender"`
 	Modality      []string  `json:"modality"`
 	BodyParts     []string  `json:"body_parts"`
+	// Refused is set when the node gave no figures for this dataset
+	// because the asking researcher's privacy budget there is spent:
+	// "budget-day" (try again tomorrow) or "budget-total" (spent for
+	// good). The counts are then zero and mean nothing.
+	Refused string `json:"refused,omitempty"`
+	// Budget is what the researcher has left of their privacy budget at
+	// this dataset after this answer (nil from nodes that keep none).
+	Budget *Budget `json:"budget,omitempty"`
+}
+
+// Budget is a researcher's privacy budget at one dataset, in units of
+// epsilon (see docs/disclosure.md).
+type Budget struct {
+	// Charged is what this answer cost (0 for a refusal, or for the
+	// same question asked again on unchanged data).
+	Charged float64 `json:"charged"`
+	// DayLeft is what is left for the current day (UTC).
+	DayLeft float64 `json:"day_left"`
+	// TotalLeft is what is left for good.
+	TotalLeft float64 `json:"total_left"`
 }
 
 // SearchAnswer is a node's signed answer to a search task.

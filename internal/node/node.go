@@ -73,6 +73,10 @@ type Config struct {
 	// seeded by the query so that repeating it gives the same answer.
 	SearchNoise float64 `json:"search_noise"`
 
+	// Clock, when set, replaces time.Now for the privacy budget's days
+	// (the attack harness moves it on to replay many days).
+	Clock func() time.Time `json:"-"`
+
 	Log *slog.Logger `json:"-"`
 }
 
