@@ -56,8 +56,8 @@ type Settings struct {
 
 // Defaults of Settings.
 const (
-	DefaultDailyEpsilon = 10
-	DefaultTotalEpsilon = 100
+	DefaultDailyEpsilon = 5
+	DefaultTotalEpsilon = 20
 	DefaultMaxHistory   = 50000
 )
 
