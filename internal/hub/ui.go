@@ -857,7 +857,7 @@ func uiRange(lo, hi string, least, most int, what string) (*uiASTRange, error) {
 type uiNodesData struct {
 	Alerts []Alert
 	Nodes  []NodeInfo
-	Now   time.Time
+	Now    time.Time
 }
 
 func (h *Hub) uiNodes(w http.ResponseWriter, r *http.Request) {
