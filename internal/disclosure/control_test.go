@@ -291,3 +291,41 @@ func TestFiguresFloor(t *testing.T) {
 		t.Errorf("age range %v: %d patients in its first decade or below, %d in its last or above", *f.AgeRange, below, above)
 	}
 }
+
+// Figures of random sets keep their invariants: subjects 0 or at least
+// the floor, nothing else when subjects is 0, age ranges on whole
+// decades, and the same figures for the same set whatever the order.
+func TestFiguresProperties(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	c := newCohort("ds", 400, 8)
+	pop := c.tally(func(int) bool { return true })
+	for i := range 2000 {
+		p := Policy{Floor: 5 + r.IntN(20), Round: 1, Noise: float64(r.IntN(6)), Key: key}
+		frac := r.Float64()
+		in := map[int]bool{}
+		for j := range c.subjects {
+			if r.Float64() < frac*0.2 {
+				in[j] = true
+			}
+		}
+		f := p.Figures(c.tally(func(j int) bool { return in[j] }), pop)
+		if f.Subjects != 0 && f.Subjects < p.Floor {
+			t.Fatalf("case %d: %d subjects under the floor %d", i, f.Subjects, p.Floor)
+		}
+		if f.Subjects == 0 && (f.Studies != 0 || f.AgeRange != nil || len(f.Categories) != 0) {
+			t.Fatalf("case %d: an empty answer says %+v", i, f)
+		}
+		if ar := f.AgeRange; ar != nil && (ar[0]%10 != 0 || (ar[1]+1)%10 != 0 || ar[0] > ar[1]) {
+			t.Fatalf("case %d: age range %v", i, *ar)
+		}
+		rev := NewTally()
+		for j := len(c.subjects) - 1; j >= 0; j-- {
+			if in[j] {
+				rev.Add(c.subjects[j])
+			}
+		}
+		if g := p.Figures(rev, pop); !reflect.DeepEqual(g, f) {
+			t.Fatalf("case %d: order changed the figures: %+v vs %+v", i, g, f)
+		}
+	}
+}
