@@ -130,16 +130,41 @@ type Store interface {
 	// ordinal order) and its newest answered sets, at most limit, oldest
 	// first.
 	LoadDisclosure(ctx context.Context, dataset string, limit int) ([]Member, []StoredSet, error)
-	// AddMembers appends members to the register, the first taking
-	// ordinal first.
-	AddMembers(ctx context.Context, dataset string, first uint32, members []Member) error
-	// AddSet records an answered set.
-	AddSet(ctx context.Context, dataset string, s StoredSet) error
+	// SaveDisclosure writes a batch in one transaction: members appended
+	// to registers, sets answered, budget charges.
+	SaveDisclosure(ctx context.Context, b Batch) error
 	// Spent returns what researcher spent at dataset on day and in all.
 	Spent(ctx context.Context, dataset, researcher, day string) (onDay, total float64, err error)
-	// Charge adds eps to what researcher spent at dataset on day.
-	Charge(ctx context.Context, dataset, researcher, day string, eps float64) error
 }
+
+// Batch is what a Control has to write since its last Flush.
+type Batch struct {
+	Members []Members
+	Sets    []DatasetSet
+	Charges []Charge
+}
+
+// Members are new members of a dataset's register, the first taking
+// ordinal First.
+type Members struct {
+	Dataset string
+	First   uint32
+	Members []Member
+}
+
+// DatasetSet is an answered set of one dataset.
+type DatasetSet struct {
+	Dataset string
+	StoredSet
+}
+
+// Charge is what a researcher spent at a dataset on a day.
+type Charge struct {
+	Dataset, Researcher, Day string
+	Epsilon                  float64
+}
+
+func (b *Batch) empty() bool { return len(b.Members) == 0 && len(b.Sets) == 0 && len(b.Charges) == 0 }
 
 // Control is a node's disclosure control over time: the Policy for each
 // figure, plus what needs memory of earlier answers (the overlap control,
@@ -156,6 +181,8 @@ type Control struct {
 	repeats  map[repeatKey]Figures
 	activity map[[2]string]*activity // dataset, researcher
 	alerts   []Alert
+	// pending is what Answer decided and Flush has not yet written.
+	pending Batch
 }
 
 type dsState struct {
@@ -265,6 +292,24 @@ type Answer struct {
 
 func (c *Control) day() string { return c.s.Clock().UTC().Format("2006-01-02") }
 
+// Flush writes what the answers since the last Flush decided (budget
+// charges, answered sets, new members) in one transaction. Call it before
+// any answer leaves the process, so that an answer is never out while
+// its charge could still be lost. After a failure the batch is kept and
+// written with the next one.
+func (c *Control) Flush(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending.empty() {
+		return nil
+	}
+	if err := c.store.SaveDisclosure(ctx, c.pending); err != nil {
+		return fmt.Errorf("disclosure: save: %w", err)
+	}
+	c.pending = Batch{}
+	return nil
+}
+
 // Answer decides what may be said about r.Matched. In order: a question
 // repeated by the same researcher on unchanged data gets the same answer
 // free; a researcher whose budget is spent is refused; a set under the
@@ -306,9 +351,7 @@ func (c *Control) Answer(ctx context.Context, r Request) (Answer, error) {
 	}
 	a.Figures, a.Outcome = f, outcome
 	if b != nil {
-		if err := c.store.Charge(ctx, r.Dataset, r.Researcher, b.day, c.s.Epsilon); err != nil {
-			return Answer{}, err
-		}
+		c.pending.Charges = append(c.pending.Charges, Charge{r.Dataset, r.Researcher, b.day, c.s.Epsilon})
 		b.onDay += c.s.Epsilon
 		b.total += c.s.Epsilon
 		a.Budget = c.left(b, c.s.Epsilon)
@@ -337,17 +380,17 @@ func (c *Control) decide(ctx context.Context, r Request) (Figures, Outcome, *ent
 		}
 		return c.p.Figures(r.Matched, r.Population), OutcomeFresh, nil, nil
 	}
-	set, err := c.setOf(ctx, r.Dataset, ds, r.Matched)
+	set, err := c.setOf(r.Dataset, ds, r.Matched)
 	if err != nil {
 		return Figures{}, "", nil, err
 	}
 	if r.Population != nil && r.Population.All.N >= floor {
-		pop, err := c.setOf(ctx, r.Dataset, ds, r.Population)
+		pop, err := c.setOf(r.Dataset, ds, r.Population)
 		if err != nil {
 			return Figures{}, "", nil, err
 		}
 		if e, _ := c.nearest(ds, pop); e == nil {
-			if _, err := c.remember(ctx, r.Dataset, ds, &entry{set: pop, figures: c.p.Figures(r.Population, r.Population), pop: true}); err != nil {
+			if _, err := c.remember(r.Dataset, ds, &entry{set: pop, figures: c.p.Figures(r.Population, r.Population), pop: true}); err != nil {
 				return Figures{}, "", nil, err
 			}
 		}
@@ -361,7 +404,7 @@ func (c *Control) decide(ctx context.Context, r Request) (Figures, Outcome, *ent
 		}
 		return e.figures, OutcomeOverlap, e, nil
 	}
-	e, err := c.remember(ctx, r.Dataset, ds, &entry{set: set, figures: c.p.Figures(r.Matched, r.Population), by: r.Researcher, query: r.Query})
+	e, err := c.remember(r.Dataset, ds, &entry{set: set, figures: c.p.Figures(r.Matched, r.Population), by: r.Researcher, query: r.Query})
 	if err != nil {
 		return Figures{}, "", nil, err
 	}
@@ -388,14 +431,12 @@ func (c *Control) nearest(ds *dsState, s *Set) (*entry, int) {
 	return best, bestD
 }
 
-func (c *Control) remember(ctx context.Context, dataset string, ds *dsState, e *entry) (*entry, error) {
+func (c *Control) remember(dataset string, ds *dsState, e *entry) (*entry, error) {
 	fj, err := json.Marshal(e.figures)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.store.AddSet(ctx, dataset, StoredSet{Set: e.set.bytes(), Figures: fj, By: e.by, Query: e.query, Population: e.pop, Created: c.s.Clock().UTC()}); err != nil {
-		return nil, err
-	}
+	c.pending.Sets = append(c.pending.Sets, DatasetSet{dataset, StoredSet{Set: e.set.bytes(), Figures: fj, By: e.by, Query: e.query, Population: e.pop, Created: c.s.Clock().UTC()}})
 	ds.entries = append(ds.entries, e)
 	if over := len(ds.entries) - c.s.MaxHistory; over > 0 {
 		ds.entries = append(ds.entries[:0], ds.entries[over:]...)
@@ -430,7 +471,7 @@ func (c *Control) dataset(ctx context.Context, id string) (*dsState, error) {
 
 // setOf maps a tally's members to the dataset's register, registering
 // the new ones.
-func (c *Control) setOf(ctx context.Context, dataset string, ds *dsState, t *Tally) (*Set, error) {
+func (c *Control) setOf(dataset string, ds *dsState, t *Tally) (*Set, error) {
 	s := &Set{}
 	var fresh []Member
 	for _, m := range t.members {
@@ -443,12 +484,7 @@ func (c *Control) setOf(ctx context.Context, dataset string, ds *dsState, t *Tal
 		s.add(o)
 	}
 	if len(fresh) > 0 {
-		if err := c.store.AddMembers(ctx, dataset, ds.next, fresh); err != nil {
-			for _, m := range fresh {
-				delete(ds.register, m)
-			}
-			return nil, err
-		}
+		c.pending.Members = append(c.pending.Members, Members{dataset, ds.next, fresh})
 		ds.next += uint32(len(fresh))
 	}
 	return s, nil
@@ -458,7 +494,12 @@ func (c *Control) budget(ctx context.Context, dataset, researcher string) (*budg
 	day := c.day()
 	k := [2]string{dataset, researcher}
 	b := c.budgets[k]
-	if b != nil && b.day == day {
+	if b != nil {
+		// Once loaded, the process's own count is the truth (its charges
+		// may not be flushed yet): a new day starts from nothing.
+		if b.day != day {
+			b.day, b.onDay = day, 0
+		}
 		return b, nil
 	}
 	onDay, total, err := c.store.Spent(ctx, dataset, researcher, day)
@@ -587,22 +628,22 @@ func (m *MemStore) LoadDisclosure(_ context.Context, dataset string, limit int) 
 	return append([]Member(nil), m.members[dataset]...), append([]StoredSet(nil), sets...), nil
 }
 
-// AddMembers implements Store.
-func (m *MemStore) AddMembers(_ context.Context, dataset string, first uint32, members []Member) error {
+// SaveDisclosure implements Store.
+func (m *MemStore) SaveDisclosure(_ context.Context, b Batch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if int(first) != len(m.members[dataset]) {
-		return fmt.Errorf("disclosure: register of %s has %d members, not %d", dataset, len(m.members[dataset]), first)
+	for _, ms := range b.Members {
+		if int(ms.First) != len(m.members[ms.Dataset]) {
+			return fmt.Errorf("disclosure: register of %s has %d members, not %d", ms.Dataset, len(m.members[ms.Dataset]), ms.First)
+		}
+		m.members[ms.Dataset] = append(m.members[ms.Dataset], ms.Members...)
 	}
-	m.members[dataset] = append(m.members[dataset], members...)
-	return nil
-}
-
-// AddSet implements Store.
-func (m *MemStore) AddSet(_ context.Context, dataset string, s StoredSet) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.sets[dataset] = append(m.sets[dataset], s)
+	for _, st := range b.Sets {
+		m.sets[st.Dataset] = append(m.sets[st.Dataset], st.StoredSet)
+	}
+	for _, ch := range b.Charges {
+		m.spent[[3]string{ch.Dataset, ch.Researcher, ch.Day}] += ch.Epsilon
+	}
 	return nil
 }
 
@@ -617,12 +658,4 @@ func (m *MemStore) Spent(_ context.Context, dataset, researcher, day string) (fl
 		}
 	}
 	return m.spent[[3]string{dataset, researcher, day}], total, nil
-}
-
-// Charge implements Store.
-func (m *MemStore) Charge(_ context.Context, dataset, researcher, day string, eps float64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.spent[[3]string{dataset, researcher, day}] += eps
-	return nil
 }

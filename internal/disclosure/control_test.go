@@ -217,6 +217,9 @@ func TestControlStore(t *testing.T) {
 	first := c.ask(t, ctl, "r1", "B", inB)
 	c.ask(t, ctl, "r1", "x", func(i int) bool { return c.ages[i] >= 40 })
 	c.ask(t, ctl, "r1", "y", func(i int) bool { return c.ages[i] >= 45 })
+	if err := ctl.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	ctl = mk()
 	if a := c.ask(t, ctl, "r1", "z", func(i int) bool { return c.ages[i] >= 60 }); a.Refused != RefusedDay {
 		t.Fatalf("after a restart the day's budget is back: %+v", a)

@@ -22,50 +22,72 @@ type Subject struct {
 	Categories       []Category
 }
 
-// Tally gathers the subjects of one set: the set itself, the subsets of
-// each category, and the subsets by decade of age that the age range is
-// made from. Every figure is a count of one of these sets, drawn with the
-// seed of that set.
+// Tally gathers the subjects of one set: the set itself, and (worked out
+// only when figures are drawn) the subsets of each category and the
+// subsets by decade of age that the age range is made from. Every figure
+// is a count of one of these sets, drawn with the seed of that set.
 type Tally struct {
-	All     Group
-	Studies int
-	members []Member
-	cats    map[Category]Group
-	young   map[int]Group // decade of the youngest age -> patients
-	old     map[int]Group // decade of the oldest age -> patients
+	All      Group
+	Studies  int
+	subjects []*Subject
+	members  []Member
+	split    bool
+	cats     map[Category]Group
+	young    map[int]Group // decade of the youngest age -> patients
+	old      map[int]Group // decade of the oldest age -> patients
 }
 
 // NewTally returns an empty tally.
-func NewTally() *Tally {
-	return &Tally{cats: map[Category]Group{}, young: map[int]Group{}, old: map[int]Group{}}
+func NewTally() *Tally { return &Tally{} }
+
+// NewTallySize returns an empty tally with room for n subjects.
+func NewTallySize(n int) *Tally {
+	return &Tally{subjects: make([]*Subject, 0, n), members: make([]Member, 0, n)}
 }
 
-// Add counts one subject; each must be added once.
+// Add counts one subject; each must be added once, and must not change
+// while the tally is in use.
 func (t *Tally) Add(s *Subject) {
 	t.All.Add(s.Member)
 	t.Studies += s.Studies
+	t.subjects = append(t.subjects, s)
 	t.members = append(t.members, s.Member)
-	for _, c := range s.Categories {
-		g := t.cats[c]
-		g.Add(s.Member)
-		t.cats[c] = g
+	t.split = false
+}
+
+// splitUp works out the category and age subsets.
+func (t *Tally) splitUp() {
+	if t.split {
+		return
 	}
-	if s.HasAge {
-		y, o := floorDiv(s.Youngest, 10), floorDiv(s.Oldest, 10)
-		g := t.young[y]
-		g.Add(s.Member)
-		t.young[y] = g
-		g = t.old[o]
-		g.Add(s.Member)
-		t.old[o] = g
+	t.cats, t.young, t.old = map[Category]Group{}, map[int]Group{}, map[int]Group{}
+	for _, s := range t.subjects {
+		for _, c := range s.Categories {
+			g := t.cats[c]
+			g.Add(s.Member)
+			t.cats[c] = g
+		}
+		if s.HasAge {
+			y, o := floorDiv(s.Youngest, 10), floorDiv(s.Oldest, 10)
+			g := t.young[y]
+			g.Add(s.Member)
+			t.young[y] = g
+			g = t.old[o]
+			g.Add(s.Member)
+			t.old[o] = g
+		}
 	}
+	t.split = true
 }
 
 // Members lists the members added, in the order they were.
 func (t *Tally) Members() []Member { return t.members }
 
 // Category returns the count of one category.
-func (t *Tally) Category(kind, value string) int { return t.cats[Category{kind, value}].N }
+func (t *Tally) Category(kind, value string) int {
+	t.splitUp()
+	return t.cats[Category{kind, value}].N
+}
 
 // Figures are the protected figures of one set: what an answer about it
 // may say. Zero Subjects means "fewer than the floor, or none".
@@ -114,6 +136,10 @@ func (p Policy) Figures(t, pop *Tally) Figures {
 		return Figures{}
 	}
 	out.Studies = p.Count(t.Studies, allSeed[:], "studies")
+	t.splitUp()
+	if pop != nil {
+		pop.splitUp()
+	}
 	out.Categories = map[string][]string{}
 	for _, c := range slices.SortedFunc(maps.Keys(t.cats), func(a, b Category) int {
 		if a.Kind != b.Kind {

@@ -62,12 +62,32 @@ func (s *Store) LoadDisclosure(ctx context.Context, dataset string, limit int) (
 	return members, sets, nil
 }
 
-// AddMembers implements disclosure.Store.
-func (s *Store) AddMembers(ctx context.Context, dataset string, first uint32, members []disclosure.Member) error {
+// SaveDisclosure implements disclosure.Store: the whole batch in one
+// transaction.
+func (s *Store) SaveDisclosure(ctx context.Context, b disclosure.Batch) error {
 	return s.db.InTx(ctx, func(tx *sqldb.Tx) error {
-		for i, m := range members {
-			if _, err := tx.Exec(ctx, `INSERT INTO disclosure_members (dataset_id, ordinal, member) VALUES (?, ?, ?)`,
-				dataset, int64(first)+int64(i), m[:]); err != nil {
+		for _, ms := range b.Members {
+			for i, m := range ms.Members {
+				if _, err := tx.Exec(ctx, `INSERT INTO disclosure_members (dataset_id, ordinal, member) VALUES (?, ?, ?)`,
+					ms.Dataset, int64(ms.First)+int64(i), m[:]); err != nil {
+					return err
+				}
+			}
+		}
+		for _, st := range b.Sets {
+			pop := 0
+			if st.Population {
+				pop = 1
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO disclosure_sets (dataset_id, members, figures, researcher, query, population, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?)`, st.Dataset, st.Set, string(st.Figures), st.By, st.Query, pop, st.Created.Unix()); err != nil {
+				return err
+			}
+		}
+		for _, c := range b.Charges {
+			if _, err := tx.Exec(ctx, `INSERT INTO disclosure_budget (dataset_id, researcher, day, spent) VALUES (?, ?, ?, ?)
+				ON CONFLICT (dataset_id, researcher, day) DO UPDATE SET spent = disclosure_budget.spent + excluded.spent`,
+				c.Dataset, c.Researcher, c.Day, c.Epsilon); err != nil {
 				return err
 			}
 		}
@@ -75,28 +95,9 @@ func (s *Store) AddMembers(ctx context.Context, dataset string, first uint32, me
 	})
 }
 
-// AddSet implements disclosure.Store.
-func (s *Store) AddSet(ctx context.Context, dataset string, st disclosure.StoredSet) error {
-	pop := 0
-	if st.Population {
-		pop = 1
-	}
-	_, err := s.db.Exec(ctx, `INSERT INTO disclosure_sets (dataset_id, members, figures, researcher, query, population, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, dataset, st.Set, string(st.Figures), st.By, st.Query, pop, st.Created.Unix())
-	return err
-}
-
 // Spent implements disclosure.Store.
 func (s *Store) Spent(ctx context.Context, dataset, researcher, day string) (onDay, total float64, err error) {
 	err = s.db.QueryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN day = ? THEN spent ELSE 0 END), 0), COALESCE(SUM(spent), 0)
 		FROM disclosure_budget WHERE dataset_id = ? AND researcher = ?`, day, dataset, researcher).Scan(&onDay, &total)
 	return onDay, total, err
-}
-
-// Charge implements disclosure.Store.
-func (s *Store) Charge(ctx context.Context, dataset, researcher, day string, eps float64) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO disclosure_budget (dataset_id, researcher, day, spent) VALUES (?, ?, ?, ?)
-		ON CONFLICT (dataset_id, researcher, day) DO UPDATE SET spent = disclosure_budget.spent + excluded.spent`,
-		dataset, researcher, day, eps)
-	return err
 }

@@ -20,22 +20,24 @@ func TestDisclosureStore(t *testing.T) {
 		for i := range 5 {
 			members = append(members, disclosure.MemberOf("ds", fmt.Sprint("p", i)))
 		}
-		if err := s.AddMembers(ctx, "ds", 0, members[:3]); err != nil {
+		if err := s.SaveDisclosure(ctx, disclosure.Batch{Members: []disclosure.Members{{Dataset: "ds", First: 0, Members: members[:3]}}}); err != nil {
 			t.Fatal(err)
-		}
-		if err := s.AddMembers(ctx, "ds", 3, members[3:]); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.AddMembers(ctx, "ds", 3, members[:1]); err == nil {
-			t.Error("an ordinal was given twice")
 		}
 		created := time.Unix(1700000000, 0).UTC()
+		var b disclosure.Batch
+		b.Members = []disclosure.Members{{Dataset: "ds", First: 3, Members: members[3:]}}
 		for i := range 4 {
-			st := disclosure.StoredSet{Set: []byte{byte(i), 0, 0, 0, 0, 0, 0, 0}, Figures: []byte(fmt.Sprintf(`{"subjects":%d}`, 10+i)),
-				By: "r1", Query: fmt.Sprint("q", i), Population: i == 0, Created: created}
-			if err := s.AddSet(ctx, "ds", st); err != nil {
-				t.Fatal(err)
-			}
+			b.Sets = append(b.Sets, disclosure.DatasetSet{Dataset: "ds", StoredSet: disclosure.StoredSet{Set: []byte{byte(i), 0, 0, 0, 0, 0, 0, 0}, Figures: []byte(fmt.Sprintf(`{"subjects":%d}`, 10+i)),
+				By: "r1", Query: fmt.Sprint("q", i), Population: i == 0, Created: created}})
+		}
+		if err := s.SaveDisclosure(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		// A batch that fails writes nothing of itself.
+		bad := disclosure.Batch{Sets: []disclosure.DatasetSet{{Dataset: "ds", StoredSet: disclosure.StoredSet{Set: []byte{9}, Figures: []byte("{}"), Created: created}}},
+			Members: []disclosure.Members{{Dataset: "ds", First: 3, Members: members[:1]}}}
+		if err := s.SaveDisclosure(ctx, bad); err == nil {
+			t.Error("an ordinal was given twice")
 		}
 		gotM, sets, err := s.LoadDisclosure(ctx, "ds", 3)
 		if err != nil {
@@ -51,13 +53,12 @@ func TestDisclosureStore(t *testing.T) {
 		if m, s2, err := s.LoadDisclosure(ctx, "other", 10); err != nil || len(m) != 0 || len(s2) != 0 {
 			t.Errorf("another dataset: %v %v %v", m, s2, err)
 		}
-		for _, c := range []struct {
-			ds, r, day string
-			eps        float64
-		}{{"ds", "r1", "2026-01-01", 0.5}, {"ds", "r1", "2026-01-01", 0.25}, {"ds", "r1", "2026-01-02", 1}, {"ds", "r2", "2026-01-01", 2}, {"ds2", "r1", "2026-01-01", 4}} {
-			if err := s.Charge(ctx, c.ds, c.r, c.day, c.eps); err != nil {
-				t.Fatal(err)
-			}
+		if err := s.SaveDisclosure(ctx, disclosure.Batch{Charges: []disclosure.Charge{{Dataset: "ds", Researcher: "r1", Day: "2026-01-01", Epsilon: 0.5},
+			{Dataset: "ds", Researcher: "r1", Day: "2026-01-01", Epsilon: 0.25}, {Dataset: "ds", Researcher: "r1", Day: "2026-01-02", Epsilon: 1}, {Dataset: "ds", Researcher: "r2", Day: "2026-01-01", Epsilon: 2}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveDisclosure(ctx, disclosure.Batch{Charges: []disclosure.Charge{{Dataset: "ds2", Researcher: "r1", Day: "2026-01-01", Epsilon: 4}}}); err != nil {
+			t.Fatal(err)
 		}
 		day, total, err := s.Spent(ctx, "ds", "r1", "2026-01-01")
 		if err != nil || day != 0.75 || total != 1.75 {

@@ -113,3 +113,44 @@ func TestNodeDisclosureAcrossRestart(t *testing.T) {
 		t.Errorf("without a token: %d", resp.StatusCode)
 	}
 }
+
+// BenchmarkSearchDisclosure answers federated searches on a node of
+// 10,000 patients through the whole disclosure control (subjects, tally,
+// overlap lookup in a growing history, budget charged in the index), one
+// new question per iteration, so that every answer is drawn afresh or
+// matched against the sets before it.
+func BenchmarkSearchDisclosure(b *testing.B) {
+	ctx := context.Background()
+	n, err := Open(ctx, Config{Data: b.TempDir(), Policy: "longitudinal", SearchDailyEpsilon: -1, SearchTotalEpsilon: -1,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
+	if _, err := n.Index.CreateDataset(ctx, index.Dataset{ID: "d", Title: "d", Tier: 3}); err != nil {
+		b.Fatal(err)
+	}
+	var pats []index.ClinicalPatient
+	for i := range 10000 {
+		age, year := 30+i%61, 2010+i%15
+		pats = append(pats, index.ClinicalPatient{PatientID: fmt.Sprintf("MOS-%05d", i), BirthSex: []string{"female", "male"}[i%2],
+			Condition: &index.Condition{CancerType: []string{"lung", "breast", "liver"}[i%3], AgeAtDiagnosis: &age, DiagnosisYear: &year, ICD10: "C34.1"}})
+	}
+	if err := n.Index.PutClinical(ctx, "d", pats); err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		lo := 30 + i%50
+		hi := lo + 3 + (i*7)%40
+		q, err := lens.Parse([]byte(fmt.Sprintf(`{"operand":"OR","children":[{"key":"SNOMEDCT423493009","type":"BETWEEN","system":"","value":{"min":%d,"max":%d}},{"key":"SNOMEDCT439401001","type":"EQUALS","system":"","value":"SNOMEDCT363358000"}]}`, lo, hi)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := n.Search(ctx, q, fmt.Sprint("r", i%5)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

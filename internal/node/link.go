@@ -411,6 +411,10 @@ func (n *Node) Search(ctx context.Context, q *lens.Query, researcher string) ([]
 		}
 		out = append(out, r)
 	}
+	// Nothing leaves before its charges and answered sets are durable.
+	if err := n.ctl.Flush(ctx); err != nil {
+		return nil, nil, err
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, alerts, nil
 }
@@ -424,7 +428,7 @@ func finite(v float64) float64 {
 }
 
 func tally(subjects []*disclosure.Subject) *disclosure.Tally {
-	t := disclosure.NewTally()
+	t := disclosure.NewTallySize(len(subjects))
 	for _, s := range subjects {
 		t.Add(s)
 	}
@@ -474,6 +478,9 @@ func (n *Node) CatalogueSummary(ctx context.Context) (fed.Catalogue, error) {
 			sum.AgeRange = &fed.AgeRange{Min: ar[0], Max: ar[1]}
 		}
 		cat.Datasets = append(cat.Datasets, sum)
+	}
+	if err := n.ctl.Flush(ctx); err != nil {
+		return cat, err
 	}
 	return cat, nil
 }
