@@ -436,7 +436,12 @@ its NATS address, this node's credentials, and the hub's signing key).
 
 From then on 'mosaic node serve' keeps an outbound connection to the hub:
 no inbound port is opened. The node answers only searches signed by this
-hub, and only with counts that pass its disclosure control.`,
+hub, and only with counts that pass its disclosure control: a floor of 10,
+noise, the complement and overlap controls, and a privacy budget per
+researcher and dataset, set in node.json (search_floor, search_noise,
+search_overlap, search_epsilon, search_daily_epsilon, search_total_epsilon;
+see docs/disclosure.md). 'GET /api/v1/disclosure' shows them and the
+attack alerts raised.`,
 		Args: argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if hubURL == "" || token == "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/disclosure"
+	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/lens"
 )
@@ -151,6 +152,36 @@ func BenchmarkSearchDisclosure(b *testing.B) {
 		}
 		if _, _, err := n.Search(ctx, q, fmt.Sprint("r", i%5)); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Nodes and hubs of different versions keep working together: a search
+// from a hub before per-node pseudonyms is charged to its user hash, one
+// naming nobody to a shared budget, and a node.json written before noise
+// was on by default keeps what it said.
+func TestDisclosureUpgrade(t *testing.T) {
+	if got := ResearcherOf(fed.SearchBody{User: "0a1b2c3d4e5f6071"}, "north"); got != "user:0a1b2c3d4e5f6071" {
+		t.Errorf("old hub: %q", got)
+	}
+	if got := ResearcherOf(fed.SearchBody{}, "north"); got != "anonymous" {
+		t.Errorf("no researcher: %q", got)
+	}
+	if got := ResearcherOf(fed.SearchBody{User: "x", Researchers: map[string]string{"north": "r-1", "south": "r-2"}}, "north"); got != "r-1" {
+		t.Errorf("new hub: %q", got)
+	}
+	for _, c := range []struct {
+		json  string
+		noise float64
+	}{{`{"search_floor": 10, "search_round": 1, "search_noise": 0}`, 0}, {`{"search_noise": 2.5}`, 2.5}, {`{}`, DefaultSearchNoise}} {
+		var cfg Config
+		if err := json.Unmarshal([]byte(c.json), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Data = t.TempDir()
+		cfg.Defaults()
+		if err := cfg.Validate(); err != nil || *cfg.SearchNoise != c.noise || !*cfg.SearchOverlap {
+			t.Errorf("%s: noise %v overlap %v (%v)", c.json, *cfg.SearchNoise, *cfg.SearchOverlap, err)
 		}
 	}
 }
