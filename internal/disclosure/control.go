@@ -186,9 +186,12 @@ type Control struct {
 }
 
 type dsState struct {
-	register map[Member]uint32
-	next     uint32
-	entries  []*entry
+	// popVersion is the data version whose whole population was last
+	// given an answer.
+	popVersion string
+	register   map[Member]uint32
+	next       uint32
+	entries    []*entry
 }
 
 type entry struct {
@@ -384,7 +387,10 @@ func (c *Control) decide(ctx context.Context, r Request) (Figures, Outcome, *ent
 	if err != nil {
 		return Figures{}, "", nil, err
 	}
-	if r.Population != nil && r.Population.All.N >= floor {
+	// The whole dataset has an answer (or a close set does) before any
+	// set is looked up, so that sets near it get its figures; done once
+	// per version of the data.
+	if r.Population != nil && r.Population.All.N >= floor && (r.Version == "" || r.Version != ds.popVersion) {
 		pop, err := c.setOf(r.Dataset, ds, r.Population)
 		if err != nil {
 			return Figures{}, "", nil, err
@@ -394,6 +400,7 @@ func (c *Control) decide(ctx context.Context, r Request) (Figures, Outcome, *ent
 				return Figures{}, "", nil, err
 			}
 		}
+		ds.popVersion = r.Version
 	}
 	if e, d := c.nearest(ds, set); e != nil {
 		switch {
@@ -438,8 +445,15 @@ func (c *Control) remember(dataset string, ds *dsState, e *entry) (*entry, error
 	}
 	c.pending.Sets = append(c.pending.Sets, DatasetSet{dataset, StoredSet{Set: e.set.bytes(), Figures: fj, By: e.by, Query: e.query, Population: e.pop, Created: c.s.Clock().UTC()}})
 	ds.entries = append(ds.entries, e)
-	if over := len(ds.entries) - c.s.MaxHistory; over > 0 {
-		ds.entries = append(ds.entries[:0], ds.entries[over:]...)
+	if len(ds.entries) > c.s.MaxHistory {
+		// Forget the oldest set that is not a whole population (those
+		// anchor the complement control).
+		for i, old := range ds.entries {
+			if !old.pop {
+				ds.entries = append(ds.entries[:i], ds.entries[i+1:]...)
+				break
+			}
+		}
 	}
 	return e, nil
 }
