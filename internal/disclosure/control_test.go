@@ -332,3 +332,22 @@ func TestFiguresProperties(t *testing.T) {
 		}
 	}
 }
+
+// A full history forgets its oldest sets but never the whole dataset's:
+// the complement control holds after thousands of questions.
+func TestControlHistoryBound(t *testing.T) {
+	c := newCohort("ds", 400, 9)
+	ctl := newTestControl(t, 3, Settings{MaxHistory: 20})
+	all := c.ask(t, ctl, "r1", "all", func(int) bool { return true })
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range 300 {
+		c.ask(t, ctl, "r2", fmt.Sprint("random ", i), func(int) bool { return r.IntN(2) == 0 })
+	}
+	if n := len(ctl.datasets["ds"].entries); n != 20 {
+		t.Errorf("history holds %d sets, want 20", n)
+	}
+	not := c.ask(t, ctl, "r1", "all but one", func(i int) bool { return i != 3 })
+	if !reflect.DeepEqual(not.Figures, all.Figures) {
+		t.Fatalf("after a full history, all but one patient: %+v, all %+v", not.Figures, all.Figures)
+	}
+}
