@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -248,7 +249,7 @@ type natsAuth struct{ h *Hub }
 func (a *natsAuth) Check(c server.ClientAuthentication) bool {
 	o := c.GetOpts()
 	h := a.h
-	if o.Username == h.hubUser && o.Password == h.hubPass && h.hubPass != "" {
+	if h.hubPass != "" && o.Username == h.hubUser && subtle.ConstantTimeCompare([]byte(o.Password), []byte(h.hubPass)) == 1 {
 		c.RegisterUser(&server.User{Username: o.Username})
 		return true
 	}
