@@ -275,7 +275,7 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 		}
 	} else if err := n.UpdateFederation(func(f *node.Federation) {
 		// The demo's hub picks a new NATS port on every run.
-		f.NATSURLs, f.HubURL = []string{h.NATSURL()}, hubURL
+		f.NATSURLs, f.HubURL, f.NATSCA = []string{h.NATSURL()}, hubURL, h.NATSCA()
 	}); err != nil {
 		return fail(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,6 +32,7 @@ func (h *Hub) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.m.reg, promhttp.HandlerOpts{}))
 
 	route("POST /api/v1/enroll", h.enroll)
+	route("GET /api/v1/nats", h.natsInfo)
 	route("POST /api/v1/login", h.apiLogin)
 	route("POST /api/v1/search", h.requireUser(h.apiSearch))
 	route("GET /api/v1/datasets", h.apiDatasets)
@@ -141,12 +143,41 @@ func (h *Hub) enroll(w http.ResponseWriter, r *http.Request) {
 	h.forgetKey(id)
 	h.audit.Append("node:"+id, "enroll", id, map[string]any{"version": req.Version})
 	h.log.Info("node enrolled", "node", id)
+	writeJSON(w, http.StatusOK, fed.EnrollResponse{Node: id, NATSURLs: h.natsURLs(), NATSUser: id, NATSPassword: pass,
+		HubKey: fed.EncodeKey(h.pub), HubURL: h.cfg.PublicURL, NATSCA: h.NATSCA()})
+}
+
+func (h *Hub) natsURLs() []string {
 	urls := []string{h.NATSURL()}
 	if ws := h.NATSWebSocketURL(); ws != "" {
 		urls = append(urls, ws)
 	}
-	writeJSON(w, http.StatusOK, fed.EnrollResponse{Node: id, NATSURLs: urls, NATSUser: id, NATSPassword: pass,
-		HubKey: fed.EncodeKey(h.pub), HubURL: h.cfg.PublicURL})
+	return urls
+}
+
+// natsNonce is what a node may send as the nonce of GET /api/v1/nats.
+var natsNonce = regexp.MustCompile(`^[0-9a-f]{16,64}$`)
+
+// natsInfo tells how to reach the NATS server, signed with the hub's
+// key, so that nodes enrolled before the hub had TLS (or before it
+// changed certificates) fetch the addresses and the certificates to pin
+// again. Nothing in it is secret; the nonce keeps an old answer from
+// being replayed.
+func (h *Hub) natsInfo(w http.ResponseWriter, r *http.Request) {
+	nonce := r.URL.Query().Get("nonce")
+	if !natsNonce.MatchString(nonce) {
+		apiError(w, http.StatusBadRequest, "nonce: 16 to 64 lowercase hexadecimal digits")
+		return
+	}
+	msg, err := fed.Seal(h.key, "hub", fed.NATSInfo{Purpose: fed.PurposeNATSInfo, Nonce: nonce, Time: time.Now().UTC(),
+		NATSURLs: h.natsURLs(), NATSCA: h.NATSCA()})
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(msg)
 }
 
 func (h *Hub) apiLogin(w http.ResponseWriter, r *http.Request) {

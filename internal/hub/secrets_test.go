@@ -22,7 +22,7 @@ func TestHubNATSPassword(t *testing.T) {
 		pass string
 		ok   bool
 	}{{h.hubPass, true}, {string(wrong), false}, {"", false}} {
-		nc, err := nats.Connect(h.NATSURL(), nats.UserInfo(h.hubUser, c.pass), nats.MaxReconnects(0))
+		nc, err := nats.Connect(h.NATSURL(), nats.UserInfo(h.hubUser, c.pass), nats.MaxReconnects(0), nodeTLS(t, h, h.key))
 		if (err == nil) != c.ok {
 			t.Errorf("password of %d bytes (right: %v): connect error %v", len(c.pass), c.ok, err)
 		}

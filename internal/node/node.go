@@ -72,6 +72,10 @@ type Config struct {
 	// SearchNoise is the scale of Laplace noise added to counts (0: none),
 	// seeded by the query so that repeating it gives the same answer.
 	SearchNoise float64 `json:"search_noise"`
+	// HubWebSocket connects to the hub over NATS's WebSocket (wss://)
+	// rather than its plain protocol (tls://), for sites whose proxies
+	// pass only HTTP(S); the hub must offer it (nats_websocket).
+	HubWebSocket bool `json:"hub_websocket"`
 
 	// Clock, when set, replaces time.Now for the privacy budget's days
 	// (the attack harness moves it on to replay many days).

@@ -1,0 +1,244 @@
+package hub_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/mosaic-imaging/mosaic/internal/fed"
+	"github.com/mosaic-imaging/mosaic/internal/hub"
+	"github.com/mosaic-imaging/mosaic/internal/node"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// tlsHub opens a hub with cfg (data directory, loopback NATS and a quiet
+// log filled in) and serves its HTTP interface.
+func tlsHub(t *testing.T, cfg hub.Config) (*hub.Hub, *httptest.Server) {
+	t.Helper()
+	if cfg.Data == "" {
+		cfg.Data = t.TempDir()
+	}
+	if cfg.NATSListen == "" {
+		cfg.NATSListen = "127.0.0.1:0"
+	}
+	cfg.Log = quiet
+	h, err := hub.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h.Handler())
+	t.Cleanup(func() { srv.Close(); h.Close() })
+	return h, srv
+}
+
+// enrolNode opens a node with cfg and enrols it as name.
+func enrolNode(t *testing.T, h *hub.Hub, srv *httptest.Server, name string, cfg node.Config) *node.Node {
+	t.Helper()
+	ctx := context.Background()
+	cfg.Data, cfg.Log = t.TempDir(), quiet
+	n, err := node.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	tok, err := h.Store.AddNode(ctx, name, name, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Enroll(ctx, srv.URL, tok, "test"); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func startLink(t *testing.T, n *node.Node) *node.Link {
+	t.Helper()
+	l, err := n.StartLink(node.LinkOptions{Heartbeat: 100 * time.Millisecond, Version: "test"})
+	if err != nil || l == nil {
+		t.Fatalf("link: %v", err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+// online waits up to d for the hub to see node online.
+func online(t *testing.T, h *hub.Hub, name string, d time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		infos, err := h.NodeInfos(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range infos {
+			if i.ID == name && i.Status == "online" {
+				return true
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// TestNodeLinkOverTLS: by default enrolment hands out a tls:// address
+// and the certificate to pin, and the node's link comes up over TLS.
+func TestNodeLinkOverTLS(t *testing.T) {
+	h, srv := tlsHub(t, hub.Config{})
+	n := enrolNode(t, h, srv, "north", node.Config{})
+	f, _, err := n.LoadFederation()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.NATSURLs) != 1 || !strings.HasPrefix(f.NATSURLs[0], "tls://") || !strings.Contains(f.NATSCA, "BEGIN CERTIFICATE") {
+		t.Fatalf("enrolment: urls %v, pinned certificate %q", f.NATSURLs, f.NATSCA)
+	}
+	// A client that does not speak TLS gets nowhere.
+	plain := "nats://" + strings.TrimPrefix(f.NATSURLs[0], "tls://")
+	if nc, err := nats.Connect(plain, nats.UserInfo(f.NATSUser, f.NATSPassword), nats.MaxReconnects(0),
+		nats.Secure(nil)); err == nil {
+		nc.Close()
+		t.Error("a connection trusting the system's roots was admitted")
+	}
+	startLink(t, n)
+	if !online(t, h, "north", 10*time.Second) {
+		t.Fatal("the node did not come online over TLS")
+	}
+}
+
+// TestNodeWrongPinnedCertificate: a node that pins another hub's
+// certificate does not connect.
+func TestNodeWrongPinnedCertificate(t *testing.T) {
+	h, srv := tlsHub(t, hub.Config{})
+	other, _ := tlsHub(t, hub.Config{})
+	if h.NATSCA() == other.NATSCA() {
+		t.Fatal("two hubs made the same CA")
+	}
+	n := enrolNode(t, h, srv, "north", node.Config{})
+	if err := n.UpdateFederation(func(f *node.Federation) { f.NATSCA = other.NATSCA() }); err != nil {
+		t.Fatal(err)
+	}
+	l := startLink(t, n)
+	if online(t, h, "north", 3*time.Second) || l.Connected() {
+		t.Fatal("a node pinning another certificate connected")
+	}
+}
+
+// TestNATSMutualTLS: with nats_mtls a connection with the node's
+// password is admitted only when its certificate carries the key the
+// node enrolled with.
+func TestNATSMutualTLS(t *testing.T) {
+	for _, mtls := range []bool{false, true} {
+		h, srv := tlsHub(t, hub.Config{NATSMTLS: mtls})
+		n := enrolNode(t, h, srv, "north", node.Config{})
+		f, _, _ := n.LoadFederation()
+		_, otherKey, _ := ed25519.GenerateKey(nil)
+		tc, err := fed.ClientTLS(f.NATSCA, otherKey, "north")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(f.NATSURLs[0], nats.UserInfo(f.NATSUser, f.NATSPassword), nats.MaxReconnects(0), nats.Secure(tc))
+		if nc != nil {
+			nc.Close()
+		}
+		if admitted := err == nil; admitted == mtls {
+			t.Errorf("mtls %v: a certificate of another key admitted: %v", mtls, admitted)
+		}
+		if mtls {
+			tc.Certificates = nil
+			if nc, err := nats.Connect(f.NATSURLs[0], nats.UserInfo(f.NATSUser, f.NATSPassword), nats.MaxReconnects(0), nats.Secure(tc)); err == nil {
+				nc.Close()
+				t.Error("mtls: a connection without a certificate admitted")
+			}
+		}
+		startLink(t, n)
+		if !online(t, h, "north", 10*time.Second) {
+			t.Fatalf("mtls %v: the node with its own key did not come online", mtls)
+		}
+	}
+}
+
+// TestNATSPlainOffLoopback: the hub refuses NATS without TLS on an
+// address other hosts reach, naming --insecure, and accepts it on
+// loopback or when told.
+func TestNATSPlainOffLoopback(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  hub.Config
+		ok   bool
+	}{
+		{"client, every interface", hub.Config{NATSListen: "0.0.0.0:0", NATSNoTLS: true}, false},
+		{"client, an address", hub.Config{NATSListen: "192.0.2.1:4222", NATSNoTLS: true}, false},
+		{"websocket, every interface", hub.Config{NATSListen: "127.0.0.1:0", NATSWebSocket: ":0", NATSNoTLS: true}, false},
+		{"loopback", hub.Config{NATSListen: "127.0.0.1:0", NATSWebSocket: "127.0.0.1:0", NATSNoTLS: true}, true},
+		{"insecure", hub.Config{NATSListen: "0.0.0.0:0", NATSNoTLS: true, Insecure: true}, true},
+		{"tls, every interface", hub.Config{NATSListen: "0.0.0.0:0", NATSWebSocket: "0.0.0.0:0"}, true},
+	} {
+		c.cfg.Data, c.cfg.Log = t.TempDir(), quiet
+		h, err := hub.Open(context.Background(), c.cfg)
+		if h != nil {
+			h.Close()
+		}
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case !c.ok && (err == nil || !strings.Contains(err.Error(), "--insecure")):
+			t.Errorf("%s: got %v, want a refusal naming --insecure", c.name, err)
+		}
+	}
+}
+
+// TestNATSWebSocketTLS: the WebSocket listener has TLS too (wss://),
+// and a node set to use it connects through it.
+func TestNATSWebSocketTLS(t *testing.T) {
+	h, srv := tlsHub(t, hub.Config{NATSWebSocket: "127.0.0.1:0"})
+	n := enrolNode(t, h, srv, "north", node.Config{HubWebSocket: true})
+	f, _, _ := n.LoadFederation()
+	var wss string
+	for _, u := range f.NATSURLs {
+		if strings.HasPrefix(u, "wss://") {
+			wss = u
+		}
+	}
+	if wss == "" {
+		t.Fatalf("no wss:// address handed out: %v", f.NATSURLs)
+	}
+	u, _ := url.Parse(wss)
+	if nc, err := nats.Connect("ws://"+u.Host, nats.UserInfo(f.NATSUser, f.NATSPassword), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Error("plain ws:// admitted")
+	}
+	startLink(t, n)
+	if !online(t, h, "north", 10*time.Second) {
+		t.Fatal("the node did not come online over wss://")
+	}
+}
+
+// TestPreTLSEnrolment: a node enrolled before the hub had TLS (a
+// nats:// address, no pinned certificate) fetches the hub's signed NATS
+// settings at start and connects over TLS.
+func TestPreTLSEnrolment(t *testing.T) {
+	h, srv := tlsHub(t, hub.Config{})
+	n := enrolNode(t, h, srv, "north", node.Config{})
+	if err := n.UpdateFederation(func(f *node.Federation) {
+		f.NATSURLs, f.NATSCA = []string{"nats://" + strings.TrimPrefix(f.NATSURLs[0], "tls://")}, ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	startLink(t, n)
+	if !online(t, h, "north", 10*time.Second) {
+		t.Fatal("the node enrolled before TLS did not come online")
+	}
+	f, _, _ := n.LoadFederation()
+	if f.NATSCA != h.NATSCA() || !strings.HasPrefix(f.NATSURLs[0], "tls://") {
+		t.Errorf("federation.json after the refresh: %v %q", f.NATSURLs, f.NATSCA)
+	}
+}
