@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"regexp"
 	"sort"
@@ -121,6 +122,12 @@ func (h *Hub) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 }
 
 func (h *Hub) enroll(w http.ResponseWriter, r *http.Request) {
+	src := sourceOf(r.RemoteAddr)
+	if ok, retry := h.enrol.take(src); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+		apiError(w, http.StatusTooManyRequests, "too many enrolment attempts from this address: try again later")
+		return
+	}
 	var req fed.EnrollRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
@@ -135,11 +142,14 @@ func (h *Hub) enroll(w http.ResponseWriter, r *http.Request) {
 	pass := fed.NewID() + fed.NewID()
 	id, err := h.Store.Enroll(r.Context(), req.Token, req.PublicKey, pass, req.Version)
 	if err != nil {
-		h.log.Warn("enrolment refused", "remote", r.RemoteAddr)
-		h.audit.Append("anonymous", "enroll-refused", "", map[string]any{"remote": r.RemoteAddr})
+		if h.enrol.refused(src) {
+			h.log.Warn("enrolment refused", "remote", src)
+			h.audit.Append("anonymous", "enroll-refused", "", map[string]any{"remote": src, "count": 1})
+		}
 		apiError(w, http.StatusUnauthorized, "the enrolment token is unknown, used or expired: ask the hub's operator for a new one (mosaic hub node add)")
 		return
 	}
+	h.enrol.succeeded(src)
 	h.forgetKey(id)
 	h.audit.Append("node:"+id, "enroll", id, map[string]any{"version": req.Version})
 	h.log.Info("node enrolled", "node", id)

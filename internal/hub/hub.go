@@ -142,6 +142,7 @@ type Hub struct {
 	tls   *natsTLS // nil without TLS on the embedded server
 	audit auditLog
 	m     *metrics
+	enrol *enrolLimit
 
 	hubUser, hubPass string
 
@@ -174,7 +175,7 @@ func Open(ctx context.Context, cfg Config) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, Store: st, log: cfg.Log, live: map[string]*liveNode{}, clients: map[uint64]string{}, keys: map[string]ed25519.PublicKey{}, m: newMetrics()}
+	h := &Hub{cfg: cfg, Store: st, log: cfg.Log, live: map[string]*liveNode{}, clients: map[uint64]string{}, keys: map[string]ed25519.PublicKey{}, m: newMetrics(), enrol: newEnrolLimit()}
 	fail := func(err error) (*Hub, error) {
 		h.Close()
 		return nil, err
@@ -374,6 +375,7 @@ func (h *Hub) Close() error {
 		h.ns.WaitForShutdown()
 	}
 	if h.audit != nil {
+		h.flushEnrolRefusals(true)
 		h.audit.Close()
 	}
 	return h.Store.Close()
@@ -392,6 +394,7 @@ func (h *Hub) watch(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		h.flushEnrolRefusals(false)
 		nodes, err := h.Store.Nodes(ctx)
 		if err != nil {
 			continue
