@@ -114,7 +114,7 @@ func (f *hubFlags) openStore(e *env, cmd *cobra.Command) (*hub.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(c.Data, 0o750); err != nil {
+	if err := os.MkdirAll(c.Data, 0o700); err != nil {
 		return nil, err
 	}
 	return hub.OpenStore(e.ctx, c.DB)

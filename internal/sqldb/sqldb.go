@@ -81,9 +81,17 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		if i := strings.IndexByte(path, '?'); i >= 0 {
 			return nil, fmt.Errorf("%w: SQLite paths take no parameters", ErrURL)
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
+		// SQLite makes its -wal and -shm files with the database file's
+		// mode: create it readable by its owner only. An existing
+		// database keeps the mode it has.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
 		q := url.Values{}
 		for _, p := range []string{"busy_timeout(20000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
 			q.Add("_pragma", p)
