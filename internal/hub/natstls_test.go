@@ -2,11 +2,22 @@ package hub_test
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
+	"math/big"
+	"net"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -199,7 +210,13 @@ func TestNATSPlainOffLoopback(t *testing.T) {
 // TestNATSWebSocketTLS: the WebSocket listener has TLS too (wss://),
 // and a node set to use it connects through it.
 func TestNATSWebSocketTLS(t *testing.T) {
-	h, srv := tlsHub(t, hub.Config{NATSWebSocket: "127.0.0.1:0"})
+	for _, mtls := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tls", true: "mtls"}[mtls], func(t *testing.T) { testNATSWebSocketTLS(t, mtls) })
+	}
+}
+
+func testNATSWebSocketTLS(t *testing.T, mtls bool) {
+	h, srv := tlsHub(t, hub.Config{NATSWebSocket: "127.0.0.1:0", NATSMTLS: mtls})
 	n := enrolNode(t, h, srv, "north", node.Config{HubWebSocket: true})
 	f, _, _ := n.LoadFederation()
 	var wss string
@@ -240,5 +257,75 @@ func TestPreTLSEnrolment(t *testing.T) {
 	f, _, _ := n.LoadFederation()
 	if f.NATSCA != h.NATSCA() || !strings.HasPrefix(f.NATSURLs[0], "tls://") {
 		t.Errorf("federation.json after the refresh: %v %q", f.NATSURLs, f.NATSCA)
+	}
+}
+
+// TestNATSOperatorCertificate: with the operator's certificate and key,
+// nodes pin the top of the chain in the file and connect.
+func TestNATSOperatorCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, issuer := operatorCertificate(t, dir)
+	h, srv := tlsHub(t, hub.Config{NATSTLSCert: certFile, NATSTLSKey: keyFile})
+	if h.NATSCA() != issuer {
+		t.Fatalf("pinned %q, want the issuer", h.NATSCA())
+	}
+	n := enrolNode(t, h, srv, "north", node.Config{})
+	startLink(t, n)
+	if !online(t, h, "north", 10*time.Second) {
+		t.Fatal("the node did not come online with the operator's certificate")
+	}
+}
+
+// operatorCertificate writes a leaf for 127.0.0.1 followed by its
+// issuer, and the leaf's key, as an operator would get them; it returns
+// the files and the issuer's PEM.
+func operatorCertificate(t *testing.T, dir string) (certFile, keyFile, issuerPEM string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Operator CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "hub.example.org"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames: []string{"hub.example.org"}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, leafKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(leafKey)
+	certFile, keyFile = filepath.Join(dir, "hub.crt"), filepath.Join(dir, "hub.key")
+	os.WriteFile(certFile, []byte(fed.CertPEM(leafDER, caDER)), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile, fed.CertPEM(caDER)
+}
+
+// TestRefreshNeedsHubSignature: NATS settings signed by another hub's
+// key are refused and change nothing.
+func TestRefreshNeedsHubSignature(t *testing.T) {
+	h, srv := tlsHub(t, hub.Config{})
+	_, otherSrv := tlsHub(t, hub.Config{})
+	n := enrolNode(t, h, srv, "north", node.Config{})
+	if err := n.UpdateFederation(func(f *node.Federation) { f.HubURL = otherSrv.URL }); err != nil {
+		t.Fatal(err)
+	}
+	before, _, _ := n.LoadFederation()
+	if _, err := n.RefreshFederation(context.Background()); !errors.Is(err, fed.ErrSignature) {
+		t.Errorf("settings signed by another hub: %v, want fed.ErrSignature", err)
+	}
+	after, _, _ := n.LoadFederation()
+	if after.NATSCA != before.NATSCA || after.NATSURLs[0] != before.NATSURLs[0] {
+		t.Error("refused settings were stored")
+	}
+	if err := n.UpdateFederation(func(f *node.Federation) { f.HubURL = srv.URL }); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := n.RefreshFederation(context.Background()); err != nil || f.NATSCA != h.NATSCA() {
+		t.Errorf("settings from its own hub: %v", err)
 	}
 }
