@@ -160,6 +160,16 @@ func TestFederation(t *testing.T) {
 			s.rows = append(s.rows, m)
 		}
 		common := []string{"--data", s.data, "--policy", "longitudinal"}
+		// Exact answers, so that every figure of the pipeline can be
+		// checked against the cohort: no noise, no overlap control, no
+		// budget cap. The attack harness (internal/attack) measures the
+		// defaults.
+		if err := os.MkdirAll(s.data, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(s.data, "node.json"), []byte(`{"search_noise": 0, "search_overlap": false, "search_daily_epsilon": -1, "search_total_epsilon": -1}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		crashCLI(t, bin, append([]string{"node", "dataset", "create", "--id", s.dataset, "--title", s.name + " cohort", "--tier", "3"}, common...)...)
 		crashCLI(t, bin, append([]string{"node", "ingest", "-q", "--dataset", s.dataset, filepath.Join(s.dir, "dicom")}, common...)...)
 		crashCLI(t, bin, append([]string{"node", "import-clinical", "--dataset", s.dataset, filepath.Join(s.dir, "clinical.csv")}, common...)...)
@@ -231,6 +241,9 @@ func TestFederation(t *testing.T) {
 			Node, Dataset string
 			Subjects      int `json:"subjects_count"`
 			Studies       int `json:"studies_count"`
+			Budget        *struct {
+				Charged float64
+			}
 		}
 		Nodes []struct{ Node, Status string }
 	}
@@ -255,9 +268,15 @@ func TestFederation(t *testing.T) {
 		return r, time.Since(t0)
 	}
 	floor := 10
-	expect := func(n int) int {
-		if n < floor {
+	// The floor and the complement control (docs/disclosure.md): a set
+	// under the floor is empty; one that leaves fewer than the floor of
+	// the dataset out gets the whole dataset's count.
+	expect := func(n, all int) int {
+		switch {
+		case n < floor:
 			return 0
+		case all-n < floor:
+			return all
 		}
 		return n
 	}
@@ -286,7 +305,7 @@ func TestFederation(t *testing.T) {
 			func(r map[string]string) bool { return r["cancer_type"] == "lung" || r["cancer_type"] == "prostate" }},
 		{"MR", and(leaf("RID10311", "EQUALS", `"RID10312"`)), func(r map[string]string) bool { return strings.Contains(r["modalities"], "MR") }},
 	}
-	sawFloor := false
+	sawFloor, sawComplement := false, false
 	for _, c := range cases {
 		r, took := search(c.ast)
 		if took > 5*time.Second {
@@ -295,14 +314,20 @@ func TestFederation(t *testing.T) {
 		got := map[string]int{}
 		for _, e := range r.Results {
 			got[e.Node] = e.Subjects
+			if e.Budget == nil || e.Budget.Charged != 1 {
+				t.Errorf("%s at %s: budget %+v, want a charge of 1 (noise off)", c.name, e.Node, e.Budget)
+			}
 		}
 		for _, s := range sites {
 			raw := s.count(c.match)
 			if raw > 0 && raw < floor {
 				sawFloor = true
 			}
-			if got[s.name] != expect(raw) {
-				t.Errorf("%s at %s: %d subjects, want %d (raw %d, floor %d)", c.name, s.name, got[s.name], expect(raw), raw, floor)
+			if raw >= floor && s.patients-raw > 0 && s.patients-raw < floor {
+				sawComplement = true
+			}
+			if want := expect(raw, s.patients); got[s.name] != want {
+				t.Errorf("%s at %s: %d subjects, want %d (raw %d of %d, floor %d)", c.name, s.name, got[s.name], want, raw, s.patients, floor)
 			}
 		}
 		for _, n := range r.Nodes {
@@ -313,6 +338,9 @@ func TestFederation(t *testing.T) {
 	}
 	if !sawFloor {
 		t.Error("no query hit a count under the floor: the cohorts do not test disclosure control")
+	}
+	if !sawComplement {
+		t.Error("no query left fewer than the floor out: the cohorts do not test the complement control")
 	}
 
 	// A stopped node is reported; the search answers within the deadline.
@@ -381,6 +409,39 @@ func TestFederation(t *testing.T) {
 	hubLog, _ := os.ReadFile(filepath.Join(hubData, "audit.log"))
 	if n := bytes.Count(hubLog, []byte(`"action":"search"`)); n < len(cases) {
 		t.Errorf("hub audit log holds %d searches", n)
+	}
+	// Each node knows the researcher by a pseudonym of its own: never the
+	// user's name, and not the same at two nodes.
+	seen := map[string]string{}
+	for _, s := range sites[:2] {
+		b, _ := os.ReadFile(filepath.Join(s.data, "audit.log"))
+		if bytes.Contains(b, []byte("alice")) {
+			t.Errorf("%s's audit log names the user", s.name)
+		}
+		var pseudonyms []string
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			var rec struct {
+				Action string
+				Detail struct{ Researcher string }
+			}
+			// A node removed from the hub gets no pseudonym ("anonymous")
+			// for the searches it still sees before it is cut off.
+			if json.Unmarshal(line, &rec) == nil && rec.Action == "search" && rec.Detail.Researcher != "anonymous" {
+				pseudonyms = append(pseudonyms, rec.Detail.Researcher)
+			}
+		}
+		if len(pseudonyms) == 0 || !strings.HasPrefix(pseudonyms[0], "r-") {
+			t.Fatalf("%s's searches: researchers %q", s.name, pseudonyms)
+		}
+		for _, p := range pseudonyms {
+			if p != pseudonyms[0] {
+				t.Errorf("%s knows one user by two pseudonyms: %q", s.name, pseudonyms)
+			}
+			if other, ok := seen[p]; ok && other != s.name {
+				t.Errorf("%s and %s know the user by the same pseudonym", other, s.name)
+			}
+			seen[p] = s.name
+		}
 	}
 }
 

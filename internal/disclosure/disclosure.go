@@ -1,7 +1,26 @@
-// Package disclosure is the disclosure control a node applies to the
-// counts of a federated search before anything leaves it: a floor below
-// which a count is reported exactly as no match, rounding, and optional
-// Laplace noise that is the same every time the same query is asked.
+// Package disclosure is the disclosure control a node applies to every
+// figure about its patients before it leaves: federated search answers,
+// their breakdowns, the catalogue's aggregates, and the outputs of
+// federated statistics to come. docs/disclosure.md gives the threat model
+// and what each mechanism stops.
+//
+// Two layers:
+//
+//   - Policy protects one figure: a count under the floor is reported as
+//     0, noise (Laplace, scale Noise) is drawn from a keyed pseudo-random
+//     function of a seed and a label, the result is rounded and, if it
+//     fell under the floor, reported as 0. Figures (figures.go) makes all
+//     the figures of a set (subjects, studies, categories, age range),
+//     each a count of some set drawn from that set's own seed: the keyed
+//     digest of the set of patients (Group), so that every way of asking
+//     for the same set gets the same figure and rewrites cannot be
+//     averaged.
+//   - Control (control.go) adds what needs memory: the complement and
+//     overlap controls (a set within the floor of the whole dataset or of
+//     a set answered before gets that set's figures, so differences
+//     smaller than the floor are never revealed), a privacy budget per
+//     researcher and dataset, and the attack detector. Its state lives in
+//     a Store (the node's index).
 //
 // Order of operations in Count, and why:
 //
@@ -9,26 +28,15 @@
 //     "nothing matches", so a small group can neither be seen nor be told
 //     apart from an empty one.
 //  2. Noise, if enabled, is Laplace with scale Noise, drawn from a keyed
-//     pseudo-random function of the canonical query and a label: asking
-//     the same question again returns the same answer, so repeating it
-//     cannot average the noise away. Without the node's key nobody can
-//     predict or subtract the noise.
+//     pseudo-random function of the seed and a label: the same seed gives
+//     the same answer, so repeating a question cannot average the noise
+//     away. Without the node's key nobody can predict or subtract it.
 //  3. The result is rounded to the nearest multiple of Round.
 //  4. If noise or rounding brought it below the floor, 0 again: no value
 //     from 1 to Floor-1 is ever output.
 //
-// The label separates the counts of one query: the subjects, the studies,
-// each gender, each modality of the same query are different numbers and
-// must get independent noise. With one draw per query, the noise added to
-// "subjects" and to "female subjects" would be the same number, so their
-// difference (the exact count of the other genders) would come out without
-// any noise at all.
-//
-// The noise is sticky to the query, not to the data: when the data change
-// by one patient, the answer to the same query moves by that one patient
-// before rounding. Rounding, the floor and the hub's per-user query
-// budgets are what limit differencing over time; rotating the key draws
-// fresh noise for every query.
+// The label separates the figures drawn from one seed: the subjects and
+// the studies of a set are different numbers and get independent noise.
 package disclosure
 
 import (
@@ -38,7 +46,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 )
 
 // Defaults used when a field of Policy is zero.
@@ -129,19 +136,19 @@ func (p Policy) floor() int {
 	return f
 }
 
-// Count protects one count n of the query whose canonical form is
-// queryCanonical; label names which count of the query it is ("subjects",
-// "studies", "gender/female", ...). It returns 0 or a multiple of the
+// Count protects one count n drawn from seed (the digest of the set it
+// counts); label names which figure of that set it is ("subjects",
+// "studies", ...). It returns 0 or a multiple of the
 // rounding that is at least the floor. See the package documentation for
 // the steps.
-func (p Policy) Count(n int, queryCanonical []byte, label string) int {
+func (p Policy) Count(n int, seed []byte, label string) int {
 	f, r := p.floor(), p.round()
 	if n < f {
 		return 0
 	}
 	var noise float64
 	if b := p.scale(); b > 0 {
-		noise = laplace(b, p.uniform(queryCanonical, label))
+		noise = laplace(b, p.uniform(seed, label))
 	}
 	// n = q·r + rem; only rem + noise (small: |noise| < 40 million) goes
 	// through floating point, so even absurd counts round exactly.
@@ -188,34 +195,6 @@ func laplace(b, u float64) float64 {
 		return b * math.Log(2*u)
 	}
 	return -b * math.Log(2*(1-u))
-}
-
-// Categories returns, sorted, the categories (genders, modalities, body
-// parts present among the matching subjects) whose count survives Count,
-// each with its own noise (label + "/" + category): a category below the
-// floor is not named at all, and whether one near the floor is named does
-// not reveal its exact count when noise is on.
-func (p Policy) Categories(counts map[string]int, queryCanonical []byte, label string) []string {
-	out := []string{}
-	for c, n := range counts {
-		if p.Count(n, queryCanonical, label+"/"+c) > 0 {
-			out = append(out, c)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// AgeRange coarsens the youngest and oldest ages of a result to whole
-// decades: lo is rounded down to a multiple of 10 and hi up to the end of
-// its decade (43 and 67 become 40 and 69), so neither end names one
-// patient's age. The two ends are still those of single patients' decades:
-// report them only with a subject count that passed the floor.
-func (p Policy) AgeRange(youngest, oldest int) (lo, hi int) {
-	if youngest > oldest {
-		youngest, oldest = oldest, youngest
-	}
-	return floorDiv(youngest, 10) * 10, floorDiv(oldest, 10)*10 + 9
 }
 
 func floorDiv(a, b int) int {

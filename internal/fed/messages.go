@@ -10,9 +10,16 @@ import (
 type SearchBody struct {
 	QueryID string          `json:"query_id"`
 	Query   json.RawMessage `json:"query"`
-	// User is an opaque, stable identifier of the asking user (never a
-	// name), for the node's audit log.
-	User string `json:"user"`
+	// User is left empty by current hubs. Hubs before per-node
+	// pseudonyms put an unsalted hash of the user id here; nodes fall
+	// back to it when Researchers has nothing for them.
+	User string `json:"user,omitempty"`
+	// Researchers gives, per node id, the asking researcher's pseudonym
+	// at that node: a keyed hash only the hub can compute, different at
+	// every node, so that nodes can keep a privacy budget per researcher
+	// without being able to tell who it is or link them across nodes by
+	// the pseudonym alone. The task's signature covers it.
+	Researchers map[string]string `json:"researchers,omitempty"`
 }
 
 // AgeRange is EUCAIM's age range of a result.
@@ -69,6 +76,20 @@ type SearchAnswer struct {
 	// what an empty result may hide.
 	Floor  int     `json:"floor"`
 	TookMS float64 `json:"took_ms"`
+	// Alerts are the attack patterns this question completed at the
+	// node, for the hub's operators.
+	Alerts []Alert `json:"alerts,omitempty"`
+}
+
+// Alert is an attack pattern a node saw in one researcher's questions
+// (the researcher named by their pseudonym at that node).
+type Alert struct {
+	Time       time.Time `json:"time"`
+	Dataset    string    `json:"dataset"`
+	Researcher string    `json:"researcher"`
+	Kind       string    `json:"kind"`
+	Count      int       `json:"count"`
+	Detail     string    `json:"detail"`
 }
 
 // Heartbeat is what a node sends every few seconds.

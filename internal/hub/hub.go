@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -145,11 +147,14 @@ type Hub struct {
 	enrol *enrolLimit
 
 	hubUser, hubPass string
+	// pseudonymKey keys researchers' per-node pseudonyms (Pseudonym).
+	pseudonymKey []byte
 
 	mu      sync.Mutex
 	live    map[string]*liveNode // by node id
 	clients map[uint64]string    // NATS client id -> node id
 	keys    map[string]ed25519.PublicKey
+	alerts  []Alert
 	subs    []*nats.Subscription
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -184,6 +189,9 @@ func Open(ctx context.Context, cfg Config) (*Hub, error) {
 		return fail(err)
 	}
 	h.pub = h.key.Public().(ed25519.PublicKey)
+	pk := hmac.New(sha256.New, h.key.Seed())
+	pk.Write([]byte("mosaic researcher pseudonyms"))
+	h.pseudonymKey = pk.Sum(nil)
 	if h.audit, err = openAudit(filepath.Join(cfg.Data, "audit.log")); err != nil {
 		return fail(err)
 	}

@@ -250,3 +250,67 @@ func TestAPINeedsBearer(t *testing.T) {
 		t.Errorf("search with the session as a bearer token: %d, want 200", resp.StatusCode)
 	}
 }
+
+// TestPseudonymsAndAlerts: each node gets its own keyed pseudonym of the
+// asking user inside the signed task (never the user id, never another
+// node's); a node's alert about that user is kept with the user's name,
+// one about anyone else is dropped; refusals and budgets reach the page.
+func TestPseudonymsAndAlerts(t *testing.T) {
+	h, srv, tok := testHub(t)
+	north, south := enrollFake(t, h, "north"), enrollFake(t, h, "south")
+	bodies := make(chan fed.SearchBody, 2)
+	for _, f := range []*fakeNode{north, south} {
+		f.connect(t, h)
+		f.nc.Subscribe(fed.SubjectSearch, func(m *nats.Msg) {
+			task, err := fed.OpenTask(h.PublicKey(), m.Data, f.id, time.Now(), time.Minute, nil)
+			if err != nil {
+				return
+			}
+			var body fed.SearchBody
+			json.Unmarshal(task.Body, &body)
+			bodies <- body
+			me := body.Researchers[f.id]
+			ans := fed.SearchAnswer{Node: f.id, TaskID: task.ID, Floor: 10,
+				Datasets: []fed.DatasetResult{{ID: "d", Name: "d", Refused: "budget-day", Budget: &fed.Budget{DayLeft: 0, TotalLeft: 4.5}}}}
+			if f.id == "north" {
+				ans.Alerts = []fed.Alert{{Dataset: "d", Researcher: me, Kind: "sweep", Count: 12}, {Dataset: "d", Researcher: "r-someone-else", Kind: "complement", Count: 3}}
+			}
+			msg, _ := fed.Seal(f.key, f.id, ans)
+			m.Respond(msg)
+		})
+		f.nc.Flush()
+	}
+	waitUntil(t, 5*time.Second, func() bool { return len(h.online()) == 2 })
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/search", strings.NewReader(`{"operand":"AND","children":[]}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res SearchResult
+	json.NewDecoder(resp.Body).Decode(&res)
+	resp.Body.Close()
+	b1, b2 := <-bodies, <-bodies
+	pn, ps := b1.Researchers["north"], b1.Researchers["south"]
+	if pn == "" || ps == "" || pn == ps || strings.Contains(pn+ps, "alice") || b1.User != "" {
+		t.Fatalf("pseudonyms %q %q, user %q", pn, ps, b1.User)
+	}
+	if b2.Researchers["north"] != pn || pn != h.Pseudonym("north", "alice") || h.Pseudonym("north", "bob") == pn {
+		t.Errorf("pseudonyms are not stable per node and user")
+	}
+	if len(res.Results) != 2 || res.Results[0].Refused != "budget-day" || res.Results[0].Budget == nil || res.Results[0].Budget.TotalLeft != 4.5 {
+		t.Fatalf("results %+v", res.Results)
+	}
+	alerts := h.Alerts()
+	if len(alerts) != 1 || alerts[0].User != "alice" || alerts[0].Node != "north" || alerts[0].Kind != "sweep" {
+		t.Fatalf("alerts %+v", alerts)
+	}
+	if b, _ := readFile(h.cfg.Data + "/audit.log"); !bytes.Contains(b, []byte(`"action":"disclosure-alert"`)) || bytes.Contains(b, []byte("r-someone-else")) {
+		t.Errorf("audit log: %s", b)
+	}
+	req2 := httptest.NewRequest("GET", "/search", nil)
+	row := h.uiResult(req2, res).Rows[0]
+	if !strings.Contains(row.Refused, "spent for today") || !strings.Contains(row.Budget, "4.5 in all") {
+		t.Errorf("page row %+v", row)
+	}
+}

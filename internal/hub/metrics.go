@@ -11,6 +11,7 @@ type metrics struct {
 	searchSeconds prometheus.Histogram
 	nodeAnswers   *prometheus.CounterVec
 	refused       *prometheus.CounterVec
+	alerts        *prometheus.CounterVec
 	httpSeconds   *prometheus.HistogramVec
 }
 
@@ -30,12 +31,15 @@ func newMetrics() *metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mosaic_hub_node_messages_refused_total", Help: "Node messages refused, by reason.",
 		}, []string{"reason"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mosaic_hub_disclosure_alerts_total", Help: "Attack patterns reported by nodes, by kind (differencing, complement, sweep, budget).",
+		}, []string{"kind"}),
 		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "mosaic_hub_http_request_seconds", Help: "HTTP request latency by route and status code.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"route", "code"}),
 	}
-	m.reg.MustRegister(m.searches, m.searchSeconds, m.nodeAnswers, m.refused, m.httpSeconds,
+	m.reg.MustRegister(m.searches, m.searchSeconds, m.nodeAnswers, m.refused, m.alerts, m.httpSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

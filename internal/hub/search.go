@@ -2,11 +2,13 @@ package hub
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -51,6 +53,9 @@ type SearchResult struct {
 	Results []ResultEntry `json:"results"`
 	Nodes   []NodeStatus  `json:"nodes"`
 	TookMS  float64       `json:"took_ms"`
+	// Alerts are the attack patterns nodes saw in this user's questions
+	// (shown to hub admins only; empty for everyone else).
+	Alerts []fed.Alert `json:"-"`
 }
 
 // Errors of Search for the HTTP layer.
@@ -82,9 +87,18 @@ func (h *Hub) Search(ctx context.Context, u User, body []byte) (SearchResult, er
 	if err != nil {
 		return SearchResult{}, err
 	}
-	res := SearchResult{QueryID: fed.NewID(), Query: q.Describe(), Results: []ResultEntry{}, Nodes: []NodeStatus{}}
-	userHash := sha256.Sum256([]byte("mosaic-user:" + u.ID))
-	body2, _ := json.Marshal(fed.SearchBody{QueryID: res.QueryID, Query: wire, User: hex.EncodeToString(userHash[:8])})
+	res := SearchResult{QueryID: fed.NewID(), Query: q.Describe(), Results: []ResultEntry{}, Nodes: []NodeStatus{}, Alerts: []fed.Alert{}}
+	nodes, err := h.Store.Nodes(ctx)
+	if err != nil {
+		return res, err
+	}
+	researchers := map[string]string{}
+	for _, nd := range nodes {
+		if nd.Removed == nil && nd.Enrolled != nil {
+			researchers[nd.ID] = h.Pseudonym(nd.ID, u.ID)
+		}
+	}
+	body2, _ := json.Marshal(fed.SearchBody{QueryID: res.QueryID, Query: wire, Researchers: researchers})
 	now := time.Now()
 	deadline := h.cfg.SearchDeadline
 	task := fed.Task{ID: res.QueryID, Kind: "search", Issued: now, Expires: now.Add(deadline + 5*time.Second), Audience: "*", Body: body2}
@@ -93,10 +107,6 @@ func (h *Hub) Search(ctx context.Context, u User, body []byte) (SearchResult, er
 		return res, err
 	}
 
-	nodes, err := h.Store.Nodes(ctx)
-	if err != nil {
-		return res, err
-	}
 	online := h.online()
 	expected := map[string]bool{}
 	status := map[string]*NodeStatus{}
@@ -161,6 +171,7 @@ collect:
 				continue
 			}
 			st.Status = NodeAnswered
+			h.nodeAlerts(node, u, res.QueryID, a.Alerts)
 			if len(a.Datasets) > 1000 {
 				a.Datasets = a.Datasets[:1000]
 			}
@@ -192,7 +203,11 @@ collect:
 	}
 	var counts []string
 	for _, r := range res.Results {
-		counts = append(counts, fmt.Sprintf("%s/%s=%d", r.Node, r.Dataset, r.SubjectsCount))
+		c := fmt.Sprintf("%s/%s=%d", r.Node, r.Dataset, r.SubjectsCount)
+		if r.Refused != "" {
+			c = r.Node + "/" + r.Dataset + "=" + r.Refused
+		}
+		counts = append(counts, c)
 	}
 	if err := h.audit.Append("user:"+u.ID, "search", res.QueryID, map[string]any{
 		"query": res.Query, "query_sha256": hex.EncodeToString(sum[:]), "nodes": statuses, "subjects": counts,
@@ -200,4 +215,64 @@ collect:
 		h.log.Error("audit append failed", "err", err)
 	}
 	return res, nil
+}
+
+// Pseudonym is the name user goes by at node: a keyed hash (HMAC-SHA256
+// with a secret derived from the hub's signing key) of the node id and
+// the user id, different at every node. A node cannot test names against
+// it, nor link a researcher's pseudonyms across nodes; the hub can map
+// a node's alert back to the user.
+func (h *Hub) Pseudonym(node, user string) string {
+	m := hmac.New(sha256.New, h.pseudonymKey)
+	m.Write([]byte(node))
+	m.Write([]byte{0})
+	m.Write([]byte(user))
+	return "r-" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// maxAlerts bounds the alerts the hub keeps in memory for its pages (the
+// audit log keeps them all).
+const maxAlerts = 500
+
+// Alert is a node's alert as the hub keeps it: with the user it was
+// about, which only the hub can tell.
+type Alert struct {
+	fed.Alert
+	Node    string `json:"node"`
+	User    string `json:"user"`
+	QueryID string `json:"query_id"`
+}
+
+// nodeAlerts records the alerts a node raised about user's question.
+func (h *Hub) nodeAlerts(node string, u User, queryID string, alerts []fed.Alert) {
+	if len(alerts) > 20 {
+		alerts = alerts[:20]
+	}
+	for _, a := range alerts {
+		if a.Researcher != h.Pseudonym(node, u.ID) {
+			continue // not about this user: a node cannot accuse another
+		}
+		h.m.alerts.WithLabelValues(a.Kind).Inc()
+		h.log.Warn("disclosure alert from a node", "node", node, "user", u.ID, "kind", a.Kind, "dataset", a.Dataset, "count", a.Count)
+		if err := h.audit.Append("node:"+node, "disclosure-alert", queryID, map[string]any{
+			"user": u.ID, "dataset": a.Dataset, "kind": a.Kind, "count": a.Count, "detail": a.Detail}); err != nil {
+			h.log.Error("audit append failed", "err", err)
+		}
+		h.mu.Lock()
+		if len(h.alerts) >= maxAlerts {
+			h.alerts = append(h.alerts[:0], h.alerts[len(h.alerts)-maxAlerts/2:]...)
+		}
+		h.alerts = append(h.alerts, Alert{Alert: a, Node: node, User: u.ID, QueryID: queryID})
+		h.mu.Unlock()
+	}
+}
+
+// Alerts returns the nodes' alerts received since the hub started,
+// newest first.
+func (h *Hub) Alerts() []Alert {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := slices.Clone(h.alerts)
+	slices.Reverse(out)
+	return out
 }

@@ -543,6 +543,9 @@ type uiResultRow struct {
 	Floor                          int
 	Age                            string
 	Gender, Modality, BodyParts    []string
+	// Refused explains a dataset that gave no figures (privacy budget
+	// spent); Budget is what the researcher has left there, or "".
+	Refused, Budget string
 }
 
 type uiNodeRow struct {
@@ -698,6 +701,18 @@ func (h *Hub) uiResult(r *http.Request, res SearchResult) *uiSearchResult {
 		if e.AgeRange != nil {
 			row.Age = fmt.Sprintf("%d–%d", e.AgeRange.Min, e.AgeRange.Max)
 		}
+		switch e.Refused {
+		case "":
+		case "budget-day":
+			row.Refused = "your privacy budget at this dataset is spent for today: it answers again tomorrow"
+		case "budget-total":
+			row.Refused = "your privacy budget at this dataset is spent: ask its data holder for access instead"
+		default:
+			row.Refused = "refused: " + e.Refused
+		}
+		if b := e.Budget; b != nil && b.TotalLeft >= 0 {
+			row.Budget = fmt.Sprintf("ε %.2g left today, %.3g in all", b.DayLeft, b.TotalLeft)
+		}
 		out.Total += e.SubjectsCount
 		out.Rows = append(out.Rows, row)
 	}
@@ -840,8 +855,9 @@ func uiRange(lo, hi string, least, most int, what string) (*uiASTRange, error) {
 // ---- nodes ----
 
 type uiNodesData struct {
-	Nodes []NodeInfo
-	Now   time.Time
+	Alerts []Alert
+	Nodes  []NodeInfo
+	Now    time.Time
 }
 
 func (h *Hub) uiNodes(w http.ResponseWriter, r *http.Request) {
@@ -861,7 +877,7 @@ func (h *Hub) uiNodes(w http.ResponseWriter, r *http.Request) {
 		h.uiInternalError(w, r, "nodes", err)
 		return
 	}
-	h.uiRender(w, r, http.StatusOK, "nodes", uiPage{Title: "Nodes", Active: "nodes", User: &u, Body: uiNodesData{Nodes: nodes, Now: time.Now()}})
+	h.uiRender(w, r, http.StatusOK, "nodes", uiPage{Title: "Nodes", Active: "nodes", User: &u, Body: uiNodesData{Nodes: nodes, Alerts: h.Alerts(), Now: time.Now()}})
 }
 
 // ---- login ----

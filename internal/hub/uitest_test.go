@@ -67,6 +67,19 @@ func uiReadTruth(t *testing.T, path string) uiCohortTruth {
 	return tr
 }
 
+// uiExpect is what the node reports for n of all patients: 0 under the
+// floor, the whole dataset when fewer than the floor are left out (the
+// complement control), n otherwise.
+func uiExpect(n, all int) int {
+	switch {
+	case n < uiE2EFloor:
+		return 0
+	case all-n < uiE2EFloor:
+		return all
+	}
+	return n
+}
+
 // uiFederation is a running hub with one node.
 type uiFederation struct {
 	hub   *hub.Hub
@@ -97,7 +110,12 @@ func uiStartFederation(t *testing.T, ctx context.Context) uiFederation {
 		t.Fatal(err)
 	}
 
-	n, err := node.Open(ctx, node.Config{Data: t.TempDir(), Policy: "longitudinal", SearchFloor: uiE2EFloor, Log: log})
+	// Exact counts above the floor (no noise, no overlap control, no
+	// budget cap), so that the page can be checked against the cohort;
+	// docs/disclosure.md and internal/attack cover the defaults.
+	noNoise, noOverlap := 0.0, false
+	n, err := node.Open(ctx, node.Config{Data: t.TempDir(), Policy: "longitudinal", SearchFloor: uiE2EFloor,
+		SearchNoise: &noNoise, SearchOverlap: &noOverlap, SearchDailyEpsilon: -1, SearchTotalEpsilon: -1, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +291,7 @@ func TestUIBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	submit("search female", chromedp.Click(chromedp.ID("run-search")), http.StatusOK)
-	uiBrowserWantCount(t, bctx, truth.female)
+	uiBrowserWantCount(t, bctx, uiExpect(truth.female, truth.patients))
 	status, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(`#node-status tr[data-node="`+uiE2ENode+`"] .status`)))
 	if err != nil || status != "answered" {
 		t.Errorf("node status %q (%v), want answered", status, err)
@@ -289,7 +307,7 @@ func TestUIBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	submit("search female CT", chromedp.Click(chromedp.ID("run-search")), http.StatusOK)
-	uiBrowserWantCount(t, bctx, truth.femaleCT)
+	uiBrowserWantCount(t, bctx, uiExpect(truth.femaleCT, truth.patients))
 
 	// The dashboard draws its charts as SVG, from the node's catalogue.
 	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("chart-modality"))); err != nil {

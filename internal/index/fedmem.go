@@ -1,15 +1,18 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/mosaic-imaging/mosaic/internal/disclosure"
 	"github.com/mosaic-imaging/mosaic/internal/lens"
 )
 
@@ -56,6 +59,10 @@ type memSnapshot struct {
 	version  string
 	datasets []string
 	patients []memPatient
+	// subjects holds, for each patient, what disclosure control needs
+	// (FederatedSubjects); versions names each dataset's state.
+	subjects []disclosure.Subject
+	versions []string
 	genders  []string
 	diags    []memDiag
 	mods     []string
@@ -230,7 +237,10 @@ func (s *Store) loadSnapshot(ctx context.Context, version string, ids []string) 
 	if err != nil {
 		return nil, err
 	}
-	for k, sex := range dicomSex {
+	for _, k := range slices.SortedFunc(maps.Keys(dicomSex), func(a, b key) int {
+		return cmp.Or(strings.Compare(a.ds, b.ds), strings.Compare(a.pid, b.pid))
+	}) {
+		sex := dicomSex[k]
 		if _, ok := byKey[k]; ok {
 			continue
 		}
@@ -316,7 +326,108 @@ func (s *Store) loadSnapshot(ctx context.Context, version string, ids []string) 
 		up := asciiUpper(m)
 		snap.manus = append(snap.manus, memManu{raw: m, upper: up, words: " " + manuSeparators.Replace(up) + " "})
 	}
+	snap.subjects = make([]disclosure.Subject, len(snap.patients))
+	for k, i := range byKey {
+		snap.subjects[i].Member = disclosure.MemberOf(k.ds, k.pid)
+	}
+	for i := range snap.patients {
+		snap.subjects[i] = snap.subject(&snap.patients[i], snap.subjects[i].Member)
+	}
+	snap.versions = versionsOf(version, ids)
 	return snap, nil
+}
+
+// subject is what disclosure control needs of patient p.
+func (snap *memSnapshot) subject(p *memPatient, m disclosure.Member) disclosure.Subject {
+	s := disclosure.Subject{Member: m, Studies: p.studies}
+	s.Categories = append(s.Categories, disclosure.Category{Kind: CategoryGender, Value: snap.genders[p.gender]})
+	for _, id := range p.mods {
+		s.Categories = append(s.Categories, disclosure.Category{Kind: CategoryModality, Value: snap.mods[id]})
+	}
+	for _, id := range p.bodies {
+		s.Categories = append(s.Categories, disclosure.Category{Kind: CategoryBodyPart, Value: snap.bodies[id]})
+	}
+	for _, id := range p.manus {
+		s.Categories = append(s.Categories, disclosure.Category{Kind: CategoryManufacturer, Value: snap.manus[id].raw})
+	}
+	var types []string
+	for _, c := range p.conds {
+		if ct := snap.diags[c.diag].ctype; ct != "" && !slices.Contains(types, ct) {
+			types = append(types, ct)
+			s.Categories = append(s.Categories, disclosure.Category{Kind: CategoryCancerType, Value: ct})
+		}
+		if c.age != nil {
+			if !s.HasAge || *c.age < s.Youngest {
+				s.Youngest = *c.age
+			}
+			if !s.HasAge || *c.age > s.Oldest {
+				s.Oldest = *c.age
+			}
+			s.HasAge = true
+		}
+	}
+	return s
+}
+
+// The category kinds of FederatedSubjects.
+const (
+	CategoryGender       = "gender"
+	CategoryModality     = "modality"
+	CategoryBodyPart     = "body_part"
+	CategoryCancerType   = "cancer_type"
+	CategoryManufacturer = "manufacturer"
+)
+
+// versionsOf splits a snapshot version ("id:changed;...") into one
+// version per dataset, in the order of ids.
+func versionsOf(version string, ids []string) []string {
+	out := make([]string, len(ids))
+	parts := strings.Split(version, ";")
+	for i := range ids {
+		if i < len(parts) {
+			out[i] = parts[i]
+		}
+	}
+	return out
+}
+
+// DatasetSubjects are the subjects of one dataset for disclosure
+// control: those a query matched and all of them, with the version of
+// the dataset's data they were read from. They point into a shared
+// snapshot: callers must not change them.
+type DatasetSubjects struct {
+	Dataset, Version string
+	Matched, All     []*disclosure.Subject
+}
+
+// FederatedSubjects runs a federated search over every dataset of the
+// node, like FederatedCounts, and returns the subjects themselves for
+// disclosure control to count, in dataset id order.
+func (s *Store) FederatedSubjects(ctx context.Context, q *lens.Query) ([]DatasetSubjects, error) {
+	if q == nil || q.Root == nil {
+		return nil, fmt.Errorf("%w: no query", ErrInvalid)
+	}
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	match, err := snap.compile(q.Root)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DatasetSubjects, len(snap.datasets))
+	for i, id := range snap.datasets {
+		out[i] = DatasetSubjects{Dataset: id, Version: snap.versions[i], Matched: []*disclosure.Subject{}, All: []*disclosure.Subject{}}
+	}
+	for i := range snap.patients {
+		p := &snap.patients[i]
+		d := &out[p.ds]
+		d.All = append(d.All, &snap.subjects[i])
+		if match(p) {
+			d.Matched = append(d.Matched, &snap.subjects[i])
+		}
+	}
+	return out, nil
 }
 
 // memEval tells whether a patient matches (part of) a query.

@@ -211,3 +211,26 @@ func describeCond(b *strings.Builder, c *Condition) {
 	}
 	b.WriteString(c.Labels[0])
 }
+
+// Shape returns the query with its values left out: operators and
+// attributes only (a negated condition marked with "!"), for telling
+// questions that differ only in their values, such as a sweep over ages.
+func (q *Query) Shape() string {
+	return shape(q.Root)
+}
+
+func shape(n *Node) string {
+	if n.Cond != nil {
+		s := n.Cond.Attr.Key()
+		if n.Cond.Negated {
+			s = "!" + s
+		}
+		return s
+	}
+	kids := make([]string, len(n.Children))
+	for i, c := range n.Children {
+		kids[i] = shape(c)
+	}
+	slices.Sort(kids)
+	return string(n.Op) + "(" + strings.Join(kids, ",") + ")"
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mosaic-imaging/mosaic/internal/disclosure"
 	"github.com/mosaic-imaging/mosaic/internal/httpx"
 	"github.com/mosaic-imaging/mosaic/internal/index"
 )
@@ -35,6 +36,7 @@ func (n *Node) Handler() http.Handler {
 	route("GET /api/v1/datasets/{dataset}", n.getDataset, true)
 	route("PATCH /api/v1/datasets/{dataset}", n.patchDataset, true)
 	route("DELETE /api/v1/datasets/{dataset}", n.deleteDataset, true)
+	route("GET /api/v1/disclosure", n.getDisclosure, true)
 
 	n.dicomwebRoutes(route)
 	route("/", func(w http.ResponseWriter, r *http.Request) {
@@ -261,4 +263,20 @@ func (n *Node) deleteDataset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// getDisclosure shows the node's disclosure control to its admins: the
+// settings in force and the attack patterns seen since the node started
+// (the audit log keeps them all).
+func (n *Node) getDisclosure(w http.ResponseWriter, r *http.Request) {
+	p, s := n.ctl.Policy(), n.ctl.Settings()
+	alerts := n.ctl.Alerts()
+	if alerts == nil {
+		alerts = []disclosure.Alert{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"floor": p.Floor, "round": p.Round, "noise": p.Noise, "overlap_control": !s.NoOverlap,
+		"epsilon_per_answer": s.Epsilon, "daily_epsilon": s.DailyEpsilon, "total_epsilon": s.TotalEpsilon,
+		"alerts": alerts,
+	})
 }

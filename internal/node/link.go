@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -105,7 +108,6 @@ type Link struct {
 	hubKey ed25519.PublicKey
 	key    ed25519.PrivateKey
 	nc     *nats.Conn
-	disc   disclosure.Policy
 	replay fed.Replay
 	audit  *audit.Log
 	cancel context.CancelFunc
@@ -170,8 +172,7 @@ func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Link{n: n, f: f, hubKey: hubKey, key: key, audit: al, done: make(chan struct{}),
-		disc: disclosure.Policy{Floor: n.cfg.SearchFloor, Round: n.cfg.SearchRound, Noise: n.cfg.SearchNoise, Key: n.Engine.NoiseKey()}}
+	l := &Link{n: n, f: f, hubKey: hubKey, key: key, audit: al, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	nc, err := nats.Connect(strings.Join(urls, ","), append(connOpts,
@@ -358,7 +359,7 @@ func (l *Link) publishCatalogueIfChanged(ctx context.Context) {
 	if same {
 		return
 	}
-	cat, err := l.n.CatalogueSummary(ctx, l.disc)
+	cat, err := l.n.CatalogueSummary(ctx)
 	if err != nil {
 		l.n.log.Error("catalogue summary failed", "err", err)
 		return
@@ -391,32 +392,49 @@ func (l *Link) onSearch(m *nats.Msg) {
 		l.audit.Append(audit.Entry{Actor: "hub", Action: "task-refused", Subject: task.ID, Detail: map[string]any{"reason": errOr(err, "not a search")}})
 		return
 	}
-	ans := fed.SearchAnswer{Node: l.f.Node, TaskID: task.ID, Floor: l.disc.Effective().Floor, Datasets: []fed.DatasetResult{}}
+	ans := fed.SearchAnswer{Node: l.f.Node, TaskID: task.ID, Floor: l.n.ctl.Policy().Floor, Datasets: []fed.DatasetResult{}}
 	var body fed.SearchBody
 	var q *lens.Query
+	researcher := ""
 	if err := json.Unmarshal(task.Body, &body); err != nil {
 		ans.Error = "malformed search body"
 	} else if q, err = lens.Parse(body.Query); err != nil {
 		ans.Error = "bad query: " + err.Error()
 	} else {
+		researcher = ResearcherOf(body, l.f.Node)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Until(task.Expires))
-		ans.Datasets, err = l.n.Search(ctx, q, l.disc)
+		var alerts []disclosure.Alert
+		ans.Datasets, alerts, err = l.n.Search(ctx, q, researcher)
 		cancel()
 		if err != nil {
 			l.n.log.Error("search failed", "err", err)
 			ans.Datasets, ans.Error = []fed.DatasetResult{}, "the node could not run the query"
 		}
+		for _, a := range alerts {
+			ans.Alerts = append(ans.Alerts, fed.Alert(a))
+			l.n.log.Warn("disclosure alert", "dataset", a.Dataset, "researcher", a.Researcher, "kind", a.Kind, "count", a.Count)
+			if _, err := l.audit.Append(audit.Entry{Actor: "node", Action: "disclosure-alert", Subject: task.ID, Detail: map[string]any{
+				"dataset": a.Dataset, "researcher": a.Researcher, "kind": a.Kind, "count": a.Count, "detail": a.Detail}}); err != nil {
+				l.n.log.Error("audit append failed", "err", err)
+			}
+		}
 	}
 	ans.TookMS = float64(time.Since(t0).Microseconds()) / 1000
 	var counts []string
 	for _, d := range ans.Datasets {
-		counts = append(counts, fmt.Sprintf("%s=%d", d.ID, d.SubjectsCount))
+		c := fmt.Sprintf("%s=%d", d.ID, d.SubjectsCount)
+		if d.Refused != "" {
+			c = d.ID + "=" + d.Refused
+		}
+		counts = append(counts, c)
 	}
 	desc := ""
 	if q != nil {
 		desc = q.Describe()
 	}
-	l.audit.Append(audit.Entry{Actor: "hub", Action: "search", Subject: task.ID, Detail: map[string]any{"user": body.User, "query": desc, "answered": counts, "error": ans.Error}})
+	if _, err := l.audit.Append(audit.Entry{Actor: "hub", Action: "search", Subject: task.ID, Detail: map[string]any{"researcher": researcher, "query": desc, "answered": counts, "error": ans.Error}}); err != nil {
+		l.n.log.Error("audit append failed", "err", err)
+	}
 	msg, err := fed.Seal(l.key, l.f.Node, ans)
 	if err != nil {
 		return
@@ -426,6 +444,19 @@ func (l *Link) onSearch(m *nats.Msg) {
 	}
 }
 
+// ResearcherOf returns the pseudonym a search body gives the asking
+// researcher at node self: the hub's per-node pseudonym, else (from hubs
+// before it) the shared user hash, else one shared "anonymous" budget.
+func ResearcherOf(body fed.SearchBody, self string) string {
+	if r := body.Researchers[self]; r != "" {
+		return r
+	}
+	if body.User != "" {
+		return "user:" + body.User
+	}
+	return "anonymous"
+}
+
 func errOr(err error, s string) string {
 	if err != nil {
 		return err.Error()
@@ -433,50 +464,79 @@ func errOr(err error, s string) string {
 	return s
 }
 
-// Search counts, per dataset, the subjects matching q, and applies the
-// node's disclosure control: the only figures that ever leave the node.
-func (n *Node) Search(ctx context.Context, q *lens.Query, p disclosure.Policy) ([]fed.DatasetResult, error) {
-	stats, err := n.Index.FederatedCounts(ctx, q)
+// Search answers q for researcher (a pseudonym) in every searchable
+// dataset (Tier 2 and 3), under the node's disclosure control: the only
+// figures that ever leave the node. It returns the alerts the question
+// raised.
+func (n *Node) Search(ctx context.Context, q *lens.Query, researcher string) ([]fed.DatasetResult, []disclosure.Alert, error) {
+	subjects, err := n.Index.FederatedSubjects(ctx, q)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	datasets, err := n.Index.Datasets(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	byID := map[string]index.Dataset{}
 	for _, d := range datasets {
 		byID[d.ID] = d
 	}
 	canon := q.Canonical()
+	sum := sha256.Sum256(canon)
+	key, shape := hex.EncodeToString(sum[:16]), q.Shape()
 	out := []fed.DatasetResult{}
-	for _, s := range stats {
-		d := byID[s.Dataset]
-		if d.Tier < 2 {
+	var alerts []disclosure.Alert
+	for _, s := range subjects {
+		d, ok := byID[s.Dataset]
+		if !ok || d.Tier < 2 {
 			continue // Tier 1 datasets are in the catalogue only, not searchable
 		}
+		a, err := n.ctl.Answer(ctx, disclosure.Request{Dataset: s.Dataset, Researcher: researcher, Query: key, Shape: shape,
+			Version: s.Version, Matched: tally(s.Matched), Population: tally(s.All)})
+		if err != nil {
+			return nil, nil, err
+		}
+		alerts = append(alerts, a.Alerts...)
 		r := fed.DatasetResult{ID: s.Dataset, Name: d.Title, Description: d.Description,
-			Gender: []string{}, Modality: []string{}, BodyParts: []string{}}
-		r.SubjectsCount = p.Count(s.Subjects, canon, s.Dataset+"/subjects")
-		if r.SubjectsCount > 0 {
-			r.StudiesCount = p.Count(s.Studies, canon, s.Dataset+"/studies")
-			r.Gender = p.Categories(s.Genders, canon, s.Dataset+"/gender")
-			r.Modality = p.Categories(s.Modalities, canon, s.Dataset+"/modality")
-			r.BodyParts = p.Categories(s.BodyParts, canon, s.Dataset+"/body_parts")
-			if s.AgeMin != nil && s.AgeMax != nil {
-				lo, hi := p.AgeRange(*s.AgeMin, *s.AgeMax)
-				r.AgeRange = &fed.AgeRange{Min: lo, Max: hi}
-			}
+			SubjectsCount: a.Figures.Subjects, StudiesCount: a.Figures.Studies,
+			Gender: a.Figures.Named(index.CategoryGender), Modality: a.Figures.Named(index.CategoryModality),
+			BodyParts: a.Figures.Named(index.CategoryBodyPart), Refused: a.Refused}
+		if ar := a.Figures.AgeRange; ar != nil {
+			r.AgeRange = &fed.AgeRange{Min: ar[0], Max: ar[1]}
+		}
+		if a.Budget != nil {
+			r.Budget = &fed.Budget{Charged: a.Budget.Charged, DayLeft: finite(a.Budget.DayLeft), TotalLeft: finite(a.Budget.TotalLeft)}
 		}
 		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return out, alerts, nil
 }
 
+// finite turns an unlimited budget into -1 for JSON.
+func finite(v float64) float64 {
+	if math.IsInf(v, 0) {
+		return -1
+	}
+	return v
+}
+
+func tally(subjects []*disclosure.Subject) *disclosure.Tally {
+	t := disclosure.NewTally()
+	for _, s := range subjects {
+		t.Add(s)
+	}
+	return t
+}
+
+// Alerts returns the attack patterns the node's disclosure control saw
+// since it started, oldest first.
+func (n *Node) Alerts() []disclosure.Alert { return n.ctl.Alerts() }
+
 // CatalogueSummary describes every dataset for the hub's catalogue, with
-// aggregates under the same disclosure control as search answers.
-func (n *Node) CatalogueSummary(ctx context.Context, p disclosure.Policy) (fed.Catalogue, error) {
+// aggregates under the same disclosure control as search answers: the
+// figures of each dataset's whole population.
+func (n *Node) CatalogueSummary(ctx context.Context) (fed.Catalogue, error) {
 	cat := fed.Catalogue{Time: time.Now().UTC(), Datasets: []fed.DatasetSummary{}}
 	datasets, err := n.Index.Datasets(ctx)
 	if err != nil {
@@ -486,30 +546,30 @@ func (n *Node) CatalogueSummary(ctx context.Context, p disclosure.Policy) (fed.C
 	if err != nil {
 		return cat, err
 	}
-	stats, err := n.Index.FederatedCounts(ctx, everyone)
+	subjects, err := n.Index.FederatedSubjects(ctx, everyone)
 	if err != nil {
 		return cat, err
 	}
-	byID := map[string]index.DatasetStats{}
-	for _, s := range stats {
+	byID := map[string]index.DatasetSubjects{}
+	for _, s := range subjects {
 		byID[s.Dataset] = s
 	}
-	canon := []byte("catalogue")
 	for _, d := range datasets {
 		s := byID[d.ID]
-		facets, err := n.Index.DatasetFacets(ctx, d.ID)
+		all := tally(s.All)
+		a, err := n.ctl.Answer(ctx, disclosure.Request{Dataset: d.ID, Query: "catalogue", Version: s.Version, Matched: all, Population: all})
 		if err != nil {
 			return cat, err
 		}
+		f := a.Figures
 		sum := fed.DatasetSummary{ID: d.ID, Title: d.Title, Description: d.Description, Licence: d.Licence, Contact: d.Contact,
 			AccessRights: d.AccessRights, Tier: d.Tier, Modified: d.Changed,
-			Subjects: p.Count(s.Subjects, canon, d.ID+"/subjects"), Studies: p.Count(s.Studies, canon, d.ID+"/studies"),
-			Modalities: p.Categories(s.Modalities, canon, d.ID+"/modality"), BodyParts: p.Categories(s.BodyParts, canon, d.ID+"/body_parts"),
-			Sexes: p.Categories(s.Genders, canon, d.ID+"/gender"), Conditions: p.Categories(facets.CancerTypes, canon, d.ID+"/conditions"),
-			Manufacturers: p.Categories(facets.Manufacturers, canon, d.ID+"/manufacturers")}
-		if sum.Subjects > 0 && s.AgeMin != nil && s.AgeMax != nil {
-			lo, hi := p.AgeRange(*s.AgeMin, *s.AgeMax)
-			sum.AgeRange = &fed.AgeRange{Min: lo, Max: hi}
+			Subjects: f.Subjects, Studies: f.Studies,
+			Modalities: f.Named(index.CategoryModality), BodyParts: f.Named(index.CategoryBodyPart),
+			Sexes: f.Named(index.CategoryGender), Conditions: f.Named(index.CategoryCancerType),
+			Manufacturers: f.Named(index.CategoryManufacturer)}
+		if ar := f.AgeRange; ar != nil {
+			sum.AgeRange = &fed.AgeRange{Min: ar[0], Max: ar[1]}
 		}
 		cat.Datasets = append(cat.Datasets, sum)
 	}

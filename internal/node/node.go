@@ -65,13 +65,27 @@ type Config struct {
 	BlobGrace time.Duration `json:"blob_grace"`
 	// SearchFloor is the disclosure floor k of federated search answers
 	// and catalogue aggregates: a count under it leaves the node as an
-	// empty result.
+	// empty result, and two sets that differ by fewer patients are never
+	// told apart (docs/disclosure.md).
 	SearchFloor int `json:"search_floor"`
 	// SearchRound rounds counts to a multiple (1: exact above the floor).
 	SearchRound int `json:"search_round"`
-	// SearchNoise is the scale of Laplace noise added to counts (0: none),
-	// seeded by the query so that repeating it gives the same answer.
-	SearchNoise float64 `json:"search_noise"`
+	// SearchNoise is the scale b of the Laplace noise added to counts,
+	// drawn from the set of patients counted (nil: DefaultSearchNoise; 0
+	// turns noise off).
+	SearchNoise *float64 `json:"search_noise,omitempty"`
+	// SearchOverlap turns the overlap control on or off (nil: on): a set
+	// within the floor of one answered before gets that set's answer.
+	SearchOverlap *bool `json:"search_overlap,omitempty"`
+	// SearchEpsilon is what each answer costs a researcher's privacy
+	// budget (0: 1/SearchNoise, the epsilon of the Laplace mechanism).
+	SearchEpsilon float64 `json:"search_epsilon,omitempty"`
+	// SearchDailyEpsilon and SearchTotalEpsilon cap what one researcher
+	// may spend at one dataset in a day and in all (0: the defaults,
+	// disclosure.DefaultDailyEpsilon and DefaultTotalEpsilon; negative: no
+	// cap).
+	SearchDailyEpsilon float64 `json:"search_daily_epsilon,omitempty"`
+	SearchTotalEpsilon float64 `json:"search_total_epsilon,omitempty"`
 	// HubWebSocket connects to the hub over NATS's WebSocket (wss://)
 	// rather than its plain protocol (tls://), for sites whose proxies
 	// pass only HTTP(S); the hub must offer it (nats_websocket).
@@ -128,6 +142,14 @@ func (c *Config) Defaults() {
 	if c.SearchRound == 0 {
 		c.SearchRound = 1
 	}
+	if c.SearchNoise == nil {
+		b := DefaultSearchNoise
+		c.SearchNoise = &b
+	}
+	if c.SearchOverlap == nil {
+		on := true
+		c.SearchOverlap = &on
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
@@ -154,15 +176,30 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("node: search_floor %d: use 1 or more (10 is the federation's default)", c.SearchFloor)
 	case c.SearchRound < 1:
 		return fmt.Errorf("node: search_round %d: use 1 (no rounding) or more", c.SearchRound)
-	case c.SearchNoise < 0:
-		return fmt.Errorf("node: search_noise must not be negative")
+	case *c.SearchNoise < 0:
+		return fmt.Errorf("node: search_noise must not be negative (0 turns noise off)")
+	case c.SearchEpsilon < 0:
+		return fmt.Errorf("node: search_epsilon must not be negative")
 	}
 	// The noise key comes from the site key later; a placeholder of the
 	// right length lets the settings be checked now.
-	if err := (disclosure.Policy{Floor: c.SearchFloor, Round: c.SearchRound, Noise: c.SearchNoise, Key: make([]byte, 32)}).Validate(); err != nil {
-		return fmt.Errorf("node: search_floor, search_round, search_noise: %w", err)
+	if _, err := disclosure.NewControl(c.disclosurePolicy(make([]byte, 32)), c.disclosureSettings(), nil); err != nil {
+		return fmt.Errorf("node: search_floor, search_round, search_noise, search_epsilon: %w", err)
 	}
 	return nil
+}
+
+// DefaultSearchNoise is the scale of the Laplace noise on federated
+// counts when search_noise is not set.
+const DefaultSearchNoise = 3.0
+
+func (c *Config) disclosurePolicy(key []byte) disclosure.Policy {
+	return disclosure.Policy{Floor: c.SearchFloor, Round: c.SearchRound, Noise: *c.SearchNoise, Key: key}
+}
+
+func (c *Config) disclosureSettings() disclosure.Settings {
+	return disclosure.Settings{NoOverlap: !*c.SearchOverlap, Epsilon: c.SearchEpsilon,
+		DailyEpsilon: c.SearchDailyEpsilon, TotalEpsilon: c.SearchTotalEpsilon, Clock: c.Clock}
 }
 
 // Node is an open node: its index, blob store and de-identification
@@ -173,6 +210,8 @@ type Node struct {
 	Blobs  blobstore.Store
 	Engine *deid.Engine
 	Policy deid.Policy
+	// ctl is the disclosure control of every figure that leaves the node.
+	ctl    *disclosure.Control
 	log    *slog.Logger
 	m      *metrics
 	commit *committer
@@ -239,7 +278,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		ix.Close()
 		return nil, fmt.Errorf("node: blob store: %w", err)
 	}
-	n := &Node{cfg: cfg, Index: ix, Blobs: bs, Engine: eng, Policy: pol, log: cfg.Log, m: newMetrics()}
+	ctl, err := disclosure.NewControl(cfg.disclosurePolicy(eng.NoiseKey()), cfg.disclosureSettings(), ix)
+	if err != nil {
+		bs.Close()
+		ix.Close()
+		return nil, fmt.Errorf("node: disclosure control: %w", err)
+	}
+	n := &Node{cfg: cfg, Index: ix, Blobs: bs, Engine: eng, Policy: pol, ctl: ctl, log: cfg.Log, m: newMetrics()}
 	cctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.commit = newCommitter(n, cfg.BatchMax)

@@ -1,0 +1,115 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/mosaic-imaging/mosaic/internal/disclosure"
+	"github.com/mosaic-imaging/mosaic/internal/index"
+	"github.com/mosaic-imaging/mosaic/internal/lens"
+)
+
+// A node on a real SQLite index keeps its researchers' budgets and its
+// answered sets across a restart, answers close sets alike, refuses a
+// spent budget, and shows its alerts to admins.
+func TestNodeDisclosureAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	open := func() *Node {
+		n, err := Open(ctx, Config{Data: dir, Policy: "longitudinal", SearchDailyEpsilon: 2, SearchTotalEpsilon: 3,
+			Clock: func() time.Time { return now }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := open()
+	if _, err := n.Index.CreateDataset(ctx, index.Dataset{ID: "lung", Title: "Lung", Tier: 3}); err != nil {
+		t.Fatal(err)
+	}
+	var pats []index.ClinicalPatient
+	for i := range 60 {
+		age, sex := 40+i%30, []string{"female", "male"}[i%2]
+		pats = append(pats, index.ClinicalPatient{PatientID: fmt.Sprintf("MOS-%03d", i), BirthSex: sex,
+			Condition: &index.Condition{CancerType: "lung", AgeAtDiagnosis: &age, ICD10: "C34.1"}})
+	}
+	if err := n.Index.PutClinical(ctx, "lung", pats); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(n *Node, researcher, ast string) (int, string) {
+		t.Helper()
+		q, err := lens.Parse([]byte(ast))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, _, err := n.Search(ctx, q, researcher)
+		if err != nil || len(res) != 1 {
+			t.Fatalf("search: %v %+v", err, res)
+		}
+		return res[0].SubjectsCount, res[0].Refused
+	}
+	const (
+		all     = `{"operand":"AND","children":[]}`
+		ageOver = `{"key":"SNOMEDCT423493009","type":"BETWEEN","system":"","value":{"min":%d,"max":200}}`
+	)
+	// ε is 1/3 per answer: six answers a day.
+	a45, _ := ask(n, "r1", fmt.Sprintf(ageOver, 45))
+	for i := range 5 {
+		if _, refused := ask(n, "r1", fmt.Sprintf(ageOver, 46+i)); refused != "" {
+			t.Fatalf("answer %d refused: %s", i+2, refused)
+		}
+	}
+	if _, refused := ask(n, "r1", all); refused != disclosure.RefusedDay {
+		t.Fatalf("the seventh answer: %q", refused)
+	}
+	n.Close()
+	n = open()
+	defer n.Close()
+	if _, refused := ask(n, "r1", all); refused != disclosure.RefusedDay {
+		t.Fatalf("after a restart: %q", refused)
+	}
+	// Another researcher asking for a set two patients away from r1's
+	// first gets r1's answer, from the stored history.
+	if got, _ := ask(n, "r2", fmt.Sprintf(ageOver, 44)); got != a45 {
+		t.Errorf("age >= 44 after a restart: %d, age >= 45 was %d", got, a45)
+	}
+	now = now.Add(24 * time.Hour)
+	ask(n, "r1", fmt.Sprintf(ageOver, 60))
+	ask(n, "r1", fmt.Sprintf(ageOver, 61))
+	ask(n, "r1", fmt.Sprintf(ageOver, 62))
+	if _, refused := ask(n, "r1", fmt.Sprintf(ageOver, 63)); refused != disclosure.RefusedTotal {
+		t.Fatalf("past the total cap: %q", refused)
+	}
+	srv := httptest.NewServer(n.Handler())
+	defer srv.Close()
+	tok, _, err := n.Index.CreateToken(ctx, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, "GET", srv.URL+"/api/v1/disclosure", tok, "", nil, "")
+	var got struct {
+		Floor  int
+		Noise  float64
+		Alerts []disclosure.Alert
+	}
+	if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != 200 || got.Floor != 10 || got.Noise != 3 {
+		t.Fatalf("GET /api/v1/disclosure: %d %s", resp.StatusCode, body)
+	}
+	kinds := map[string]bool{}
+	for _, a := range got.Alerts {
+		kinds[a.Kind] = true
+	}
+	if !kinds[disclosure.AlertBudget] {
+		t.Errorf("alerts %+v, want a budget alert", got.Alerts)
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/api/v1/disclosure", "", "", nil, ""); resp.StatusCode != 401 {
+		t.Errorf("without a token: %d", resp.StatusCode)
+	}
+}
