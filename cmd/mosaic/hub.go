@@ -25,7 +25,7 @@ import (
 type hubFlags struct {
 	data, config, listen, db, natsListen, natsWS, natsURL, publicURL string
 	natsTLSCert, natsTLSKey                                          string
-	natsMTLS, natsNoTLS, insecure                                    bool
+	natsMTLS, natsNoTLS, natsAllowPlain, insecure                    bool
 	fs                                                               *pflag.FlagSet
 }
 
@@ -44,6 +44,7 @@ func (f *hubFlags) register(fs *pflag.FlagSet, serve bool) {
 		fs.StringVar(&f.natsTLSKey, "nats-tls-key", "", "key (PEM) of --nats-tls-cert")
 		fs.BoolVar(&f.natsMTLS, "nats-mtls", false, "admit a node only with a TLS certificate made from the key it enrolled with (mutual TLS)")
 		fs.BoolVar(&f.natsNoTLS, "nats-no-tls", false, "serve NATS without TLS (on loopback addresses only, unless --insecure)")
+		fs.BoolVar(&f.natsAllowPlain, "nats-allow-plain", false, "also admit nodes without TLS on the NATS port, while nodes older than TLS upgrade (loopback only, unless --insecure)")
 		fs.BoolVar(&f.insecure, "insecure", false, "allow --nats-no-tls on addresses other machines reach: nodes' passwords cross the network in clear")
 	}
 }
@@ -94,7 +95,7 @@ func (f *hubFlags) configFor(e *env, cmd *cobra.Command) (hub.Config, error) {
 		dst  *bool
 		flag string
 		val  bool
-	}{{&c.NATSMTLS, "nats-mtls", f.natsMTLS}, {&c.NATSNoTLS, "nats-no-tls", f.natsNoTLS}, {&c.Insecure, "insecure", f.insecure}} {
+	}{{&c.NATSMTLS, "nats-mtls", f.natsMTLS}, {&c.NATSNoTLS, "nats-no-tls", f.natsNoTLS}, {&c.NATSAllowPlain, "nats-allow-plain", f.natsAllowPlain}, {&c.Insecure, "insecure", f.insecure}} {
 		if f.fs != nil && f.fs.Changed(v.flag) {
 			*v.dst = v.val
 		}

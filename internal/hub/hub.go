@@ -57,6 +57,11 @@ type Config struct {
 	// enrolment key and admits it only if the key matches, in addition
 	// to its password.
 	NATSMTLS bool `json:"nats_mtls"`
+	// NATSAllowPlain also admits connections without TLS on the TLS
+	// client port, for nodes whose binaries predate TLS while a
+	// federation upgrades (WebSocket stays TLS only). Like NATSNoTLS it
+	// needs loopback addresses or Insecure.
+	NATSAllowPlain bool `json:"nats_allow_plain"`
 	// Insecure allows NATS without TLS on addresses other hosts reach.
 	Insecure bool `json:"insecure"`
 	// PublicURL is the hub's URL as nodes and browsers reach it.
@@ -119,12 +124,18 @@ func (c *Config) Validate() error {
 		return errors.New("hub: nats_no_tls contradicts nats_tls_cert")
 	case c.NATSNoTLS && c.NATSMTLS:
 		return errors.New("hub: nats_mtls needs TLS: drop nats_no_tls (--nats-no-tls)")
+	case c.NATSNoTLS && c.NATSAllowPlain:
+		return errors.New("hub: nats_allow_plain is for a hub with TLS: drop one of nats_no_tls and nats_allow_plain")
 	}
-	if c.NATSURL == "" && c.NATSNoTLS && !c.Insecure {
-		for _, addr := range []string{c.NATSListen, c.NATSWebSocket} {
+	if c.NATSURL == "" && (c.NATSNoTLS || c.NATSAllowPlain) && !c.Insecure {
+		addrs, flag := []string{c.NATSListen, c.NATSWebSocket}, "--nats-no-tls (the hub makes its own certificate)"
+		if c.NATSAllowPlain {
+			addrs, flag = []string{c.NATSListen}, "--nats-allow-plain once every node runs a version with TLS"
+		}
+		for _, addr := range addrs {
 			if addr != "" && !loopback(addr) {
 				return fmt.Errorf("hub: NATS on %s without TLS would let anyone on the network read the nodes' passwords and answers: "+
-					"drop --nats-no-tls (the hub makes its own certificate), or pass --insecure (insecure: true in hub.json) to accept that", addr)
+					"drop %s, or pass --insecure (insecure: true in hub.json) to accept that", addr, flag)
 			}
 		}
 	}
@@ -301,6 +312,7 @@ func (h *Hub) startNATS() error {
 		h.tls = t
 		opts.TLSConfig = t.server
 		opts.TLSTimeout = 5
+		opts.AllowNonTLS = h.cfg.NATSAllowPlain
 	}
 	if h.cfg.NATSWebSocket != "" {
 		wh, wp, err := net.SplitHostPort(h.cfg.NATSWebSocket)

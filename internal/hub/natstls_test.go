@@ -192,6 +192,8 @@ func TestNATSPlainOffLoopback(t *testing.T) {
 		{"loopback", hub.Config{NATSListen: "127.0.0.1:0", NATSWebSocket: "127.0.0.1:0", NATSNoTLS: true}, true},
 		{"insecure", hub.Config{NATSListen: "0.0.0.0:0", NATSNoTLS: true, Insecure: true}, true},
 		{"tls, every interface", hub.Config{NATSListen: "0.0.0.0:0", NATSWebSocket: "0.0.0.0:0"}, true},
+		{"plain allowed, every interface", hub.Config{NATSListen: "0.0.0.0:0", NATSAllowPlain: true}, false},
+		{"plain allowed, insecure", hub.Config{NATSListen: "0.0.0.0:0", NATSAllowPlain: true, Insecure: true}, true},
 	} {
 		c.cfg.Data, c.cfg.Log = t.TempDir(), quiet
 		h, err := hub.Open(context.Background(), c.cfg)
@@ -327,5 +329,40 @@ func TestRefreshNeedsHubSignature(t *testing.T) {
 	}
 	if f, err := n.RefreshFederation(context.Background()); err != nil || f.NATSCA != h.NATSCA() {
 		t.Errorf("settings from its own hub: %v", err)
+	}
+}
+
+// TestNATSAllowPlain: with nats_allow_plain a node binary older than
+// TLS (plain nats://, no certificate) is admitted beside TLS clients,
+// which still get TLS; without it the old node gets nowhere.
+func TestNATSAllowPlain(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		h, srv := tlsHub(t, hub.Config{NATSAllowPlain: allow})
+		n := enrolNode(t, h, srv, "north", node.Config{})
+		f, _, _ := n.LoadFederation()
+		plain := "nats://" + strings.TrimPrefix(f.NATSURLs[0], "tls://")
+		nc, err := nats.Connect(plain, nats.UserInfo(f.NATSUser, f.NATSPassword), nats.MaxReconnects(0))
+		if nc != nil {
+			nc.Close()
+		}
+		if (err == nil) != allow {
+			t.Errorf("allow plain %v: a plain connection: %v", allow, err)
+		}
+		key, err := fed.LoadOrCreateKey(filepath.Join(n.Config().Data, "node.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, err := fed.ClientTLS(f.NATSCA, key, "north")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err = nats.Connect(f.NATSURLs[0], nats.UserInfo(f.NATSUser, f.NATSPassword), nats.MaxReconnects(0), nats.Secure(tc))
+		if err != nil {
+			t.Fatalf("allow plain %v: TLS connection: %v", allow, err)
+		}
+		if _, err := nc.TLSConnectionState(); err != nil {
+			t.Errorf("allow plain %v: the TLS client is not on TLS: %v", allow, err)
+		}
+		nc.Close()
 	}
 }
