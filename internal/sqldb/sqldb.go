@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -87,11 +88,11 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		// SQLite makes its -wal and -shm files with the database file's
 		// mode: create it readable by its owner only. An existing
 		// database keeps the mode it has.
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
+		if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			f.Close()
+		} else if !errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
-		f.Close()
 		q := url.Values{}
 		for _, p := range []string{"busy_timeout(20000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
 			q.Add("_pragma", p)
