@@ -172,7 +172,9 @@ func serverCertificate(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []st
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
+		} else if asciiName(h) {
+			// A certificate cannot carry other names (an internationalised
+			// one must be given in its xn-- form).
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
@@ -182,6 +184,15 @@ func serverCertificate(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []st
 	}
 	leaf, _ := x509.ParseCertificate(der)
 	return tls.Certificate{Certificate: [][]byte{der, ca.Raw}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+func asciiName(s string) bool {
+	for _, c := range s {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // natsHosts are the names and addresses the server certificate covers:
