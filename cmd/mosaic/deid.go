@@ -281,7 +281,7 @@ func runDeid(e *env, fl deidFlags, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	if err := os.MkdirAll(fl.out, 0o755); err != nil {
+	if err := os.MkdirAll(fl.out, 0o700); err != nil {
 		return fmt.Errorf("deid: %w", err)
 	}
 	workers := fl.workers

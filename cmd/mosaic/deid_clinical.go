@@ -271,7 +271,7 @@ func runClinical(e *env, fl clinicalFlags, in string) error {
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("deid clinical: %w", err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(0o600); err != nil {
 		return fmt.Errorf("deid clinical: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {

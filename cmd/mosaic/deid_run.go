@@ -598,8 +598,8 @@ type outFile struct {
 	published bool
 }
 
-// newOutFile starts an output in dir, a folder of OUTDIR, readable by
-// others as a copied file would be (umask permitting).
+// newOutFile starts an output in dir, a folder of OUTDIR, readable by its
+// owner only: de-identified data stays private to the user who made it.
 func (r *runner) newOutFile(dir string) (*outFile, error) {
 	if !r.noTmpfile.Load() {
 		f, err := openUnnamed(dir)
@@ -611,7 +611,7 @@ func (r *runner) newOutFile(dir string) (*outFile, error) {
 	for range 100 {
 		rand.Read(b[:])
 		name := filepath.Join(dir, ".deid-"+hex.EncodeToString(b[:])+".tmp")
-		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
 			return &outFile{f: f, name: name}, nil
 		}
@@ -681,7 +681,7 @@ func (r *runner) makeDir(dir string, parts []string) error {
 		if _, ok := r.dirs.Load(cur); ok {
 			continue
 		}
-		err := os.Mkdir(cur, 0o755)
+		err := os.Mkdir(cur, 0o700)
 		if err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create output folder: %w", err)
 		}

@@ -40,7 +40,7 @@ func syncFS(dir string) error {
 // openUnnamed opens a file in dir that has no name (O_TMPFILE): if the run
 // stops before linkUnnamed, nothing is left behind.
 func openUnnamed(dir string) (*os.File, error) {
-	fd, err := unix.Open(dir, unix.O_RDWR|unix.O_TMPFILE|unix.O_CLOEXEC, 0o644)
+	fd, err := unix.Open(dir, unix.O_RDWR|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, err
 	}

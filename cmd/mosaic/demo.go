@@ -103,7 +103,7 @@ func runDemo(e *env, data, addr string, reset bool) error {
 			return fmt.Errorf("demo: reset: %w", err)
 		}
 	}
-	if err := os.MkdirAll(data, 0o750); err != nil {
+	if err := os.MkdirAll(data, 0o700); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	logf, err := os.OpenFile(filepath.Join(data, "demo.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -275,7 +275,7 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 		}
 	} else if err := n.UpdateFederation(func(f *node.Federation) {
 		// The demo's hub picks a new NATS port on every run.
-		f.NATSURLs, f.HubURL = []string{h.NATSURL()}, hubURL
+		f.NATSURLs, f.HubURL, f.NATSCA = []string{h.NATSURL()}, hubURL, h.NATSCA()
 	}); err != nil {
 		return fail(err)
 	}

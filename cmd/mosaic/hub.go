@@ -24,9 +24,13 @@ import (
 
 type hubFlags struct {
 	data, config, listen, db, natsListen, natsWS, natsURL, publicURL string
+	natsTLSCert, natsTLSKey                                          string
+	natsMTLS, natsNoTLS, natsAllowPlain, insecure                    bool
+	fs                                                               *pflag.FlagSet
 }
 
 func (f *hubFlags) register(fs *pflag.FlagSet, serve bool) {
+	f.fs = fs
 	fs.StringVar(&f.data, "data", "", "the hub's data directory (required; env MOSAIC_HUB_DATA)")
 	fs.StringVar(&f.config, "config", "", "configuration file, JSON (default: DATA/hub.json when it exists)")
 	fs.StringVar(&f.db, "db", "", "state database: a SQLite path or postgres://... (default DATA/hub.db; env MOSAIC_HUB_DB)")
@@ -36,6 +40,12 @@ func (f *hubFlags) register(fs *pflag.FlagSet, serve bool) {
 		fs.StringVar(&f.natsWS, "nats-websocket", "", "embedded NATS WebSocket address, for nodes behind proxies (default: off)")
 		fs.StringVar(&f.natsURL, "nats", "", "use an external NATS cluster at this URL instead of the embedded server")
 		fs.StringVar(&f.publicURL, "public-url", "", "the hub's URL as nodes and browsers reach it (default: http://LISTEN)")
+		fs.StringVar(&f.natsTLSCert, "nats-tls-cert", "", "certificate (PEM, with its chain) of the embedded NATS server (default: one the hub signs with its own CA, DATA/nats-ca.pem)")
+		fs.StringVar(&f.natsTLSKey, "nats-tls-key", "", "key (PEM) of --nats-tls-cert")
+		fs.BoolVar(&f.natsMTLS, "nats-mtls", false, "admit a node only with a TLS certificate made from the key it enrolled with (mutual TLS)")
+		fs.BoolVar(&f.natsNoTLS, "nats-no-tls", false, "serve NATS without TLS (on loopback addresses only, unless --insecure)")
+		fs.BoolVar(&f.natsAllowPlain, "nats-allow-plain", false, "also admit nodes without TLS on the NATS port, while nodes older than TLS upgrade (loopback only, unless --insecure)")
+		fs.BoolVar(&f.insecure, "insecure", false, "allow --nats-no-tls on addresses other machines reach: nodes' passwords cross the network in clear")
 	}
 }
 
@@ -72,12 +82,22 @@ func (f *hubFlags) configFor(e *env, cmd *cobra.Command) (hub.Config, error) {
 	}{
 		{&c.DB, "MOSAIC_HUB_DB", f.db}, {&c.Listen, "MOSAIC_HUB_LISTEN", f.listen}, {&c.NATSListen, "MOSAIC_HUB_NATS_LISTEN", f.natsListen},
 		{&c.NATSWebSocket, "MOSAIC_HUB_NATS_WEBSOCKET", f.natsWS}, {&c.NATSURL, "MOSAIC_HUB_NATS", f.natsURL}, {&c.PublicURL, "MOSAIC_HUB_PUBLIC_URL", f.publicURL},
+		{&c.NATSTLSCert, "MOSAIC_HUB_NATS_TLS_CERT", f.natsTLSCert}, {&c.NATSTLSKey, "MOSAIC_HUB_NATS_TLS_KEY", f.natsTLSKey},
 	} {
 		if s := e.getenv(v.env); s != "" {
 			*v.dst = s
 		}
 		if v.flag != "" {
 			*v.dst = v.flag
+		}
+	}
+	for _, v := range []struct {
+		dst  *bool
+		flag string
+		val  bool
+	}{{&c.NATSMTLS, "nats-mtls", f.natsMTLS}, {&c.NATSNoTLS, "nats-no-tls", f.natsNoTLS}, {&c.NATSAllowPlain, "nats-allow-plain", f.natsAllowPlain}, {&c.Insecure, "insecure", f.insecure}} {
+		if f.fs != nil && f.fs.Changed(v.flag) {
+			*v.dst = v.val
 		}
 	}
 	c.Log = slog.New(slog.NewJSONHandler(e.stderr, nil))
@@ -95,7 +115,7 @@ func (f *hubFlags) openStore(e *env, cmd *cobra.Command) (*hub.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(c.Data, 0o750); err != nil {
+	if err := os.MkdirAll(c.Data, 0o700); err != nil {
 		return nil, err
 	}
 	return hub.OpenStore(e.ctx, c.DB)
@@ -126,6 +146,12 @@ func newHubServeCmd(e *env) *cobra.Command {
 		Long: `Serve the hub until interrupted. It embeds a NATS server with JetStream that
 nodes connect out to (--nats-listen; --nats-websocket adds WebSocket for
 nodes behind proxies; --nats uses an external cluster instead).
+
+NATS has TLS by default: the hub makes its own CA (DATA/nats-ca.pem) and
+signs a server certificate for its names and addresses at every start, or
+uses --nats-tls-cert and --nats-tls-key; nodes pin what enrolment hands
+out. --nats-mtls also asks each node for a certificate of its enrolment key.
+--nats-no-tls is allowed on loopback addresses only, unless --insecure.
 
 HTTP:
   /                          web pages: dashboard, catalogue, search, nodes

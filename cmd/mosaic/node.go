@@ -426,13 +426,19 @@ func newNodeTokenCmd(e *env) *cobra.Command {
 func newNodeEnrollCmd(e *env) *cobra.Command {
 	var f nodeFlags
 	var hubURL, token string
+	var refresh bool
 	cmd := &cobra.Command{
-		Use:   "enroll --data DIR --hub URL --token T",
+		Use:   "enroll --data DIR --hub URL --token T | --refresh",
 		Short: "Join a hub's federation with a one-time enrolment token",
 		Long: `Join a federation: make the node's key pair (DATA/node.key), send its public
 half to the hub with the one-time token the hub's operator gave
 ('mosaic hub node add'), and store what the hub answers (DATA/federation.json:
-its NATS address, this node's credentials, and the hub's signing key).
+its NATS addresses and the certificate to pin, this node's credentials, and
+the hub's signing key).
+
+--refresh fetches the hub's NATS addresses and certificate again, signed by
+the hub's key (after the hub moved or changed its certificate); a node
+enrolled before its hub had TLS does this by itself at start.
 
 From then on 'mosaic node serve' keeps an outbound connection to the hub:
 no inbound port is opened. The node answers only searches signed by this
@@ -444,6 +450,19 @@ see docs/disclosure.md). 'GET /api/v1/disclosure' shows them and the
 attack alerts raised.`,
 		Args: argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if refresh {
+				n, err := f.open(e, cmd)
+				if err != nil {
+					return err
+				}
+				defer n.Close()
+				fd, err := n.RefreshFederation(e.ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "NATS settings of %s refreshed (NATS %s)\n", fd.HubURL, strings.Join(fd.NATSURLs, ", "))
+				return nil
+			}
 			if hubURL == "" || token == "" {
 				return usagef("%s: --hub and --token are required", cmd.CommandPath())
 			}
@@ -463,6 +482,7 @@ attack alerts raised.`,
 	f.register(cmd.Flags(), false)
 	cmd.Flags().StringVar(&hubURL, "hub", "", "the hub's URL (required)")
 	cmd.Flags().StringVar(&token, "token", "", "the one-time enrolment token (required)")
+	cmd.Flags().BoolVar(&refresh, "refresh", false, "fetch the hub's NATS addresses and certificate again (no token needed)")
 	return cmd
 }
 

@@ -20,7 +20,7 @@ var ErrLocked = errors.New("audit: log in use by another writer")
 
 const (
 	fileMode = 0o600
-	dirMode  = 0o750
+	dirMode  = 0o700
 )
 
 // Options tune OpenWith.
@@ -60,7 +60,7 @@ type head struct {
 func Open(path string) (*Log, error) { return OpenWith(path, Options{}) }
 
 // OpenWith opens the log at path for appending, creating it (mode 0600,
-// parent directories 0750) if needed. It reads and verifies the whole file
+// parent directories 0700) if needed. It reads and verifies the whole file
 // first, to continue the chain from its last record. A last line without
 // its newline, left by a crash in the middle of a write, is cut off (see
 // Repaired); any other damage makes OpenWith fail with an error wrapping

@@ -613,8 +613,8 @@ func TestCloseAndLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if di.Mode().Perm()&^0o750 != 0 {
-		t.Errorf("directory mode: got %v, want at most 0750", di.Mode().Perm())
+	if di.Mode().Perm()&^0o700 != 0 {
+		t.Errorf("directory mode: got %v, want at most 0700", di.Mode().Perm())
 	}
 	// Closed, the file can be opened again.
 	l = openTest(t, path)

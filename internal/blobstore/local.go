@@ -27,8 +27,8 @@ const (
 )
 
 const (
-	fileMode = 0o640
-	dirMode  = 0o750
+	fileMode = 0o600
+	dirMode  = 0o700
 
 	// defaultStaleAge is how old a file in tmp/ must be before OpenLocal
 	// removes it as left behind by a crash. Age is measured from the last

@@ -1,8 +1,10 @@
 // Package fed is the federation protocol between the hub and its nodes:
 // NATS subjects, the messages carried on them, Ed25519 signatures on
 // everything the hub asks of a node and on every node answer, and replay
-// protection. Both sides import it; it holds no transport code beyond
-// subject names, so it can be tested without a server.
+// protection, and the TLS both sides use on the link (certificates made
+// from Ed25519 keys, the certificates a node pins). Both sides import it;
+// it holds no transport code beyond subject names and TLS settings, so it
+// can be tested without a server.
 package fed
 
 import (

@@ -146,4 +146,25 @@ type EnrollResponse struct {
 	NATSPassword string   `json:"nats_password"`
 	HubKey       string   `json:"hub_key"` // the hub's Ed25519 public key, base64
 	HubURL       string   `json:"hub_url"`
+	// NATSCA holds the certificates (PEM) the node trusts for the hub's
+	// NATS server, and only those: the hub's own CA, or the top of the
+	// operator's chain. Empty when the hub serves NATS without TLS (and
+	// in enrolments made before the hub had TLS).
+	NATSCA string `json:"nats_ca,omitempty"`
+}
+
+// PurposeNATSInfo marks a NATSInfo, so that its signature cannot pass
+// for another message's.
+const PurposeNATSInfo = "nats-info"
+
+// NATSInfo is how to reach the hub's NATS server, signed by the hub
+// (GET /api/v1/nats?nonce=N): a node enrolled before the hub had TLS,
+// or whose hub changed its certificate, fetches it again and checks the
+// hub's signature with the key it got at enrolment.
+type NATSInfo struct {
+	Purpose  string    `json:"purpose"` // PurposeNATSInfo
+	Nonce    string    `json:"nonce"`   // the node's, echoed
+	Time     time.Time `json:"time"`
+	NATSURLs []string  `json:"nats_urls"`
+	NATSCA   string    `json:"nats_ca,omitempty"`
 }

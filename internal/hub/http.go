@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,6 +33,7 @@ func (h *Hub) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.m.reg, promhttp.HandlerOpts{}))
 
 	route("POST /api/v1/enroll", h.enroll)
+	route("GET /api/v1/nats", h.natsInfo)
 	route("POST /api/v1/login", h.apiLogin)
 	route("POST /api/v1/search", h.requireUser(h.apiSearch))
 	route("GET /api/v1/datasets", h.apiDatasets)
@@ -119,6 +122,12 @@ func (h *Hub) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 }
 
 func (h *Hub) enroll(w http.ResponseWriter, r *http.Request) {
+	src := sourceOf(r.RemoteAddr)
+	if ok, retry := h.enrol.take(src); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+		apiError(w, http.StatusTooManyRequests, "too many enrolment attempts from this address: try again later")
+		return
+	}
 	var req fed.EnrollRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
@@ -133,20 +142,52 @@ func (h *Hub) enroll(w http.ResponseWriter, r *http.Request) {
 	pass := fed.NewID() + fed.NewID()
 	id, err := h.Store.Enroll(r.Context(), req.Token, req.PublicKey, pass, req.Version)
 	if err != nil {
-		h.log.Warn("enrolment refused", "remote", r.RemoteAddr)
-		h.audit.Append("anonymous", "enroll-refused", "", map[string]any{"remote": r.RemoteAddr})
+		if h.enrol.refused(src) {
+			h.log.Warn("enrolment refused", "remote", src)
+			h.audit.Append("anonymous", "enroll-refused", "", map[string]any{"remote": src, "count": 1})
+		}
 		apiError(w, http.StatusUnauthorized, "the enrolment token is unknown, used or expired: ask the hub's operator for a new one (mosaic hub node add)")
 		return
 	}
+	h.enrol.succeeded(src)
 	h.forgetKey(id)
 	h.audit.Append("node:"+id, "enroll", id, map[string]any{"version": req.Version})
 	h.log.Info("node enrolled", "node", id)
+	writeJSON(w, http.StatusOK, fed.EnrollResponse{Node: id, NATSURLs: h.natsURLs(), NATSUser: id, NATSPassword: pass,
+		HubKey: fed.EncodeKey(h.pub), HubURL: h.cfg.PublicURL, NATSCA: h.NATSCA()})
+}
+
+func (h *Hub) natsURLs() []string {
 	urls := []string{h.NATSURL()}
 	if ws := h.NATSWebSocketURL(); ws != "" {
 		urls = append(urls, ws)
 	}
-	writeJSON(w, http.StatusOK, fed.EnrollResponse{Node: id, NATSURLs: urls, NATSUser: id, NATSPassword: pass,
-		HubKey: fed.EncodeKey(h.pub), HubURL: h.cfg.PublicURL})
+	return urls
+}
+
+// natsNonce is what a node may send as the nonce of GET /api/v1/nats.
+var natsNonce = regexp.MustCompile(`^[0-9a-f]{16,64}$`)
+
+// natsInfo tells how to reach the NATS server, signed with the hub's
+// key, so that nodes enrolled before the hub had TLS (or before it
+// changed certificates) fetch the addresses and the certificates to pin
+// again. Nothing in it is secret; the nonce keeps an old answer from
+// being replayed.
+func (h *Hub) natsInfo(w http.ResponseWriter, r *http.Request) {
+	nonce := r.URL.Query().Get("nonce")
+	if !natsNonce.MatchString(nonce) {
+		apiError(w, http.StatusBadRequest, "nonce: 16 to 64 lowercase hexadecimal digits")
+		return
+	}
+	msg, err := fed.Seal(h.key, "hub", fed.NATSInfo{Purpose: fed.PurposeNATSInfo, Nonce: nonce, Time: time.Now().UTC(),
+		NATSURLs: h.natsURLs(), NATSCA: h.NATSCA()})
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(msg)
 }
 
 func (h *Hub) apiLogin(w http.ResponseWriter, r *http.Request) {

@@ -5,10 +5,12 @@ import (
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,6 +41,29 @@ type Config struct {
 	// NATSURL, when set, uses an external NATS cluster instead of the
 	// embedded server; it must authenticate nodes itself.
 	NATSURL string `json:"nats_url"`
+	// NATSTLSCert and NATSTLSKey are the operator's certificate (PEM,
+	// with its chain) and key for the embedded NATS server. Without them
+	// the hub makes its own CA in the data directory (nats-ca.pem,
+	// nats-ca.key) and signs a server certificate with it at every
+	// start. Nodes pin what enrolment hands out: the CA, or the top of
+	// the operator's chain.
+	NATSTLSCert string `json:"nats_tls_cert"`
+	NATSTLSKey  string `json:"nats_tls_key"`
+	// NATSNoTLS serves NATS without TLS: allowed on loopback addresses
+	// (tests, a hub and nodes on one machine), elsewhere only with
+	// Insecure.
+	NATSNoTLS bool `json:"nats_no_tls"`
+	// NATSMTLS asks every node for a certificate made from its
+	// enrolment key and admits it only if the key matches, in addition
+	// to its password.
+	NATSMTLS bool `json:"nats_mtls"`
+	// NATSAllowPlain also admits connections without TLS on the TLS
+	// client port, for nodes whose binaries predate TLS while a
+	// federation upgrades (WebSocket stays TLS only). Like NATSNoTLS it
+	// needs loopback addresses or Insecure.
+	NATSAllowPlain bool `json:"nats_allow_plain"`
+	// Insecure allows NATS without TLS on addresses other hosts reach.
+	Insecure bool `json:"insecure"`
 	// PublicURL is the hub's URL as nodes and browsers reach it.
 	PublicURL string `json:"public_url"`
 	// SearchDeadline bounds how long a search waits for nodes.
@@ -92,6 +117,28 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("hub: nats_listen %q: %v", c.NATSListen, err)
 		}
 	}
+	switch {
+	case (c.NATSTLSCert == "") != (c.NATSTLSKey == ""):
+		return errors.New("hub: nats_tls_cert and nats_tls_key (--nats-tls-cert, --nats-tls-key) go together")
+	case c.NATSNoTLS && c.NATSTLSCert != "":
+		return errors.New("hub: nats_no_tls contradicts nats_tls_cert")
+	case c.NATSNoTLS && c.NATSMTLS:
+		return errors.New("hub: nats_mtls needs TLS: drop nats_no_tls (--nats-no-tls)")
+	case c.NATSNoTLS && c.NATSAllowPlain:
+		return errors.New("hub: nats_allow_plain is for a hub with TLS: drop one of nats_no_tls and nats_allow_plain")
+	}
+	if c.NATSURL == "" && (c.NATSNoTLS || c.NATSAllowPlain) && !c.Insecure {
+		addrs, flag := []string{c.NATSListen, c.NATSWebSocket}, "--nats-no-tls (the hub makes its own certificate)"
+		if c.NATSAllowPlain {
+			addrs, flag = []string{c.NATSListen}, "--nats-allow-plain once every node runs a version with TLS"
+		}
+		for _, addr := range addrs {
+			if addr != "" && !loopback(addr) {
+				return fmt.Errorf("hub: NATS on %s without TLS would let anyone on the network read the nodes' passwords and answers: "+
+					"drop %s, or pass --insecure (insecure: true in hub.json) to accept that", addr, flag)
+			}
+		}
+	}
 	return nil
 }
 
@@ -105,8 +152,10 @@ type Hub struct {
 	pub   ed25519.PublicKey
 	ns    *server.Server
 	nc    *nats.Conn
+	tls   *natsTLS // nil without TLS on the embedded server
 	audit auditLog
 	m     *metrics
+	enrol *enrolLimit
 
 	hubUser, hubPass string
 	// pseudonymKey keys researchers' per-node pseudonyms (Pseudonym).
@@ -135,14 +184,14 @@ func Open(ctx context.Context, cfg Config) (*Hub, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, err
 	}
 	st, err := OpenStore(ctx, cfg.DB)
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, Store: st, log: cfg.Log, live: map[string]*liveNode{}, clients: map[uint64]string{}, keys: map[string]ed25519.PublicKey{}, m: newMetrics()}
+	h := &Hub{cfg: cfg, Store: st, log: cfg.Log, live: map[string]*liveNode{}, clients: map[uint64]string{}, keys: map[string]ed25519.PublicKey{}, m: newMetrics(), enrol: newEnrolLimit()}
 	fail := func(err error) (*Hub, error) {
 		h.Close()
 		return nil, err
@@ -159,14 +208,22 @@ func Open(ctx context.Context, cfg Config) (*Hub, error) {
 	}
 	h.hubUser, h.hubPass = "hub", fed.NewID()+fed.NewID()
 	url := cfg.NATSURL
+	opts := []nats.Option{nats.UserInfo(h.hubUser, h.hubPass), nats.Name("mosaic-hub"),
+		nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}
 	if url == "" {
 		if err := h.startNATS(); err != nil {
 			return fail(err)
 		}
-		url = h.ns.ClientURL()
+		url = h.localURL()
+		if h.tls != nil {
+			tc, err := h.selfTLS()
+			if err != nil {
+				return fail(err)
+			}
+			opts = append(opts, nats.Secure(tc))
+		}
 	}
-	h.nc, err = nats.Connect(url, nats.UserInfo(h.hubUser, h.hubPass), nats.Name("mosaic-hub"),
-		nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	h.nc, err = nats.Connect(url, opts...)
 	if err != nil {
 		return fail(fmt.Errorf("hub: connect to NATS: %w", err))
 	}
@@ -180,12 +237,34 @@ func Open(ctx context.Context, cfg Config) (*Hub, error) {
 	return h, nil
 }
 
-// NATSURL returns the URL nodes connect to.
+// NATSURL returns the URL nodes connect to: tls://HOST:PORT unless the
+// embedded server runs without TLS. A server listening on every
+// interface is advertised under the public URL's host.
 func (h *Hub) NATSURL() string {
 	if h.cfg.NATSURL != "" {
 		return h.cfg.NATSURL
 	}
-	return h.ns.ClientURL()
+	return h.advertise(h.ns.ClientURL())
+}
+
+// NATSCA returns the certificates (PEM) nodes pin for the embedded NATS
+// server, or "" without TLS.
+func (h *Hub) NATSCA() string {
+	if h.tls == nil {
+		return ""
+	}
+	return h.tls.pinned
+}
+
+// localURL is the URL of the embedded server for the hub's own
+// connection.
+func (h *Hub) localURL() string {
+	u, err := url.Parse(h.ns.ClientURL())
+	if err != nil || !unspecified(u.Hostname()) {
+		return h.ns.ClientURL()
+	}
+	u.Host = net.JoinHostPort("127.0.0.1", u.Port())
+	return u.String()
 }
 
 // NATSWebSocketURL returns the WebSocket URL of the embedded server, or
@@ -198,7 +277,7 @@ func (h *Hub) NATSWebSocketURL() string {
 	if p == nil || len(p.WebSocket) == 0 {
 		return ""
 	}
-	return p.WebSocket[0]
+	return h.advertise(p.WebSocket[0])
 }
 
 // PublicKey is the hub's signing key.
@@ -225,6 +304,16 @@ func (h *Hub) startNATS() error {
 		WriteDeadline: 10 * time.Second,
 	}
 	opts.CustomClientAuthentication = &natsAuth{h: h}
+	if !h.cfg.NATSNoTLS {
+		t, err := loadNATSTLS(h.cfg)
+		if err != nil {
+			return err
+		}
+		h.tls = t
+		opts.TLSConfig = t.server
+		opts.TLSTimeout = 5
+		opts.AllowNonTLS = h.cfg.NATSAllowPlain
+	}
 	if h.cfg.NATSWebSocket != "" {
 		wh, wp, err := net.SplitHostPort(h.cfg.NATSWebSocket)
 		if err != nil {
@@ -234,7 +323,10 @@ func (h *Hub) startNATS() error {
 		if wport == 0 {
 			wport = -1
 		}
-		opts.Websocket = server.WebsocketOpts{Host: wh, Port: wport, NoTLS: true}
+		opts.Websocket = server.WebsocketOpts{Host: wh, Port: wport, NoTLS: h.tls == nil}
+		if h.tls != nil {
+			opts.Websocket.TLSConfig = h.tls.server
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -256,7 +348,7 @@ type natsAuth struct{ h *Hub }
 func (a *natsAuth) Check(c server.ClientAuthentication) bool {
 	o := c.GetOpts()
 	h := a.h
-	if o.Username == h.hubUser && o.Password == h.hubPass && h.hubPass != "" {
+	if h.hubPass != "" && o.Username == h.hubUser && subtle.ConstantTimeCompare([]byte(o.Password), []byte(h.hubPass)) == 1 {
 		c.RegisterUser(&server.User{Username: o.Username})
 		return true
 	}
@@ -268,6 +360,10 @@ func (a *natsAuth) Check(c server.ClientAuthentication) bool {
 	defer cancel()
 	if !h.Store.CheckNodePassword(ctx, id, o.Password) {
 		h.log.Warn("NATS connection refused", "node", id, "remote", c.RemoteAddress().String())
+		return false
+	}
+	if h.cfg.NATSMTLS && !h.certMatches(c, id) {
+		h.log.Warn("NATS connection refused: its certificate is not the node's key", "node", id, "remote", c.RemoteAddress().String())
 		return false
 	}
 	c.RegisterUser(&server.User{
@@ -299,6 +395,7 @@ func (h *Hub) Close() error {
 		h.ns.WaitForShutdown()
 	}
 	if h.audit != nil {
+		h.flushEnrolRefusals(true)
 		h.audit.Close()
 	}
 	return h.Store.Close()
@@ -317,6 +414,7 @@ func (h *Hub) watch(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		h.flushEnrolRefusals(false)
 		nodes, err := h.Store.Nodes(ctx)
 		if err != nil {
 			continue

@@ -43,9 +43,20 @@ func enrollFake(t *testing.T, h *Hub, id string) *fakeNode {
 	return f
 }
 
+// nodeTLS is the TLS of a node's connection: the hub's certificate as
+// enrolment hands it out, and a certificate made from key.
+func nodeTLS(t *testing.T, h *Hub, key ed25519.PrivateKey) nats.Option {
+	t.Helper()
+	tc, err := fed.ClientTLS(h.NATSCA(), key, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nats.Secure(tc)
+}
+
 func (f *fakeNode) connect(t *testing.T, h *Hub) {
 	t.Helper()
-	nc, err := nats.Connect(h.NATSURL(), nats.UserInfo(f.id, f.pass), nats.MaxReconnects(0))
+	nc, err := nats.Connect(h.NATSURL(), nats.UserInfo(f.id, f.pass), nats.MaxReconnects(0), nodeTLS(t, h, f.key))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +159,7 @@ func TestMisbehavingNodes(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("removed node still connected")
 	}
-	if _, err := nats.Connect(h.NATSURL(), nats.UserInfo("silent", silent.pass), nats.MaxReconnects(0)); err == nil {
+	if _, err := nats.Connect(h.NATSURL(), nats.UserInfo("silent", silent.pass), nats.MaxReconnects(0), nodeTLS(t, h, silent.key)); err == nil {
 		t.Error("removed node's credentials still accepted")
 	}
 	// The audit log has the search.
@@ -189,10 +200,10 @@ func TestEnrollmentTokens(t *testing.T) {
 		}
 	}
 	// A wrong NATS password is refused.
-	if _, err := nats.Connect(h.NATSURL(), nats.UserInfo("a", "wrong"), nats.MaxReconnects(0)); err == nil {
+	if _, err := nats.Connect(h.NATSURL(), nats.UserInfo("a", "wrong"), nats.MaxReconnects(0), nodeTLS(t, h, key)); err == nil {
 		t.Error("wrong NATS password accepted")
 	}
-	if _, err := nats.Connect(h.NATSURL(), nats.MaxReconnects(0)); err == nil {
+	if _, err := nats.Connect(h.NATSURL(), nats.MaxReconnects(0), nodeTLS(t, h, key)); err == nil {
 		t.Error("anonymous NATS connection accepted")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -143,6 +144,30 @@ func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.NATSCA == "" && f.HubURL != "" {
+		// Enrolled before the hub had TLS (or the hub serves NATS without
+		// it): ask for its addresses and certificate, signed by its key.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		nf, err := n.RefreshFederation(ctx)
+		cancel()
+		if err != nil {
+			n.log.Warn("could not fetch the hub's NATS certificate; connecting with the stored addresses", "err", err)
+		} else {
+			f = nf
+		}
+	}
+	urls, err := linkURLs(f.NATSURLs, n.cfg.HubWebSocket)
+	if err != nil {
+		return nil, err
+	}
+	connOpts := []nats.Option{}
+	if f.NATSCA != "" {
+		tc, err := fed.ClientTLS(f.NATSCA, key, f.Node)
+		if err != nil {
+			return nil, fmt.Errorf("node: %s: %w", n.federationPath(), err)
+		}
+		connOpts = append(connOpts, nats.Secure(tc))
+	}
 	al, err := audit.Open(filepath.Join(n.cfg.Data, "audit.log"))
 	if err != nil {
 		return nil, err
@@ -150,7 +175,7 @@ func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
 	l := &Link{n: n, f: f, hubKey: hubKey, key: key, audit: al, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
-	nc, err := nats.Connect(strings.Join(f.NATSURLs, ","),
+	nc, err := nats.Connect(strings.Join(urls, ","), append(connOpts,
 		nats.UserInfo(f.NATSUser, f.NATSPassword),
 		nats.Name("mosaic-node-"+f.Node),
 		nats.RetryOnFailedConnect(true),
@@ -167,7 +192,10 @@ func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
 				n.log.Warn("hub link lost", "err", err)
 			}
 		}),
-	)
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			n.log.Warn("hub link error", "err", err)
+		}),
+	)...)
 	if err != nil {
 		cancel()
 		al.Close()
@@ -182,6 +210,76 @@ func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
 	}
 	go l.loop(ctx, opts)
 	return l, nil
+}
+
+// linkURLs picks the hub's WebSocket URLs (ws://, wss://) or its others:
+// one connection cannot mix them.
+func linkURLs(all []string, websocket bool) ([]string, error) {
+	var ws, other []string
+	for _, u := range all {
+		if strings.HasPrefix(u, "ws://") || strings.HasPrefix(u, "wss://") {
+			ws = append(ws, u)
+		} else {
+			other = append(other, u)
+		}
+	}
+	switch {
+	case websocket && len(ws) == 0:
+		return nil, errors.New("node: hub_websocket is set but the hub offers no WebSocket address (its nats_websocket)")
+	case websocket || len(other) == 0:
+		return ws, nil
+	}
+	return other, nil
+}
+
+// RefreshFederation fetches the hub's NATS addresses and the
+// certificates to pin (GET /api/v1/nats), checks the hub's signature on
+// them with the key stored at enrolment, and stores them in
+// federation.json. A node enrolled before the hub had TLS does this at
+// start; an operator does it after the hub changed its certificate
+// (mosaic node enroll --refresh).
+func (n *Node) RefreshFederation(ctx context.Context) (Federation, error) {
+	f, ok, err := n.LoadFederation()
+	if err != nil {
+		return f, err
+	}
+	if !ok {
+		return f, errors.New("node: not enrolled")
+	}
+	hubKey, err := fed.DecodeKey(f.HubKey)
+	if err != nil {
+		return f, err
+	}
+	nonce := fed.NewID()
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(f.HubURL, "/")+"/api/v1/nats?nonce="+nonce, nil)
+	if err != nil {
+		return f, fmt.Errorf("node: hub URL: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return f, fmt.Errorf("node: fetch NATS settings: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return f, fmt.Errorf("node: fetch NATS settings: the hub answered %s", resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, fed.MaxMessage+1))
+	if err != nil {
+		return f, fmt.Errorf("node: fetch NATS settings: %w", err)
+	}
+	var info fed.NATSInfo
+	signer, err := fed.Unseal(hubKey, b, &info)
+	switch {
+	case err != nil:
+		return f, fmt.Errorf("node: the hub's NATS settings: %w", err)
+	case signer != "hub" || info.Purpose != fed.PurposeNATSInfo || info.Nonce != nonce:
+		return f, errors.New("node: the hub's NATS settings are not an answer to this request")
+	case len(info.NATSURLs) == 0:
+		return f, errors.New("node: the hub's NATS settings have no address")
+	}
+	err = n.UpdateFederation(func(g *Federation) { g.NATSURLs, g.NATSCA = info.NATSURLs, info.NATSCA })
+	f.NATSURLs, f.NATSCA = info.NATSURLs, info.NATSCA
+	return f, err
 }
 
 func (l *Link) setConnected(c bool) {

@@ -86,6 +86,11 @@ type Config struct {
 	// cap).
 	SearchDailyEpsilon float64 `json:"search_daily_epsilon,omitempty"`
 	SearchTotalEpsilon float64 `json:"search_total_epsilon,omitempty"`
+	// HubWebSocket connects to the hub over NATS's WebSocket (wss://)
+	// rather than its plain protocol (tls://), for sites whose proxies
+	// pass only HTTP(S); the hub must offer it (nats_websocket).
+	HubWebSocket bool `json:"hub_websocket"`
+
 	// Clock, when set, replaces time.Now for the privacy budget's days
 	// (the attack harness moves it on to replay many days).
 	Clock func() time.Time `json:"-"`
@@ -239,7 +244,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("node: data directory: %w", err)
 	}
 	pol, err := loadPolicy(cfg.Policy)

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -81,7 +82,15 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		if i := strings.IndexByte(path, '?'); i >= 0 {
 			return nil, fmt.Errorf("%w: SQLite paths take no parameters", ErrURL)
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		// SQLite makes its -wal and -shm files with the database file's
+		// mode: create it readable by its owner only. An existing
+		// database keeps the mode it has.
+		if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			f.Close()
+		} else if !errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
 		q := url.Values{}
