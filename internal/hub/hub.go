@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mosaic-imaging/mosaic/internal/fed"
+	"github.com/mosaic-imaging/mosaic/internal/throttle"
 )
 
 // Config is a hub's configuration.
@@ -48,8 +49,19 @@ type Config struct {
 	// HeartbeatTimeout is how long after its last heartbeat a node is
 	// shown as offline.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout"`
+	// LoginFailures is how many wrong passwords an account may get from
+	// one address (and a node name over NATS) before each next attempt
+	// waits, 1 s and doubling; an address may fail 4 times as often over
+	// all accounts, an account twice as often from all addresses
+	// (default 5).
+	LoginFailures int `json:"login_failures"`
+	// LoginMaxWait caps those waits (default 5 min); failures are
+	// forgotten after 6 times as long without one.
+	LoginMaxWait time.Duration `json:"login_max_wait"`
 
 	Log *slog.Logger `json:"-"`
+	// Clock, when set, replaces time.Now for login throttling (tests).
+	Clock func() time.Time `json:"-"`
 }
 
 // Defaults fills in zero fields.
@@ -72,6 +84,15 @@ func (c *Config) Defaults() {
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = 30 * time.Second
 	}
+	if c.LoginFailures == 0 {
+		c.LoginFailures = 5
+	}
+	if c.LoginMaxWait == 0 {
+		c.LoginMaxWait = 5 * time.Minute
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
@@ -86,6 +107,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("hub: search deadline %s: use 100ms to 2m", c.SearchDeadline)
 	case c.QueriesPerDay < 1:
 		return errors.New("hub: queries_per_day must be positive")
+	case c.LoginFailures < 1 || c.LoginFailures > 100:
+		return fmt.Errorf("hub: login_failures %d: use 1 to 100", c.LoginFailures)
+	case c.LoginMaxWait < time.Second || c.LoginMaxWait > 24*time.Hour:
+		return fmt.Errorf("hub: login_max_wait %s: use 1s to 24h", c.LoginMaxWait)
 	}
 	if c.NATSURL == "" {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
@@ -107,6 +132,11 @@ type Hub struct {
 	nc    *nats.Conn
 	audit auditLog
 	m     *metrics
+
+	// logins and nodeLogins throttle wrong passwords of users (web and
+	// API) and of nodes (NATS); lockouts bounds their audit records.
+	logins, nodeLogins *throttle.Guard
+	lockouts           lockoutLog
 
 	hubUser, hubPass string
 	// pseudonymKey keys researchers' per-node pseudonyms (Pseudonym).
@@ -143,6 +173,7 @@ func Open(ctx context.Context, cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{cfg: cfg, Store: st, log: cfg.Log, live: map[string]*liveNode{}, clients: map[uint64]string{}, keys: map[string]ed25519.PublicKey{}, m: newMetrics()}
+	h.logins, h.nodeLogins = cfg.newLoginGuard(), cfg.newLoginGuard()
 	fail := func(err error) (*Hub, error) {
 		h.Close()
 		return nil, err
@@ -264,10 +295,7 @@ func (a *natsAuth) Check(c server.ClientAuthentication) bool {
 	if !fed.ValidNodeID(id) || id == h.hubUser {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if !h.Store.CheckNodePassword(ctx, id, o.Password) {
-		h.log.Warn("NATS connection refused", "node", id, "remote", c.RemoteAddress().String())
+	if !h.nodeLogin(id, o.Password, c.RemoteAddress()) {
 		return false
 	}
 	c.RegisterUser(&server.User{
@@ -317,6 +345,7 @@ func (h *Hub) watch(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		h.noteLockouts("", "", "", nil)
 		nodes, err := h.Store.Nodes(ctx)
 		if err != nil {
 			continue

@@ -142,6 +142,12 @@ func (s *Store) Login(ctx context.Context, id, password string) (User, error) {
 	return u, nil
 }
 
+// HasUser tells whether an account exists (disabled or not).
+func (s *Store) HasUser(ctx context.Context, id string) bool {
+	var one int
+	return s.db.QueryRow(ctx, `SELECT 1 FROM users WHERE id = ?`, id).Scan(&one) == nil
+}
+
 // dummyHash is checked against for unknown users.
 var dummyHash = hashPassword("no such user")
 
