@@ -227,7 +227,7 @@ start_mosaic() {
 		tail -20 "$d/create.log" >&2
 		exit 1
 	}
-	token=$("$mosaic" node token create --data "$d/data" 2>"$d/token.log" | tr -d '[:space:]') || true
+	token=$("$mosaic" node token create --data "$d/data" --scope write --dataset bench 2>"$d/token.log" | tr -d '[:space:]') || true
 	if [ -z "$token" ]; then
 		echo "mosaic node token create printed no token:" >&2
 		tail -20 "$d/token.log" >&2

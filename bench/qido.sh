@@ -115,7 +115,7 @@ bench() {
 	echo
 	echo "== $engine"
 	must "$d/create.log" "$mosaic" node dataset create --data "$d/data" "${db[@]}" --id bench --title "QIDO benchmark"
-	token=$("$mosaic" node token create --data "$d/data" "${db[@]}" 2>"$d/token.log" | tr -d '[:space:]') || true
+	token=$("$mosaic" node token create --data "$d/data" --scope read --dataset bench "${db[@]}" 2>"$d/token.log" | tr -d '[:space:]') || true
 	if [ -z "$token" ]; then
 		echo "mosaic node token create printed no token:" >&2
 		tail -20 "$d/token.log" >&2
