@@ -122,7 +122,8 @@ type User struct {
 	Role string `json:"role"`
 }
 
-// Login checks a password and returns the user.
+// Login checks a password and returns the user. It does not throttle:
+// the hub's doors call Hub.Login, which does.
 func (s *Store) Login(ctx context.Context, id, password string) (User, error) {
 	var u User
 	var hash string

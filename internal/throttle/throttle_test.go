@@ -177,6 +177,22 @@ func TestGuardOwnerNotLockedOut(t *testing.T) {
 	}
 }
 
+// TestGuardBounded: an attacker with many addresses and names cannot
+// grow the tables beyond their size.
+func TestGuardBounded(t *testing.T) {
+	c := newClock()
+	g := NewGuard(GuardConfig{Size: 50, Now: c.now})
+	for i := range 5000 {
+		if a, _ := g.Begin(fmt.Sprintf("user%d", i), fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)); a != nil {
+			a.Done(false)
+		}
+		c.add(time.Millisecond)
+	}
+	if pair, source, account := g.Sizes(); pair > 50 || source > 50 || account > 50 {
+		t.Errorf("tables hold %d, %d, %d keys; want at most 50 each", pair, source, account)
+	}
+}
+
 func TestSource(t *testing.T) {
 	for in, want := range map[string]string{
 		"10.1.2.3:5555":              "10.1.2.3",
