@@ -47,6 +47,7 @@ func TestTokenScopes(t *testing.T) {
 		{"change dataset", "PATCH", "/api/v1/datasets/lung", "application/json", `{"title": "Lung"}`, "admin admin-lung"},
 		{"change other dataset", "PATCH", "/api/v1/datasets/brain", "application/json", `{"title": "Brain"}`, "admin"},
 		{"delete dataset", "DELETE", "/api/v1/datasets/ghost", "", "", "admin"},
+		{"disclosure control", "GET", "/api/v1/disclosure", "", "", "admin"},
 		{"list tokens", "GET", "/api/v1/tokens", "", "", "admin"},
 		{"create token", "POST", "/api/v1/tokens", "application/json", `{"scope": "read", "dataset": "lung"}`, "admin"},
 		{"revoke token", "DELETE", "/api/v1/tokens/nosuchtoken", "", "", "admin"},
