@@ -133,14 +133,13 @@ type Hub struct {
 	audit auditLog
 	m     *metrics
 
+	hubUser, hubPass string
+	// pseudonymKey keys researchers' per-node pseudonyms (Pseudonym).
+	pseudonymKey []byte
 	// logins and nodeLogins throttle wrong passwords of users (web and
 	// API) and of nodes (NATS); lockouts bounds their audit records.
 	logins, nodeLogins *throttle.Guard
 	lockouts           lockoutLog
-
-	hubUser, hubPass string
-	// pseudonymKey keys researchers' per-node pseudonyms (Pseudonym).
-	pseudonymKey []byte
 
 	mu      sync.Mutex
 	live    map[string]*liveNode // by node id
@@ -345,7 +344,6 @@ func (h *Hub) watch(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		h.noteLockouts("", "", "", nil)
 		nodes, err := h.Store.Nodes(ctx)
 		if err != nil {
 			continue
@@ -366,5 +364,6 @@ func (h *Hub) watch(ctx context.Context) {
 			}
 		}
 		h.mu.Unlock()
+		h.noteLockouts("", "", "", nil) // the count of lockouts left out of a minute that is over
 	}
 }
