@@ -172,11 +172,11 @@ func Open(ctx context.Context, cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{cfg: cfg, Store: st, log: cfg.Log, live: map[string]*liveNode{}, clients: map[uint64]string{}, keys: map[string]ed25519.PublicKey{}, m: newMetrics()}
-	h.logins, h.nodeLogins = cfg.newLoginGuard(), cfg.newLoginGuard()
 	fail := func(err error) (*Hub, error) {
 		h.Close()
 		return nil, err
 	}
+	h.logins, h.nodeLogins = cfg.newLoginGuard(), cfg.newLoginGuard()
 	if h.key, err = fed.LoadOrCreateKey(filepath.Join(cfg.Data, "hub.key")); err != nil {
 		return fail(err)
 	}
