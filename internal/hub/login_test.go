@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -192,5 +194,56 @@ func TestNATSLoginThrottled(t *testing.T) {
 	clock.add(time.Second)
 	if err := connect(f.pass, "127.0.0.1"); err != nil {
 		t.Errorf("after the wait: %v", err)
+	}
+}
+
+// TestAPILoginDistributedAttack: guesses at one account from many
+// addresses bring the per-account wait into play for addresses that have
+// failed, never beyond the cap, while the owner from a clean address logs
+// in at once.
+func TestAPILoginDistributedAttack(t *testing.T) {
+	h, clock := throttleHub(t)
+	refused := 0
+	for i := range 30 {
+		for range 2 {
+			rec := apiLogin(h, "alice", "guess guess guess", fmt.Sprintf("198.51.100.%d:1000", i))
+			if rec.Code == 429 {
+				refused++
+				if s, _ := strconv.Atoi(rec.Header().Get("Retry-After")); s < 1 || s > 300 {
+					t.Errorf("Retry-After %q beyond the cap", rec.Header().Get("Retry-After"))
+				}
+			}
+		}
+		clock.add(100 * time.Millisecond)
+	}
+	if refused == 0 {
+		t.Error("60 guesses at one account from 30 addresses: none refused")
+	}
+	if rec := apiLogin(h, "alice", "long enough password", "192.0.2.44:1"); rec.Code != 200 {
+		t.Errorf("the owner from a clean address during the attack: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestNATSSourceThrottled: one address trying many node names is
+// throttled as a source; a node connecting from elsewhere is not.
+func TestNATSSourceThrottled(t *testing.T) {
+	h, _ := throttleHub(t)
+	f := enrollFake(t, h, "south")
+	connect := func(user, pw, ip string) error {
+		nc, err := nats.Connect(h.NATSURL(), nats.UserInfo(user, pw), nats.MaxReconnects(0),
+			nats.SetCustomDialer(&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}))
+		if err == nil {
+			nc.Close()
+		}
+		return err
+	}
+	for i := range 20 {
+		connect(fmt.Sprintf("guess-%d", i), "wrong", "127.0.0.3")
+	}
+	if connect("south", f.pass, "127.0.0.3") == nil {
+		t.Error("a node from an address that tried 20 names was admitted during its wait")
+	}
+	if err := connect("south", f.pass, "127.0.0.4"); err != nil {
+		t.Errorf("the node from another address: %v", err)
 	}
 }
