@@ -73,8 +73,8 @@ func tokenOf(r *http.Request) index.Token {
 func (n *Node) requireToken(route, scope string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
-		authScheme, secret, ok := strings.Cut(auth, " ")
-		if !ok || !strings.EqualFold(authScheme, "Bearer") || secret == "" {
+		scheme, secret, ok := strings.Cut(auth, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mosaic-node"`)
 			apiError(w, http.StatusUnauthorized, "a token is required: Authorization: Bearer TOKEN (mosaic node token create)")
 			return
@@ -106,7 +106,11 @@ func forbidden(w http.ResponseWriter, tok index.Token, route, scope, dataset str
 	var msg string
 	switch {
 	case tok.Dataset != "" && dataset != "" && dataset != tok.Dataset:
-		msg = fmt.Sprintf("this token is for dataset %s only; it cannot be used on dataset %s", tok.Dataset, dataset)
+		other := "another dataset" // what is not a dataset id is not echoed
+		if index.ValidDatasetID(dataset) {
+			other = "dataset " + dataset
+		}
+		msg = fmt.Sprintf("this token is for dataset %s only; it cannot be used on %s", tok.Dataset, other)
 	case tok.Dataset != "" && dataset == "":
 		msg = fmt.Sprintf("this token is for dataset %s only; %s needs a token for all datasets with scope %s", tok.Dataset, route, scope)
 	default:
