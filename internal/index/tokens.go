@@ -93,7 +93,9 @@ func (s *Store) CreateToken(ctx context.Context, name, scope, dataset string) (s
 		return "", t, fmt.Errorf("%w: token scope %q: use read, write or admin", ErrInvalid, scope)
 	}
 	if dataset != "" {
-		if _, err := s.Dataset(ctx, dataset); err != nil {
+		if _, err := s.Dataset(ctx, dataset); errors.Is(err, ErrNotFound) {
+			return "", t, fmt.Errorf("%w: no dataset %q to make a token for", ErrNotFound, dataset)
+		} else if err != nil {
 			return "", t, err
 		}
 	}
