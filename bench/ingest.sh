@@ -24,7 +24,7 @@
 # the folders, a free HTTP port on 127.0.0.1, no DICOM port, no remote
 # access, no authentication, and the DICOMweb plugin. The system service is
 # never used. The Mosaic node is built from this tree, given a dataset and
-# an admin token, and served on a free port; its STOW-RS requests carry
+# a write token for it, and served on a free port; its STOW-RS requests carry
 # the token.
 #
 # The corpus holds CT, MR and PET series, and a few ultrasound and
@@ -227,7 +227,7 @@ start_mosaic() {
 		tail -20 "$d/create.log" >&2
 		exit 1
 	}
-	token=$("$mosaic" node token create --data "$d/data" 2>"$d/token.log" | tr -d '[:space:]') || true
+	token=$("$mosaic" node token create --data "$d/data" --scope write --dataset bench 2>"$d/token.log" | tr -d '[:space:]') || true
 	if [ -z "$token" ]; then
 		echo "mosaic node token create printed no token:" >&2
 		tail -20 "$d/token.log" >&2

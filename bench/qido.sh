@@ -5,7 +5,7 @@
 #   bench/qido.sh [N]      (default 1000000 instances)
 #
 # For each engine the script makes a new node data directory, creates a
-# dataset and an admin token with `mosaic node`, fills the index with N
+# dataset and a read token for it with `mosaic node`, fills the index with N
 # synthetic instances (bench/qido load: one patient per 100 instances, 1 to
 # 3 studies each, 2 to 6 series per study, CT, MR, PET-CT, CR and US), then
 # serves the node on a free port of 127.0.0.1 and times QIDO-RS study
@@ -115,7 +115,7 @@ bench() {
 	echo
 	echo "== $engine"
 	must "$d/create.log" "$mosaic" node dataset create --data "$d/data" "${db[@]}" --id bench --title "QIDO benchmark"
-	token=$("$mosaic" node token create --data "$d/data" "${db[@]}" 2>"$d/token.log" | tr -d '[:space:]') || true
+	token=$("$mosaic" node token create --data "$d/data" --scope read --dataset bench "${db[@]}" 2>"$d/token.log" | tr -d '[:space:]') || true
 	if [ -z "$token" ]; then
 		echo "mosaic node token create printed no token:" >&2
 		tail -20 "$d/token.log" >&2

@@ -799,7 +799,7 @@ func query(args []string) error {
 	var mf mixFlags
 	mf.register(fs)
 	base := fs.String("url", "", "the node's base URL, e.g. http://127.0.0.1:8180 (required)")
-	token := fs.String("token", "", "admin token (default: env MOSAIC_TOKEN)")
+	token := fs.String("token", "", "node token, read scope at least (default: env MOSAIC_TOKEN)")
 	dataset := fs.String("dataset", "", "dataset (default: the sample's)")
 	fs.Parse(args)
 	s, warm, timed, err := mf.searches()

@@ -57,9 +57,12 @@ type DemoInfo struct {
 
 // DemoNode is one node of the demo in demo.json.
 type DemoNode struct {
-	Name    string `json:"name"`
-	URL     string `json:"url"`
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	// Token may only read Dataset (QIDO-RS, WADO-RS): the least a script
+	// needs. No admin token is given out.
 	Token   string `json:"token"`
+	Scope   string `json:"token_scope"`
 	Dataset string `json:"dataset"`
 }
 
@@ -77,11 +80,18 @@ federated searches; the nodes answer with counts under disclosure control
 (no count from 1 to 9 ever leaves a node).
 
 DIR/demo.json holds the hub URL, the demo user, its password and an API
-token, and each node's URL and admin token, for scripts:
+token, and each node's URL and a token that may only read the node's
+dataset (QIDO-RS, WADO-RS), for scripts:
 
   curl -s "$(jq -r .hub_url DIR/demo.json)/api/v1/datasets"
   curl -s -H "Authorization: Bearer $(jq -r .token DIR/demo.json)" \
        -d '{"operand":"AND","children":[]}' "$(jq -r .hub_url DIR/demo.json)/api/v1/search"
+  curl -s -H "Authorization: Bearer $(jq -r '.nodes[0].token' DIR/demo.json)" \
+       "$(jq -r '.nodes[0].url' DIR/demo.json)/dicom-web/$(jq -r '.nodes[0].dataset' DIR/demo.json)/studies?limit=5"
+
+To store objects or change datasets, make a token with more scope while
+the demo runs: mosaic node token create --data DIR/nodes/NAME --scope write
+--dataset ID.
 
 --reset deletes DIR first. Stop with Ctrl-C.`,
 		Args: argsError(cobra.NoArgs),
@@ -182,7 +192,7 @@ func runDemo(e *env, data, addr string, reset bool) error {
 		return err
 	}
 	for i, r := range runs {
-		info.Nodes = append(info.Nodes, DemoNode{Name: demoSites[i].name, URL: r.url, Token: r.tok, Dataset: demoSites[i].dataset.ID})
+		info.Nodes = append(info.Nodes, DemoNode{Name: demoSites[i].name, URL: r.url, Token: r.tok, Scope: index.ScopeRead, Dataset: demoSites[i].dataset.ID})
 	}
 	// Ready when every node is online and its datasets are in the
 	// catalogue.
@@ -279,20 +289,14 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 	}); err != nil {
 		return fail(err)
 	}
-	tokPath := filepath.Join(dir, "demo-token")
-	tokB, err := os.ReadFile(tokPath)
-	if err != nil {
-		tok, _, err := n.Index.CreateToken(ctx, "demo")
-		if err != nil {
-			return fail(err)
-		}
-		os.WriteFile(tokPath, []byte(tok), 0o600)
-		tokB = []byte(tok)
-	}
 	if _, err := n.Index.Dataset(ctx, site.dataset.ID); errors.Is(err, index.ErrNotFound) {
 		if _, err := n.Index.CreateDataset(ctx, site.dataset); err != nil {
 			return fail(err)
 		}
+	}
+	tok, err := demoReadToken(ctx, n, dir, site.dataset.ID)
+	if err != nil {
+		return fail(err)
 	}
 	c, err := n.Index.DatasetCounts(ctx, site.dataset.ID)
 	if err != nil {
@@ -322,7 +326,33 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 		}
 		say("node %-28s %d patients: %d objects stored, %d refused at the door, %d clinical rows", site.name, site.patients, stored, refused, rep.Imported)
 	}
-	return n, string(tokB), nil
+	return n, tok, nil
+}
+
+// demoReadToken returns the node's token for scripts: the least they
+// need, reading the node's one dataset (QIDO-RS, WADO-RS). It is kept in
+// DIR/nodes/NAME/demo-read-token. The admin token earlier demos gave out
+// (demo-token) is revoked.
+func demoReadToken(ctx context.Context, n *node.Node, dir, dataset string) (string, error) {
+	if b, err := os.ReadFile(filepath.Join(dir, "demo-token")); err == nil {
+		if t, err := n.Index.CheckToken(ctx, string(b)); err == nil {
+			if err := n.Index.RevokeToken(ctx, t.ID); err != nil {
+				return "", err
+			}
+		}
+		os.Remove(filepath.Join(dir, "demo-token"))
+	}
+	path := filepath.Join(dir, "demo-read-token")
+	if b, err := os.ReadFile(path); err == nil {
+		if t, err := n.Index.CheckToken(ctx, string(b)); err == nil && t.Scope == index.ScopeRead && t.Dataset == dataset {
+			return string(b), nil
+		}
+	}
+	tok, _, err := n.Index.CreateToken(ctx, "demo read", index.ScopeRead, dataset)
+	if err != nil {
+		return "", err
+	}
+	return tok, os.WriteFile(path, []byte(tok), 0o600)
 }
 
 func demoIngest(ctx context.Context, n *node.Node, dataset, dir string) (stored, refused int, err error) {

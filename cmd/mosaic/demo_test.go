@@ -55,8 +55,30 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("demo.json: %+v", info)
 		}
 		for _, n := range info.Nodes {
-			if n.Name == "" || !strings.HasPrefix(n.URL, "http://") {
+			if n.Name == "" || !strings.HasPrefix(n.URL, "http://") || n.Scope != "read" {
 				t.Errorf("node in demo.json: %+v", n)
+			}
+			// The node token reads its dataset and does nothing more.
+			for _, c := range []struct {
+				method, path string
+				want         int
+			}{
+				{"GET", "/dicom-web/" + n.Dataset + "/studies?limit=1", 200},
+				{"POST", "/dicom-web/" + n.Dataset + "/studies", 403},
+				{"POST", "/api/v1/datasets", 403},
+				{"GET", "/api/v1/tokens", 403},
+			} {
+				req, _ := http.NewRequest(c.method, n.URL+c.path, strings.NewReader("{}"))
+				req.Header.Set("Authorization", "Bearer "+n.Token)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != c.want {
+					t.Errorf("node %s: %s %s with the demo token: %d, want %d", n.Name, c.method, c.path, resp.StatusCode, c.want)
+				}
 			}
 		}
 		resp, err := http.Get(info.HubURL + "/api/v1/datasets")

@@ -124,7 +124,7 @@ configuration file (node.json, the fields of 'mosaic node serve --help' in
 snake case). Larger sites point --db at PostgreSQL and --blobs at object
 storage.`,
 		Example: `  mosaic node dataset create --data /srv/node --id lung-ct --title "Lung CT"
-  mosaic node token create --data /srv/node
+  mosaic node token create --data /srv/node --scope write --dataset lung-ct
   mosaic node ingest --data /srv/node --dataset lung-ct /mnt/export/
   mosaic node serve --data /srv/node --listen 127.0.0.1:8180`,
 	}
@@ -154,12 +154,15 @@ func newNodeServeCmd(e *env) *cobra.Command {
 		Long: `Serve the node over HTTP until interrupted:
 
   /api/v1/datasets           datasets (list, create, read, update, delete)
+  /api/v1/tokens             tokens (list, create, revoke; admin tokens only)
   /dicom-web/{dataset}/      DICOMweb: STOW-RS, QIDO-RS, WADO-RS
   /healthz, /readyz          liveness and readiness
   /metrics                   Prometheus metrics
 
-Everything but the last three needs an admin token ('mosaic node token
-create') as Authorization: Bearer TOKEN. Logs are JSON lines on stderr and
+Everything but the last three needs a token ('mosaic node token create')
+as Authorization: Bearer TOKEN whose scope allows the request: read for
+QIDO-RS, WADO-RS and reading datasets, write for STOW-RS, admin for the
+rest; a token for one dataset works on that dataset only. Logs are JSON lines on stderr and
 never carry patient data. An object is acknowledged (STOW-RS answers) only
 once its bytes are synced and its index row committed.`,
 		Args: argsError(cobra.NoArgs),
@@ -349,20 +352,37 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 }
 
 func newNodeTokenCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke the node's admin tokens"}
+	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke the node's API tokens"}
 	var f nodeFlags
-	var name string
+	var name, scope, dataset string
 	create := &cobra.Command{
-		Use:   "create --data DIR [--name NAME]",
-		Short: "Create an admin token and print it alone on stdout (it is shown once)",
-		Args:  argsError(cobra.NoArgs),
+		Use:   "create --data DIR --scope read|write|admin [--dataset ID] [--name NAME]",
+		Short: "Create a token and print it alone on stdout (it is shown once)",
+		Long: `Create an API token and print it alone on stdout; only its hash is kept, so
+it is shown once. --scope says what it may do, each level allowing what the
+ones before it allow:
+
+  read    QIDO-RS, WADO-RS, reading datasets
+  write   also STOW-RS (storing objects)
+  admin   also creating, changing and deleting datasets, and managing tokens
+
+--dataset limits it to one dataset; without it, it works on every dataset.
+Give each client the least it needs: a viewer a read token for its dataset,
+a PACS export a write token for its dataset.`,
+		Example: `  mosaic node token create --data /srv/node --scope write --dataset lung-ct --name pacs-export
+  mosaic node token create --data /srv/node --scope read --dataset lung-ct --name viewer
+  mosaic node token create --data /srv/node --scope admin --name ops`,
+		Args: argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !index.ValidScope(scope) {
+				return usagef("%s: --scope read, write or admin is required: what may the token do?", cmd.CommandPath())
+			}
 			n, err := f.open(e, cmd)
 			if err != nil {
 				return err
 			}
 			defer n.Close()
-			secret, _, err := n.Index.CreateToken(e.ctx, name)
+			secret, _, err := n.Index.CreateToken(e.ctx, name, scope, dataset)
 			if err != nil {
 				return err
 			}
@@ -372,6 +392,8 @@ func newNodeTokenCmd(e *env) *cobra.Command {
 	}
 	f.register(create.Flags(), false)
 	create.Flags().StringVar(&name, "name", "", "what the token is for")
+	create.Flags().StringVar(&scope, "scope", "", "what the token may do: read, write or admin (required)")
+	create.Flags().StringVar(&dataset, "dataset", "", "the only dataset the token may use (default: all)")
 	list := &cobra.Command{
 		Use:   "list --data DIR",
 		Short: "List tokens (never their secrets)",
@@ -387,7 +409,7 @@ func newNodeTokenCmd(e *env) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tCREATED\tLAST USED\tREVOKED")
+			fmt.Fprintln(tw, "ID\tNAME\tSCOPE\tDATASET\tCREATED\tLAST USED\tREVOKED")
 			t := func(p *time.Time) string {
 				if p == nil {
 					return "-"
@@ -395,7 +417,11 @@ func newNodeTokenCmd(e *env) *cobra.Command {
 				return p.Format(time.RFC3339)
 			}
 			for _, x := range ts {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", x.ID, x.Name, x.Created.Format(time.RFC3339), t(x.LastUsed), t(x.Revoked))
+				ds := x.Dataset
+				if ds == "" {
+					ds = "(all)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, x.Name, x.Scope, ds, x.Created.Format(time.RFC3339), t(x.LastUsed), t(x.Revoked))
 			}
 			return tw.Flush()
 		},

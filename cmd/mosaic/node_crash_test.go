@@ -100,7 +100,7 @@ func TestNodeCrash(t *testing.T) {
 	files := crashCohort(t, filepath.Join(tmp, "cohort"))
 	data := filepath.Join(tmp, "node")
 	crashCLI(t, bin, "node", "dataset", "create", "--data", data, "--id", crashDataset, "--title", "Crash test")
-	tok := strings.TrimSpace(crashCLI(t, bin, "node", "token", "create", "--data", data, "--name", "crash-test"))
+	tok := strings.TrimSpace(crashCLI(t, bin, "node", "token", "create", "--data", data, "--name", "crash-test", "--scope", "write", "--dataset", crashDataset))
 	if tok == "" || strings.ContainsAny(tok, " \n") {
 		t.Fatalf("token create printed %q", tok)
 	}

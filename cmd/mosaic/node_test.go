@@ -41,7 +41,10 @@ func TestNodeCLI(t *testing.T) {
 	if code, _, _ := runMosaic(t, "node", "dataset", "create", "--id", "x", "--title", "no data dir"); code != 2 {
 		t.Errorf("missing --data: exit %d, want 2", code)
 	}
-	code, tok, errOut := runMosaic(t, append([]string{"node", "token", "create", "--name", "test"}, common...)...)
+	if code, _, errOut := runMosaic(t, append([]string{"node", "token", "create", "--name", "no scope"}, common...)...); code != 2 || !strings.Contains(errOut, "--scope") {
+		t.Errorf("token create without --scope: %d %s", code, errOut)
+	}
+	code, tok, errOut := runMosaic(t, append([]string{"node", "token", "create", "--name", "test", "--scope", "read", "--dataset", "breast-mr"}, common...)...)
 	tok = strings.TrimSuffix(tok, "\n")
 	if code != 0 || !regexp.MustCompile(`^mnt_[a-z0-9]+_[a-z0-9]+$`).MatchString(tok) {
 		t.Fatalf("token create printed %q (%d %s)", tok, code, errOut)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -199,7 +200,13 @@ func (h *Hub) apiLogin(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "send {\"user\": ..., \"password\": ...}")
 		return
 	}
-	u, err := h.Store.Login(r.Context(), req.User, req.Password)
+	u, err := h.Login(r.Context(), req.User, req.Password, r.RemoteAddr, "api")
+	var te *ThrottledError
+	if errors.As(err, &te) {
+		w.Header().Set("Retry-After", strconv.Itoa(te.Seconds()))
+		apiError(w, http.StatusTooManyRequests, fmt.Sprintf("too many failed log-ins for this account or from this address: try again in %d s (the password was not checked)", te.Seconds()))
+		return
+	}
 	if err != nil {
 		apiError(w, http.StatusUnauthorized, "wrong user name or password")
 		return

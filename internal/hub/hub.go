@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mosaic-imaging/mosaic/internal/fed"
+	"github.com/mosaic-imaging/mosaic/internal/throttle"
 )
 
 // Config is a hub's configuration.
@@ -73,8 +74,19 @@ type Config struct {
 	// HeartbeatTimeout is how long after its last heartbeat a node is
 	// shown as offline.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout"`
+	// LoginFailures is how many wrong passwords an account may get from
+	// one address (and a node name over NATS) before each next attempt
+	// waits, 1 s and doubling; an address may fail 4 times as often over
+	// all accounts, an account twice as often from all addresses
+	// (default 5).
+	LoginFailures int `json:"login_failures"`
+	// LoginMaxWait caps those waits (default 5 min); failures are
+	// forgotten after 6 times as long without one.
+	LoginMaxWait time.Duration `json:"login_max_wait"`
 
 	Log *slog.Logger `json:"-"`
+	// Clock, when set, replaces time.Now for login throttling (tests).
+	Clock func() time.Time `json:"-"`
 }
 
 // Defaults fills in zero fields.
@@ -97,6 +109,15 @@ func (c *Config) Defaults() {
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = 30 * time.Second
 	}
+	if c.LoginFailures == 0 {
+		c.LoginFailures = 5
+	}
+	if c.LoginMaxWait == 0 {
+		c.LoginMaxWait = 5 * time.Minute
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
@@ -111,6 +132,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("hub: search deadline %s: use 100ms to 2m", c.SearchDeadline)
 	case c.QueriesPerDay < 1:
 		return errors.New("hub: queries_per_day must be positive")
+	case c.LoginFailures < 1 || c.LoginFailures > 100:
+		return fmt.Errorf("hub: login_failures %d: use 1 to 100", c.LoginFailures)
+	case c.LoginMaxWait < time.Second || c.LoginMaxWait > 24*time.Hour:
+		return fmt.Errorf("hub: login_max_wait %s: use 1s to 24h", c.LoginMaxWait)
 	}
 	if c.NATSURL == "" {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
@@ -160,6 +185,10 @@ type Hub struct {
 	hubUser, hubPass string
 	// pseudonymKey keys researchers' per-node pseudonyms (Pseudonym).
 	pseudonymKey []byte
+	// logins and nodeLogins throttle wrong passwords of users (web and
+	// API) and of nodes (NATS); lockouts bounds their audit records.
+	logins, nodeLogins *throttle.Guard
+	lockouts           lockoutLog
 
 	mu      sync.Mutex
 	live    map[string]*liveNode // by node id
@@ -196,6 +225,7 @@ func Open(ctx context.Context, cfg Config) (*Hub, error) {
 		h.Close()
 		return nil, err
 	}
+	h.logins, h.nodeLogins = cfg.newLoginGuard(), cfg.newLoginGuard()
 	if h.key, err = fed.LoadOrCreateKey(filepath.Join(cfg.Data, "hub.key")); err != nil {
 		return fail(err)
 	}
@@ -356,10 +386,7 @@ func (a *natsAuth) Check(c server.ClientAuthentication) bool {
 	if !fed.ValidNodeID(id) || id == h.hubUser {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if !h.Store.CheckNodePassword(ctx, id, o.Password) {
-		h.log.Warn("NATS connection refused", "node", id, "remote", c.RemoteAddress().String())
+	if !h.nodeLogin(id, o.Password, c.RemoteAddress()) {
 		return false
 	}
 	if h.cfg.NATSMTLS && !h.certMatches(c, id) {
@@ -435,5 +462,6 @@ func (h *Hub) watch(ctx context.Context) {
 			}
 		}
 		h.mu.Unlock()
+		h.noteLockouts("", "", "", nil) // the count of lockouts left out of a minute that is over
 	}
 }

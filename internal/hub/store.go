@@ -122,7 +122,8 @@ type User struct {
 	Role string `json:"role"`
 }
 
-// Login checks a password and returns the user.
+// Login checks a password and returns the user. It does not throttle:
+// the hub's doors call Hub.Login, which does.
 func (s *Store) Login(ctx context.Context, id, password string) (User, error) {
 	var u User
 	var hash string
@@ -140,6 +141,12 @@ func (s *Store) Login(ctx context.Context, id, password string) (User, error) {
 		return u, ErrAuth
 	}
 	return u, nil
+}
+
+// HasUser tells whether an account exists (disabled or not).
+func (s *Store) HasUser(ctx context.Context, id string) bool {
+	var one int
+	return s.db.QueryRow(ctx, `SELECT 1 FROM users WHERE id = ?`, id).Scan(&one) == nil
 }
 
 // dummyHash is checked against for unknown users.

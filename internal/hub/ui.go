@@ -898,7 +898,16 @@ func (h *Hub) uiLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	next := uiLocalPath(r.PostForm.Get("next"))
 	name := strings.TrimSpace(r.PostForm.Get("user"))
-	u, err := h.Store.Login(r.Context(), name, r.PostForm.Get("password"))
+	u, err := h.Login(r.Context(), name, r.PostForm.Get("password"), r.RemoteAddr, "web")
+	var te *ThrottledError
+	if errors.As(err, &te) {
+		w.Header().Set("Retry-After", strconv.Itoa(te.Seconds()))
+		h.uiRender(w, r, http.StatusTooManyRequests, "login", uiPage{Title: "Log in", Active: "login",
+			Body: uiLoginData{Next: next, User: name, Error: fmt.Sprintf(
+				"Too many failed log-ins for this account or from your address. For your protection, log-ins are paused: try again in %s. Your password was not checked.",
+				uiWait(te.Seconds()))}})
+		return
+	}
 	if err != nil {
 		h.uiRender(w, r, http.StatusUnauthorized, "login", uiPage{Title: "Log in", Active: "login",
 			Body: uiLoginData{Next: next, User: name, Error: "Wrong user name or password."}})
@@ -960,6 +969,18 @@ func uiLocalPath(next string) string {
 }
 
 // ---- formatting ----
+
+// uiWait says a wait in seconds in words.
+func uiWait(s int) string {
+	switch {
+	case s <= 1:
+		return "1 second"
+	case s < 120:
+		return strconv.Itoa(s) + " seconds"
+	default:
+		return strconv.Itoa((s+59)/60) + " minutes"
+	}
+}
 
 func uiNum(n int) string {
 	s := strconv.Itoa(n)

@@ -149,8 +149,9 @@ func (s *Store) Datasets(ctx context.Context) ([]Dataset, error) {
 	return out, rows.Err()
 }
 
-// DeleteDataset removes an empty dataset. One that holds instances or
-// clinical rows is refused: delete its content first.
+// DeleteDataset removes an empty dataset and revokes the tokens for it
+// alone. One that holds instances or clinical rows is refused: delete its
+// content first.
 func (s *Store) DeleteDataset(ctx context.Context, id string) error {
 	return s.db.InTx(ctx, func(tx *sqldbTx) error {
 		var n int
@@ -167,6 +168,9 @@ func (s *Store) DeleteDataset(ctx context.Context, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("%w: dataset %s", ErrNotFound, id)
 		}
-		return nil
+		// Tokens for the dataset go with it, so that they do not come
+		// to life again for a new dataset of the same id.
+		_, err = tx.Exec(ctx, `UPDATE tokens SET revoked_at = ? WHERE dataset_id = ? AND revoked_at IS NULL`, s.now().UnixMilli(), id)
+		return err
 	})
 }

@@ -9,8 +9,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 
 	"github.com/mosaic-imaging/mosaic/internal/dicom"
+	"github.com/mosaic-imaging/mosaic/internal/sqldb"
 	"github.com/mosaic-imaging/mosaic/internal/sqldb/sqltest"
 )
 
@@ -80,13 +82,13 @@ func TestDatasets(t *testing.T) {
 func TestTokens(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		secret, tok, err := s.CreateToken(ctx, "ops")
+		secret, tok, err := s.CreateToken(ctx, "ops", ScopeAdmin, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, err := s.CheckToken(ctx, secret)
-		if err != nil || id != tok.ID {
-			t.Fatalf("check: %q %v", id, err)
+		got, err := s.CheckToken(ctx, secret)
+		if err != nil || got.ID != tok.ID || got.Scope != ScopeAdmin || got.Dataset != "" || got.Name != "ops" {
+			t.Fatalf("check: %+v %v", got, err)
 		}
 		for _, bad := range []string{"", "mnt_", secret + "x", "mnt_" + tok.ID + "_wrong", "' OR 1=1 --", secret[:len(secret)-1]} {
 			if _, err := s.CheckToken(ctx, bad); !errors.Is(err, ErrBadToken) {
@@ -100,10 +102,136 @@ func TestTokens(t *testing.T) {
 			t.Errorf("revoked token accepted: %v", err)
 		}
 		list, err := s.Tokens(ctx)
-		if err != nil || len(list) != 1 || list[0].Revoked == nil {
+		if err != nil || len(list) != 1 || list[0].Revoked == nil || list[0].Scope != ScopeAdmin {
 			t.Fatalf("list: %+v %v", list, err)
 		}
 	})
+}
+
+// TestTokenScopes: tokens keep their scope and dataset; unknown scopes
+// and datasets are refused; deleting a dataset revokes its tokens.
+func TestTokenScopes(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if _, err := s.CreateDataset(ctx, Dataset{ID: "lung", Title: "Lung"}); err != nil {
+			t.Fatal(err)
+		}
+		secret, _, err := s.CreateToken(ctx, "viewer", ScopeRead, "lung")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.CheckToken(ctx, secret)
+		if err != nil || got.Scope != ScopeRead || got.Dataset != "lung" {
+			t.Fatalf("check: %+v %v", got, err)
+		}
+		if _, _, err := s.CreateToken(ctx, "x", "root", ""); !errors.Is(err, ErrInvalid) {
+			t.Errorf("unknown scope: %v", err)
+		}
+		if _, _, err := s.CreateToken(ctx, "x", ScopeRead, "nope"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown dataset: %v", err)
+		}
+		list, err := s.Tokens(ctx)
+		if err != nil || len(list) != 1 || list[0].Scope != ScopeRead || list[0].Dataset != "lung" {
+			t.Fatalf("list: %+v %v", list, err)
+		}
+		if err := s.DeleteDataset(ctx, "lung"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateDataset(ctx, Dataset{ID: "lung", Title: "Another lung"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CheckToken(ctx, secret); !errors.Is(err, ErrBadToken) {
+			t.Errorf("a token of a deleted dataset works for a new one of the same id: %v", err)
+		}
+	})
+}
+
+func TestTokenAllows(t *testing.T) {
+	tests := []struct {
+		scope, dataset string // the token's
+		need, on       string // asked
+		want           bool
+	}{
+		{ScopeRead, "", ScopeRead, "a", true},
+		{ScopeRead, "", ScopeWrite, "a", false},
+		{ScopeRead, "", ScopeRead, "", true},
+		{ScopeWrite, "", ScopeWrite, "a", true},
+		{ScopeWrite, "", ScopeAdmin, "a", false},
+		{ScopeWrite, "", ScopeRead, "b", true},
+		{ScopeAdmin, "", ScopeAdmin, "", true},
+		{ScopeAdmin, "", ScopeWrite, "b", true},
+		{ScopeRead, "a", ScopeRead, "a", true},
+		{ScopeRead, "a", ScopeRead, "b", false},
+		{ScopeRead, "a", ScopeRead, "", true}, // a listing, limited by the caller
+		{ScopeWrite, "a", ScopeWrite, "a", true},
+		{ScopeWrite, "a", ScopeWrite, "b", false},
+		{ScopeAdmin, "a", ScopeAdmin, "a", true},
+		{ScopeAdmin, "a", ScopeAdmin, "", false}, // creating datasets, tokens
+		{ScopeAdmin, "a", ScopeRead, "b", false},
+		{ScopeAdmin, "", "root", "", false},
+		{"", "", ScopeRead, "", false},
+	}
+	for _, tt := range tests {
+		got := Token{Scope: tt.scope, Dataset: tt.dataset}.Allows(tt.need, tt.on)
+		if got != tt.want {
+			t.Errorf("%s token for %q asked %s on %q: got %v, want %v", tt.scope, tt.dataset, tt.need, tt.on, got, tt.want)
+		}
+	}
+}
+
+// TestTokenMigrationKeepsAdmin: a token made before scopes existed is an
+// admin token for every dataset after the migration, on both engines.
+func TestTokenMigrationKeepsAdmin(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := filepath.Join(t.TempDir(), "index.db")
+			if engine == "postgres" {
+				dsn = sqltest.PostgresURL(t)
+			}
+			// The schema as it was before scopes: migrations 1 to 5.
+			old := fstest.MapFS{}
+			entries, err := migrations.ReadDir("migrations")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if e.Name() < "006" {
+					b, _ := migrations.ReadFile("migrations/" + e.Name())
+					old["migrations/"+e.Name()] = &fstest.MapFile{Data: b}
+				}
+			}
+			db, err := sqldb.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Migrate(ctx, "node", old, "migrations"); err != nil {
+				t.Fatal(err)
+			}
+			secret := tokenPrefix + "oldtoken_" + strings.Repeat("a", 32)
+			if _, err := db.Exec(ctx, `INSERT INTO tokens (id, hash, name, created_at) VALUES (?, ?, ?, ?)`, "oldtoken", hashToken(secret), "before scopes", 1); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+
+			s, err := Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			tok, err := s.CheckToken(ctx, secret)
+			if err != nil || tok.Scope != ScopeAdmin || tok.Dataset != "" {
+				t.Fatalf("old token after the migration: %+v %v; want admin for all datasets", tok, err)
+			}
+			if !tok.Allows(ScopeAdmin, "") || !tok.Allows(ScopeWrite, "any") {
+				t.Error("old token lost powers")
+			}
+			list, err := s.Tokens(ctx)
+			if err != nil || len(list) != 1 || list[0].Scope != ScopeAdmin {
+				t.Errorf("list: %+v %v", list, err)
+			}
+		})
+	}
 }
 
 func ptr(i int) *int { return &i }

@@ -18,13 +18,60 @@ import (
 
 type sqldbTx = sqldb.Tx
 
-// Token is a node-local admin token as listed (never its secret).
+// Token is a node API token as listed (never its secret).
 type Token struct {
 	ID       string     `json:"id"`
 	Name     string     `json:"name"`
+	Scope    string     `json:"scope"`             // ScopeRead, ScopeWrite or ScopeAdmin
+	Dataset  string     `json:"dataset,omitempty"` // the only dataset it may use; "" for all
 	Created  time.Time  `json:"created"`
 	LastUsed *time.Time `json:"last_used,omitempty"`
 	Revoked  *time.Time `json:"revoked,omitempty"`
+}
+
+// Scopes of tokens, each allowing what the ones before it allow.
+const (
+	// ScopeRead allows QIDO-RS, WADO-RS and reading datasets.
+	ScopeRead = "read"
+	// ScopeWrite also allows storing: STOW-RS.
+	ScopeWrite = "write"
+	// ScopeAdmin also allows creating, changing and deleting datasets
+	// and managing tokens: everything.
+	ScopeAdmin = "admin"
+)
+
+// scopeRank orders the scopes; 0 for an unknown one.
+func scopeRank(scope string) int {
+	switch scope {
+	case ScopeRead:
+		return 1
+	case ScopeWrite:
+		return 2
+	case ScopeAdmin:
+		return 3
+	}
+	return 0
+}
+
+// ValidScope tells whether scope is one of the three.
+func ValidScope(scope string) bool { return scopeRank(scope) > 0 }
+
+// Allows tells whether the token may act at scope on dataset. An empty
+// dataset means an action on no dataset in particular: reading (a
+// listing, which the caller limits to the token's dataset) is allowed to
+// any token, anything more only to tokens for all datasets.
+func (t Token) Allows(scope, dataset string) bool {
+	need := scopeRank(scope)
+	if need == 0 || scopeRank(t.Scope) < need {
+		return false
+	}
+	if t.Dataset == "" {
+		return true
+	}
+	if dataset == "" {
+		return need == scopeRank(ScopeRead)
+	}
+	return dataset == t.Dataset
 }
 
 // tokenPrefix marks Mosaic node tokens so secret scanners recognise them.
@@ -37,9 +84,21 @@ func hashToken(secret string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// CreateToken makes a new admin token and returns its secret, shown once:
-// only its SHA-256 is stored.
-func (s *Store) CreateToken(ctx context.Context, name string) (secret string, t Token, err error) {
+// CreateToken makes a new token of a scope, for one dataset or, when
+// dataset is "", for all, and returns its secret, shown once: only its
+// SHA-256 is stored. It returns ErrInvalid for an unknown scope and
+// ErrNotFound for a dataset that does not exist.
+func (s *Store) CreateToken(ctx context.Context, name, scope, dataset string) (secret string, t Token, err error) {
+	if !ValidScope(scope) {
+		return "", t, fmt.Errorf("%w: token scope %q: use read, write or admin", ErrInvalid, scope)
+	}
+	if dataset != "" {
+		if _, err := s.Dataset(ctx, dataset); errors.Is(err, ErrNotFound) {
+			return "", t, fmt.Errorf("%w: no dataset %q to make a token for", ErrNotFound, dataset)
+		} else if err != nil {
+			return "", t, err
+		}
+	}
 	var raw [20]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", t, err
@@ -48,9 +107,10 @@ func (s *Store) CreateToken(ctx context.Context, name string) (secret string, t 
 	if _, err := rand.Read(idb[:]); err != nil {
 		return "", t, err
 	}
-	t = Token{ID: strings.ToLower(b32.EncodeToString(idb[:])), Name: name, Created: s.now().UTC().Truncate(time.Millisecond)}
+	t = Token{ID: strings.ToLower(b32.EncodeToString(idb[:])), Name: name, Scope: scope, Dataset: dataset, Created: s.now().UTC().Truncate(time.Millisecond)}
 	secret = tokenPrefix + t.ID + "_" + strings.ToLower(b32.EncodeToString(raw[:]))
-	_, err = s.db.Exec(ctx, `INSERT INTO tokens (id, hash, name, created_at) VALUES (?, ?, ?, ?)`, t.ID, hashToken(secret), name, t.Created.UnixMilli())
+	_, err = s.db.Exec(ctx, `INSERT INTO tokens (id, hash, name, scope, dataset_id, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.ID, hashToken(secret), name, scope, dataset, t.Created.UnixMilli())
 	return secret, t, err
 }
 
@@ -58,33 +118,34 @@ func (s *Store) CreateToken(ctx context.Context, name string) (secret string, t 
 // revoked; the three are not told apart to the caller.
 var ErrBadToken = errors.New("invalid or revoked token")
 
-// CheckToken verifies a presented token secret and returns its id.
-func (s *Store) CheckToken(ctx context.Context, secret string) (string, error) {
+// CheckToken verifies a presented token secret and returns the token
+// (its id, name and scope).
+func (s *Store) CheckToken(ctx context.Context, secret string) (Token, error) {
 	if !strings.HasPrefix(secret, tokenPrefix) || len(secret) > 128 {
-		return "", ErrBadToken
+		return Token{}, ErrBadToken
 	}
 	rest := secret[len(tokenPrefix):]
 	i := strings.IndexByte(rest, '_')
 	if i <= 0 {
-		return "", ErrBadToken
+		return Token{}, ErrBadToken
 	}
-	id := rest[:i]
+	t := Token{ID: rest[:i]}
 	var hash string
 	var revoked sql.NullInt64
-	err := s.db.QueryRow(ctx, qTokenByID, id).Scan(&hash, &revoked)
+	err := s.db.QueryRow(ctx, qTokenByID, t.ID).Scan(&hash, &revoked, &t.Name, &t.Scope, &t.Dataset)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrBadToken
+		return Token{}, ErrBadToken
 	}
 	if err != nil {
-		return "", err
+		return Token{}, err
 	}
-	if subtle.ConstantTimeCompare([]byte(hash), []byte(hashToken(secret))) != 1 || revoked.Valid {
-		return "", ErrBadToken
+	if subtle.ConstantTimeCompare([]byte(hash), []byte(hashToken(secret))) != 1 || revoked.Valid || !ValidScope(t.Scope) {
+		return Token{}, ErrBadToken
 	}
-	return id, nil
+	return t, nil
 }
 
-const qTokenByID = `SELECT hash, revoked_at FROM tokens WHERE id = ?`
+const qTokenByID = `SELECT hash, revoked_at, name, scope, dataset_id FROM tokens WHERE id = ?`
 
 // TouchToken records a token's use (best effort, at most once a minute).
 func (s *Store) TouchToken(ctx context.Context, id string) error {
@@ -107,7 +168,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 
 // Tokens lists the tokens, newest first.
 func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, name, created_at, last_used_at, revoked_at FROM tokens ORDER BY created_at DESC, id`)
+	rows, err := s.db.Query(ctx, `SELECT id, name, scope, dataset_id, created_at, last_used_at, revoked_at FROM tokens ORDER BY created_at DESC, id`)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +178,7 @@ func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
 		var t Token
 		var c int64
 		var lu, rv sql.NullInt64
-		if err := rows.Scan(&t.ID, &t.Name, &c, &lu, &rv); err != nil {
+		if err := rows.Scan(&t.ID, &t.Name, &t.Scope, &t.Dataset, &c, &lu, &rv); err != nil {
 			return nil, err
 		}
 		t.Created = time.UnixMilli(c).UTC()

@@ -90,7 +90,7 @@ func TestNodeDisclosureAcrossRestart(t *testing.T) {
 	}
 	srv := httptest.NewServer(n.Handler())
 	defer srv.Close()
-	tok, _, err := n.Index.CreateToken(ctx, "admin")
+	tok, _, err := n.Index.CreateToken(ctx, "admin", index.ScopeAdmin, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -17,31 +18,38 @@ import (
 
 // Handler returns the node's HTTP interface: the node API under /api/v1,
 // DICOMweb under /dicom-web/{dataset}/, and /healthz, /readyz and
-// /metrics. Everything but the last three needs an admin token.
+// /metrics. Everything but the last three needs a token whose scope
+// allows the request (see index.Token.Allows).
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
-	route := func(pattern string, h http.HandlerFunc, auth bool) {
+	// route registers a handler; scope is what a token needs ("" for
+	// none), on the dataset of the path when it names one.
+	route := func(pattern string, h http.HandlerFunc, scope string) {
 		var hh http.Handler = h
-		if auth {
-			hh = n.requireToken(h)
+		if scope != "" {
+			hh = n.requireToken(pattern, scope, h)
 		}
 		mux.Handle(pattern, n.instrument(pattern, hh))
 	}
-	route("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }, false)
-	route("GET /readyz", n.ready, false)
+	route("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }, "")
+	route("GET /readyz", n.ready, "")
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.m.reg, promhttp.HandlerOpts{}))
 
-	route("GET /api/v1/datasets", n.listDatasets, true)
-	route("POST /api/v1/datasets", n.createDataset, true)
-	route("GET /api/v1/datasets/{dataset}", n.getDataset, true)
-	route("PATCH /api/v1/datasets/{dataset}", n.patchDataset, true)
-	route("DELETE /api/v1/datasets/{dataset}", n.deleteDataset, true)
-	route("GET /api/v1/disclosure", n.getDisclosure, true)
+	route("GET /api/v1/datasets", n.listDatasets, index.ScopeRead)
+	route("POST /api/v1/datasets", n.createDataset, index.ScopeAdmin)
+	route("GET /api/v1/datasets/{dataset}", n.getDataset, index.ScopeRead)
+	route("PATCH /api/v1/datasets/{dataset}", n.patchDataset, index.ScopeAdmin)
+	route("DELETE /api/v1/datasets/{dataset}", n.deleteDataset, index.ScopeAdmin)
+	route("GET /api/v1/disclosure", n.getDisclosure, index.ScopeAdmin)
+
+	route("GET /api/v1/tokens", n.listTokens, index.ScopeAdmin)
+	route("POST /api/v1/tokens", n.createToken, index.ScopeAdmin)
+	route("DELETE /api/v1/tokens/{id}", n.revokeToken, index.ScopeAdmin)
 
 	n.dicomwebRoutes(route)
 	route("/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "no such resource: "+r.Method+" "+r.URL.Path)
-	}, false)
+	}, "")
 	return mux
 }
 
@@ -53,16 +61,25 @@ type ctxKey int
 
 const tokenKey ctxKey = 0
 
-func (n *Node) requireToken(h http.Handler) http.Handler {
+// tokenOf is the token a request was authenticated with.
+func tokenOf(r *http.Request) index.Token {
+	t, _ := r.Context().Value(tokenKey).(index.Token)
+	return t
+}
+
+// requireToken lets a request through only with a token whose scope
+// allows scope on the dataset the path names (if any); route is the
+// route's pattern, for the error.
+func (n *Node) requireToken(route, scope string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
 		scheme, secret, ok := strings.Cut(auth, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mosaic-node"`)
-			apiError(w, http.StatusUnauthorized, "an admin token is required: Authorization: Bearer TOKEN (mosaic node token create)")
+			apiError(w, http.StatusUnauthorized, "a token is required: Authorization: Bearer TOKEN (mosaic node token create)")
 			return
 		}
-		id, err := n.Index.CheckToken(r.Context(), strings.TrimSpace(secret))
+		tok, err := n.Index.CheckToken(r.Context(), strings.TrimSpace(secret))
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mosaic-node", error="invalid_token"`)
 			if errors.Is(err, index.ErrBadToken) {
@@ -73,9 +90,37 @@ func (n *Node) requireToken(h http.Handler) http.Handler {
 			}
 			return
 		}
-		n.touchToken(r.Context(), id)
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey, id)))
+		n.touchToken(r.Context(), tok.ID)
+		if dataset := r.PathValue("dataset"); !tok.Allows(scope, dataset) {
+			forbidden(w, tok, route, scope, dataset)
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey, tok)))
 	})
+}
+
+// forbidden answers 403 saying what the token lacks, in words and in
+// fields a client can test.
+func forbidden(w http.ResponseWriter, tok index.Token, route, scope, dataset string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="mosaic-node", error="insufficient_scope", scope="`+scope+`"`)
+	var msg string
+	switch {
+	case tok.Dataset != "" && dataset != "" && dataset != tok.Dataset:
+		other := "another dataset" // what is not a dataset id is not echoed
+		if index.ValidDatasetID(dataset) {
+			other = "dataset " + dataset
+		}
+		msg = fmt.Sprintf("this token is for dataset %s only; it cannot be used on %s", tok.Dataset, other)
+	case tok.Dataset != "" && dataset == "":
+		msg = fmt.Sprintf("this token is for dataset %s only; %s needs a token for all datasets with scope %s", tok.Dataset, route, scope)
+	default:
+		msg = fmt.Sprintf("this token's scope is %s; %s needs scope %s", tok.Scope, route, scope)
+	}
+	body := map[string]any{"error": msg, "required_scope": scope, "token_scope": tok.Scope}
+	if tok.Dataset != "" {
+		body["token_dataset"] = tok.Dataset
+	}
+	writeJSON(w, http.StatusForbidden, body)
 }
 
 // touchToken records a token's use, at most once a minute from this
@@ -151,8 +196,12 @@ func (n *Node) listDatasets(w http.ResponseWriter, r *http.Request) {
 		n.storeError(w, err)
 		return
 	}
+	tok := tokenOf(r)
 	out := []DatasetInfo{}
 	for _, d := range ds {
+		if !tok.Allows(index.ScopeRead, d.ID) {
+			continue
+		}
 		info, err := n.datasetInfo(r.Context(), d)
 		if err != nil {
 			n.storeError(w, err)
@@ -279,4 +328,57 @@ func (n *Node) getDisclosure(w http.ResponseWriter, r *http.Request) {
 		"epsilon_per_answer": s.Epsilon, "daily_epsilon": s.DailyEpsilon, "total_epsilon": s.TotalEpsilon,
 		"alerts": alerts,
 	})
+}
+
+// CreatedToken is the answer to POST /api/v1/tokens: the token's secret
+// (shown once) and what it may do.
+type CreatedToken struct {
+	Secret string `json:"token"`
+	index.Token
+}
+
+// tokenRequest is the body of POST /api/v1/tokens.
+type tokenRequest struct {
+	Name    string `json:"name"`
+	Scope   string `json:"scope"`
+	Dataset string `json:"dataset"`
+}
+
+func (n *Node) createToken(w http.ResponseWriter, r *http.Request) {
+	var req tokenRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if req.Scope == "" {
+		apiError(w, http.StatusBadRequest, `say what the token may do: "scope": "read", "write" or "admin"`)
+		return
+	}
+	secret, t, err := n.Index.CreateToken(r.Context(), req.Name, req.Scope, req.Dataset)
+	if err != nil {
+		n.storeError(w, err)
+		return
+	}
+	n.log.Info("token created", "token", t.ID, "scope", t.Scope, "dataset", t.Dataset, "by", tokenOf(r).ID)
+	writeJSON(w, http.StatusCreated, CreatedToken{Secret: secret, Token: t})
+}
+
+func (n *Node) listTokens(w http.ResponseWriter, r *http.Request) {
+	ts, err := n.Index.Tokens(r.Context())
+	if err != nil {
+		n.storeError(w, err)
+		return
+	}
+	if ts == nil {
+		ts = []index.Token{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": ts})
+}
+
+func (n *Node) revokeToken(w http.ResponseWriter, r *http.Request) {
+	if err := n.Index.RevokeToken(r.Context(), r.PathValue("id")); err != nil {
+		n.storeError(w, err)
+		return
+	}
+	n.log.Info("token revoked", "token", r.PathValue("id"), "by", tokenOf(r).ID)
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -81,7 +81,7 @@ func testNode(t *testing.T, db string) (*Node, *httptest.Server, string) {
 	if _, err := n.Index.CreateDataset(context.Background(), index.Dataset{ID: "lung", Title: "Lung"}); err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := n.Index.CreateToken(context.Background(), "test")
+	tok, _, err := n.Index.CreateToken(context.Background(), "test", index.ScopeAdmin, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,26 +17,26 @@ import (
 
 // dicomwebRoutes registers DICOMweb (PS3.18) under one root per dataset,
 // /dicom-web/{dataset}/, so that access can be scoped per dataset.
-func (n *Node) dicomwebRoutes(route func(string, http.HandlerFunc, bool)) {
+func (n *Node) dicomwebRoutes(route func(string, http.HandlerFunc, string)) {
 	const root = "/dicom-web/{dataset}"
-	route("POST "+root+"/studies", n.stow, true)
-	route("POST "+root+"/studies/{study}", n.stow, true)
+	route("POST "+root+"/studies", n.stow, index.ScopeWrite)
+	route("POST "+root+"/studies/{study}", n.stow, index.ScopeWrite)
 
-	route("GET "+root+"/studies", n.qido(index.StudyLevel), true)
-	route("GET "+root+"/series", n.qido(index.SeriesLevel), true)
-	route("GET "+root+"/instances", n.qido(index.InstanceLevel), true)
-	route("GET "+root+"/studies/{study}/series", n.qido(index.SeriesLevel), true)
-	route("GET "+root+"/studies/{study}/instances", n.qido(index.InstanceLevel), true)
-	route("GET "+root+"/studies/{study}/series/{series}/instances", n.qido(index.InstanceLevel), true)
+	route("GET "+root+"/studies", n.qido(index.StudyLevel), index.ScopeRead)
+	route("GET "+root+"/series", n.qido(index.SeriesLevel), index.ScopeRead)
+	route("GET "+root+"/instances", n.qido(index.InstanceLevel), index.ScopeRead)
+	route("GET "+root+"/studies/{study}/series", n.qido(index.SeriesLevel), index.ScopeRead)
+	route("GET "+root+"/studies/{study}/instances", n.qido(index.InstanceLevel), index.ScopeRead)
+	route("GET "+root+"/studies/{study}/series/{series}/instances", n.qido(index.InstanceLevel), index.ScopeRead)
 
-	route("GET "+root+"/studies/{study}", n.retrieve, true)
-	route("GET "+root+"/studies/{study}/series/{series}", n.retrieve, true)
-	route("GET "+root+"/studies/{study}/series/{series}/instances/{instance}", n.retrieve, true)
-	route("GET "+root+"/studies/{study}/metadata", n.metadata, true)
-	route("GET "+root+"/studies/{study}/series/{series}/metadata", n.metadata, true)
-	route("GET "+root+"/studies/{study}/series/{series}/instances/{instance}/metadata", n.metadata, true)
-	route("GET "+root+"/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", n.frames, true)
-	route("GET "+root+"/studies/{study}/series/{series}/instances/{instance}/bulk/{path...}", n.bulk, true)
+	route("GET "+root+"/studies/{study}", n.retrieve, index.ScopeRead)
+	route("GET "+root+"/studies/{study}/series/{series}", n.retrieve, index.ScopeRead)
+	route("GET "+root+"/studies/{study}/series/{series}/instances/{instance}", n.retrieve, index.ScopeRead)
+	route("GET "+root+"/studies/{study}/metadata", n.metadata, index.ScopeRead)
+	route("GET "+root+"/studies/{study}/series/{series}/metadata", n.metadata, index.ScopeRead)
+	route("GET "+root+"/studies/{study}/series/{series}/instances/{instance}/metadata", n.metadata, index.ScopeRead)
+	route("GET "+root+"/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", n.frames, index.ScopeRead)
+	route("GET "+root+"/studies/{study}/series/{series}/instances/{instance}/bulk/{path...}", n.bulk, index.ScopeRead)
 }
 
 // dwError answers a DICOMweb request with a JSON error body.
