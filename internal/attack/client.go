@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/hub"
@@ -167,21 +168,27 @@ func (a *attacker) ask(ctx context.Context, q Expr) (map[Cell]int, error) {
 			a.f.mu.Lock()
 			a.f.Floor = max(a.f.Floor, floor)
 			a.f.mu.Unlock()
-			for _, c := range cells {
+			// Every dataset answers every search, whichever it was
+			// sent for: take what any of them gives.
+			for _, c := range a.f.Cells {
+				if _, done := got[c]; done || a.given[c] {
+					continue
+				}
 				r, ok := ans[c]
 				switch {
 				case !ok:
-					a.missing++
-					tries[c]++
+					if slices.Contains(cells, c) {
+						a.missing++
+						tries[c]++
+					}
 				case r.Refused == RefusedDay:
 					a.refusals++
 					block(a.dayBlocked, c, i)
-				case r.Refused == RefusedTotal:
+				case r.Refused != "":
+					// budget-total, or a refusal this harness does not
+					// know: this account is done there.
 					a.refusals++
 					block(a.totalBlocked, c, i)
-				case r.Refused != "":
-					a.refusals++
-					block(a.totalBlocked, c, i) // an unknown refusal: this account is done there
 				default:
 					got[c] = r.Count
 				}
