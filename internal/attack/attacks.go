@@ -354,9 +354,14 @@ func (r *runner) general(ctx context.Context, a *attacker, repeats int) ([]estim
 // histogram: the age histogram of every node from prefix counts
 // (age <= x) and suffix counts (age >= x+1, taken from the count of
 // known ages), whichever is not suppressed, both averaged when both are
-// answered; h(x) = P(x) - P(x-1).
+// answered; h(x) = P(x) - P(x-1), averaged with the complement
+// difference count(all) - count(NOT(age = x)) when that is answered.
 func (r *runner) histogram(ctx context.Context, a *attacker) ([]estimate, error) {
 	known, err := a.ask(ctx, AgeRange(ip(0), nil))
+	if err != nil {
+		return nil, err
+	}
+	all, err := a.ask(ctx, All())
 	if err != nil {
 		return nil, err
 	}
@@ -386,11 +391,21 @@ func (r *runner) histogram(ctx context.Context, a *attacker) ([]estimate, error)
 		}
 	}
 	var out []estimate
-	for _, g := range AgeGroups(r.p.AgeLo, r.p.AgeHi) {
-		var x int
-		fmt.Sscanf(g.Name, "age=%d", &x)
+	for x := r.p.AgeLo; x <= r.p.AgeHi; x++ {
+		g := Group{fmt.Sprintf("age=%d", x), AgeEq(x)}
+		not, err := a.ask(ctx, Not(g.Expr))
+		if err != nil {
+			return nil, err
+		}
 		for _, c := range r.f.Cells {
-			out = append(out, estimate{c, g, prefix[x][c] - prefix[x-1][c]})
+			var xs []float64
+			if d := prefix[x][c] - prefix[x-1][c]; !math.IsNaN(d) {
+				xs = append(xs, d)
+			}
+			if all[c] > 0 && not[c] > 0 {
+				xs = append(xs, float64(all[c]-not[c]))
+			}
+			out = append(out, estimate{c, g, mean(xs)})
 		}
 	}
 	return out, nil

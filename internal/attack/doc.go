@@ -78,7 +78,8 @@
 //     for x in AgeLo-1..AgeHi; P(x) is estimated by the prefix answer
 //     and by known - S(x+1), averaged when both are answered, whichever
 //     is when only one is (P(AgeLo-1) = 0 when both are suppressed);
-//     h(a) = P(a) - P(a-1). 1 + 2 x (ages + 1) queries.
+//     h(a) = P(a) - P(a-1), averaged with count(all) - count(NOT(age =
+//     a)) when that is answered. 2 + 2 x (ages + 1) + ages queries.
 //  4. Narrowing to one patient: complement differencing over the ages
 //     finds the cells where an estimate rounds to exactly 1 (the only
 //     patient of that age at that node); for every such age it asks
