@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"time"
 )
 
@@ -34,7 +35,7 @@ func MeasureAccuracy(ctx context.Context, f *Federation, n int, seed uint64) (Ac
 	if err != nil {
 		return acc, err
 	}
-	c := newAttacker(f, []Account{account}, 0).c
+	c := &Client{URL: f.URL, HTTP: &http.Client{Timeout: time.Minute}}
 	r := rand.New(rand.NewPCG(seed, 0x6f7264696e617279))
 	var sum float64
 	for range n {
