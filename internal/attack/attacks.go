@@ -197,7 +197,7 @@ func (r *runner) run(ctx context.Context, name string, n, repeats int) (Result, 
 	var err error
 	switch name {
 	case Narrowing:
-		res, err = r.narrowing(ctx, a)
+		res, err = r.narrowing(ctx, a, repeats)
 	default:
 		var ests []estimate
 		switch name {
@@ -508,24 +508,22 @@ const firstYear, lastYear = 2015, 2024
 // narrowing finds the cells holding exactly one patient of an age
 // (complement differencing over the ages), then learns that patient's
 // sex and year of diagnosis: count(all) - count(NOT(age = x AND
-// attribute = v)) for every value v, the largest taken.
-func (r *runner) narrowing(ctx context.Context, a *attacker) (Result, error) {
+// attribute = v)) for every value v, the largest taken. Every count is
+// averaged over up to repeats equivalent rewrites (see averaged).
+func (r *runner) narrowing(ctx context.Context, a *attacker, repeats int) (Result, error) {
 	var res Result
-	all, err := a.ask(ctx, All())
+	all, err := a.averaged(ctx, All(), repeats)
 	if err != nil {
 		return res, err
 	}
 	diff := func(q Expr) (map[Cell]float64, error) {
-		not, err := a.ask(ctx, Not(q))
+		not, err := a.averaged(ctx, Not(q), repeats)
 		if err != nil {
 			return nil, err
 		}
 		out := map[Cell]float64{}
 		for _, c := range r.f.Cells {
-			out[c] = math.NaN()
-			if all[c] > 0 && not[c] > 0 {
-				out[c] = float64(all[c] - not[c])
-			}
+			out[c] = all[c] - not[c]
 		}
 		return out, nil
 	}

@@ -82,10 +82,11 @@ type attacker struct {
 	accounts []Account
 	maxDays  int
 
-	queries  int // searches sent
-	days     int // days waited
-	refusals int // dataset answers refused
-	missing  int // dataset answers missing (node late or in error)
+	queries  int  // searches sent
+	days     int  // days waited
+	refusals int  // dataset answers refused
+	missing  int  // dataset answers missing (node late or in error)
+	noisy    bool // two forms of one question have had different answers
 
 	dayBlocked   map[Cell]map[int]bool
 	totalBlocked map[Cell]map[int]bool
@@ -195,4 +196,40 @@ func (a *attacker) ask(ctx context.Context, q Expr) (map[Cell]int, error) {
 			}
 		}
 	}
+}
+
+// averaged returns, per cell, the mean of the answers (0s left out) to
+// up to n equivalent forms of q with different canonical forms (Rewrite
+// 0, 2, 3, ...). Until the attacker has seen noise it asks two forms
+// only, and when they agree everywhere it takes the answer as exact: a
+// patient attacker does not pay for averaging what does not vary.
+func (a *attacker) averaged(ctx context.Context, q Expr, n int) (map[Cell]float64, error) {
+	vals := map[Cell][]float64{}
+	forms := 0
+	for i := 0; forms < max(n, 1); i++ {
+		if i == 1 {
+			continue // the same canonical form as Rewrite 0: the same answer
+		}
+		ans, err := a.ask(ctx, Rewrite(q, i))
+		if err != nil {
+			return nil, err
+		}
+		forms++
+		for c, v := range ans {
+			if v > 0 {
+				if len(vals[c]) > 0 && vals[c][0] != float64(v) {
+					a.noisy = true
+				}
+				vals[c] = append(vals[c], float64(v))
+			}
+		}
+		if forms == 2 && !a.noisy {
+			break
+		}
+	}
+	out := map[Cell]float64{}
+	for _, c := range a.f.Cells {
+		out[c] = mean(vals[c])
+	}
+	return out, nil
 }

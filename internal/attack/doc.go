@@ -85,10 +85,13 @@
 //     patient of that age at that node); for every such age it asks
 //     NOT(age = a AND gender = g) for female and male and NOT(age = a
 //     AND year = y) for 2015..2024, and takes the sex and the year with
-//     the largest count(all) - count(...). The targets are the cells
-//     truly holding one patient of an age; success is both sex and year
-//     right; the blind guess is the dataset's commonest sex and commonest
-//     year.
+//     the largest count(all) - count(...). Every count is the mean over
+//     up to Plan.Repeats equivalent rewrites (those of 5 with distinct
+//     canonical forms); until the attacker has seen two forms of a
+//     question answered differently it asks two forms only and takes
+//     agreeing answers as exact. The targets are the cells truly holding
+//     one patient of an age; success is both sex and year right; the
+//     blind guess is the dataset's commonest sex and commonest year.
 //  5. Averaging equivalent rewrites: complement differencing where
 //     count(all) and each count(NOT A) are the means over Plan.Repeats
 //     logically equivalent forms (Rewrite): the query itself, wrapped in
