@@ -13,7 +13,9 @@
 // production, each with one Tier 3 dataset of Setup.Patients synthetic
 // patients (default 36, as `mosaic demo`) written into its SQLite index by
 // internal/cohort: ages at diagnosis 30 to 90, both sexes, six cancer
-// types, diagnoses in 2015 to 2024, deterministic from Setup.Seed. Every
+// types, diagnoses in 2015 to 2024, deterministic from Setup.Seed (and so
+// are the nodes' site keys, which key their noise: the same seed gives
+// the same answers run after run). Every
 // node reads one fake Clock for its privacy budget's days. Setup.Node is
 // applied to every node's configuration before it opens: the disclosure
 // control under test.

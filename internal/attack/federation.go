@@ -3,6 +3,7 @@ package attack
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/cohort"
+	"github.com/mosaic-imaging/mosaic/internal/deid"
 	"github.com/mosaic-imaging/mosaic/internal/hub"
 	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/lens"
@@ -139,8 +141,12 @@ func Start(ctx context.Context, s Setup) (f *Federation, err error) {
 	for i := range s.Nodes {
 		name := nodeName(i)
 		cfg := node.Config{Data: filepath.Join(dir, "nodes", name), Policy: "eucaim", Clock: f.Clock.Now, Log: s.Log.With("node", name)}
+		cfg.SiteKey = filepath.Join(cfg.Data, "site.key")
 		if s.Node != nil {
 			s.Node(&cfg)
+		}
+		if err := writeSiteKey(cfg.SiteKey, s.Seed, i); err != nil {
+			return f, err
 		}
 		n, err := node.Open(ctx, cfg)
 		if err != nil {
@@ -198,6 +204,21 @@ func Start(ctx context.Context, s Setup) (f *Federation, err error) {
 		}
 	}
 	return f, nil
+}
+
+// writeSiteKey writes a node's site key drawn from the seed, unless the
+// file exists: the noise a node adds is keyed by it, so the same seed
+// gives the same answers, run after run. (The harness's keys protect
+// nothing: the patients are synthetic.)
+func writeSiteKey(path string, seed uint64, i int) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	key := sha256.Sum256(fmt.Appendf(nil, "mosaic attack harness site key %d %d", seed, i))
+	return os.WriteFile(path, key[:deid.KeySize], 0o600)
 }
 
 func nodeName(i int) string {
