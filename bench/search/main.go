@@ -11,27 +11,12 @@
 // when it is missing) with -patients synthetic cancer patients, through
 // index.PutInstances and index.PutClinical, the paths ingest and
 // `mosaic node import-clinical` take, in large batches (one transaction
-// per batch). Each patient has a pseudonym as the node's policies write
-// them ("MOS-" and 16 base-32 characters), the same in the CDM rows and in
-// the imaging index. Cancer types are breast, lung, prostate, colorectal,
-// liver and pancreas, with the ICD-10, ICD-O-3 topography and morphology
-// codes of docs/clinical-csv.md, an age at diagnosis of 30 to 90, a
-// diagnosis in 2015 to 2024, TNM stages with their group, treatments,
-// episodes and vital status. Imaging follows the site: 1 to 3 studies per
-// patient (the first within three weeks of the diagnosis), 1 to 4 series
-// per study, with the modality and body part combinations of a cancer
-// centre (breast: MR BREAST, CT CHEST, MG BREAST; lung: CT CHEST;
-// prostate: MR PROSTATE, CT PELVIS; colorectal: CT ABDOMEN, MR PELVIS;
-// liver and pancreas: CT and MR ABDOMEN; any: PET/CT WHOLEBODY), on the
-// scanners of the node's fleet (drawn from the seed: Siemens, GE,
-// Philips, Toshiba or Canon CT, MR and PET, Hologic mammography). One
-// instance per series: image files are not written, blob keys are random
-// 64-hex strings. Three patients in a hundred have clinical rows but no
-// images, one in a hundred images but no clinical rows, and two in a
-// hundred a condition without an ICD-10 code (cancer type only), so that
-// every branch of the node's search runs. The loader uses one connection
-// with a large page cache (the rows written are the same as with the
-// node's settings) and refuses a dataset that already holds patients.
+// per batch). The patients are internal/cohort's: cancer patients of six
+// types with their stages, treatments and one to three imaging studies on
+// the node's fleet of scanners (see that package). The loader uses one
+// connection with a large page cache (the rows written are the same as
+// with the node's settings) and refuses a dataset that already holds
+// patients.
 //
 // query sends -n federated searches (POST HUB/api/v1/search with
 // Authorization: Bearer TOKEN, the bare Samply Lens AST as body) from -c
@@ -72,16 +57,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"math"
-	"math/big"
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
@@ -95,6 +76,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mosaic-imaging/mosaic/internal/cohort"
 	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/lens"
 )
@@ -126,308 +108,6 @@ func usage() {
 }
 
 // ---- load ----
-
-// pseudoAlphabet is the one of the node's pseudonyms (no I, O, 0, 1).
-const pseudoAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-func pseudonym(r *mrand.Rand) string {
-	b := make([]byte, 4, 20)
-	copy(b, "MOS-")
-	for range 16 {
-		b = append(b, pseudoAlphabet[r.IntN(len(pseudoAlphabet))])
-	}
-	return string(b)
-}
-
-// uid is a UUID-derived UID, 2.25 and a 128-bit decimal, as the node's
-// de-identification writes.
-func uid(r *mrand.Rand) string {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], r.Uint64())
-	binary.BigEndian.PutUint64(b[8:], r.Uint64())
-	return "2.25." + new(big.Int).SetBytes(b[:]).String()
-}
-
-func pick[T any](r *mrand.Rand, v []T) T { return v[r.IntN(len(v))] }
-
-// weighted picks an index with probability proportional to w.
-func weighted(r *mrand.Rand, w ...float64) int {
-	var sum float64
-	for _, x := range w {
-		sum += x
-	}
-	x := r.Float64() * sum
-	for i, v := range w {
-		if x < v {
-			return i
-		}
-		x -= v
-	}
-	return len(w) - 1
-}
-
-// site is what a cancer type brings: its codes (ICD-10 with the matching
-// ICD-O-3 topography), morphologies, whether the organ is paired, and
-// the imaging studies done for it.
-type site struct {
-	name        string
-	weight      float64
-	icd, topo   []string
-	morphology  []string
-	paired      bool
-	studies     []studyKind
-	femaleShare float64
-}
-
-// studyKind is one kind of imaging study: the modality and body part of
-// its series (PET/CT: one CT then PT series).
-type studyKind struct {
-	modality, bodyPart, description string
-}
-
-var (
-	ctChest   = studyKind{"CT", "CHEST", "CT CHEST WITH CONTRAST"}
-	ctAbdomen = studyKind{"CT", "ABDOMEN", "CT ABDOMEN PORTAL VENOUS"}
-	ctPelvis  = studyKind{"CT", "PELVIS", "CT PELVIS"}
-	mrBreast  = studyKind{"MR", "BREAST", "MR BREAST DCE"}
-	mrProst   = studyKind{"MR", "PROSTATE", "MR PROSTATE MULTIPARAMETRIC"}
-	mrPelvis  = studyKind{"MR", "PELVIS", "MR PELVIS RECTUM"}
-	mrAbdomen = studyKind{"MR", "ABDOMEN", "MR LIVER WO/W CONTRAST"}
-	mgBreast  = studyKind{"MG", "BREAST", "MAMMOGRAPHY BILATERAL"}
-	petCT     = studyKind{"PET", "WHOLEBODY", "PET-CT FDG WHOLE BODY"}
-)
-
-var sites = []site{
-	{"breast", 25, []string{"C50.2", "C50.4", "C50.9"}, []string{"C50.2", "C50.4", "C50.9"}, []string{"8500/3", "8520/3"}, true,
-		[]studyKind{mrBreast, mrBreast, ctChest, mgBreast}, 1},
-	{"lung", 25, []string{"C34.1", "C34.3", "C34.9"}, []string{"C34.1", "C34.3", "C34.9"}, []string{"8140/3", "8070/3", "8041/3"}, true,
-		[]studyKind{ctChest}, 0.45},
-	{"prostate", 20, []string{"C61"}, []string{"C61.9"}, []string{"8140/3"}, false,
-		[]studyKind{mrProst, mrProst, ctPelvis}, 0},
-	{"colorectal", 15, []string{"C18.7", "C20"}, []string{"C18.7", "C20.9"}, []string{"8140/3", "8480/3"}, false,
-		[]studyKind{ctAbdomen, mrPelvis}, 0.45},
-	{"liver", 8, []string{"C22.0"}, []string{"C22.0"}, []string{"8170/3", "8160/3"}, false,
-		[]studyKind{ctAbdomen, mrAbdomen}, 0.3},
-	{"pancreas", 7, []string{"C25.0", "C25.9"}, []string{"C25.0", "C25.9"}, []string{"8500/3", "8140/3"}, false,
-		[]studyKind{ctAbdomen, mrAbdomen}, 0.48},
-}
-
-// scanner is one device of a node's fleet.
-type scanner struct{ manufacturer, model string }
-
-// fleets are the scanners a node may have per modality; each node keeps
-// one or two of each, drawn from its seed.
-var fleets = map[string][]scanner{
-	"CT":  {{"SIEMENS", "SOMATOM Force"}, {"GE MEDICAL SYSTEMS", "Revolution CT"}, {"Philips", "IQon Spectral CT"}, {"TOSHIBA", "Aquilion ONE"}, {"CANON_MEC", "Aquilion ONE PRISM"}},
-	"MR":  {{"SIEMENS", "MAGNETOM Vida"}, {"GE MEDICAL SYSTEMS", "SIGNA Premier"}, {"Philips Medical Systems", "Ingenia Elition X"}, {"Canon Medical Systems", "Vantage Orian"}},
-	"PET": {{"SIEMENS", "Biograph Vision 600"}, {"GE MEDICAL SYSTEMS", "Discovery MI"}, {"Philips", "Vereos"}},
-	"MG":  {{"HOLOGIC, Inc.", "Selenia Dimensions"}, {"GE MEDICAL SYSTEMS", "Senographe Pristina"}, {"SIEMENS", "MAMMOMAT Revelation"}},
-}
-
-var seriesDescriptions = map[string][]string{
-	"CT": {"Axial 1.25mm", "Axial 5mm", "Coronal MPR 3mm", "Sagittal MPR 3mm", "Lung 1mm", "Soft tissue 2mm"},
-	"MR": {"T1 SAG", "T2 AX", "DWI b1000", "ADC", "T1 POST GD AX", "DCE", "T2 FS COR"},
-	"PT": {"PET WB AC", "PET WB NAC", "PET MIP"},
-	"MG": {"L CC", "R CC", "L MLO", "R MLO"},
-}
-
-var sopClasses = map[string]string{
-	"CT": "1.2.840.10008.5.1.4.1.1.2", "MR": "1.2.840.10008.5.1.4.1.1.4", "PT": "1.2.840.10008.5.1.4.1.1.128",
-	"MG": "1.2.840.10008.5.1.4.1.1.1.2",
-}
-
-// matrix is rows, columns and bits allocated per modality.
-var matrix = map[string][3]int{"CT": {512, 512, 16}, "MR": {320, 320, 16}, "PT": {200, 200, 16}, "MG": {3328, 2560, 16}}
-
-// patient is one synthetic patient: its clinical rows and its images.
-type patient struct {
-	clinical  *index.ClinicalPatient
-	instances []index.Instance
-}
-
-func intp(v int) *int { return &v }
-
-// makePatient draws one patient. fleet holds the node's scanners.
-func makePatient(r *mrand.Rand, dataset, id string, fleet map[string][]scanner) patient {
-	s := sites[weighted(r, 25, 25, 20, 15, 8, 7)]
-	sex := "male"
-	if r.Float64() < s.femaleShare {
-		sex = "female"
-	}
-	// Ages 30 to 90, most between 55 and 80.
-	age := 30 + int(math.Round(60*(r.Float64()+r.Float64()+r.Float64())/3))
-	year := 2015 + r.IntN(10)
-	diag := time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, r.IntN(365))
-	birth := diag.AddDate(-age, 0, -r.IntN(360)-1)
-	k := r.IntN(len(s.icd))
-	cond := &index.Condition{CancerType: s.name, AgeAtDiagnosis: intp(age), DiagnosisDate: diag.Format("20060102"), DiagnosisYear: intp(year),
-		ICD10: s.icd[k], Topography: s.topo[k], Morphology: pick(r, s.morphology), TumorSizeMM: intp(10 + r.IntN(55))}
-	if s.paired {
-		cond.Laterality = pick(r, []string{"left", "right"})
-	}
-	if r.IntN(100) < 2 {
-		cond.ICD10 = "" // a registry that coded the cancer type only
-	}
-	// Stage: TNM categories and the group they give (as clinical.csv).
-	t := pick(r, []string{"T1", "T1a", "T1b", "T2", "T2a", "T2b", "T3", "T4"})
-	n := pick(r, []string{"N0", "N0", "N1", "N2", "N3"})
-	if s.name == "prostate" {
-		n = pick(r, []string{"N0", "N0", "N1"})
-	}
-	m := "M0"
-	if r.IntN(100) < 15 {
-		m = "M1"
-	}
-	group := "I"
-	switch {
-	case m == "M1":
-		group = "IV"
-	case n == "N2" || n == "N3" || t == "T4":
-		group = "III"
-	case n == "N1" && t[:2] == "T3":
-		group = "III"
-	case n == "N1":
-		group = "II"
-	case t[:2] != "T1":
-		group = "II"
-	}
-	const system = "TNM8 clinical"
-	cp := &index.ClinicalPatient{PatientID: id, BirthSex: sex, Condition: cond,
-		Stages: []index.Stage{{Code: "T", Value: t, System: system}, {Code: "N", Value: n, System: system},
-			{Code: "M", Value: m, System: system}, {Code: "group", Value: group, System: system}},
-		Episodes: []index.Episode{{Type: "Diagnosis", OffsetDays: intp(0)}}}
-	intent := "curative"
-	if m == "M1" {
-		intent = "palliative"
-	}
-	if s.name == "prostate" && group == "I" && r.IntN(2) == 0 {
-		cp.Episodes = append(cp.Episodes, index.Episode{Type: "Active Surveillance", OffsetDays: intp(7 + r.IntN(30))})
-	} else {
-		start := 14 + r.IntN(50)
-		cp.Episodes = append(cp.Episodes, index.Episode{Type: "Treatment", OffsetDays: intp(start)})
-		for _, tr := range []struct {
-			name string
-			p    float64
-		}{{"surgery", 0.6}, {"chemotherapy", 0.5}, {"radiotherapy", 0.4}, {"hormone therapy", 0.2}, {"immunotherapy", 0.15}} {
-			p := tr.p
-			if tr.name == "hormone therapy" && (s.name == "breast" || s.name == "prostate") {
-				p = 0.6
-			}
-			if r.Float64() < p {
-				cp.Treatments = append(cp.Treatments, index.Treatment{Type: tr.name, Intent: intent, OffsetDays: intp(start + r.IntN(90))})
-			}
-		}
-		if len(cp.Treatments) == 0 {
-			cp.Treatments = append(cp.Treatments, index.Treatment{Type: "surgery", Intent: intent, OffsetDays: intp(start)})
-		}
-		if r.IntN(3) > 0 {
-			cp.Episodes = append(cp.Episodes, index.Episode{Type: pick(r, []string{"Remission", "Remission", "Relapse", "Progression"}), OffsetDays: intp(200 + r.IntN(900))})
-		}
-	}
-	dead := m == "M1" && r.IntN(2) == 0 || r.IntN(10) == 0
-	cp.Deceased = &dead
-	if dead {
-		cp.CauseOfDeath = pick(r, []string{"cancer", "cancer", "other"})
-	}
-	cp.LastContactOffsetDays = intp(300 + r.IntN(2500))
-
-	p := patient{clinical: cp}
-	// Three in a hundred patients have no images yet; one in a hundred
-	// has images only (its clinical record is elsewhere).
-	switch x := r.IntN(100); {
-	case x < 3:
-		return p
-	case x < 4:
-		p.clinical = nil
-	}
-	dicomSex := "F"
-	if sex == "male" {
-		dicomSex = "M"
-	}
-	nStudies := 1 + weighted(r, 50, 35, 15)
-	day := diag.AddDate(0, 0, r.IntN(21))
-	for i := range nStudies {
-		if i > 0 {
-			day = day.AddDate(0, 0, 60+r.IntN(300))
-		}
-		kind := pick(r, s.studies)
-		if r.IntN(10) == 0 {
-			kind = petCT
-		}
-		sc := pick(r, fleet[kind.modality])
-		studyUID := uid(r)
-		date := day.Format("20060102")
-		tm := fmt.Sprintf("%02d%02d%02d", 7+r.IntN(12), r.IntN(60), r.IntN(60))
-		studyAge := fmt.Sprintf("%03dY", int(day.Sub(birth).Hours()/24/365.25))
-		accession := pseudonym(r)[4:]
-		nSeries := 1 + r.IntN(4)
-		for j := range nSeries {
-			mod := kind.modality
-			if mod == "PET" {
-				mod = "PT"
-				if j == 0 {
-					mod = "CT"
-				}
-			}
-			mx := matrix[mod]
-			pixels := int64(mx[0]) * int64(mx[1]) * int64(mx[2]/8)
-			var key [32]byte
-			for b := 0; b < len(key); b += 8 {
-				binary.LittleEndian.PutUint64(key[b:], r.Uint64())
-			}
-			in := index.Instance{
-				Dataset: dataset, PatientID: id, PatientName: id, PatientBirthDate: birth.Format("20060102"), PatientSex: dicomSex,
-				StudyUID: studyUID, StudyDate: date, StudyTime: tm, AccessionNumber: accession, StudyID: "1",
-				StudyDescription: kind.description, PatientAge: studyAge,
-				SeriesUID: uid(r), Modality: mod, SeriesNumber: intp(j + 1), SeriesDescription: pick(r, seriesDescriptions[mod]),
-				BodyPart: kind.bodyPart, Manufacturer: sc.manufacturer, ModelName: sc.model, SeriesDate: date,
-				SOPUID: uid(r), SOPClassUID: sopClasses[mod], InstanceNumber: intp(1), TransferSyntax: "1.2.840.10008.1.2.1",
-				Rows: mx[0], Columns: mx[1], Frames: 1, BitsAllocated: mx[2], SamplesPerPixel: 1,
-				BlobKey: hex.EncodeToString(key[:]), PixelOffset: 1400 + int64(r.IntN(400)), PixelLength: pixels,
-			}
-			in.Size = in.PixelOffset + pixels
-			in.Meta = metaJSON(&in)
-			p.instances = append(p.instances, in)
-		}
-	}
-	return p
-}
-
-// metaJSON is a short DICOM JSON object (PS3.18 F.2) for an instance: the
-// attributes DICOMweb metadata would show, pixel data as a bulk data URI.
-func metaJSON(in *index.Instance) []byte {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	attr := func(tag, vr string, v any) {
-		if b.Len() > 1 {
-			b.WriteByte(',')
-		}
-		val, _ := json.Marshal([]any{v})
-		if vr == "PN" {
-			val, _ = json.Marshal([]any{map[string]any{"Alphabetic": v}})
-		}
-		fmt.Fprintf(&b, `"%s":{"vr":"%s","Value":%s}`, tag, vr, val)
-	}
-	attr("00080016", "UI", in.SOPClassUID)
-	attr("00080018", "UI", in.SOPUID)
-	attr("00080020", "DA", in.StudyDate)
-	attr("00080060", "CS", in.Modality)
-	attr("00080070", "LO", in.Manufacturer)
-	attr("0008103E", "LO", in.SeriesDescription)
-	attr("00100010", "PN", in.PatientName)
-	attr("00100020", "LO", in.PatientID)
-	attr("00100040", "CS", in.PatientSex)
-	attr("00180015", "CS", in.BodyPart)
-	attr("0020000D", "UI", in.StudyUID)
-	attr("0020000E", "UI", in.SeriesUID)
-	attr("00200011", "IS", *in.SeriesNumber)
-	attr("00200013", "IS", *in.InstanceNumber)
-	attr("00280010", "US", in.Rows)
-	attr("00280011", "US", in.Columns)
-	fmt.Fprintf(&b, `,"7FE00010":{"vr":"OW","BulkDataURI":"mosaic-root:studies/%s/series/%s/instances/%s/bulk/7FE00010"}}`,
-		in.StudyUID, in.SeriesUID, in.SOPUID)
-	return b.Bytes()
-}
 
 func load(args []string) error {
 	fs := flag.NewFlagSet("load", flag.ExitOnError)
@@ -484,78 +164,9 @@ func load(args []string) error {
 		return fmt.Errorf("load: dataset %s already holds %d imaged patients", d.ID, c.Patients)
 	}
 
-	r := mrand.New(mrand.NewPCG(*seed, 0x73656172636821))
-	// The node's fleet: one or two scanners per modality.
-	fleet := map[string][]scanner{}
-	mods := slices.Sorted(maps.Keys(fleets)) // in a fixed order: the same seed, the same fleet
-	for _, mod := range mods {
-		shuffled := slices.Clone(fleets[mod])
-		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-		fleet[mod] = shuffled[:1+r.IntN(2)]
-	}
-	seen := map[string]bool{}
-	var insts []index.Instance
-	var clin []index.ClinicalPatient
-	var nInst, nClin, nImaged, nStudies int
-	studies := map[string]bool{}
-	flushInstances := func() error {
-		if len(insts) == 0 {
-			return nil
-		}
-		res, err := st.PutInstances(ctx, insts)
-		if err != nil {
-			return err
-		}
-		for i, s := range res {
-			if s != index.Stored {
-				return fmt.Errorf("load: instance %s: %s", insts[i].SOPUID, s)
-			}
-		}
-		nInst += len(insts)
-		insts = insts[:0]
-		return nil
-	}
-	tGen := time.Duration(0)
-	for range *patients {
-		g0 := time.Now()
-		id := pseudonym(r)
-		for seen[id] {
-			id = pseudonym(r)
-		}
-		seen[id] = true
-		p := makePatient(r, d.ID, id, fleet)
-		tGen += time.Since(g0)
-		if len(insts) > 0 && len(insts)+len(p.instances) > *batch {
-			if err := flushInstances(); err != nil {
-				return err
-			}
-		}
-		insts = append(insts, p.instances...)
-		if len(p.instances) > 0 {
-			nImaged++
-		}
-		for _, in := range p.instances {
-			if !studies[in.StudyUID] {
-				studies[in.StudyUID] = true
-				nStudies++
-			}
-		}
-		if p.clinical != nil {
-			clin = append(clin, *p.clinical)
-		}
-	}
-	if err := flushInstances(); err != nil {
-		return err
-	}
-	tIdx := time.Since(t0)
-	// Clinical rows after the images, as import-clinical does on a node
-	// that ingested first: PutClinical sets the studies' offsets from the
-	// diagnosis.
-	for i := 0; i < len(clin); i += 2500 {
-		if err := st.PutClinical(ctx, d.ID, clin[i:min(i+2500, len(clin))]); err != nil {
-			return err
-		}
-		nClin += min(i+2500, len(clin)) - i
+	ls, err := cohort.Load(ctx, st, d.ID, cohort.New(*seed), *patients, *batch)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
 	}
 	fi, _ := os.Stat(filepath.Join(*data, "index.db"))
 	var size int64
@@ -563,11 +174,13 @@ func load(args []string) error {
 		size = fi.Size()
 	}
 	fmt.Printf("load %s/%s: %d patients (%d with clinical rows, %d imaged), %d studies, %d series and instances in %.1f s (index %.1f s, clinical %.1f s); index.db %.1f MB\n",
-		*data, d.ID, *patients, nClin, nImaged, nStudies, nInst, time.Since(t0).Seconds(), tIdx.Seconds(), (time.Since(t0) - tIdx).Seconds(), float64(size)/1e6)
+		*data, d.ID, ls.Patients, ls.Clinical, ls.Imaged, ls.Studies, ls.Instances, time.Since(t0).Seconds(), ls.Index.Seconds(), (ls.Total - ls.Index).Seconds(), float64(size)/1e6)
 	return nil
 }
 
 // ---- the query mix ----
+
+func pick[T any](r *mrand.Rand, v []T) T { return v[r.IntN(len(v))] }
 
 // shapes are the kinds of query, in report order.
 var shapes = []string{"empty", "gender", "age", "diagnosis", "year", "modality", "body-part", "manufacturer", "and", "or-diag", "not", "nested"}

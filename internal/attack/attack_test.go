@@ -1,0 +1,71 @@
+package attack_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mosaic-imaging/mosaic/internal/attack"
+	"github.com/mosaic-imaging/mosaic/internal/node"
+)
+
+// runShort starts a federation of three nodes of 36 patients with the
+// node settings hook, runs the short plan, and logs the table.
+func runShort(t *testing.T, hook func(*node.Config)) attack.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	f, err := attack.Start(ctx, attack.Setup{Seed: 1, Node: hook, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := attack.Run(ctx, f, attack.ShortPlan())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := rep.Markdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", b.String())
+	if len(rep.Results) != len(attack.Names) {
+		t.Fatalf("got %d results, want %d", len(rep.Results), len(attack.Names))
+	}
+	for _, r := range rep.Results {
+		if r.Cells <= 0 || r.Queries <= 0 || r.Recovered < 0 || r.Recovered > r.Cells || r.Blind > r.Cells {
+			t.Errorf("%s: %d of %d cells recovered in %d queries (blind %d): want cells and queries > 0, recovered and blind within the cells", r.Attack, r.Recovered, r.Cells, r.Queries, r.Blind)
+		}
+	}
+	if rep.Accuracy == nil || rep.Accuracy.Queries == 0 {
+		t.Errorf("no accuracy measured: %+v", rep.Accuracy)
+	}
+	return rep
+}
+
+// Today's nodes (floor 10, no rounding, no noise) leak: differencing
+// recovers the hidden counts. The harness must show it.
+func TestAttacksFindTodaysLeaks(t *testing.T) {
+	rep := runShort(t, nil)
+	for _, r := range rep.Results {
+		switch r.Attack {
+		case attack.Complement, attack.Histogram, attack.General, attack.Tracker, attack.Rewrites, attack.Accounts:
+			if r.Share() < 0.95 {
+				t.Errorf("%s: recovered %d of %d hidden cells, want nearly all without noise", r.Attack, r.Recovered, r.Cells)
+			}
+		case attack.Narrowing:
+			if r.Share() < 0.9 {
+				t.Errorf("%s: learnt sex and year of %d of %d lone patients, want nearly all without noise", r.Attack, r.Recovered, r.Cells)
+			}
+		}
+	}
+	if a := rep.Accuracy; a.MAE != 0 {
+		t.Errorf("ordinary answers without noise: mean absolute error %.2f, want 0", a.MAE)
+	}
+}
+
+// With noise every attack still runs to the end and reports.
+func TestAttacksWithNoise(t *testing.T) {
+	runShort(t, func(c *node.Config) { c.SearchNoise = 3 })
+}
