@@ -11,9 +11,11 @@
 #   bench/attack.sh [FLAGS]      (bench/attack -h lists them)
 #
 # Examples:
-#   bench/attack.sh                        # today's node defaults (floor 10, no noise)
-#   bench/attack.sh -noise 3               # Laplace noise of scale 3
-#   bench/attack.sh -seeds 1,2,3 -short    # three cohorts, the test's short plan
+#   bench/attack.sh                                  # the nodes' defaults (docs/disclosure.md)
+#   bench/attack.sh -controls off                    # no disclosure control at all: every leak found
+#   bench/attack.sh -daily-epsilon -1 -total-epsilon -1   # no budget: what noise and the
+#                                                    # overlap control hold alone (many accounts)
+#   bench/attack.sh -seeds 1,2,3 -short              # three cohorts, the test's short plan
 #
 # The hub's daily query limit is raised so that the nodes' own controls
 # are what is measured; the nodes' budget days run on a fake clock the

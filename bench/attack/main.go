@@ -49,9 +49,13 @@ func run(args []string) error {
 	accounts := fs.Int("accounts", 0, "accounts pooled by the several-accounts attack (0: the plan's)")
 	ages := fs.String("ages", "", "ages swept, LO-HI (empty: the plan's)")
 	combos := fs.Bool("combos", true, "add gender x diagnosis and gender x year groups to the ages (full plan only)")
-	noise := fs.Float64("noise", 0, "the nodes' search_noise (0: none)")
+	controls := fs.String("controls", "default", "the nodes' disclosure control: default (node.Config's defaults, then the flags below), or off (no floor, no noise, no overlap control, no budget: the harness must find every leak)")
+	noise := fs.Float64("noise", -1, "the nodes' search_noise (negative: the node's default)")
 	floor := fs.Int("floor", 0, "the nodes' search_floor (0: the node's default)")
 	round := fs.Int("round", 0, "the nodes' search_round (0: the node's default)")
+	overlap := fs.String("overlap", "", "the nodes' search_overlap: on or off (empty: the node's default)")
+	daily := fs.Float64("daily-epsilon", 0, "the nodes' search_daily_epsilon (0: the node's default; negative: no cap)")
+	total := fs.Float64("total-epsilon", 0, "the nodes' search_total_epsilon (0: the node's default; negative: no cap)")
 	maxDays := fs.Int("max-days", 0, "days one attack may wait for daily budgets (0: the plan's)")
 	workload := fs.Int("workload", -1, "ordinary queries for the accuracy (-1: the plan's, 0: none)")
 	accPatients := fs.Int("accuracy-patients", 300, "patients per node of the accuracy federation (0: use the attacks' federation)")
@@ -92,13 +96,34 @@ func run(args []string) error {
 	if *accPatients > 0 {
 		p.Workload = 0 // measured on a federation of its own
 	}
+	if *controls != "default" && *controls != "off" {
+		return fmt.Errorf("-controls %q: want default or off", *controls)
+	}
+	if *overlap != "" && *overlap != "on" && *overlap != "off" {
+		return fmt.Errorf("-overlap %q: want on or off", *overlap)
+	}
 	hook := func(c *node.Config) {
-		c.SearchNoise = *noise
+		if *controls == "off" {
+			attack.NoControls(c)
+		}
+		if *noise >= 0 {
+			c.SearchNoise = noise
+		}
 		if *floor > 0 {
 			c.SearchFloor = *floor
 		}
 		if *round > 0 {
 			c.SearchRound = *round
+		}
+		if *overlap != "" {
+			on := *overlap == "on"
+			c.SearchOverlap = &on
+		}
+		if *daily != 0 {
+			c.SearchDailyEpsilon = *daily
+		}
+		if *total != 0 {
+			c.SearchTotalEpsilon = *total
 		}
 	}
 	var seedList []uint64
@@ -112,7 +137,8 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	fmt.Printf("node settings: search_noise %g, search_floor %d, search_round %d (0: the node's default)\n\n", *noise, *floor, *round)
+	fmt.Printf("node settings: controls %s; search_noise %g, search_floor %d, search_round %d, search_overlap %q, search_daily_epsilon %g, search_total_epsilon %g (negative noise, 0 or empty: the node's default)\n\n",
+		*controls, *noise, *floor, *round, *overlap, *daily, *total)
 	var sum attack.Report
 	t0 := time.Now()
 	for _, seed := range seedList {

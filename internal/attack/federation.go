@@ -295,3 +295,13 @@ func (f *Federation) Truth(ctx context.Context, q Expr) (map[Cell]int, error) {
 	}
 	return out, nil
 }
+
+// NoControls turns a node's disclosure control off: no floor (1, which
+// also leaves no room for the complement control), no noise, no overlap
+// control, no budget. The harness must find every leak there; cells are
+// still scored against a floor of 10.
+func NoControls(c *node.Config) {
+	noise, overlap := 0.0, false
+	c.SearchFloor, c.SearchNoise, c.SearchOverlap = 1, &noise, &overlap
+	c.SearchDailyEpsilon, c.SearchTotalEpsilon = -1, -1
+}
