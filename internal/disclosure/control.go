@@ -38,8 +38,9 @@ type Settings struct {
 	// NoOverlap turns the overlap control off: then only the floor and
 	// the complement control stand between two close sets.
 	NoOverlap bool
-	// Epsilon is charged for each answer; 0 means 1/Noise (the Laplace
-	// mechanism's epsilon for a count), or 1 without noise.
+	// Epsilon is charged for each answer; 0 means 2/Noise (the Laplace
+	// mechanism's epsilon for the subjects and for the studies, each
+	// 1/Noise for its sensitivity), or 1 without noise.
 	Epsilon float64
 	// DailyEpsilon and TotalEpsilon cap what one researcher may spend at
 	// one dataset in a day (UTC) and in all. 0 means the default;
@@ -56,8 +57,8 @@ type Settings struct {
 
 // Defaults of Settings.
 const (
-	DefaultDailyEpsilon = 5
-	DefaultTotalEpsilon = 20
+	DefaultDailyEpsilon = 10
+	DefaultTotalEpsilon = 40
 	DefaultMaxHistory   = 50000
 )
 
@@ -127,8 +128,8 @@ type StoredSet struct {
 // implements it on SQLite and PostgreSQL; MemStore keeps it in memory.
 type Store interface {
 	// LoadDisclosure returns a dataset's member register (members in
-	// ordinal order) and its newest answered sets, at most limit, oldest
-	// first.
+	// ordinal order) and its newest answered sets, at most limit besides
+	// the answers for whole populations (all of those), oldest first.
 	LoadDisclosure(ctx context.Context, dataset string, limit int) ([]Member, []StoredSet, error)
 	// SaveDisclosure writes a batch in one transaction: members appended
 	// to registers, sets answered, budget charges.
@@ -187,8 +188,9 @@ type Control struct {
 
 type dsState struct {
 	// popVersion is the data version whose whole population was last
-	// given an answer.
+	// given an answer, popEntry that answer.
 	popVersion string
+	popEntry   *entry
 	register   map[Member]uint32
 	next       uint32
 	entries    []*entry
@@ -248,7 +250,7 @@ func NewControl(p Policy, s Settings, store Store) (*Control, error) {
 	if s.Epsilon == 0 {
 		s.Epsilon = 1
 		if b := p.scale(); b > 0 {
-			s.Epsilon = 1 / b
+			s.Epsilon = 2 / b
 		}
 	}
 	if math.IsNaN(s.Epsilon) || s.Epsilon < 0 || math.IsNaN(s.DailyEpsilon) || math.IsNaN(s.TotalEpsilon) {
@@ -388,21 +390,36 @@ func (c *Control) decide(ctx context.Context, r Request) (Figures, Outcome, *ent
 		return Figures{}, "", nil, err
 	}
 	// The whole dataset has an answer (or a close set does) before any
-	// set is looked up, so that sets near it get its figures; done once
-	// per version of the data.
-	if r.Population != nil && r.Population.All.N >= floor && (r.Version == "" || r.Version != ds.popVersion) {
-		pop, err := c.setOf(r.Dataset, ds, r.Population)
-		if err != nil {
-			return Figures{}, "", nil, err
-		}
-		if e, _ := c.nearest(ds, pop); e == nil {
-			if _, err := c.remember(r.Dataset, ds, &entry{set: pop, figures: c.p.Figures(r.Population, r.Population), pop: true}); err != nil {
+	// set is looked up; done once per version of the data.
+	var popEntry *entry
+	if r.Population != nil && r.Population.All.N >= floor {
+		if r.Version == "" || r.Version != ds.popVersion || ds.popEntry == nil {
+			pop, err := c.setOf(r.Dataset, ds, r.Population)
+			if err != nil {
 				return Figures{}, "", nil, err
 			}
+			e, _ := c.nearest(ds, pop, floor)
+			if e == nil {
+				if e, err = c.remember(r.Dataset, ds, &entry{set: pop, figures: c.p.Figures(r.Population, r.Population), pop: true}); err != nil {
+					return Figures{}, "", nil, err
+				}
+			}
+			ds.popVersion, ds.popEntry = r.Version, e
 		}
-		ds.popVersion = r.Version
+		popEntry = ds.popEntry
+		// Complement control: a set leaving out fewer than the floor of
+		// the dataset gets the dataset's answer, however far it is from
+		// the sets answered before (after an ingest, the dataset's answer
+		// may be that of a set a few patients away).
+		if n, all := r.Matched.All.N, r.Population.All.N; n < all && all-n < floor {
+			return popEntry.figures, OutcomePopulation, popEntry, nil
+		}
 	}
-	if e, d := c.nearest(ds, set); e != nil {
+	// Overlap control, with a radius of its own for each set, from the
+	// floor to twice the floor: whether an answer is shared tells only
+	// that the sets are close by some unknown distance, not that they
+	// differ by fewer than exactly k patients.
+	if e, d := c.nearest(ds, set, c.radius(r.Matched)); e != nil {
 		switch {
 		case d == 0:
 			return e.figures, OutcomeSame, e, nil
@@ -418,12 +435,21 @@ func (c *Control) decide(ctx context.Context, r Request) (Figures, Outcome, *ent
 	return e.figures, OutcomeFresh, e, nil
 }
 
+// radius is the overlap control's radius for the set t: from the floor
+// to twice the floor less one, drawn from the set's seed (the same set
+// always gets the same radius).
+func (c *Control) radius(t *Tally) int {
+	f := c.p.floor()
+	s := t.All.seed(c.p.Key)
+	u := c.p.uniform(s[:], "overlap-radius")
+	return f + min(int(u*float64(f)), f-1)
+}
+
 // nearest returns the remembered set closest to s among those less than
-// the floor away, the earliest of equals, and its distance.
-func (c *Control) nearest(ds *dsState, s *Set) (*entry, int) {
-	floor := c.p.floor()
+// radius away, the earliest of equals, and its distance.
+func (c *Control) nearest(ds *dsState, s *Set, radius int) (*entry, int) {
 	var best *entry
-	bestD := floor
+	bestD := radius
 	for _, e := range ds.entries {
 		if d := e.set.n - s.n; d >= bestD || -d >= bestD {
 			continue
@@ -646,10 +672,19 @@ func (m *MemStore) LoadDisclosure(_ context.Context, dataset string, limit int) 
 func (m *MemStore) SaveDisclosure(_ context.Context, b Batch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// All or nothing: check every register first.
+	next := map[string]int{}
 	for _, ms := range b.Members {
-		if int(ms.First) != len(m.members[ms.Dataset]) {
-			return fmt.Errorf("disclosure: register of %s has %d members, not %d", ms.Dataset, len(m.members[ms.Dataset]), ms.First)
+		have, ok := next[ms.Dataset]
+		if !ok {
+			have = len(m.members[ms.Dataset])
 		}
+		if int(ms.First) != have {
+			return fmt.Errorf("disclosure: register of %s has %d members, not %d", ms.Dataset, have, ms.First)
+		}
+		next[ms.Dataset] = have + len(ms.Members)
+	}
+	for _, ms := range b.Members {
 		m.members[ms.Dataset] = append(m.members[ms.Dataset], ms.Members...)
 	}
 	for _, st := range b.Sets {

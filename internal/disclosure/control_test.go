@@ -117,21 +117,30 @@ func TestControlOverlap(t *testing.T) {
 	if !reflect.DeepEqual(withA.Figures, b.Figures) || b.Outcome != OutcomeOverlap {
 		t.Fatalf("B after A∪B: %+v (%s), A∪B %+v", b.Figures, b.Outcome, withA.Figures)
 	}
-	fem := c.ask(t, ctl, "r1", "(A or B) and female", func(i int) bool { return (i == target || inB(i)) && c.female[i] })
-	femB := c.ask(t, ctl, "r1", "B and female", func(i int) bool { return inB(i) && c.female[i] })
-	if !reflect.DeepEqual(fem.Figures, femB.Figures) {
-		t.Fatalf("equality test tells the target's sex: %+v vs %+v", fem.Figures, femB.Figures)
+	// The equality test: Q holds the target and a few men; Q AND female
+	// leaves them out. Under the overlap control both get one answer,
+	// whatever the target's sex.
+	var men []int
+	for i := range c.subjects {
+		if !c.female[i] && i != target && len(men) < 3 && !inB(i) {
+			men = append(men, i)
+		}
+	}
+	inQ := func(i int) bool {
+		return i == target || (inB(i) && c.female[i]) || i == men[0] || i == men[1] || i == men[2]
+	}
+	q := c.ask(t, ctl, "r1", "Q", inQ)
+	qf := c.ask(t, ctl, "r1", "Q and female", func(i int) bool { return inQ(i) && c.female[i] })
+	if !reflect.DeepEqual(q.Figures, qf.Figures) {
+		t.Fatalf("the equality test separates Q from Q AND female: %+v vs %+v", q.Figures, qf.Figures)
 	}
 	// Without the overlap control the two answers are drawn apart (the
 	// test above can fail).
 	off := newTestControl(t, 3, Settings{NoOverlap: true})
-	x := c.ask(t, off, "r1", "A or B", func(i int) bool { return i == target || inB(i) })
-	y := c.ask(t, off, "r1", "B", inB)
-	if reflect.DeepEqual(x.Figures, y.Figures) {
-		t.Log("without overlap control the answers happen to coincide")
-	}
-	if x.Outcome != OutcomeFresh || y.Outcome != OutcomeFresh {
-		t.Fatalf("without overlap control: %s, %s", x.Outcome, y.Outcome)
+	x := c.ask(t, off, "r1", "Q", inQ)
+	y := c.ask(t, off, "r1", "Q and female", func(i int) bool { return inQ(i) && c.female[i] })
+	if reflect.DeepEqual(x.Figures, y.Figures) || x.Outcome != OutcomeFresh || y.Outcome != OutcomeFresh {
+		t.Fatalf("without overlap control Q and Q AND female: %+v (%s), %+v (%s)", x.Figures, x.Outcome, y.Figures, y.Outcome)
 	}
 }
 
@@ -161,7 +170,8 @@ func TestControlTrackerDifferences(t *testing.T) {
 func TestControlBudget(t *testing.T) {
 	c := newCohort("ds", 100, 4)
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	ctl, err := NewControl(Policy{Floor: 10, Round: 1, Noise: 2, Key: key},
+	// Noise 4: each answer costs 2/4 = 0.5 (subjects and studies).
+	ctl, err := NewControl(Policy{Floor: 10, Round: 1, Noise: 4, Key: key},
 		Settings{DailyEpsilon: 2, TotalEpsilon: 3, Clock: func() time.Time { return now }}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -349,5 +359,112 @@ func TestControlHistoryBound(t *testing.T) {
 	not := c.ask(t, ctl, "r1", "all but one", func(i int) bool { return i != 3 })
 	if !reflect.DeepEqual(not.Figures, all.Figures) {
 		t.Fatalf("after a full history, all but one patient: %+v, all %+v", not.Figures, all.Figures)
+	}
+}
+
+// After an ingest of a few patients, a set that leaves out fewer than the
+// floor of the new population still gets the dataset's answer, even when
+// it is far from every answered set.
+func TestControlComplementAfterIngest(t *testing.T) {
+	c := newCohort("ds", 100, 10)
+	ctl := newTestControl(t, 3, Settings{})
+	all := func(int) bool { return true }
+	before := c.ask(t, ctl, "r1", "all", all)
+	grown := newCohort("ds", 106, 10) // the same 100 patients and 6 new ones
+	ask := func(match func(int) bool) Answer {
+		a, err := ctl.Answer(context.Background(), Request{Dataset: "ds", Researcher: "r1", Query: "all but five", Version: "v2",
+			Matched: grown.tally(match), Population: grown.tally(all)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a := ask(func(i int) bool { return i >= 5 })
+	if a.Outcome != OutcomePopulation || !reflect.DeepEqual(a.Figures, before.Figures) {
+		t.Fatalf("all but 5 of 106 after an ingest: %+v (%s), the dataset's answer %+v", a.Figures, a.Outcome, before.Figures)
+	}
+}
+
+// The overlap control is no exact threshold: scanning pads onto two
+// anchors, one with the target's group and one without, and comparing
+// where each scan first gets a fresh answer, does not tell the target's
+// sex reliably (with a fixed radius of k it does, every time).
+func TestControlOverlapNoExactThreshold(t *testing.T) {
+	var right, wrong int
+	for trial := range 30 {
+		female := trial%2 == 0
+		c := newCohort("ds", 400, uint64(200+trial))
+		target := 0
+		c.ages[target], c.female[target] = 95, female
+		s := *c.subjects[target]
+		s.Youngest, s.Oldest = 95, 95
+		c.subjects[target] = &s
+		ctl := newTestControl(t, 3, Settings{})
+		byAge := map[int][]int{}
+		for i := 1; i < len(c.subjects); i++ {
+			byAge[c.ages[i]] = append(byAge[c.ages[i]], i)
+		}
+		// Pads: single patients aged 60 to 89, one at a time.
+		var pads []int
+		for a := 60; a < 90; a++ {
+			pads = append(pads, byAge[a]...)
+		}
+		scan := func(name string, base func(int) bool, withF bool) int {
+			anchor := c.ask(t, ctl, "r1", name, base)
+			for j := 1; j <= len(pads); j++ {
+				in := map[int]bool{}
+				for _, p := range pads[:j] {
+					in[p] = true
+				}
+				f := c.ask(t, ctl, "r1", fmt.Sprint(name, j), func(i int) bool {
+					return base(i) || in[i] || (i == target && c.female[i] == withF)
+				})
+				if !reflect.DeepEqual(f.Figures, anchor.Figures) {
+					return j
+				}
+			}
+			return -1
+		}
+		jF := scan("F", func(i int) bool { return i != target && c.ages[i] >= 30 && c.ages[i] < 45 }, true)
+		jM := scan("M", func(i int) bool { return i != target && c.ages[i] >= 45 && c.ages[i] < 60 }, false)
+		switch {
+		case jF == jM:
+		case (jF < jM) == female:
+			right++
+		default:
+			wrong++
+		}
+	}
+	t.Logf("target's sex from the overlap control: %d right, %d wrong of 30", right, wrong)
+	if wrong == 0 && right > 10 {
+		t.Errorf("the overlap control told the target's sex %d times and never wrongly: an exact threshold", right)
+	}
+}
+
+// A patient with many studies does not show in three answers: studies
+// are counted at most StudiesCap a patient, with noise to match.
+func TestStudiesThreeSet(t *testing.T) {
+	right := 0
+	const trials = 100
+	for trial := range trials {
+		female := trial%2 == 0
+		c := newCohort("ds", 400, uint64(1000+trial))
+		s := *c.subjects[0]
+		s.Studies, s.Youngest, s.Oldest = 40, 95, 95
+		c.subjects[0], c.ages[0], c.female[0] = &s, 95, female
+		ctl := newTestControl(t, 3, Settings{})
+		inA := func(i int) bool { return c.ages[i] == 95 && c.female[i] }
+		p1 := func(i int) bool { return c.ages[i] >= 30 && c.ages[i] < 40 }
+		p2 := func(i int) bool { return c.ages[i] >= 60 && c.ages[i] < 70 }
+		u := c.ask(t, ctl, "r1", "A or P1 or P2", func(i int) bool { return inA(i) || p1(i) || p2(i) })
+		a1 := c.ask(t, ctl, "r1", "P1", p1)
+		a2 := c.ask(t, ctl, "r1", "P2", p2)
+		if est := u.Figures.Studies - a1.Figures.Studies - a2.Figures.Studies; (2*est > StudiesCap) == female {
+			right++
+		}
+	}
+	t.Logf("the target's sex from three studies figures: %d of %d right", right, trials)
+	if right > 75 {
+		t.Errorf("three studies figures tell a patient's sex %d times in %d", right, trials)
 	}
 }

@@ -142,12 +142,18 @@ func (p Policy) floor() int {
 // rounding that is at least the floor. See the package documentation for
 // the steps.
 func (p Policy) Count(n int, seed []byte, label string) int {
+	return p.count(n, seed, label, p.scale())
+}
+
+// count is Count with noise of scale b (for a figure to which one
+// patient can add more than 1).
+func (p Policy) count(n int, seed []byte, label string, b float64) int {
 	f, r := p.floor(), p.round()
 	if n < f {
 		return 0
 	}
 	var noise float64
-	if b := p.scale(); b > 0 {
+	if b > 0 {
 		noise = laplace(b, p.uniform(seed, label))
 	}
 	// n = q·r + rem; only rem + noise (small: |noise| < 40 million) goes

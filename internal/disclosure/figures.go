@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 )
 
 // Category is a value of one kind a patient has: ("gender", "female"),
@@ -21,6 +22,10 @@ type Subject struct {
 	HasAge           bool
 	Categories       []Category
 }
+
+// StudiesCap is the most studies one patient adds to a studies figure:
+// the figure's sensitivity, which its noise is scaled by.
+const StudiesCap = 5
 
 // Tally gathers the subjects of one set: the set itself, and (worked out
 // only when figures are drawn) the subsets of each category and the
@@ -49,7 +54,7 @@ func NewTallySize(n int) *Tally {
 // while the tally is in use.
 func (t *Tally) Add(s *Subject) {
 	t.All.Add(s.Member)
-	t.Studies += s.Studies
+	t.Studies += min(s.Studies, StudiesCap)
 	t.subjects = append(t.subjects, s)
 	t.members = append(t.members, s.Member)
 	t.split = false
@@ -93,7 +98,9 @@ func (t *Tally) Category(kind, value string) int {
 // may say. Zero Subjects means "fewer than the floor, or none".
 type Figures struct {
 	Subjects int `json:"subjects"`
-	Studies  int `json:"studies"`
+	// Studies counts the set's imaging studies, at most StudiesCap a
+	// patient.
+	Studies int `json:"studies"`
 	// AgeRange spans the decades that hold all but the youngest and the
 	// oldest few patients (fewer than the floor at each end), as [lo, hi]
 	// years.
@@ -135,7 +142,11 @@ func (p Policy) Figures(t, pop *Tally) Figures {
 	if out.Subjects == 0 {
 		return Figures{}
 	}
-	out.Studies = p.Count(t.Studies, allSeed[:], "studies")
+	// One patient adds up to StudiesCap studies (more are not counted),
+	// so the noise is StudiesCap times larger; drawn afresh whenever the
+	// total changes, so that a change in a patient's studies does not
+	// come out exact as the difference of two answers about one set.
+	out.Studies = p.count(t.Studies, allSeed[:], "studies/"+strconv.Itoa(t.Studies), p.scale()*StudiesCap)
 	t.splitUp()
 	if pop != nil {
 		pop.splitUp()

@@ -46,9 +46,18 @@ func TestDisclosureStore(t *testing.T) {
 		if !reflect.DeepEqual(gotM, members) {
 			t.Errorf("register %x, want %x", gotM, members)
 		}
-		if len(sets) != 3 || sets[0].Query != "q1" || sets[2].Query != "q3" || string(sets[2].Figures) != `{"subjects":13}` ||
-			sets[0].Set[0] != 1 || sets[0].Population || !sets[0].Created.Equal(created) {
+		// The newest 3 sets, and the population's answer however old.
+		if len(sets) != 4 || sets[0].Query != "q0" || !sets[0].Population || sets[1].Query != "q1" || sets[3].Query != "q3" ||
+			string(sets[3].Figures) != `{"subjects":13}` || sets[1].Set[0] != 1 || sets[1].Population || !sets[1].Created.Equal(created) {
 			t.Errorf("sets %+v", sets)
+		}
+		if _, all, _ := s.LoadDisclosure(ctx, "ds", 100); len(all) != 4 {
+			t.Errorf("the failed batch left %d sets, want 4", len(all))
+		}
+		// The same members again at their ordinals (a batch retried after
+		// a commit whose answer was lost) are accepted.
+		if err := s.SaveDisclosure(ctx, disclosure.Batch{Members: []disclosure.Members{{Dataset: "ds", First: 3, Members: members[3:]}}}); err != nil {
+			t.Errorf("a retried register batch: %v", err)
 		}
 		if m, s2, err := s.LoadDisclosure(ctx, "other", 10); err != nil || len(m) != 0 || len(s2) != 0 {
 			t.Errorf("another dataset: %v %v %v", m, s2, err)

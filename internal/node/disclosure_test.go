@@ -24,7 +24,7 @@ func TestNodeDisclosureAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	open := func() *Node {
-		n, err := Open(ctx, Config{Data: dir, Policy: "longitudinal", SearchDailyEpsilon: 2, SearchTotalEpsilon: 3,
+		n, err := Open(ctx, Config{Data: dir, Policy: "longitudinal", SearchEpsilon: 1.0 / 3, SearchDailyEpsilon: 2, SearchTotalEpsilon: 3,
 			Clock: func() time.Time { return now }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)
@@ -100,7 +100,7 @@ func TestNodeDisclosureAcrossRestart(t *testing.T) {
 		Noise  float64
 		Alerts []disclosure.Alert
 	}
-	if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != 200 || got.Floor != 10 || got.Noise != 3 {
+	if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != 200 || got.Floor != 10 || got.Noise != DefaultSearchNoise {
 		t.Fatalf("GET /api/v1/disclosure: %d %s", resp.StatusCode, body)
 	}
 	kinds := map[string]bool{}

@@ -191,7 +191,7 @@ func (c *Config) Validate() error {
 
 // DefaultSearchNoise is the scale of the Laplace noise on federated
 // counts when search_noise is not set.
-const DefaultSearchNoise = 3.0
+const DefaultSearchNoise = 2.5
 
 func (c *Config) disclosurePolicy(key []byte) disclosure.Policy {
 	return disclosure.Policy{Floor: c.SearchFloor, Round: c.SearchRound, Noise: *c.SearchNoise, Key: key}
