@@ -13,7 +13,7 @@
 # dataset in each node's data directory (`mosaic node dataset create`) and
 # fills them, several at once (bench/search load: one seed per node, so
 # the cohorts differ), enrolls them and starts them with `mosaic node
-# serve` (the default disclosure control: floor 10, noise 3, overlap
+# serve` (the default disclosure control: floor 10, noise 2.5, overlap
 # control; node.json lifts the budget's caps so that one researcher can
 # send every search, each still charged and recorded). Once the hub lists every node
 # online and the catalogue holds every dataset, it runs 20 warm-up
@@ -149,7 +149,7 @@ for i in $(seq 1 "$nodes"); do names+=("$(printf 'node%02d' "$i")"); done
 for n in "${names[@]}"; do
 	# The node's disclosure control as deployed (noise, overlap control,
 	# budget charged in the index on every answer), without the budget's
-	# caps, which would refuse one researcher after 15 searches a day.
+	# caps, which would refuse one researcher after 12 searches a day.
 	mkdir -p "$work/$n"
 	echo '{"search_daily_epsilon": -1, "search_total_epsilon": -1}' >"$work/$n/node.json"
 	must "$work/$n-create.log" "$mosaic" node dataset create --data "$work/$n" --id cohort \
