@@ -400,18 +400,27 @@ type DatasetSubjects struct {
 	Matched, All     []*disclosure.Subject
 }
 
+// prepare takes the current snapshot and compiles q over it.
+func (s *Store) prepare(ctx context.Context, q *lens.Query) (*memSnapshot, memEval, error) {
+	if q == nil || q.Root == nil {
+		return nil, nil, fmt.Errorf("%w: no query", ErrInvalid)
+	}
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	match, err := snap.compile(q.Root)
+	if err != nil {
+		return nil, nil, err
+	}
+	return snap, match, nil
+}
+
 // FederatedSubjects runs a federated search over every dataset of the
 // node, like FederatedCounts, and returns the subjects themselves for
 // disclosure control to count, in dataset id order.
 func (s *Store) FederatedSubjects(ctx context.Context, q *lens.Query) ([]DatasetSubjects, error) {
-	if q == nil || q.Root == nil {
-		return nil, fmt.Errorf("%w: no query", ErrInvalid)
-	}
-	snap, err := s.snapshot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	match, err := snap.compile(q.Root)
+	snap, match, err := s.prepare(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -603,14 +612,7 @@ func (snap *memSnapshot) cond(k *lens.Condition) (memEval, error) {
 // in dataset id order (see DatasetStats and the rules on the SQL
 // compiler in federated.go, which this evaluation follows).
 func (s *Store) FederatedCounts(ctx context.Context, q *lens.Query) ([]DatasetStats, error) {
-	if q == nil || q.Root == nil {
-		return nil, fmt.Errorf("%w: no query", ErrInvalid)
-	}
-	snap, err := s.snapshot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	match, err := snap.compile(q.Root)
+	snap, match, err := s.prepare(ctx, q)
 	if err != nil {
 		return nil, err
 	}
