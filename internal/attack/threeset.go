@@ -1,0 +1,299 @@
+package attack
+
+import (
+	"context"
+	"math"
+)
+
+// targetAges are the ages attacks 8 to 10 target: the first Plan.Targets
+// of AgeLo..AgeHi (all when Targets is 0).
+func (r *runner) targetAges() []int {
+	var out []int
+	for a := r.p.AgeLo; a <= r.p.AgeHi; a++ {
+		if r.p.Targets > 0 && len(out) >= r.p.Targets {
+			break
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// ThresholdWindow is how far from the target age a the threshold
+// attack's pad cells go: ages a-w..a+w except a.
+const ThresholdWindow = 7
+
+// thresholdPads are the pad cells of the threshold attack for age a, in
+// the order they are added: age = x AND gender = g for x = a-1, a+1,
+// a-2, a+2, ... within ThresholdWindow, female then male.
+func thresholdPads(a int) []Expr {
+	var out []Expr
+	for d := 1; d <= ThresholdWindow; d++ {
+		for _, x := range []int{a - d, a + d} {
+			for _, g := range []string{Female, Male} {
+				out = append(out, And(AgeEq(x), Gender(g)))
+			}
+		}
+	}
+	return out
+}
+
+// thresholdAnchors are the two anchors of the threshold attack for age
+// a: the patients outside the pads' window diagnosed up to 2019, and
+// those diagnosed from 2020. They are disjoint from A, from the pads and
+// from each other.
+func thresholdAnchors(a int) (Expr, Expr) {
+	out := Not(AgeRange(ip(a-ThresholdWindow), ip(a+ThresholdWindow)))
+	return And(out, YearRange(nil, ip(2019))), And(out, YearRange(ip(2020), nil))
+}
+
+// scan asks anchor, then anchor OR extra OR P_j for j = 0, 1, ... (P_j
+// the first j pads), and returns per cell the first j whose answer is
+// not identical in every figure to the anchor's (NaN where the anchor
+// is not answered or no step differs). Every cell stops on its own; the
+// scan ends when every cell has stopped. extra nil: no extra set, and j
+// starts at 1 (j = 0 is the anchor itself).
+func (r *runner) scan(ctx context.Context, a *attacker, anchor, extra Expr, pads []Expr) (map[Cell]float64, error) {
+	base, err := a.answers(ctx, anchor)
+	if err != nil {
+		return nil, err
+	}
+	stop := map[Cell]float64{}
+	open := map[Cell]bool{}
+	for _, c := range r.f.Cells {
+		stop[c] = math.NaN()
+		if _, ok := base[c]; ok {
+			open[c] = true
+		}
+	}
+	j0 := 0
+	if extra == nil {
+		j0 = 1
+	}
+	for j := j0; j <= len(pads) && len(open) > 0; j++ {
+		kids := []Expr{anchor}
+		if extra != nil {
+			kids = append(kids, extra)
+		}
+		kids = append(kids, pads[:j]...)
+		ans, err := a.answers(ctx, Or(kids...))
+		if err != nil {
+			return nil, err
+		}
+		for c := range open {
+			got, ok := ans[c]
+			if !ok {
+				delete(open, c) // given up
+				continue
+			}
+			if !Same(got, base[c]) {
+				stop[c] = float64(j)
+				delete(open, c)
+			}
+		}
+	}
+	return stop, nil
+}
+
+// threshold: the overlap control as an oracle. For each target age a,
+// the first pad step at which anchor B OR A OR P_j stops getting B's
+// answer, and the first at which B' OR P_j stops getting B''s; their
+// difference estimates |A| in pad cells.
+func (r *runner) threshold(ctx context.Context, a *attacker) ([]estimate, error) {
+	var out []estimate
+	for _, age := range r.targetAges() {
+		g := Group{"age=" + itoa(age), AgeEq(age)}
+		pads := thresholdPads(age)
+		b1, b2 := thresholdAnchors(age)
+		with, err := r.scan(ctx, a, b1, g.Expr, pads)
+		if err != nil {
+			return nil, err
+		}
+		without, err := r.scan(ctx, a, b2, nil, pads)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range r.f.Cells {
+			out = append(out, estimate{c, g, without[c] - with[c]})
+		}
+	}
+	return out, nil
+}
+
+// paddingConds are the conditions the paddings of three-set
+// differencing are made from: the large conditions of general
+// differencing, and pairs of them on different keys AND'ed.
+func paddingConds() []Expr {
+	sets := largeSets()
+	out := append([]Expr(nil), sets...)
+	for i := range sets {
+		for j := i + 1; j < len(sets); j++ {
+			out = append(out, And(sets[i], sets[j]))
+		}
+	}
+	return out
+}
+
+// paddings returns the t-th pair of paddings (P1, P2) for a small group
+// outside: P1 = C_i AND NOT outside, P2 = C_j AND NOT C_i AND NOT
+// outside, with i and j drawn from t and salt, so that the pairs vary
+// over keys, values and combinations. P1, P2 and outside are disjoint.
+func paddings(conds []Expr, t, salt int, outside Expr) (Expr, Expr) {
+	n := len(conds)
+	h := uint64(t)*0x9e3779b97f4a7c15 + uint64(salt)*0xbf58476d1ce4e5b9 + 1
+	h ^= h >> 31
+	h *= 0x94d049bb133111eb
+	h ^= h >> 29
+	i := int(h % uint64(n))
+	j := int((h / uint64(n)) % uint64(n-1))
+	if j >= i {
+		j++
+	}
+	p1 := And(conds[i], Not(outside))
+	p2 := And(conds[j], Not(conds[i]), Not(outside))
+	return p1, p2
+}
+
+// threeSet asks A OR P1 OR P2, P1 and P2 for the t-th paddings and
+// returns per cell the difference of the chosen figure (subjects or
+// studies), NaN where an answer is empty or missing.
+func (r *runner) threeSet(ctx context.Context, a *attacker, conds []Expr, small, outside Expr, t, salt int, studies bool) (map[Cell]float64, error) {
+	p1, p2 := paddings(conds, t, salt, outside)
+	var got [3]map[Cell]Answer
+	for i, q := range []Expr{Or(small, p1, p2), p1, p2} {
+		ans, err := a.answers(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		got[i] = ans
+	}
+	out := map[Cell]float64{}
+	for _, c := range r.f.Cells {
+		out[c] = math.NaN()
+		u, ok0 := got[0][c]
+		x, ok1 := got[1][c]
+		y, ok2 := got[2][c]
+		if !ok0 || !ok1 || !ok2 || u.Count == 0 || x.Count == 0 || y.Count == 0 {
+			continue
+		}
+		if studies {
+			out[c] = float64(u.Studies - x.Studies - y.Studies)
+		} else {
+			out[c] = float64(u.Count - x.Count - y.Count)
+		}
+	}
+	return out, nil
+}
+
+// threeSetAttack: |A| = count(A OR P1 OR P2) - count(P1) - count(P2)
+// for each target age, averaged over repeats pairs of paddings.
+func (r *runner) threeSetAttack(ctx context.Context, a *attacker, repeats int) ([]estimate, error) {
+	conds := paddingConds()
+	var out []estimate
+	for _, age := range r.targetAges() {
+		g := Group{"age=" + itoa(age), AgeEq(age)}
+		vals := map[Cell][]float64{}
+		for t := range repeats {
+			d, err := r.threeSet(ctx, a, conds, g.Expr, g.Expr, t, age, false)
+			if err != nil {
+				return nil, err
+			}
+			for c, v := range d {
+				if !math.IsNaN(v) {
+					vals[c] = append(vals[c], v)
+				}
+			}
+		}
+		for _, c := range r.f.Cells {
+			out = append(out, estimate{c, g, mean(vals[c])})
+		}
+	}
+	return out, nil
+}
+
+// studiesAttack learns the sex of lone patients (the only patient of an
+// age at a node) from the studies figure: studies(A_f OR P1 OR P2) -
+// studies(P1) - studies(P2) with A_f = age = a AND female and P1, P2
+// outside age a, averaged over repeats paddings; female when the mean
+// passes half the studies a patient has on average (studies / subjects
+// of the whole dataset, as answered).
+func (r *runner) studiesAttack(ctx context.Context, a *attacker, repeats int) (Result, error) {
+	var res Result
+	all, err := a.answers(ctx, All())
+	if err != nil {
+		return res, err
+	}
+	conds := paddingConds()
+	sexes := []string{Female, Male}
+	for x := r.p.AgeLo; x <= r.p.AgeHi; x++ {
+		t, err := r.truthOf(ctx, AgeEq(x))
+		if err != nil {
+			return res, err
+		}
+		var lone []Cell
+		for _, c := range r.f.Cells {
+			if t[c] == 1 {
+				lone = append(lone, c)
+			}
+		}
+		if len(lone) == 0 {
+			continue
+		}
+		vals := map[Cell][]float64{}
+		for i := range repeats {
+			d, err := r.threeSet(ctx, a, conds, And(AgeEq(x), Gender(Female)), AgeEq(x), i, 1000+x, true)
+			if err != nil {
+				return res, err
+			}
+			for c, v := range d {
+				if !math.IsNaN(v) {
+					vals[c] = append(vals[c], v)
+				}
+			}
+		}
+		for _, c := range lone {
+			truth := 1
+			tf, err := r.truthOf(ctx, And(AgeEq(x), Gender(Female)))
+			if err != nil {
+				return res, err
+			}
+			if tf[c] == 1 {
+				truth = 0
+			}
+			common, err := r.commonSex(ctx, c, sexes)
+			if err != nil {
+				return res, err
+			}
+			res.Cells++
+			if common == truth {
+				res.Blind++
+			}
+			m := mean(vals[c])
+			if math.IsNaN(m) || all[c].Count == 0 {
+				continue
+			}
+			guess := 1
+			if m > 0.5*float64(all[c].Studies)/float64(all[c].Count) {
+				guess = 0
+			}
+			if guess == truth {
+				res.Recovered++
+			}
+		}
+	}
+	return res, nil
+}
+
+// commonSex is the index in sexes of the commonest sex at cell c.
+func (r *runner) commonSex(ctx context.Context, c Cell, sexes []string) (int, error) {
+	best, bi := -1, 0
+	for i, s := range sexes {
+		t, err := r.truthOf(ctx, Gender(s))
+		if err != nil {
+			return 0, err
+		}
+		if t[c] > best {
+			best, bi = t[c], i
+		}
+	}
+	return bi, nil
+}
