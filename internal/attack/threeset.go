@@ -96,7 +96,7 @@ func (r *runner) scan(ctx context.Context, a *attacker, anchor, extra Expr, pads
 
 // threshold: the overlap control as an oracle. For each target age a,
 // the first pad step at which anchor B OR A OR P_j stops getting B's
-// answer, and the first at which B' OR P_j stops getting B''s; their
+// answer, and the first at which B' OR P_j stops getting B”s; their
 // difference estimates |A| in pad cells.
 func (r *runner) threshold(ctx context.Context, a *attacker) ([]estimate, error) {
 	var out []estimate
