@@ -6,7 +6,7 @@
 // mosaic binary; bench/attack.sh runs it. See bench/attack/README.md for
 // the attacks.
 //
-//	attack [-nodes 3] [-patients 36] [-seeds 1] [-attacks all] [-repeats 20] [-accounts 3]
+//	attack [-nodes 3] [-patients 36] [-seeds 1] [-attacks all] [-repeats 20] [-accounts 3] [-targets 0]
 //	       [-ages 30-90] [-combos] [-noise 0] [-floor 0] [-round 0] [-max-days 3650]
 //	       [-workload 300] [-accuracy-patients 300] [-short]
 //
@@ -46,6 +46,7 @@ func run(args []string) error {
 	seeds := fs.String("seeds", "1", "comma-separated cohort seeds: one federation each")
 	attacks := fs.String("attacks", "all", "comma-separated attacks: "+strings.Join(attack.Names, ","))
 	repeats := fs.Int("repeats", 0, "estimates averaged per cell by general differencing, rewrites and trackers (0: the plan's)")
+	targets := fs.Int("targets", -1, "ages targeted by the threshold scan and three-set differencing, the first of -ages (-1: the plan's, 0: all)")
 	accounts := fs.Int("accounts", 0, "accounts pooled by the several-accounts attack (0: the plan's)")
 	ages := fs.String("ages", "", "ages swept, LO-HI (empty: the plan's)")
 	combos := fs.Bool("combos", true, "add gender x diagnosis and gender x year groups to the ages (full plan only)")
@@ -76,6 +77,9 @@ func run(args []string) error {
 	}
 	if *accounts > 0 {
 		p.Accounts = *accounts
+	}
+	if *targets >= 0 {
+		p.Targets = *targets
 	}
 	if *maxDays > 0 {
 		p.MaxDays = *maxDays

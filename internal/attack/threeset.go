@@ -37,13 +37,40 @@ func thresholdPads(a int) []Expr {
 	return out
 }
 
+// thresholdSplits are the conditions that split the patients outside a
+// target's window into its two anchors; each target takes the next, so
+// that the anchors of different targets are far apart (a target's sets
+// must not come within the overlap distance of another target's).
+func thresholdSplits() []Expr {
+	var evenYears, evenAges []Expr
+	for y := firstYear; y <= lastYear; y += 2 {
+		evenYears = append(evenYears, YearEq(y))
+	}
+	for a := 0; a <= 120; a += 2 {
+		evenAges = append(evenAges, AgeEq(a))
+	}
+	return []Expr{
+		YearRange(nil, ip(2019)),
+		Gender(Female),
+		Or(evenYears...),
+		Or(Diagnosis(Diagnoses[0].Code), Diagnosis(Diagnoses[3].Code), Diagnosis(Diagnoses[4].Code)),
+		Or(evenAges...),
+	}
+}
+
 // thresholdAnchors are the two anchors of the threshold attack for age
-// a: the patients outside the pads' window diagnosed up to 2019, and
-// those diagnosed from 2020. They are disjoint from A, from the pads and
-// from each other.
-func thresholdAnchors(a int) (Expr, Expr) {
+// a, the i-th target: the patients outside the pads' window (ages a-w
+// to a+w) in S OR (NOT S AND year <= 2016), and those in NOT S OR (S AND
+// year >= 2023), S the i-th split. Both hold about three fifths of the
+// patients outside the window, so that they pass the floor in a small
+// cohort, and differ by about four fifths. They are disjoint from A and
+// from the pads.
+func thresholdAnchors(a, i int) (Expr, Expr) {
 	out := Not(AgeRange(ip(a-ThresholdWindow), ip(a+ThresholdWindow)))
-	return And(out, YearRange(nil, ip(2019))), And(out, YearRange(ip(2020), nil))
+	splits := thresholdSplits()
+	s := splits[i%len(splits)]
+	early, late := YearRange(nil, ip(2016)), YearRange(ip(2023), nil)
+	return And(out, Or(s, And(Not(s), early))), And(out, Or(Not(s), And(s, late)))
 }
 
 // scan asks anchor, then anchor OR extra OR P_j for j = 0, 1, ... (P_j
@@ -96,14 +123,14 @@ func (r *runner) scan(ctx context.Context, a *attacker, anchor, extra Expr, pads
 
 // threshold: the overlap control as an oracle. For each target age a,
 // the first pad step at which anchor B OR A OR P_j stops getting B's
-// answer, and the first at which B' OR P_j stops getting B”s; their
-// difference estimates |A| in pad cells.
+// answer, and the first at which B' OR P_j stops getting the answer of
+// B'; their difference estimates |A| in pad cells.
 func (r *runner) threshold(ctx context.Context, a *attacker) ([]estimate, error) {
 	var out []estimate
-	for _, age := range r.targetAges() {
+	for i, age := range r.targetAges() {
 		g := Group{"age=" + itoa(age), AgeEq(age)}
 		pads := thresholdPads(age)
-		b1, b2 := thresholdAnchors(age)
+		b1, b2 := thresholdAnchors(age, i)
 		with, err := r.scan(ctx, a, b1, g.Expr, pads)
 		if err != nil {
 			return nil, err
