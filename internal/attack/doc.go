@@ -13,7 +13,9 @@
 // production, each with one Tier 3 dataset of Setup.Patients synthetic
 // patients (default 36, as `mosaic demo`) written into its SQLite index by
 // internal/cohort: ages at diagnosis 30 to 90, both sexes, six cancer
-// types, diagnoses in 2015 to 2024, deterministic from Setup.Seed (and so
+// types, diagnoses in 2015 to 2024, 1 to 3 imaging studies each and, for
+// Setup.FollowUp of them (default 5%), a long follow-up of 10 to 15 more
+// studies (cohort.Generator.LongFollowUp), deterministic from Setup.Seed (and so
 // are the nodes' site keys, which key their noise: the same seed gives
 // the same answers run after run). Every
 // node reads one fake Clock for its privacy budget's days. Setup.Node is
@@ -153,9 +155,9 @@
 //     of 4), the mean over Plan.Repeats tries of studies(A_f OR P1 OR P2)
 //     - studies(P1) - studies(P2), A_f = age = a AND gender = female, P1
 //     and P2 as in 9 but outside age a; the attacker says female when the
-//     mean passes half the studies per patient of the dataset (its
-//     answered studies / subjects of all). Success: the sex right; blind
-//     guess: the dataset's commonest sex. 1 + 3 x repeats queries per age.
+//     mean passes 0.5 (halfway between no patient and a patient of one
+//     study). Success: the sex right; blind guess: the dataset's commonest
+//     sex. 3 x repeats queries per age.
 //
 // # Ordinary accuracy
 //

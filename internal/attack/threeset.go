@@ -241,14 +241,9 @@ func (r *runner) threeSetAttack(ctx context.Context, a *attacker, repeats int) (
 // age at a node) from the studies figure: studies(A_f OR P1 OR P2) -
 // studies(P1) - studies(P2) with A_f = age = a AND female and P1, P2
 // outside age a, averaged over repeats paddings; female when the mean
-// passes half the studies a patient has on average (studies / subjects
-// of the whole dataset, as answered).
+// passes 0.5 (halfway between no patient and one with a single study).
 func (r *runner) studiesAttack(ctx context.Context, a *attacker, repeats int) (Result, error) {
 	var res Result
-	all, err := a.answers(ctx, All())
-	if err != nil {
-		return res, err
-	}
 	conds := paddingConds()
 	sexes := []string{Female, Male}
 	for x := r.p.AgeLo; x <= r.p.AgeHi; x++ {
@@ -295,11 +290,11 @@ func (r *runner) studiesAttack(ctx context.Context, a *attacker, repeats int) (R
 				res.Blind++
 			}
 			m := mean(vals[c])
-			if math.IsNaN(m) || all[c].Count == 0 {
+			if math.IsNaN(m) {
 				continue
 			}
 			guess := 1
-			if m > 0.5*float64(all[c].Studies)/float64(all[c].Count) {
+			if m > 0.5 {
 				guess = 0
 			}
 			if guess == truth {
