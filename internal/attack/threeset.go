@@ -147,11 +147,15 @@ func (r *runner) threshold(ctx context.Context, a *attacker) ([]estimate, error)
 }
 
 // paddingConds are the conditions the paddings of three-set
-// differencing are made from: the large conditions of general
-// differencing, and pairs of them on different keys AND'ed.
+// differencing are made from: the pairwise ANDs of the large conditions
+// of general differencing (gender, year and age ranges, modality,
+// diagnoses, combined), each holding about a quarter to two fifths of a
+// cohort, so that A OR P1 OR P2 passes the floor and stays more than the
+// floor away from the whole dataset (whose figures a set within the floor
+// of it gets).
 func paddingConds() []Expr {
 	sets := largeSets()
-	out := append([]Expr(nil), sets...)
+	var out []Expr
 	for i := range sets {
 		for j := i + 1; j < len(sets); j++ {
 			out = append(out, And(sets[i], sets[j]))
@@ -161,51 +165,76 @@ func paddingConds() []Expr {
 }
 
 // paddings returns the t-th pair of paddings (P1, P2) for a small group
-// outside: P1 = C_i AND NOT outside, P2 = C_j AND NOT C_i AND NOT
-// outside, with i and j drawn from t and salt, so that the pairs vary
-// over keys, values and combinations. P1, P2 and outside are disjoint.
+// outside: P1 = C_i AND NOT outside and P2 = C_j AND NOT C_i AND NOT
+// outside, C_i and C_j of conds, with i and j drawn from t and salt, so
+// that the pairs vary over keys, values and combinations. P1, P2 and
+// outside are disjoint.
 func paddings(conds []Expr, t, salt int, outside Expr) (Expr, Expr) {
-	n := len(conds)
+	large := conds
 	h := uint64(t)*0x9e3779b97f4a7c15 + uint64(salt)*0xbf58476d1ce4e5b9 + 1
 	h ^= h >> 31
 	h *= 0x94d049bb133111eb
 	h ^= h >> 29
-	i := int(h % uint64(n))
-	j := int((h / uint64(n)) % uint64(n-1))
-	if j >= i {
-		j++
+	i := int(h % uint64(len(conds)))
+	j := int((h / uint64(len(conds))) % uint64(len(large)))
+	if j == i {
+		j = (j + 1) % len(large)
 	}
 	p1 := And(conds[i], Not(outside))
-	p2 := And(conds[j], Not(conds[i]), Not(outside))
+	p2 := And(large[j], Not(conds[i]), Not(outside))
 	return p1, p2
 }
 
-// threeSet asks A OR P1 OR P2, P1 and P2 for the t-th paddings and
+// threeSet asks P1 and P2 for the t-th paddings and, where both are
+// answered (at least the floor) and small enough that A OR P1 OR P2
+// stays more than the floor k away from the whole dataset (count(P1) +
+// count(P2) <= count(all) - k - 2, as answered, k the floor the nodes
+// report), A OR P1 OR P2. It
 // returns per cell the difference of the chosen figure (subjects or
-// studies), NaN where an answer is empty or missing.
-func (r *runner) threeSet(ctx context.Context, a *attacker, conds []Expr, small, outside Expr, t, salt int, studies bool) (map[Cell]float64, error) {
+// studies), NaN where an answer is empty, missing or the answer for all
+// (pop): a set within the floor of the whole dataset gets the dataset's
+// figures (complement control), which tell nothing of it.
+func (r *runner) threeSet(ctx context.Context, a *attacker, conds []Expr, small, outside Expr, t, salt int, studies bool, pop map[Cell]Answer) (map[Cell]float64, error) {
 	p1, p2 := paddings(conds, t, salt, outside)
-	var got [3]map[Cell]Answer
-	for i, q := range []Expr{Or(small, p1, p2), p1, p2} {
-		ans, err := a.answers(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		got[i] = ans
-	}
 	out := map[Cell]float64{}
 	for _, c := range r.f.Cells {
 		out[c] = math.NaN()
-		u, ok0 := got[0][c]
-		x, ok1 := got[1][c]
-		y, ok2 := got[2][c]
-		if !ok0 || !ok1 || !ok2 || u.Count == 0 || x.Count == 0 || y.Count == 0 {
+	}
+	x, err := a.answers(ctx, p1)
+	if err != nil {
+		return nil, err
+	}
+	y, err := a.answers(ctx, p2)
+	if err != nil {
+		return nil, err
+	}
+	fit := func(c Cell) bool {
+		xc, ok1 := x[c]
+		yc, ok2 := y[c]
+		p, ok := pop[c]
+		return ok1 && ok2 && ok && xc.Count > 0 && yc.Count > 0 && xc.Count+yc.Count <= p.Count-r.f.Floor-2 &&
+			!Same(xc, p) && !Same(yc, p)
+	}
+	any := false
+	for _, c := range r.f.Cells {
+		any = any || fit(c)
+	}
+	if !any {
+		return out, nil
+	}
+	u, err := a.answers(ctx, Or(small, p1, p2))
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range r.f.Cells {
+		uc, ok := u[c]
+		if !fit(c) || !ok || uc.Count == 0 || Same(uc, pop[c]) {
 			continue
 		}
 		if studies {
-			out[c] = float64(u.Studies - x.Studies - y.Studies)
+			out[c] = float64(uc.Studies - x[c].Studies - y[c].Studies)
 		} else {
-			out[c] = float64(u.Count - x.Count - y.Count)
+			out[c] = float64(uc.Count - x[c].Count - y[c].Count)
 		}
 	}
 	return out, nil
@@ -215,12 +244,16 @@ func (r *runner) threeSet(ctx context.Context, a *attacker, conds []Expr, small,
 // for each target age, averaged over repeats pairs of paddings.
 func (r *runner) threeSetAttack(ctx context.Context, a *attacker, repeats int) ([]estimate, error) {
 	conds := paddingConds()
+	pop, err := a.answers(ctx, All())
+	if err != nil {
+		return nil, err
+	}
 	var out []estimate
 	for _, age := range r.targetAges() {
 		g := Group{"age=" + itoa(age), AgeEq(age)}
 		vals := map[Cell][]float64{}
 		for t := range repeats {
-			d, err := r.threeSet(ctx, a, conds, g.Expr, g.Expr, t, age, false)
+			d, err := r.threeSet(ctx, a, conds, g.Expr, g.Expr, t, age, false, pop)
 			if err != nil {
 				return nil, err
 			}
@@ -245,6 +278,10 @@ func (r *runner) threeSetAttack(ctx context.Context, a *attacker, repeats int) (
 func (r *runner) studiesAttack(ctx context.Context, a *attacker, repeats int) (Result, error) {
 	var res Result
 	conds := paddingConds()
+	pop, err := a.answers(ctx, All())
+	if err != nil {
+		return res, err
+	}
 	sexes := []string{Female, Male}
 	for x := r.p.AgeLo; x <= r.p.AgeHi; x++ {
 		t, err := r.truthOf(ctx, AgeEq(x))
@@ -262,7 +299,7 @@ func (r *runner) studiesAttack(ctx context.Context, a *attacker, repeats int) (R
 		}
 		vals := map[Cell][]float64{}
 		for i := range repeats {
-			d, err := r.threeSet(ctx, a, conds, And(AgeEq(x), Gender(Female)), AgeEq(x), i, 1000+x, true)
+			d, err := r.threeSet(ctx, a, conds, And(AgeEq(x), Gender(Female)), AgeEq(x), i, 1000+x, true, pop)
 			if err != nil {
 				return res, err
 			}
