@@ -145,11 +145,15 @@
 //     stop a scan early.
 //  9. Three-set differencing: for each target age a and t < Plan.Repeats,
 //     paddings P1 = C_i AND NOT A and P2 = C_j AND NOT C_i AND NOT A, with
-//     C_i, C_j drawn from (t, a) among the large conditions of 2 and their
-//     pairwise ANDs (gender, year and age ranges, modality, diagnoses, and
-//     their combinations); estimate the mean of count(A OR P1 OR P2) -
-//     count(P1) - count(P2) over the tries with no answer suppressed. 3 x
-//     repeats queries per target.
+//     C_i, C_j drawn from (t, a) among the pairwise ANDs of the large
+//     conditions of 2 (gender, year and age ranges, modality, diagnoses,
+//     combined). The attacker asks P1 and P2 first and asks A OR P1 OR P2
+//     only where both are answered and count(P1) + count(P2) <= count(all)
+//     - floor - 2 (so that the union stays clear of the complement
+//     control); answers identical to the answer for all are not used. The
+//     estimate is the mean of count(A OR P1 OR P2) - count(P1) -
+//     count(P2) over the tries kept. 1 + up to 3 x repeats queries per
+//     target.
 //  10. Three-set differencing on studies: for every age a of
 //     AgeLo..AgeHi at which some cell truly holds one patient (the targets
 //     of 4), the mean over Plan.Repeats tries of studies(A_f OR P1 OR P2)
@@ -157,7 +161,7 @@
 //     and P2 as in 9 but outside age a; the attacker says female when the
 //     mean passes 0.5 (halfway between no patient and a patient of one
 //     study). Success: the sex right; blind guess: the dataset's commonest
-//     sex. 3 x repeats queries per age.
+//     sex. Up to 3 x repeats queries per age.
 //
 // # Ordinary accuracy
 //
