@@ -6,7 +6,7 @@
 // mosaic binary; bench/attack.sh runs it. See bench/attack/README.md for
 // the attacks.
 //
-//	attack [-nodes 3] [-patients 36] [-seeds 1] [-attacks all] [-repeats 20] [-accounts 3]
+//	attack [-nodes 3] [-patients 36] [-follow-up 0.05] [-seeds 1] [-attacks all] [-repeats 20] [-accounts 3] [-targets 0]
 //	       [-ages 30-90] [-combos] [-noise 0] [-floor 0] [-round 0] [-max-days 3650]
 //	       [-workload 300] [-accuracy-patients 300] [-short]
 //
@@ -43,9 +43,11 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("attack", flag.ExitOnError)
 	nodes := fs.Int("nodes", 3, "nodes, each with one Tier 3 dataset")
 	patients := fs.Int("patients", 36, "synthetic patients per node for the attacks")
+	followUp := fs.Float64("follow-up", 0, "share of patients with a long follow-up of 10 to 15 more studies (0: the harness's default, 5%; negative: none)")
 	seeds := fs.String("seeds", "1", "comma-separated cohort seeds: one federation each")
 	attacks := fs.String("attacks", "all", "comma-separated attacks: "+strings.Join(attack.Names, ","))
 	repeats := fs.Int("repeats", 0, "estimates averaged per cell by general differencing, rewrites and trackers (0: the plan's)")
+	targets := fs.Int("targets", -1, "ages targeted by the threshold scan and three-set differencing, the first of -ages (-1: the plan's, 0: all)")
 	accounts := fs.Int("accounts", 0, "accounts pooled by the several-accounts attack (0: the plan's)")
 	ages := fs.String("ages", "", "ages swept, LO-HI (empty: the plan's)")
 	combos := fs.Bool("combos", true, "add gender x diagnosis and gender x year groups to the ages (full plan only)")
@@ -76,6 +78,9 @@ func run(args []string) error {
 	}
 	if *accounts > 0 {
 		p.Accounts = *accounts
+	}
+	if *targets >= 0 {
+		p.Targets = *targets
 	}
 	if *maxDays > 0 {
 		p.MaxDays = *maxDays
@@ -142,7 +147,7 @@ func run(args []string) error {
 	var sum attack.Report
 	t0 := time.Now()
 	for _, seed := range seedList {
-		f, err := attack.Start(ctx, attack.Setup{Nodes: *nodes, Patients: *patients, Seed: seed, Node: hook})
+		f, err := attack.Start(ctx, attack.Setup{Nodes: *nodes, Patients: *patients, Seed: seed, FollowUp: *followUp, Node: hook})
 		if err != nil {
 			return err
 		}
@@ -153,7 +158,7 @@ func run(args []string) error {
 			return err
 		}
 		if *accPatients > 0 && accWorkload > 0 {
-			af, err := attack.Start(ctx, attack.Setup{Nodes: *nodes, Patients: *accPatients, Seed: seed, Node: hook})
+			af, err := attack.Start(ctx, attack.Setup{Nodes: *nodes, Patients: *accPatients, Seed: seed, FollowUp: *followUp, Node: hook})
 			if err != nil {
 				return err
 			}

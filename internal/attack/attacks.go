@@ -32,6 +32,9 @@ type Plan struct {
 	// federation's default floor), so that a run with the floor turned
 	// off scores the same cells.
 	K int
+	// Targets bounds the ages attacks 8 (threshold) and 9 (three-set)
+	// target: the first Targets ages of AgeLo..AgeHi (0: all).
+	Targets int
 	// Workload is the number of ordinary queries of the accuracy
 	// measurement (0: none).
 	Workload int
@@ -63,10 +66,13 @@ const (
 	Rewrites   = "rewrites"
 	Tracker    = "tracker"
 	Accounts   = "accounts"
+	Threshold  = "threshold"
+	ThreeSet   = "three-set"
+	Studies    = "studies"
 )
 
 // Names lists every attack in report order.
-var Names = []string{Complement, General, Histogram, Narrowing, Rewrites, Tracker, Accounts}
+var Names = []string{Complement, General, Histogram, Narrowing, Rewrites, Tracker, Accounts, Threshold, ThreeSet, Studies}
 
 var titles = map[string]string{
 	Complement: "1 complement differencing",
@@ -76,6 +82,9 @@ var titles = map[string]string{
 	Rewrites:   "5 averaging equivalent rewrites",
 	Tracker:    "6 Denning's tracker",
 	Accounts:   "7 several accounts",
+	Threshold:  "8 overlap threshold scan",
+	ThreeSet:   "9 three-set differencing",
+	Studies:    "10 three-set on studies (sex of one patient)",
 }
 
 // Result is what one attack achieved.
@@ -198,6 +207,8 @@ func (r *runner) run(ctx context.Context, name string, n, repeats int) (Result, 
 	switch name {
 	case Narrowing:
 		res, err = r.narrowing(ctx, a, repeats)
+	case Studies:
+		res, err = r.studiesAttack(ctx, a, repeats)
 	default:
 		var ests []estimate
 		switch name {
@@ -211,6 +222,10 @@ func (r *runner) run(ctx context.Context, name string, n, repeats int) (Result, 
 			ests, err = r.rewrites(ctx, a, repeats)
 		case Tracker:
 			ests, err = r.tracker(ctx, a, repeats)
+		case Threshold:
+			ests, err = r.threshold(ctx, a)
+		case ThreeSet:
+			ests, err = r.threeSetAttack(ctx, a, repeats)
 		}
 		if err == nil {
 			res, err = r.score(ctx, ests)
@@ -643,7 +658,7 @@ func (r *runner) narrowing(ctx context.Context, a *attacker, repeats int) (Resul
 // ShortPlan is the plan of `make test`: every attack, over 18 ages and
 // with 3 estimates a cell, a few hundred searches in all.
 func ShortPlan() Plan {
-	return Plan{AgeLo: 50, AgeHi: 67, Repeats: 3, Accounts: 2, Workload: 10, Seed: 1}
+	return Plan{AgeLo: 50, AgeHi: 67, Repeats: 3, Accounts: 2, Targets: 4, Workload: 10, Seed: 1}
 }
 
 // FullPlan is the plan of bench/attack.sh: every attack over every age

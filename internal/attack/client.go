@@ -18,6 +18,21 @@ import (
 type Answer struct {
 	Count   int
 	Refused string // "", "budget-day" or "budget-total"
+	// The other figures of the answer: studies_count, the age range
+	// (nil when not given) and the categories named.
+	Studies                     int
+	AgeRange                    *[2]int
+	Gender, Modality, BodyParts []string
+}
+
+// Same says whether two answers are byte-identical in every figure:
+// subjects, studies, age range, gender, modality and body parts.
+func Same(x, y Answer) bool {
+	if x.Count != y.Count || x.Studies != y.Studies || x.Refused != y.Refused ||
+		(x.AgeRange == nil) != (y.AgeRange == nil) || x.AgeRange != nil && *x.AgeRange != *y.AgeRange {
+		return false
+	}
+	return slices.Equal(x.Gender, y.Gender) && slices.Equal(x.Modality, y.Modality) && slices.Equal(x.BodyParts, y.BodyParts)
 }
 
 // Client posts Lens ASTs to the hub's search API with a researcher's
@@ -54,7 +69,12 @@ func (c *Client) Search(ctx context.Context, acc Account, q Expr) (map[Cell]Answ
 	}
 	out := map[Cell]Answer{}
 	for _, r := range res.Results {
-		out[Cell{r.Node, r.Dataset}] = Answer{Count: r.SubjectsCount, Refused: r.Refused}
+		a := Answer{Count: r.SubjectsCount, Refused: r.Refused, Studies: r.StudiesCount,
+			Gender: r.Gender, Modality: r.Modality, BodyParts: r.BodyParts}
+		if r.AgeRange != nil {
+			a.AgeRange = &[2]int{r.AgeRange.Min, r.AgeRange.Max}
+		}
+		out[Cell{r.Node, r.Dataset}] = a
 	}
 	floor := 0
 	for _, n := range res.Nodes {
@@ -118,7 +138,20 @@ func block(m map[Cell]map[int]bool, c Cell, i int) {
 // ask returns the count every dataset not given up reports for q
 // (0 where the node suppressed it).
 func (a *attacker) ask(ctx context.Context, q Expr) (map[Cell]int, error) {
-	got := map[Cell]int{}
+	full, err := a.answers(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[Cell]int, len(full))
+	for c, r := range full {
+		out[c] = r.Count
+	}
+	return out, nil
+}
+
+// answers returns the whole answer of every dataset not given up for q.
+func (a *attacker) answers(ctx context.Context, q Expr) (map[Cell]Answer, error) {
+	got := map[Cell]Answer{}
 	tries := map[Cell]int{}
 	for {
 		// Which account each pending cell takes.
@@ -191,7 +224,7 @@ func (a *attacker) ask(ctx context.Context, q Expr) (map[Cell]int, error) {
 					a.refusals++
 					block(a.totalBlocked, c, i)
 				default:
-					got[c] = r.Count
+					got[c] = r
 				}
 			}
 		}

@@ -13,7 +13,9 @@
 // production, each with one Tier 3 dataset of Setup.Patients synthetic
 // patients (default 36, as `mosaic demo`) written into its SQLite index by
 // internal/cohort: ages at diagnosis 30 to 90, both sexes, six cancer
-// types, diagnoses in 2015 to 2024, deterministic from Setup.Seed (and so
+// types, diagnoses in 2015 to 2024, 1 to 3 imaging studies each and, for
+// Setup.FollowUp of them (default 5%), a long follow-up of 10 to 15 more
+// studies (cohort.Generator.LongFollowUp), deterministic from Setup.Seed (and so
 // are the nodes' site keys, which key their noise: the same seed gives
 // the same answers run after run). Every
 // node reads one fake Clock for its privacy budget's days. Setup.Node is
@@ -113,6 +115,53 @@
 //     accounts pooled and Plan.Repeats x Accounts estimates a cell. The
 //     other attacks ask a fixed set of questions; asking them again from
 //     another account gets the same answers.
+//
+// Attacks 8 to 10 target the ages "age at diagnosis = a" for the first
+// Plan.Targets ages of AgeLo..AgeHi (all when 0; 4 in the short plan).
+// Two answers are the same when every figure is (subjects, studies, age
+// range, gender, modality, body parts: Same).
+//
+//  8. Overlap threshold scan: the overlap control as an oracle (an
+//     answer identical to an earlier one means "within the overlap
+//     distance of a set answered before"). For the i-th target age a, the
+//     pads P_j are the first j cells of the list "age = x AND gender = g"
+//     for x = a-1, a+1, a-2, a+2, ... out to a-7 and a+7 (ThresholdWindow), female then
+//     male (28 cells); the two anchors are the patients outside that
+//     window of ages in S OR (NOT S AND year <= 2016), and in NOT S OR (S
+//     AND year >= 2023), with S the i-th of five splits (year <= 2019,
+//     female, an even year, three of the diagnoses, an even age), so that
+//     both pass the floor in a small cohort, lie far apart and differ from
+//     one target to the next. Both anchors are disjoint from A and from
+//     the pads. The scan with A asks B, then B OR A OR P_j for j = 0, 1,
+//     ... and records the first j whose answer is not the same as B's;
+//     the scan without A does the same with B' OR P_j from j = 1. Each
+//     cell stops at its own j; a scan ends when every cell has stopped
+//     (at most 2 + 29 + 28 searches a target). The estimate is the
+//     difference of the two stopping points, in pad cells: the pads'
+//     sizes cancel, and it is |A| exactly when the overlap distance is
+//     fixed, each pad cell holds one patient and no other remembered set
+//     is closer; empty pad cells count as steps too, and the sets of
+//     earlier targets (and of other attacks) in a dataset's history can
+//     stop a scan early.
+//  9. Three-set differencing: for each target age a and t < Plan.Repeats,
+//     paddings P1 = C_i AND NOT A and P2 = C_j AND NOT C_i AND NOT A, with
+//     C_i, C_j drawn from (t, a) among the pairwise ANDs of the large
+//     conditions of 2 (gender, year and age ranges, modality, diagnoses,
+//     combined). The attacker asks P1 and P2 first and asks A OR P1 OR P2
+//     only where both are answered and count(P1) + count(P2) <= count(all)
+//     - floor - 2 (so that the union stays clear of the complement
+//     control); answers identical to the answer for all are not used. The
+//     estimate is the mean of count(A OR P1 OR P2) - count(P1) -
+//     count(P2) over the tries kept. 1 + up to 3 x repeats queries per
+//     target.
+//  10. Three-set differencing on studies: for every age a of
+//     AgeLo..AgeHi at which some cell truly holds one patient (the targets
+//     of 4), the mean over Plan.Repeats tries of studies(A_f OR P1 OR P2)
+//     - studies(P1) - studies(P2), A_f = age = a AND gender = female, P1
+//     and P2 as in 9 but outside age a; the attacker says female when the
+//     mean passes 0.5 (halfway between no patient and a patient of one
+//     study). Success: the sex right; blind guess: the dataset's commonest
+//     sex. Up to 3 x repeats queries per age.
 //
 // # Ordinary accuracy
 //

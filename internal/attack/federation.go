@@ -24,6 +24,10 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/node"
 )
 
+// DefaultFollowUp is the share of the harness's patients with a long
+// follow-up (Setup.FollowUp).
+const DefaultFollowUp = 0.05
+
 // HubQueriesPerDay is the hub's per-user daily query limit in the
 // harness: far above any attack, so that what is measured is the nodes'
 // own disclosure control, not the hub's quota.
@@ -39,6 +43,11 @@ type Setup struct {
 	Patients int
 	// Seed draws the cohorts: the same seed gives the same patients.
 	Seed uint64
+	// FollowUp is the share of patients given a long follow-up of 10 to
+	// 15 more imaging studies (cohort.Generator.LongFollowUp), which
+	// the studies figure shows; 0 means DefaultFollowUp, negative none.
+	// It changes no patient's other attributes.
+	FollowUp float64
 	// Node, when set, is applied to every node's configuration after
 	// the harness's settings (data directory, shared clock) and before
 	// the node opens: the disclosure control under test.
@@ -107,6 +116,9 @@ func Start(ctx context.Context, s Setup) (f *Federation, err error) {
 	if s.Patients == 0 {
 		s.Patients = 36
 	}
+	if s.FollowUp == 0 {
+		s.FollowUp = DefaultFollowUp
+	}
 	if s.Log == nil {
 		s.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -158,7 +170,9 @@ func Start(ctx context.Context, s Setup) (f *Federation, err error) {
 		if _, err := n.Index.CreateDataset(ctx, ds); err != nil {
 			return f, err
 		}
-		if _, err := cohort.Load(ctx, n.Index, ds.ID, cohort.New(s.Seed*1000+uint64(i)+1), s.Patients, 20000); err != nil {
+		gen := cohort.New(s.Seed*1000 + uint64(i) + 1)
+		gen.LongFollowUp = max(s.FollowUp, 0)
+		if _, err := cohort.Load(ctx, n.Index, ds.ID, gen, s.Patients, 20000); err != nil {
 			return f, fmt.Errorf("attack: node %s: %w", name, err)
 		}
 		tok, err := f.hub.Store.AddNode(ctx, name, "Node "+name, time.Hour)

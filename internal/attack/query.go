@@ -192,3 +192,5 @@ func Rewrite(x Expr, i int) Expr {
 		return Not(Or(Not(x), AgeEq(1000+j)))
 	}
 }
+
+func itoa(i int) string { return fmt.Sprint(i) }

@@ -131,7 +131,7 @@ func (rep Report) Markdown(w io.Writer) error {
 	pct := func(x float64) string { return fmt.Sprintf("%.0f%%", 100*x) }
 	fmt.Fprintf(w, "Setup: %s.\n\n", rep.Setup)
 	if len(rep.Results) > 0 {
-		fmt.Fprintf(w, "Hidden cells: true counts 1 to %d (narrowing: ages held by exactly one patient at a node).\n\n", rep.K-1)
+		fmt.Fprintf(w, "Hidden cells: true counts 1 to %d (narrowing and studies: ages held by exactly one patient at a node).\n\n", rep.K-1)
 		fmt.Fprintln(w, "| attack | hidden cells | recovered exactly | share | blind guess | queries | days waited | refused | note |")
 		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---|")
 		for _, r := range rep.Results {

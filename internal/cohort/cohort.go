@@ -34,6 +34,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"math"
 	"math/big"
@@ -47,6 +48,14 @@ import (
 // Generator draws the patients of one node: the same seed gives the same
 // fleet of scanners and the same patients in the same order.
 type Generator struct {
+	// LongFollowUp is the share of patients (0 to 1; default 0) given
+	// a long follow-up: 10 to 15 more studies after their usual ones.
+	// Whether a patient has one, and its studies, are drawn from a
+	// stream of their own keyed by the pseudonym, so the other patients
+	// and the first studies are those of the same seed without it. The
+	// attack harness sets it; bench/search keeps the default.
+	LongFollowUp float64
+
 	r     *rand.Rand
 	fleet map[string][]scanner
 	seen  map[string]bool
@@ -73,7 +82,7 @@ func (g *Generator) Next(dataset string) Patient {
 		id = pseudonym(g.r)
 	}
 	g.seen[id] = true
-	return makePatient(g.r, dataset, id, g.fleet)
+	return makePatient(g.r, dataset, id, g.fleet, g.LongFollowUp)
 }
 
 // LoadStats describes what Load wrote.
@@ -274,7 +283,8 @@ type Patient struct {
 func intp(v int) *int { return &v }
 
 // makePatient draws one patient. fleet holds the node's scanners.
-func makePatient(r *rand.Rand, dataset, id string, fleet map[string][]scanner) Patient {
+// followUp is Generator.LongFollowUp.
+func makePatient(r *rand.Rand, dataset, id string, fleet map[string][]scanner, followUp float64) Patient {
 	s := sites[weighted(r, 25, 25, 20, 15, 8, 7)]
 	sex := "male"
 	if r.Float64() < s.femaleShare {
@@ -371,8 +381,21 @@ func makePatient(r *rand.Rand, dataset, id string, fleet map[string][]scanner) P
 		dicomSex = "M"
 	}
 	nStudies := 1 + weighted(r, 50, 35, 15)
+	extra, fr := 0, r
+	if followUp > 0 {
+		h := fnv.New64a()
+		h.Write([]byte(id))
+		fr = rand.New(rand.NewPCG(h.Sum64(), 0x666f6c6c6f77))
+		if fr.Float64() < followUp {
+			extra = 10 + fr.IntN(6)
+		}
+	}
 	day := diag.AddDate(0, 0, r.IntN(21))
-	for i := range nStudies {
+	for i := range nStudies + extra {
+		r := r
+		if i >= nStudies {
+			r = fr // the long follow-up's own stream
+		}
 		if i > 0 {
 			day = day.AddDate(0, 0, 60+r.IntN(300))
 		}
