@@ -22,7 +22,7 @@
 // applied to every node's configuration before it opens: the disclosure
 // control under test.
 //
-//	f, err := attack.Start(ctx, attack.Setup{Seed: 1, Node: func(c *node.Config) { c.SearchNoise = 3 }})
+//	f, err := attack.Start(ctx, attack.Setup{Seed: 1, Node: attack.NoControls}) // nil: the defaults
 //	defer f.Close()
 //	rep, err := attack.Run(ctx, f, attack.ShortPlan())
 //	rep.Markdown(os.Stdout)
