@@ -318,11 +318,12 @@ func (c *Control) Flush(ctx context.Context) error {
 // Answer decides what may be said about r.Matched. In order: a question
 // repeated by the same researcher on unchanged data gets the same answer
 // free; a researcher whose budget is spent is refused; a set under the
-// floor is empty; a set within the floor of the whole dataset gets the
-// dataset's figures (complement control); a set within the floor of a set
-// answered before (by anyone) gets that set's figures (overlap control);
-// any other set gets fresh figures, drawn from its own seed, and is
-// remembered.
+// floor is empty; a set leaving out fewer than the floor of the whole
+// dataset gets the dataset's figures (complement control); a set closer
+// than its radius (the floor to twice the floor, drawn from its seed) to
+// a set answered before (by anyone) gets that set's figures (overlap
+// control); any other set gets fresh figures, drawn from its own seed, and
+// is remembered. Call Flush before the answer leaves the process.
 func (c *Control) Answer(ctx context.Context, r Request) (Answer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
