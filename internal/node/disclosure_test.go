@@ -61,7 +61,9 @@ func TestNodeDisclosureAcrossRestart(t *testing.T) {
 		ageOver = `{"key":"SNOMEDCT423493009","type":"BETWEEN","system":"","value":{"min":%d,"max":200}}`
 	)
 	// ε is 1/3 per answer: six answers a day.
-	a45, _ := ask(n, "r1", fmt.Sprintf(ageOver, 45))
+	// Ages 50 to 60: 22 patients, far from the whole dataset's 60.
+	ageBetween := `{"key":"SNOMEDCT423493009","type":"BETWEEN","system":"","value":{"min":50,"max":%d}}`
+	mid, _ := ask(n, "r1", fmt.Sprintf(ageBetween, 60))
 	for i := range 5 {
 		if _, refused := ask(n, "r1", fmt.Sprintf(ageOver, 46+i)); refused != "" {
 			t.Fatalf("answer %d refused: %s", i+2, refused)
@@ -77,9 +79,10 @@ func TestNodeDisclosureAcrossRestart(t *testing.T) {
 		t.Fatalf("after a restart: %q", refused)
 	}
 	// Another researcher asking for a set two patients away from r1's
-	// first gets r1's answer, from the stored history.
-	if got, _ := ask(n, "r2", fmt.Sprintf(ageOver, 44)); got != a45 {
-		t.Errorf("age >= 44 after a restart: %d, age >= 45 was %d", got, a45)
+	// first (closer than any radius) gets r1's answer, from the stored
+	// history.
+	if got, _ := ask(n, "r2", fmt.Sprintf(ageBetween, 61)); got != mid || mid == 0 {
+		t.Errorf("ages 50 to 61 after a restart: %d, ages 50 to 60 were %d", got, mid)
 	}
 	now = now.Add(24 * time.Hour)
 	ask(n, "r1", fmt.Sprintf(ageOver, 60))
