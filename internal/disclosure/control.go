@@ -399,7 +399,7 @@ func (c *Control) decide(ctx context.Context, r Request) (Figures, Outcome, *ent
 			if err != nil {
 				return Figures{}, "", nil, err
 			}
-			e, _ := c.nearest(ds, pop, floor)
+			e, _ := c.nearest(ds, pop, floor, true)
 			if e == nil {
 				if e, err = c.remember(r.Dataset, ds, &entry{set: pop, figures: c.p.Figures(r.Population, r.Population), pop: true}); err != nil {
 					return Figures{}, "", nil, err
@@ -419,13 +419,17 @@ func (c *Control) decide(ctx context.Context, r Request) (Figures, Outcome, *ent
 	// Overlap control, with a radius of its own for each set, from the
 	// floor to twice the floor: whether an answer is shared tells only
 	// that the sets are close by some unknown distance, not that they
-	// differ by fewer than exactly k patients.
-	if e, d := c.nearest(ds, set, c.radius(r.Matched)); e != nil {
-		switch {
-		case d == 0:
+	// differ by fewer than exactly k patients. The answers for whole
+	// populations are left to the complement control above, at exactly
+	// the floor: what it tells (fewer than k left out) the floor tells of
+	// the set left out anyway, and a wider radius there would answer
+	// every large set of a small dataset with the dataset's total.
+	if popEntry != nil && popEntry.set.Distance(set) == 0 {
+		return popEntry.figures, OutcomeSame, popEntry, nil
+	}
+	if e, d := c.nearest(ds, set, c.radius(r.Matched), false); e != nil {
+		if d == 0 {
 			return e.figures, OutcomeSame, e, nil
-		case e.pop:
-			return e.figures, OutcomePopulation, e, nil
 		}
 		return e.figures, OutcomeOverlap, e, nil
 	}
@@ -447,11 +451,15 @@ func (c *Control) radius(t *Tally) int {
 }
 
 // nearest returns the remembered set closest to s among those less than
-// radius away, the earliest of equals, and its distance.
-func (c *Control) nearest(ds *dsState, s *Set, radius int) (*entry, int) {
+// radius away (answers for whole populations only withPop), the earliest
+// of equals, and its distance.
+func (c *Control) nearest(ds *dsState, s *Set, radius int, withPop bool) (*entry, int) {
 	var best *entry
 	bestD := radius
 	for _, e := range ds.entries {
+		if e.pop && !withPop {
+			continue
+		}
 		if d := e.set.n - s.n; d >= bestD || -d >= bestD {
 			continue
 		}
