@@ -468,3 +468,20 @@ func TestStudiesThreeSet(t *testing.T) {
 		t.Errorf("three studies figures tell a patient's sex %d times in %d", right, trials)
 	}
 }
+
+// Sets that leave out k or more of a small dataset are never answered
+// with the dataset's total: only the complement control, at exactly k,
+// reaches the whole dataset's answer.
+func TestControlPopulationOnlyByComplement(t *testing.T) {
+	for seed := range 20 {
+		c := newCohort(fmt.Sprint("ds", seed), 28, uint64(300+seed))
+		ctl := newTestControl(t, 2.5, Settings{})
+		all := c.ask(t, ctl, "r1", "all", func(int) bool { return true })
+		for left := 18; left >= 10; left-- {
+			a := c.ask(t, ctl, "r1", fmt.Sprint("all but ", left), func(i int) bool { return i >= left })
+			if a.Outcome == OutcomePopulation || reflect.DeepEqual(a.Figures, all.Figures) {
+				t.Fatalf("seed %d: a set leaving out %d of 28 got the dataset's answer (%s)", seed, left, a.Outcome)
+			}
+		}
+	}
+}
