@@ -222,10 +222,16 @@ func checkRequestType(contentType string) (boundary string, err error) {
 	return b, nil
 }
 
-// validBoundary applies RFC 2046 section 5.1.1: 1 to 70 characters from
-// a restricted set, not ending in a space.
+// maxBoundaryLen is the longest boundary the reader accepts. RFC 2046
+// section 5.1.1 allows 70 characters, but real senders exceed it (Orthanc's
+// DICOMweb client sends 73): be liberal in what is accepted, up to a
+// length that still bounds the scan. The writer keeps to 70.
+const maxBoundaryLen = 200
+
+// validBoundary applies RFC 2046 section 5.1.1, but for the length: 1 to
+// maxBoundaryLen characters from the RFC's set, not ending in a space.
 func validBoundary(b string) bool {
-	if len(b) == 0 || len(b) > 70 || b[len(b)-1] == ' ' {
+	if len(b) == 0 || len(b) > maxBoundaryLen || b[len(b)-1] == ' ' {
 		return false
 	}
 	for i := 0; i < len(b); i++ {

@@ -333,7 +333,11 @@ func TestRequestContentType(t *testing.T) {
 		{`multipart/related; type="application/octet-stream"; boundary=B`, ErrUnsupportedMediaType, 415},
 		{`multipart/related; type="application/dicom"`, ErrMalformed, 400},
 		{`multipart/related; boundary=`, ErrMalformed, 400},
-		{`multipart/related; boundary=` + strings.Repeat("a", 71), ErrMalformed, 400},
+		{`multipart/related; boundary=` + strings.Repeat("a", 71), nil, 0},
+		// Orthanc's DICOMweb client sends 73 characters, past RFC 2046's 70.
+		{`multipart/related; type="application/dicom"; boundary=` + strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-", 2)[:73], nil, 0},
+		{`multipart/related; boundary=` + strings.Repeat("a", 200), nil, 0},
+		{`multipart/related; boundary=` + strings.Repeat("a", 201), ErrMalformed, 400},
 		{`multipart/related; boundary="a b "`, ErrMalformed, 400},
 		{`multipart/related; boundary="a{b"`, ErrMalformed, 400},
 		{`multipart/related; boundary=a; boundary=b`, ErrMalformed, 400},
@@ -601,7 +605,7 @@ func TestPartWriter(t *testing.T) {
 	if want := `multipart/related; type="application/dicom"; boundary=` + pw.Boundary(); ct != want {
 		t.Errorf("ContentType %q, want %q", ct, want)
 	}
-	if !validBoundary(pw.Boundary()) || len(pw.Boundary()) < 20 {
+	if !validBoundary(pw.Boundary()) || len(pw.Boundary()) < 20 || len(pw.Boundary()) > 70 {
 		t.Errorf("boundary %q", pw.Boundary())
 	}
 	if other := NewPartWriter(io.Discard, "").Boundary(); other == pw.Boundary() {
@@ -763,5 +767,34 @@ func TestPartReaderRelease(t *testing.T) {
 				t.Errorf("reader %d, part %d: %d bytes, want %d (%q...)", i, k, len(res.bodies[k]), len(want[k]), res.bodies[k][:min(10, len(res.bodies[k]))])
 			}
 		}
+	}
+}
+
+// A body whose boundary is longer than RFC 2046's 70 characters, as
+// Orthanc's DICOMweb client sends it, reads part by part.
+func TestLongBoundaryBody(t *testing.T) {
+	b := strings.Repeat("orthanc-", 10)[:73]
+	body := "--" + b + "\r\nContent-Type: application/dicom\r\n\r\nfirst\r\n--" + b + "\r\nContent-Type: application/dicom\r\n\r\nsecond\r\n--" + b + "--\r\n"
+	r, err := NewPartReader(`multipart/related; type="application/dicom"; boundary=`+b, strings.NewReader(body), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		p, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(data))
+	}
+	if strings.Join(got, ",") != "first,second" {
+		t.Fatalf("parts %q", got)
 	}
 }
