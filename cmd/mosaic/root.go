@@ -107,7 +107,15 @@ was wrong.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &flagError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
 	})
-	root.AddCommand(newSynthCmd(e), newDumpCmd(e), newDeidCmd(e), newNodeCmd(e), newHubCmd(e), newDemoCmd(e), newAuditCmd(e))
+	root.AddCommand(newSynthCmd(e), newDumpCmd(e), newDeidCmd(e), newNodeCmd(e), newHubCmd(e), newDemoCmd(e), newAuditCmd(e),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print the version of this binary (the same as --version)",
+			Args:  argsError(cobra.NoArgs),
+			Run: func(cmd *cobra.Command, args []string) {
+				fmt.Fprintf(e.stdout, "mosaic version %s\n", version())
+			},
+		})
 	return root
 }
 

@@ -15,6 +15,8 @@ func TestRootExitCodes(t *testing.T) {
 		out  string // expected in stdout or stderr
 	}{
 		{[]string{"--version"}, exitOK, "mosaic version"},
+		{[]string{"version"}, exitOK, "mosaic version"},
+		{[]string{"version", "extra"}, exitUsage, "unknown command"},
 		{[]string{"--help"}, exitOK, "synth"},
 		{[]string{"bogus"}, exitUsage, "unknown command"},
 		{[]string{"--no-such-flag"}, exitUsage, "unknown flag"},
