@@ -69,7 +69,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/big"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
@@ -84,6 +83,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mosaic-imaging/mosaic/internal/cohort"
 	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/sqldb"
 )
@@ -165,27 +165,6 @@ var (
 	days     = int(lastDay.Sub(firstDay).Hours()/24) + 1
 )
 
-// pseudoAlphabet is the one of the node's pseudonyms (no I, O, 0, 1).
-const pseudoAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-func pseudonym(r *mrand.Rand) string {
-	b := make([]byte, 4, 20)
-	copy(b, "MOS-")
-	for range 16 {
-		b = append(b, pseudoAlphabet[r.IntN(len(pseudoAlphabet))])
-	}
-	return string(b)
-}
-
-// uid is a UUID-derived UID, 2.25 and a 128-bit decimal, as the node's
-// de-identification writes.
-func uid(r *mrand.Rand) string {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], r.Uint64())
-	binary.BigEndian.PutUint64(b[8:], r.Uint64())
-	return "2.25." + new(big.Int).SetBytes(b[:]).String()
-}
-
 func pick[T any](r *mrand.Rand, v []T) T { return v[r.IntN(len(v))] }
 
 // weighted picks an index with probability proportional to w.
@@ -253,7 +232,7 @@ func build(r *mrand.Rand, n int) []*patient {
 	pats := make([]*patient, np)
 	var allSeries []*series
 	for i := range pats {
-		p := &patient{id: pseudonym(r), name: pseudonym(r), sex: pick(r, []string{"F", "M"}), birthYear: 1930 + r.IntN(75)}
+		p := &patient{id: cohort.Pseudonym(r), name: cohort.Pseudonym(r), sex: pick(r, []string{"F", "M"}), birthYear: 1930 + r.IntN(75)}
 		p.birth = fmt.Sprintf("%d0101", p.birthYear)
 		ns := 1 + weighted(r, []float64{45, 35, 20})
 		var dates []int
@@ -263,9 +242,9 @@ func build(r *mrand.Rand, n int) []*patient {
 		slices.Sort(dates)
 		for _, d := range dates {
 			day := firstDay.AddDate(0, 0, d)
-			st := &study{uid: uid(r), date: day.Format("20060102"),
+			st := &study{uid: cohort.UID(r), date: day.Format("20060102"),
 				time:      fmt.Sprintf("%02d%02d%02d", 7+r.IntN(12), r.IntN(60), r.IntN(60)),
-				accession: pseudonym(r)[4:], kind: studyKinds[weighted(r, studyKindW)]}
+				accession: cohort.Pseudonym(r)[4:], kind: studyKinds[weighted(r, studyKindW)]}
 			st.bodyPart = pick(r, bodyParts[st.kind])
 			st.description = map[string]string{"CT": "CT " + st.bodyPart + " WITH CONTRAST", "MR": "MR " + st.bodyPart + " WO/W CONTRAST",
 				"CR": "XR " + st.bodyPart + " 2 VIEWS", "US": "US " + st.bodyPart, "PET": "PET-CT FDG WHOLE BODY"}[st.kind]
@@ -279,7 +258,7 @@ func build(r *mrand.Rand, n int) []*patient {
 					}
 				}
 				mf := pick(r, manufacturer[m])
-				se := &series{uid: uid(r), modality: m, number: k + 1, description: pick(r, seriesDescriptions[m]),
+				se := &series{uid: cohort.UID(r), modality: m, number: k + 1, description: pick(r, seriesDescriptions[m]),
 					manufacturer: mf[0], model: mf[1], weight: seriesWeight(r, m)}
 				st.series = append(st.series, se)
 				allSeries = append(allSeries, se)
@@ -363,7 +342,7 @@ func instances(r *mrand.Rand, dataset string, p *patient) []index.Instance {
 					SeriesUID: se.uid, Modality: se.modality, SeriesNumber: &number, SeriesDescription: se.description,
 					BodyPart: st.bodyPart, Manufacturer: se.manufacturer, ModelName: se.model, SeriesDate: st.date,
 					PPSStartDate: st.date, PPSStartTime: st.time,
-					SOPUID: uid(r), SOPClassUID: sopClass[se.modality], TransferSyntax: "1.2.840.10008.1.2.1",
+					SOPUID: cohort.UID(r), SOPClassUID: sopClass[se.modality], TransferSyntax: "1.2.840.10008.1.2.1",
 					Rows: mx[0], Columns: mx[1], Frames: 1, BitsAllocated: mx[2], SamplesPerPixel: mx[3],
 					BlobKey: hex.EncodeToString(key[:]), PixelOffset: 1400 + int64(r.IntN(400)), PixelLength: pixels,
 				}

@@ -77,9 +77,9 @@ func New(seed uint64) *Generator {
 // Next draws the next patient of dataset, with a pseudonym not used
 // before by this generator.
 func (g *Generator) Next(dataset string) Patient {
-	id := pseudonym(g.r)
+	id := Pseudonym(g.r)
 	for g.seen[id] {
-		id = pseudonym(g.r)
+		id = Pseudonym(g.r)
 	}
 	g.seen[id] = true
 	return makePatient(g.r, dataset, id, g.fleet, g.LongFollowUp)
@@ -163,7 +163,9 @@ func Load(ctx context.Context, st *index.Store, dataset string, g *Generator, n,
 // pseudoAlphabet is the one of the node's pseudonyms (no I, O, 0, 1).
 const pseudoAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
-func pseudonym(r *rand.Rand) string {
+// Pseudonym draws a patient pseudonym as the node's policies write them
+// ("MOS-" and 16 base-32 characters).
+func Pseudonym(r *rand.Rand) string {
 	b := make([]byte, 4, 20)
 	copy(b, "MOS-")
 	for range 16 {
@@ -172,9 +174,9 @@ func pseudonym(r *rand.Rand) string {
 	return string(b)
 }
 
-// uid is a UUID-derived UID, 2.25 and a 128-bit decimal, as the node's
-// de-identification writes.
-func uid(r *rand.Rand) string {
+// UID draws a UUID-derived UID, 2.25 and a 128-bit decimal, as the
+// node's de-identification writes.
+func UID(r *rand.Rand) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], r.Uint64())
 	binary.BigEndian.PutUint64(b[8:], r.Uint64())
@@ -404,11 +406,11 @@ func makePatient(r *rand.Rand, dataset, id string, fleet map[string][]scanner, f
 			kind = petCT
 		}
 		sc := pick(r, fleet[kind.modality])
-		studyUID := uid(r)
+		studyUID := UID(r)
 		date := day.Format("20060102")
 		tm := fmt.Sprintf("%02d%02d%02d", 7+r.IntN(12), r.IntN(60), r.IntN(60))
 		studyAge := fmt.Sprintf("%03dY", int(day.Sub(birth).Hours()/24/365.25))
-		accession := pseudonym(r)[4:]
+		accession := Pseudonym(r)[4:]
 		nSeries := 1 + r.IntN(4)
 		for j := range nSeries {
 			mod := kind.modality
@@ -428,9 +430,9 @@ func makePatient(r *rand.Rand, dataset, id string, fleet map[string][]scanner, f
 				Dataset: dataset, PatientID: id, PatientName: id, PatientBirthDate: birth.Format("20060102"), PatientSex: dicomSex,
 				StudyUID: studyUID, StudyDate: date, StudyTime: tm, AccessionNumber: accession, StudyID: "1",
 				StudyDescription: kind.description, PatientAge: studyAge,
-				SeriesUID: uid(r), Modality: mod, SeriesNumber: intp(j + 1), SeriesDescription: pick(r, seriesDescriptions[mod]),
+				SeriesUID: UID(r), Modality: mod, SeriesNumber: intp(j + 1), SeriesDescription: pick(r, seriesDescriptions[mod]),
 				BodyPart: kind.bodyPart, Manufacturer: sc.manufacturer, ModelName: sc.model, SeriesDate: date,
-				SOPUID: uid(r), SOPClassUID: sopClasses[mod], InstanceNumber: intp(1), TransferSyntax: "1.2.840.10008.1.2.1",
+				SOPUID: UID(r), SOPClassUID: sopClasses[mod], InstanceNumber: intp(1), TransferSyntax: "1.2.840.10008.1.2.1",
 				Rows: mx[0], Columns: mx[1], Frames: 1, BitsAllocated: mx[2], SamplesPerPixel: 1,
 				BlobKey: hex.EncodeToString(key[:]), PixelOffset: 1400 + int64(r.IntN(400)), PixelLength: pixels,
 			}
