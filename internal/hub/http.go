@@ -180,7 +180,7 @@ func (h *Hub) natsInfo(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "nonce: 16 to 64 lowercase hexadecimal digits")
 		return
 	}
-	msg, err := fed.Seal(h.key, "hub", fed.NATSInfo{Purpose: fed.PurposeNATSInfo, Nonce: nonce, Time: time.Now().UTC(),
+	msg, err := fed.Seal(h.key, fed.SignerHub, fed.NATSInfo{Purpose: fed.PurposeNATSInfo, Nonce: nonce, Time: time.Now().UTC(),
 		NATSURLs: h.natsURLs(), NATSCA: h.NATSCA()})
 	if err != nil {
 		apiError(w, http.StatusInternalServerError, "internal error")

@@ -195,6 +195,11 @@ type Hub struct {
 	clients map[uint64]string    // NATS client id -> node id
 	keys    map[string]ed25519.PublicKey
 	alerts  []Alert
+	// linked holds the nodes with a NATS connection open at the last
+	// look (watch); changed is closed, and replaced, whenever a node
+	// goes offline (see link.go).
+	linked  map[string]bool
+	changed chan struct{}
 	subs    []*nats.Subscription
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -203,6 +208,9 @@ type Hub struct {
 type liveNode struct {
 	heartbeat fed.Heartbeat
 	seen      time.Time
+	// left is the node's time in its leaving message (zero while it
+	// runs), leftAt the hub's when it came.
+	left, leftAt time.Time
 }
 
 // Open starts a hub: it opens the state, loads or creates the signing
@@ -442,6 +450,7 @@ func (h *Hub) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		h.flushEnrolRefusals(false)
+		h.checkConnections()
 		nodes, err := h.Store.Nodes(ctx)
 		if err != nil {
 			continue

@@ -40,6 +40,14 @@ type Federation struct {
 func (n *Node) federationPath() string { return filepath.Join(n.cfg.Data, "federation.json") }
 func (n *Node) nodeKeyPath() string    { return filepath.Join(n.cfg.Data, "node.key") }
 
+// hubTimeout bounds each HTTP exchange with the hub (enrolment, fetching
+// its NATS settings): a hub that accepts the connection and never
+// answers must not hold the command forever.
+var hubTimeout = 30 * time.Second
+
+// hubClient is the HTTP client of those exchanges.
+var hubClient = &http.Client{Timeout: hubTimeout}
+
 // Enroll registers the node with a hub using a one-time token from the
 // hub's operator: it makes the node's key pair, sends the public half,
 // and stores the NATS credentials and the hub's signing key it gets back.
@@ -55,7 +63,7 @@ func (n *Node) Enroll(ctx context.Context, hubURL, token, version string) (Feder
 		return f, fmt.Errorf("node enroll: hub URL: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hubClient.Do(req)
 	if err != nil {
 		return f, fmt.Errorf("node enroll: %w", err)
 	}
@@ -112,6 +120,11 @@ type Link struct {
 	audit  *audit.Log
 	cancel context.CancelFunc
 	done   chan struct{}
+	// kickHeartbeat and kickCatalogue make the loops send at once when
+	// the link comes (back) up.
+	kickHeartbeat, kickCatalogue chan struct{}
+	closed                       chan struct{} // closed when the NATS connection is
+	closeOnce, closedOnce        sync.Once
 
 	mu          sync.Mutex
 	lastChanged time.Time
@@ -129,6 +142,12 @@ type LinkOptions struct {
 // searches, sending heartbeats and publishing the catalogue whenever a
 // dataset changes.
 func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
+	return n.StartLinkContext(context.Background(), opts)
+}
+
+// StartLinkContext is StartLink with a context that bounds the start
+// (fetching the hub's NATS settings); the link then runs until Close.
+func (n *Node) StartLinkContext(ctx context.Context, opts LinkOptions) (*Link, error) {
 	f, ok, err := n.LoadFederation()
 	if err != nil || !ok {
 		return nil, err
@@ -147,8 +166,8 @@ func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
 	if f.NATSCA == "" && f.HubURL != "" {
 		// Enrolled before the hub had TLS (or the hub serves NATS without
 		// it): ask for its addresses and certificate, signed by its key.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		nf, err := n.RefreshFederation(ctx)
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		nf, err := n.RefreshFederation(rctx)
 		cancel()
 		if err != nil {
 			n.log.Warn("could not fetch the hub's NATS certificate; connecting with the stored addresses", "err", err)
@@ -172,8 +191,13 @@ func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Link{n: n, f: f, hubKey: hubKey, key: key, audit: al, done: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
+	if err := ctx.Err(); err != nil {
+		al.Close()
+		return nil, err
+	}
+	l := &Link{n: n, f: f, hubKey: hubKey, key: key, audit: al, done: make(chan struct{}),
+		kickHeartbeat: make(chan struct{}, 1), kickCatalogue: make(chan struct{}, 1), closed: make(chan struct{})}
+	lctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	nc, err := nats.Connect(strings.Join(urls, ","), append(connOpts,
 		nats.UserInfo(f.NATSUser, f.NATSPassword),
@@ -195,6 +219,7 @@ func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			n.log.Warn("hub link error", "err", err)
 		}),
+		nats.ClosedHandler(func(*nats.Conn) { l.closedOnce.Do(func() { close(l.closed) }) }),
 	)...)
 	if err != nil {
 		cancel()
@@ -208,7 +233,7 @@ func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
 		al.Close()
 		return nil, err
 	}
-	go l.loop(ctx, opts)
+	go l.loop(lctx, opts)
 	return l, nil
 }
 
@@ -255,7 +280,7 @@ func (n *Node) RefreshFederation(ctx context.Context) (Federation, error) {
 	if err != nil {
 		return f, fmt.Errorf("node: hub URL: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hubClient.Do(req)
 	if err != nil {
 		return f, fmt.Errorf("node: fetch NATS settings: %w", err)
 	}
@@ -272,7 +297,7 @@ func (n *Node) RefreshFederation(ctx context.Context) (Federation, error) {
 	switch {
 	case err != nil:
 		return f, fmt.Errorf("node: the hub's NATS settings: %w", err)
-	case signer != "hub" || info.Purpose != fed.PurposeNATSInfo || info.Nonce != nonce:
+	case signer != fed.SignerHub || info.Purpose != fed.PurposeNATSInfo || info.Nonce != nonce:
 		return f, errors.New("node: the hub's NATS settings are not an answer to this request")
 	case len(info.NATSURLs) == 0:
 		return f, errors.New("node: the hub's NATS settings have no address")
@@ -292,6 +317,12 @@ func (l *Link) setConnected(c bool) {
 	l.mu.Unlock()
 	if c && !was {
 		l.n.log.Info("hub link up", "hub", l.f.HubURL, "node", l.f.Node)
+		for _, k := range []chan struct{}{l.kickHeartbeat, l.kickCatalogue} {
+			select {
+			case k <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
@@ -302,28 +333,85 @@ func (l *Link) Connected() bool {
 	return l.connected
 }
 
-// Close stops the link.
+// drainWait bounds how long Close waits for searches in flight to be
+// answered.
+const drainWait = 10 * time.Second
+
+// Close stops the link: the heartbeats stop, the hub is told the node is
+// leaving (so that its searches stop waiting for the node at once),
+// searches in flight are answered, and the connection closes. Calling
+// it again does nothing.
 func (l *Link) Close() {
-	l.cancel()
-	<-l.done
-	l.nc.Drain()
-	l.nc.Close()
-	l.audit.Close()
+	l.closeOnce.Do(func() {
+		l.cancel()
+		<-l.done
+		l.leave()
+		if err := l.nc.Drain(); err == nil {
+			select {
+			case <-l.closed:
+			case <-time.After(drainWait):
+				l.n.log.Warn("hub link: searches still running when the link closed")
+			}
+		}
+		l.nc.Close()
+		l.audit.Close()
+	})
 }
 
+// leave tells the hub, if the link is up, that the node is stopping.
+func (l *Link) leave() {
+	if !l.Connected() {
+		return
+	}
+	msg, err := fed.Seal(l.key, l.f.Node, fed.Leaving{Node: l.f.Node, Time: time.Now().UTC()})
+	if err != nil {
+		return
+	}
+	if err := l.nc.Publish(fed.NodeSubject(l.f.Node, fed.MsgLeaving), msg); err != nil {
+		l.n.log.Warn("hub link: could not tell the hub the node is leaving", "err", err)
+		return
+	}
+	if err := l.nc.FlushTimeout(2 * time.Second); err != nil {
+		l.n.log.Warn("hub link: could not tell the hub the node is leaving", "err", err)
+		return
+	}
+	l.n.log.Info("hub link: told the hub the node is leaving", "node", l.f.Node)
+}
+
+// loop sends heartbeats and, beside them so that a slow summary never
+// delays a heartbeat, publishes the catalogue when it changed.
 func (l *Link) loop(ctx context.Context, opts LinkOptions) {
 	defer close(l.done)
-	t := time.NewTicker(opts.Heartbeat)
-	defer t.Stop()
-	for {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		every(ctx, opts.Heartbeat, l.kickCatalogue, func() {
+			if l.Connected() {
+				l.publishCatalogueIfChanged(ctx)
+			}
+		})
+	}()
+	every(ctx, opts.Heartbeat, l.kickHeartbeat, func() {
 		if l.Connected() {
 			l.heartbeat(ctx, opts.Version)
-			l.publishCatalogueIfChanged(ctx)
 		}
+	})
+	wg.Wait()
+}
+
+// every calls fn at once, then every d and whenever kick fires, until
+// ctx ends.
+func every(ctx context.Context, d time.Duration, kick <-chan struct{}, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		fn()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
 		}
 	}
 }
@@ -335,7 +423,7 @@ func (l *Link) heartbeat(ctx context.Context, version string) {
 	}
 	msg, err := fed.Seal(l.key, l.f.Node, fed.Heartbeat{Node: l.f.Node, Version: version, Time: time.Now().UTC(), Datasets: len(ds)})
 	if err == nil {
-		l.nc.Publish(fed.NodeSubject(l.f.Node, "heartbeat"), msg)
+		l.nc.Publish(fed.NodeSubject(l.f.Node, fed.MsgHeartbeat), msg)
 	}
 }
 
@@ -369,7 +457,7 @@ func (l *Link) publishCatalogueIfChanged(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	if err := l.nc.Publish(fed.NodeSubject(l.f.Node, "catalogue"), msg); err != nil {
+	if err := l.nc.Publish(fed.NodeSubject(l.f.Node, fed.MsgCatalogue), msg); err != nil {
 		return
 	}
 	l.mu.Lock()
@@ -387,9 +475,9 @@ func (l *Link) publishCatalogueIfChanged(ctx context.Context) {
 func (l *Link) onSearch(m *nats.Msg) {
 	t0 := time.Now()
 	task, err := fed.OpenTask(l.hubKey, m.Data, l.f.Node, t0, 30*time.Second, &l.replay)
-	if err != nil || task.Kind != "search" {
+	if err != nil || task.Kind != fed.TaskSearch {
 		l.n.log.Warn("search task refused", "err", errOr(err, "not a search"))
-		l.audit.Append(audit.Entry{Actor: "hub", Action: "task-refused", Subject: task.ID, Detail: map[string]any{"reason": errOr(err, "not a search")}})
+		l.audit.Append(audit.Entry{Actor: fed.SignerHub, Action: "task-refused", Subject: task.ID, Detail: map[string]any{"reason": errOr(err, "not a search")}})
 		return
 	}
 	ans := fed.SearchAnswer{Node: l.f.Node, TaskID: task.ID, Floor: l.n.ctl.Policy().Floor, Datasets: []fed.DatasetResult{}}
@@ -432,7 +520,7 @@ func (l *Link) onSearch(m *nats.Msg) {
 	if q != nil {
 		desc = q.Describe()
 	}
-	if _, err := l.audit.Append(audit.Entry{Actor: "hub", Action: "search", Subject: task.ID, Detail: map[string]any{"researcher": researcher, "query": desc, "answered": counts, "error": ans.Error}}); err != nil {
+	if _, err := l.audit.Append(audit.Entry{Actor: fed.SignerHub, Action: "search", Subject: task.ID, Detail: map[string]any{"researcher": researcher, "query": desc, "answered": counts, "error": ans.Error}}); err != nil {
 		l.n.log.Error("audit append failed", "err", err)
 	}
 	msg, err := fed.Seal(l.key, l.f.Node, ans)
@@ -500,7 +588,7 @@ func (n *Node) Search(ctx context.Context, q *lens.Query, researcher string) ([]
 		r := fed.DatasetResult{ID: s.Dataset, Name: d.Title, Description: d.Description,
 			SubjectsCount: a.Figures.Subjects, StudiesCount: a.Figures.Studies,
 			Gender: a.Figures.Named(index.CategoryGender), Modality: a.Figures.Named(index.CategoryModality),
-			BodyParts: a.Figures.Named(index.CategoryBodyPart), Refused: a.Refused}
+			BodyParts: a.Figures.Named(index.CategoryBodyPart), Refused: wireRefusal(a.Refused)}
 		if ar := a.Figures.AgeRange; ar != nil {
 			r.AgeRange = &fed.AgeRange{Min: ar[0], Max: ar[1]}
 		}
@@ -515,6 +603,20 @@ func (n *Node) Search(ctx context.Context, q *lens.Query, researcher string) ([]
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, alerts, nil
+}
+
+// wireRefusal names a refusal of the node's disclosure control as the
+// protocol does (fed.DatasetResult.Refused).
+func wireRefusal(r string) string {
+	switch r {
+	case "":
+		return ""
+	case disclosure.RefusedDay:
+		return fed.RefusedBudgetDay
+	case disclosure.RefusedTotal:
+		return fed.RefusedBudgetTotal
+	}
+	return r
 }
 
 // finite turns an unlimited budget into -1 for JSON.
