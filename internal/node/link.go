@@ -204,6 +204,11 @@ func (n *Node) StartLinkContext(ctx context.Context, opts LinkOptions) (*Link, e
 		nats.Name("mosaic-node-"+f.Node),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
+		// A connection that died without a word (a network cut, a NAT
+		// forgetting it) is noticed, and replaced, within a minute
+		// rather than the client's default of four.
+		nats.PingInterval(20*time.Second),
+		nats.MaxPingsOutstanding(2),
 		nats.CustomReconnectDelay(func(attempts int) time.Duration {
 			d := time.Duration(min(attempts, 6)) * 500 * time.Millisecond
 			return d + time.Duration(rand.Int64N(int64(250*time.Millisecond)))
