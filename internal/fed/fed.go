@@ -107,13 +107,25 @@ const (
 // their node id.
 const SignerHub = "hub"
 
+// AudienceAll is the audience of a task for every node.
+const AudienceAll = "*"
+
+// The hub's HTTP paths a node uses.
+const (
+	// PathEnroll takes an EnrollRequest (POST) and answers an
+	// EnrollResponse.
+	PathEnroll = "/api/v1/enroll"
+	// PathNATSInfo answers a signed NATSInfo (GET, ?nonce=N).
+	PathNATSInfo = "/api/v1/nats"
+)
+
 // Task is what the hub asks of nodes, signed.
 type Task struct {
 	ID       string          `json:"id"`
 	Kind     TaskKind        `json:"kind"`
 	Issued   time.Time       `json:"issued"`
 	Expires  time.Time       `json:"expires"`
-	Audience string          `json:"audience"` // "*" or a node id
+	Audience string          `json:"audience"` // AudienceAll or a node id
 	Body     json.RawMessage `json:"body"`
 }
 
@@ -203,7 +215,7 @@ func OpenTask(hub ed25519.PublicKey, msg []byte, self string, now time.Time, ske
 	if now.Add(skew).Before(t.Issued) || now.Add(-skew).After(t.Expires) || t.Expires.Sub(t.Issued) > time.Hour {
 		return t, ErrExpired
 	}
-	if t.Audience != "*" && t.Audience != self {
+	if t.Audience != AudienceAll && t.Audience != self {
 		return t, ErrAudience
 	}
 	if r != nil {

@@ -33,8 +33,8 @@ func (h *Hub) Handler() http.Handler {
 	route("GET /readyz", h.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.m.reg, promhttp.HandlerOpts{}))
 
-	route("POST /api/v1/enroll", h.enroll)
-	route("GET /api/v1/nats", h.natsInfo)
+	route("POST "+fed.PathEnroll, h.enroll)
+	route("GET "+fed.PathNATSInfo, h.natsInfo)
 	route("POST /api/v1/login", h.apiLogin)
 	route("POST /api/v1/search", h.requireUser(h.apiSearch))
 	route("GET /api/v1/datasets", h.apiDatasets)

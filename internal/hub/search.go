@@ -101,7 +101,7 @@ func (h *Hub) Search(ctx context.Context, u User, body []byte) (SearchResult, er
 	body2, _ := json.Marshal(fed.SearchBody{QueryID: res.QueryID, Query: wire, Researchers: researchers})
 	now := time.Now()
 	deadline := h.cfg.SearchDeadline
-	task := fed.Task{ID: res.QueryID, Kind: fed.TaskSearch, Issued: now, Expires: now.Add(deadline + 5*time.Second), Audience: "*", Body: body2}
+	task := fed.Task{ID: res.QueryID, Kind: fed.TaskSearch, Issued: now, Expires: now.Add(deadline + 5*time.Second), Audience: fed.AudienceAll, Body: body2}
 	msg, err := fed.Seal(h.key, fed.SignerHub, task)
 	if err != nil {
 		return res, err

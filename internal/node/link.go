@@ -13,6 +13,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,7 +59,7 @@ func (n *Node) Enroll(ctx context.Context, hubURL, token, version string) (Feder
 		return f, err
 	}
 	body, _ := json.Marshal(fed.EnrollRequest{Token: token, PublicKey: fed.EncodeKey(key.Public().(ed25519.PublicKey)), Version: version})
-	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(hubURL, "/")+"/api/v1/enroll", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(hubURL, "/")+fed.PathEnroll, bytes.NewReader(body))
 	if err != nil {
 		return f, fmt.Errorf("node enroll: hub URL: %w", err)
 	}
@@ -281,7 +282,7 @@ func (n *Node) RefreshFederation(ctx context.Context) (Federation, error) {
 		return f, err
 	}
 	nonce := fed.NewID()
-	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(f.HubURL, "/")+"/api/v1/nats?nonce="+nonce, nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(f.HubURL, "/")+fed.PathNATSInfo+"?nonce="+url.QueryEscape(nonce), nil)
 	if err != nil {
 		return f, fmt.Errorf("node: hub URL: %w", err)
 	}
@@ -474,6 +475,16 @@ func (l *Link) publishCatalogueIfChanged(ctx context.Context) {
 	l.n.log.Info("catalogue published", "datasets", len(cat.Datasets))
 }
 
+// The link's records in the node's audit log: who asked (the hub, for
+// its tasks; the node, for what it noticed itself) and what happened.
+const (
+	actorHub              = "hub"
+	actorNode             = "node"
+	actionSearch          = "search"           // a search task answered
+	actionTaskRefused     = "task-refused"     // a task refused unanswered (forged, expired, replayed, ...)
+	actionDisclosureAlert = "disclosure-alert" // an attack pattern in a researcher's questions
+)
+
 // onSearch answers a signed search task with disclosure-controlled
 // counts per dataset. Tasks that are unsigned, forged, expired, replayed
 // or for another node are refused and logged, never answered.
@@ -482,7 +493,7 @@ func (l *Link) onSearch(m *nats.Msg) {
 	task, err := fed.OpenTask(l.hubKey, m.Data, l.f.Node, t0, 30*time.Second, &l.replay)
 	if err != nil || task.Kind != fed.TaskSearch {
 		l.n.log.Warn("search task refused", "err", errOr(err, "not a search"))
-		l.audit.Append(audit.Entry{Actor: fed.SignerHub, Action: "task-refused", Subject: task.ID, Detail: map[string]any{"reason": errOr(err, "not a search")}})
+		l.audit.Append(audit.Entry{Actor: actorHub, Action: actionTaskRefused, Subject: task.ID, Detail: map[string]any{"reason": errOr(err, "not a search")}})
 		return
 	}
 	ans := fed.SearchAnswer{Node: l.f.Node, TaskID: task.ID, Floor: l.n.ctl.Policy().Floor, Datasets: []fed.DatasetResult{}}
@@ -506,7 +517,7 @@ func (l *Link) onSearch(m *nats.Msg) {
 		for _, a := range alerts {
 			ans.Alerts = append(ans.Alerts, fed.Alert(a))
 			l.n.log.Warn("disclosure alert", "dataset", a.Dataset, "researcher", a.Researcher, "kind", a.Kind, "count", a.Count)
-			if _, err := l.audit.Append(audit.Entry{Actor: "node", Action: "disclosure-alert", Subject: task.ID, Detail: map[string]any{
+			if _, err := l.audit.Append(audit.Entry{Actor: actorNode, Action: actionDisclosureAlert, Subject: task.ID, Detail: map[string]any{
 				"dataset": a.Dataset, "researcher": a.Researcher, "kind": a.Kind, "count": a.Count, "detail": a.Detail}}); err != nil {
 				l.n.log.Error("audit append failed", "err", err)
 			}
@@ -525,7 +536,7 @@ func (l *Link) onSearch(m *nats.Msg) {
 	if q != nil {
 		desc = q.Describe()
 	}
-	if _, err := l.audit.Append(audit.Entry{Actor: fed.SignerHub, Action: "search", Subject: task.ID, Detail: map[string]any{"researcher": researcher, "query": desc, "answered": counts, "error": ans.Error}}); err != nil {
+	if _, err := l.audit.Append(audit.Entry{Actor: actorHub, Action: actionSearch, Subject: task.ID, Detail: map[string]any{"researcher": researcher, "query": desc, "answered": counts, "error": ans.Error}}); err != nil {
 		l.n.log.Error("audit append failed", "err", err)
 	}
 	msg, err := fed.Seal(l.key, l.f.Node, ans)
