@@ -177,8 +177,8 @@ func runDemo(e *env, data, addr string, reset bool) error {
 				return fmt.Errorf("demo: node %s: %w", site.name, err)
 			}
 			g.Serve("node "+site.name+" HTTP", httpServer(n.Handler(), log), nl)
-			if err := g.Link("node "+site.name+" hub link", func(context.Context) (func() error, error) {
-				link, err := n.StartLink(node.LinkOptions{Version: version(), Heartbeat: 2 * time.Second})
+			if err := g.Link("node "+site.name+" hub link", func(ctx context.Context) (func() error, error) {
+				link, err := n.StartLinkContext(ctx, node.LinkOptions{Version: version(), Heartbeat: 2 * time.Second})
 				if err != nil || link == nil {
 					return nil, err
 				}

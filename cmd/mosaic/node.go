@@ -185,8 +185,8 @@ once its bytes are synced and its index row committed.`,
 				g.Serve("node HTTP", httpServer(n.Handler(), c.Log), ln)
 				c.Log.Info("node serving", "addr", ln.Addr().String(), "db", n.Index.DB().Where, "policy", n.Policy.Name, "version", version())
 				fmt.Fprintf(e.stdout, "mosaic node listening on http://%s\n", ln.Addr())
-				if err := g.Link("hub link", func(context.Context) (func() error, error) {
-					link, err := n.StartLink(node.LinkOptions{Version: version()})
+				if err := g.Link("hub link", func(ctx context.Context) (func() error, error) {
+					link, err := n.StartLinkContext(ctx, node.LinkOptions{Version: version()})
 					if err != nil || link == nil {
 						return nil, err
 					}
