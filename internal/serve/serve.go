@@ -87,7 +87,7 @@ func Run(ctx context.Context, opts Options, setup func(g *Group) error) error {
 	g := &Group{opts: opts}
 	g.ctx, g.cancel = context.WithCancel(ctx)
 	g.bg, g.stopBG = context.WithCancel(context.Background())
-	if err := setup(g); err != nil {
+	if err := setup(g); err != nil && !g.stopped(err) {
 		g.fail(err)
 	}
 	<-g.ctx.Done()
@@ -98,6 +98,11 @@ func Run(ctx context.Context, opts Options, setup func(g *Group) error) error {
 // Context ends when the group starts stopping: a part failed, or Run's
 // context ended. Setup waits on it.
 func (g *Group) Context() context.Context { return g.ctx }
+
+// stopped reports whether err only says that the group is stopping.
+func (g *Group) stopped(err error) bool {
+	return g.ctx.Err() != nil && errors.Is(err, context.Canceled)
+}
 
 // fail records err if it is the first, and starts stopping.
 func (g *Group) fail(err error) {
@@ -151,7 +156,9 @@ func (g *Group) Link(name string, start func(ctx context.Context) (stop func() e
 	}
 	stop, err := start(g.ctx)
 	if err != nil {
-		g.fail(err)
+		if !g.stopped(err) {
+			g.fail(err)
+		}
 		return err
 	}
 	if stop != nil {

@@ -246,3 +246,27 @@ func TestSetupFailure(t *testing.T) {
 		}
 	})
 }
+
+// TestStoppedBeforeStart: a context that ends before the link started
+// is an ordinary stop, not an error, even when setup passes on the
+// cancellation the link start met.
+func TestStoppedBeforeStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ev := &events{}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		err := Run(ctx, Options{}, func(g *Group) error {
+			g.Serve("http", newFake("http", ev), nil)
+			return g.Link("link", func(ctx context.Context) (func() error, error) {
+				ev.add("link started")
+				return nil, ctx.Err()
+			})
+		})
+		if err != nil {
+			t.Errorf("Run: %v, want nil", err)
+		}
+		if got := ev.get(); slices.Contains(got, "link started") || !slices.Contains(got, "http drained") {
+			t.Errorf("steps %q: want the server shut down and no link started", got)
+		}
+	})
+}
