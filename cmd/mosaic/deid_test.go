@@ -642,7 +642,7 @@ func TestDeidUsage(t *testing.T) {
 	bad := filepath.Join(tmp, "bad.json")
 	os.WriteFile(bad, []byte(`{"dates": "sometimes"}`), 0o644)
 	for _, args := range [][]string{
-		{"deid", "--site-key", key, in},                                  // no -o
+		{"deid", "--site-key", key, in},                                     // no -o
 		{"deid", "--out", out, "--site-key", key},                           // no input
 		{"deid", "--out", out, "--site-key", key, "--policy", "strict", in}, // unknown preset
 		{"deid", "--out", out, "--site-key", key, "--policy", bad, in},      // invalid policy file
