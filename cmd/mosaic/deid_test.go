@@ -287,8 +287,19 @@ func TestDeidCohort(t *testing.T) {
 	// A separate run into another folder with the same key gives the same
 	// files, byte for byte.
 	out2 := filepath.Join(tmp, "out2")
-	if code, _, stderr := runMosaic(t, "deid", "-q", "--workers", "1", "--out", out2, "--site-key", key, filepath.Join(cohort, "dicom")); code != exitOK {
+	// Its summary is one JSON document with -o json, counting patients
+	// (the folders written), not objects.
+	code, stdout, stderr = runMosaic(t, "deid", "-q", "-o", "json", "--workers", "1", "--out", out2, "--site-key", key, filepath.Join(cohort, "dicom"))
+	if code != exitOK {
 		t.Fatalf("second folder: exit %d; stderr:\n%s", code, stderr)
+	}
+	var js struct{ Objects, OK, Skipped, Rejected, Failed, Patients int }
+	if err := json.Unmarshal([]byte(stdout), &js); err != nil {
+		t.Fatalf("-o json: %v\n%s", err, stdout)
+	}
+	patientDirs, _ := os.ReadDir(out2)
+	if js.OK != ok || js.Skipped != 0 || js.Failed != 0 || js.Objects != len(inputFiles) || js.Patients != len(patientDirs) || js.Patients >= js.OK {
+		t.Errorf("-o json summary %+v; %d objects ok, %d patient folders, %d inputs", js, ok, len(patientDirs), len(inputFiles))
 	}
 	if !mapsEqual(before, hashTree(t, out2)) {
 		t.Errorf("a second run with the same key gave other files")
@@ -642,7 +653,7 @@ func TestDeidUsage(t *testing.T) {
 	bad := filepath.Join(tmp, "bad.json")
 	os.WriteFile(bad, []byte(`{"dates": "sometimes"}`), 0o644)
 	for _, args := range [][]string{
-		{"deid", "--site-key", key, in},                                     // no -o
+		{"deid", "--site-key", key, in},                                     // no --out
 		{"deid", "--out", out, "--site-key", key},                           // no input
 		{"deid", "--out", out, "--site-key", key, "--policy", "strict", in}, // unknown preset
 		{"deid", "--out", out, "--site-key", key, "--policy", bad, in},      // invalid policy file
@@ -652,6 +663,9 @@ func TestDeidUsage(t *testing.T) {
 		{"deid", "--out", out, "--site-key", key, "--workers", "-1", in},
 		{"deid", "--out", out, "--site-key", key, "--no-such-flag", in},
 		{"deid", "--out", cohort, "--site-key", key, in}, // input inside OUTDIR
+		{"deid", "-o", out, "--site-key", key, in},       // -o is the format now
+		{"deid", "--out", out, "-o", "yaml", "--site-key", key, in},
+		{"deid", "clinical", "--site-key", key, "--id-column", "patient_id", "-o", filepath.Join(tmp, "c.csv"), filepath.Join(cohort, "clinical.csv")},
 		{"deid", "policy", "show", "--policy", "strict"},
 		{"deid", "policy", "bogus"},
 		{"deid", "clinical", "--out", filepath.Join(tmp, "c.csv"), filepath.Join(cohort, "clinical.csv")},
@@ -848,12 +862,24 @@ func TestDeidClinicalJoin(t *testing.T) {
 		t.Errorf("malformed table: output written")
 	}
 
-	// eucaim moves dates to the first of the month.
-	code, _, stderr = runMosaic(t, "deid", "clinical", "--site-key", key, "--policy", "eucaim", "--id-column", "patient_id",
+	// eucaim moves dates to the first of the month; -o json gives the
+	// summary as one document.
+	code, stdout, stderr = runMosaic(t, "deid", "clinical", "--site-key", key, "--policy", "eucaim", "--id-column", "patient_id",
 		"--issuers-from", filepath.Join(cohort, "dicom"), "--date-columns", "diagnosis_date", "--drop-columns", "topography_label",
-		"--out", csvOut, clinical)
+		"--out", csvOut, "-o", "json", clinical)
 	if code != exitOK {
 		t.Fatalf("clinical eucaim: exit %d; stderr:\n%s", code, stderr)
+	}
+	var js struct {
+		Rows, Written, Patients int
+		IssuerPatients          int `json:"issuer_patients"`
+		NotFound                int `json:"issuer_not_found"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &js); err != nil {
+		t.Fatalf("-o json: %v\n%s", err, stdout)
+	}
+	if js.Rows != m.Patients || js.Written != m.Patients || js.Patients != m.Patients || js.IssuerPatients != m.Patients || js.NotFound != 0 {
+		t.Errorf("-o json summary %+v, want %d patients", js, m.Patients)
 	}
 	rows = readCSV(csvOut)
 	if slices.Contains(rows[0], "topography_label") || len(rows[0]) != len(orig[0])-1 {

@@ -559,6 +559,9 @@ cancelled; 2 for usage errors.`,
 			if err := validOutput(format); err != nil {
 				return err
 			}
+			if lim.MaxMember <= 0 || lim.MaxRatio < 1 {
+				return usagef("%s: --zip-max-size must be positive and --zip-max-ratio at least 1", cmd.CommandPath())
+			}
 			if dataset == "" {
 				return usagef("%s: --dataset is required", cmd.CommandPath())
 			}
@@ -600,9 +603,6 @@ cancelled; 2 for usage errors.`,
 }
 
 func runIngest(e *env, n *node.Node, dataset, reportPath string, quiet bool, format string, args []string, opts ingest.Options) error {
-	if opts.MaxMember <= 0 || opts.MaxRatio < 1 {
-		return usagef("node ingest: --zip-max-size must be positive and --zip-max-ratio at least 1")
-	}
 	var rep *bufio.Writer
 	if reportPath != "" {
 		fh, err := os.OpenFile(reportPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
