@@ -108,17 +108,14 @@ func (f *hubFlags) configFor(e *env, cmd *cobra.Command) (hub.Config, error) {
 	return c, nil
 }
 
-// openStore opens only the hub's database, for the admin commands (they
+// openAdmin opens only the hub's database, for the admin commands (they
 // work while the hub serves).
-func (f *hubFlags) openStore(e *env, cmd *cobra.Command) (*hub.Store, error) {
+func (f *hubFlags) openAdmin(e *env, cmd *cobra.Command) (*hub.Admin, error) {
 	c, err := f.configFor(e, cmd)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(c.Data, 0o700); err != nil {
-		return nil, err
-	}
-	return hub.OpenStore(e.ctx, c.DB)
+	return hub.OpenAdmin(e.ctx, c)
 }
 
 func newHubCmd(e *env) *cobra.Command {
@@ -220,7 +217,7 @@ func newHubUserCmd(e *env) *cobra.Command {
 		Short: "Add an account; prints a generated password unless one comes on stdin",
 		Args:  argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -269,7 +266,7 @@ func newHubTokenCmd(e *env) *cobra.Command {
 			if user == "" {
 				return usagef("hub token create: --user is required")
 			}
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -304,7 +301,7 @@ func newHubNodeCmd(e *env) *cobra.Command {
 it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 		Args: argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -325,7 +322,7 @@ it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 		Short: "List nodes with their enrolment and last contact",
 		Args:  argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -354,7 +351,7 @@ it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 		Short: "Remove a node: its credentials stop working and a running hub cuts it off",
 		Args:  argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
