@@ -317,11 +317,15 @@ it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 	f.register(add.Flags(), false)
 	add.Flags().StringVar(&title, "title", "", "the data holder's name, as the catalogue shows it")
 	add.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the enrolment token stays valid")
+	var format string
 	list := &cobra.Command{
-		Use:   "list --data DIR",
+		Use:   "list --data DIR [-o table|json]",
 		Short: "List nodes with their enrolment and last contact",
 		Args:  argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validOutput(format); err != nil {
+				return err
+			}
 			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
@@ -330,6 +334,12 @@ it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 			nodes, err := st.Nodes(e.ctx)
 			if err != nil {
 				return err
+			}
+			if format == outputJSON {
+				if nodes == nil {
+					nodes = []hub.Node{}
+				}
+				return writeJSON(e.stdout, map[string]any{"nodes": nodes})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "NODE\tTITLE\tENROLLED\tVERSION\tLAST CONTACT\tREMOVED")
@@ -346,6 +356,7 @@ it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 		},
 	}
 	f.register(list.Flags(), false)
+	addOutputFlag(list, &format)
 	remove := &cobra.Command{
 		Use:   "remove --data DIR NAME",
 		Short: "Remove a node: its credentials stop working and a running hub cuts it off",
