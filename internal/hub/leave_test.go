@@ -60,10 +60,10 @@ func TestCleanStopNotWaitedFor(t *testing.T) {
 	const deadline = 5 * time.Second
 	h, srv := tlsHub(t, hub.Config{SearchDeadline: deadline})
 	ctx := context.Background()
-	if err := h.Store.AddUser(ctx, "alice", "long enough password", hub.RoleResearcher); err != nil {
+	if err := h.AddUser(ctx, "alice", "long enough password", hub.RoleResearcher); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := h.Store.NewUserToken(ctx, "alice", "test")
+	tok, err := h.NewUserToken(ctx, "alice", "test")
 	if err != nil {
 		t.Fatal(err)
 	}

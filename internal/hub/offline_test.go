@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/fed"
+	"github.com/mosaic-imaging/mosaic/internal/lens"
 )
 
 // offlineHub is a hub whose searches wait up to 5 s, far longer than a
@@ -39,8 +40,12 @@ func (f *fakeNode) publish(t *testing.T, kind fed.NodeMessage, v any) {
 // search took.
 func searchStatus(t *testing.T, h *Hub, u User, node string) (string, time.Duration) {
 	t.Helper()
+	q, err := lens.Parse([]byte(`{"operand":"AND","children":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t0 := time.Now()
-	res, err := h.Search(context.Background(), u, []byte(`{"operand":"AND","children":[]}`))
+	res, err := h.Search(context.Background(), u, q)
 	if err != nil {
 		t.Fatal(err)
 	}
