@@ -176,14 +176,14 @@ once its bytes are synced and its index row committed.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
+			defer closeNode(n)
 			ln, err := net.Listen("tcp", c.Listen)
 			if err != nil {
 				return fmt.Errorf("node: listen: %w", err)
 			}
 			srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 				ErrorLog: slog.NewLogLogger(c.Log.Handler(), slog.LevelWarn)}
-			c.Log.Info("node serving", "addr", ln.Addr().String(), "db", n.Index.DB().Where, "policy", n.Policy.Name, "version", version())
+			c.Log.Info("node serving", "addr", ln.Addr().String(), "db", n.Where(), "policy", n.PolicyName(), "version", version())
 			fmt.Fprintf(e.stdout, "mosaic node listening on http://%s\n", ln.Addr())
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
@@ -239,8 +239,8 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			got, err := n.Index.CreateDataset(e.ctx, d)
+			defer closeNode(n)
+			got, err := n.CreateDataset(e.ctx, d)
 			if err != nil {
 				return err
 			}
@@ -261,26 +261,18 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			ds, err := n.Index.Datasets(e.ctx)
+			defer closeNode(n)
+			infos, err := n.DatasetInfos(e.ctx)
 			if err != nil {
 				return err
-			}
-			var infos []node.DatasetInfo
-			for _, d := range ds {
-				c, err := n.Index.DatasetCounts(e.ctx, d.ID)
-				if err != nil {
-					return err
-				}
-				infos = append(infos, node.DatasetInfo{Dataset: d, Patients: c.Patients, Studies: c.Studies, Series: c.Series, Instances: c.Instances, Bytes: c.Bytes})
 			}
 			if asJSON {
 				return json.NewEncoder(e.stdout).Encode(map[string]any{"datasets": infos})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTITLE\tTIER\tACCESS\tPATIENTS\tSTUDIES\tSERIES\tINSTANCES")
+			fmt.Fprintln(tw, "ID\tTITLE\tTIER\tACCESS\tPATIENTS\tSTUDIES\tSERIES\tINSTANCES\tHUB")
 			for _, i := range infos {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\n", i.ID, i.Title, i.Tier, i.AccessRights, i.Patients, i.Studies, i.Series, i.Instances)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\n", i.ID, i.Title, i.Tier, i.AccessRights, i.Patients, i.Studies, i.Series, i.Instances, publicationText(i.Publication))
 			}
 			return tw.Flush()
 		},
@@ -297,8 +289,8 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			_, err = n.Index.UpdateDataset(e.ctx, args[0], func(x *index.Dataset) error {
+			defer closeNode(n)
+			_, err = n.UpdateDataset(e.ctx, args[0], func(x *index.Dataset) error {
 				fl := cmd.Flags()
 				if fl.Changed("title") {
 					x.Title = d.Title
@@ -338,8 +330,8 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			if err := n.Index.DeleteDataset(e.ctx, args[0]); err != nil {
+			defer closeNode(n)
+			if err := n.DeleteDataset(e.ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "dataset %s deleted\n", args[0])
@@ -381,8 +373,8 @@ a PACS export a write token for its dataset.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			secret, _, err := n.Index.CreateToken(e.ctx, name, scope, dataset)
+			defer closeNode(n)
+			secret, _, err := n.CreateToken(e.ctx, name, scope, dataset)
 			if err != nil {
 				return err
 			}
@@ -403,8 +395,8 @@ a PACS export a write token for its dataset.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			ts, err := n.Index.Tokens(e.ctx)
+			defer closeNode(n)
+			ts, err := n.Tokens(e.ctx)
 			if err != nil {
 				return err
 			}
@@ -436,8 +428,8 @@ a PACS export a write token for its dataset.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			if err := n.Index.RevokeToken(e.ctx, args[0]); err != nil {
+			defer closeNode(n)
+			if err := n.RevokeToken(e.ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "token %s revoked\n", args[0])
@@ -481,7 +473,7 @@ attack alerts raised.`,
 				if err != nil {
 					return err
 				}
-				defer n.Close()
+				defer closeNode(n)
 				fd, err := n.RefreshFederation(e.ctx)
 				if err != nil {
 					return err
@@ -496,7 +488,7 @@ attack alerts raised.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
+			defer closeNode(n)
 			fd, err := n.Enroll(e.ctx, hubURL, token, version())
 			if err != nil {
 				return err
@@ -557,8 +549,8 @@ rejected; 1 when any failed or conflicted; 2 for usage errors.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			if _, err := n.Index.Dataset(e.ctx, dataset); err != nil {
+			defer closeNode(n)
+			if _, err := n.Dataset(e.ctx, dataset); err != nil {
 				if errors.Is(err, index.ErrNotFound) {
 					return fmt.Errorf("node ingest: no dataset %q (mosaic node dataset create)", dataset)
 				}
@@ -652,7 +644,7 @@ func runIngest(e *env, n *node.Node, dataset string, workers int, reportPath str
 		defer close(results)
 		for it := range inflight {
 			if it.t != nil {
-				it.rec.Outcome = it.t.Wait()
+				it.rec.Outcome = it.t.Wait(context.WithoutCancel(e.ctx))
 			}
 			done.Add(1)
 			results <- it.rec
@@ -752,7 +744,7 @@ func ingestTask(ctx context.Context, n *node.Node, dataset string, t task, dfl d
 		if lr.err != nil {
 			// Whatever the door made of the cut stream is not kept:
 			// waiting settles the commit, and the report says failed.
-			tk.Wait()
+			tk.Wait(context.WithoutCancel(ctx))
 			return nil, node.Outcome{Status: node.StatusFailed, Code: codeZipLimit, Reason: lr.err.Error()}
 		}
 		return tk, node.Outcome{}

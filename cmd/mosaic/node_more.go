@@ -1,14 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/node"
 )
 
@@ -39,7 +40,7 @@ when any row was skipped.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
+			defer closeNode(n)
 			fh, err := os.Open(args[0])
 			if err != nil {
 				return err
@@ -109,17 +110,14 @@ found.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			d, err := n.Index.Dataset(e.ctx, dataset)
+			defer closeNode(n)
+			d, probs, err := n.Check(e.ctx, dataset, examples)
 			if err != nil {
 				return err
 			}
-			probs, err := n.Index.Check(e.ctx, dataset, d.Tier, examples)
+			pub, err := n.Publication(e.ctx, d)
 			if err != nil {
 				return err
-			}
-			if d.Description == "" || d.Licence == "" || d.Contact == "" {
-				probs = append(probs, indexProblem("dataset-description", "warning", 1, "the dataset lacks a description, licence or contact point, which the catalogue publishes"))
 			}
 			var verified *node.VerifyStats
 			if verify {
@@ -147,13 +145,15 @@ found.`,
 			if asJSON {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
-				out := map[string]any{"dataset": dataset, "tier": d.Tier, "checked": time.Now().UTC(), "problems": probs}
+				out := map[string]any{"dataset": dataset, "tier": d.Tier, "checked": time.Now().UTC(), "problems": probs,
+					"publish": pub.Publish, "held_back": pub.HeldBack}
 				if verified != nil {
 					out["objects_verified"] = verified.Objects
 				}
 				enc.Encode(out)
 			} else {
 				fmt.Fprintf(e.stdout, "check of %s (tier %d): %d problems, %d errors\n", dataset, d.Tier, len(probs), errs)
+				fmt.Fprintf(e.stdout, "  hub: %s\n", publicationText(pub))
 				if verified != nil {
 					fmt.Fprintf(e.stdout, "  %d objects read back and verified\n", verified.Objects)
 				}
@@ -204,7 +204,7 @@ command.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
+			defer closeNode(n)
 			st, err := n.CollectGarbage(e.ctx, grace, dry)
 			if err != nil {
 				return err
@@ -231,6 +231,18 @@ command.`,
 	return cmd
 }
 
-func indexProblem(kind, severity string, tier int, msg string) index.Problem {
-	return index.Problem{Kind: kind, Severity: severity, Tier: tier, Count: 1, Message: msg}
+// publicationText says whether the node publishes a dataset to its hub.
+func publicationText(p node.Publication) string {
+	if p.Publish {
+		return "published"
+	}
+	return "held back: " + strings.Join(p.HeldBack, ", ")
+}
+
+// closeNode closes a node, giving up on queued commits after twice the
+// commit timeout (the node then says so in its error).
+func closeNode(n *node.Node) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*n.Config().CommitTimeout)
+	defer cancel()
+	return n.Close(ctx)
 }

@@ -329,7 +329,7 @@ func (l *Link) loop(ctx context.Context, opts LinkOptions) {
 }
 
 func (l *Link) heartbeat(ctx context.Context, version string) {
-	ds, err := l.n.Index.Datasets(ctx)
+	ds, err := l.n.ix.Datasets(ctx)
 	if err != nil {
 		return
 	}
@@ -340,7 +340,7 @@ func (l *Link) heartbeat(ctx context.Context, version string) {
 }
 
 func (l *Link) publishCatalogueIfChanged(ctx context.Context) {
-	ds, err := l.n.Index.Datasets(ctx)
+	ds, err := l.n.ix.Datasets(ctx)
 	if err != nil {
 		return
 	}
@@ -469,11 +469,11 @@ func errOr(err error, s string) string {
 // figures that ever leave the node. It returns the alerts the question
 // raised.
 func (n *Node) Search(ctx context.Context, q *lens.Query, researcher string) ([]fed.DatasetResult, []disclosure.Alert, error) {
-	subjects, err := n.Index.FederatedSubjects(ctx, q)
+	subjects, err := n.ix.FederatedSubjects(ctx, q)
 	if err != nil {
 		return nil, nil, err
 	}
-	datasets, err := n.Index.Datasets(ctx)
+	datasets, err := n.ix.Datasets(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -490,6 +490,11 @@ func (n *Node) Search(ctx context.Context, q *lens.Query, researcher string) ([]
 		d, ok := byID[s.Dataset]
 		if !ok || d.Tier < 2 {
 			continue // Tier 1 datasets are in the catalogue only, not searchable
+		}
+		if pub, err := n.Publication(ctx, d); err != nil {
+			return nil, nil, err
+		} else if !pub.Publish {
+			continue // held back until its checks pass (pubgate.go)
 		}
 		a, err := n.ctl.Answer(ctx, disclosure.Request{Dataset: s.Dataset, Researcher: researcher, Query: key, Shape: shape,
 			Version: s.Version, Matched: tally(s.Matched), Population: tally(s.All)})
@@ -542,7 +547,7 @@ func (n *Node) Alerts() []disclosure.Alert { return n.ctl.Alerts() }
 // figures of each dataset's whole population.
 func (n *Node) CatalogueSummary(ctx context.Context) (fed.Catalogue, error) {
 	cat := fed.Catalogue{Time: time.Now().UTC(), Datasets: []fed.DatasetSummary{}}
-	datasets, err := n.Index.Datasets(ctx)
+	datasets, err := n.ix.Datasets(ctx)
 	if err != nil {
 		return cat, err
 	}
@@ -550,7 +555,7 @@ func (n *Node) CatalogueSummary(ctx context.Context) (fed.Catalogue, error) {
 	if err != nil {
 		return cat, err
 	}
-	subjects, err := n.Index.FederatedSubjects(ctx, everyone)
+	subjects, err := n.ix.FederatedSubjects(ctx, everyone)
 	if err != nil {
 		return cat, err
 	}
@@ -559,6 +564,14 @@ func (n *Node) CatalogueSummary(ctx context.Context) (fed.Catalogue, error) {
 		byID[s.Dataset] = s
 	}
 	for _, d := range datasets {
+		if pub, err := n.Publication(ctx, d); err != nil {
+			return cat, err
+		} else if !pub.Publish {
+			// Held back until its checks pass (pubgate.go): the hub
+			// learns only that it exists and why it is not published.
+			cat.HeldBack = append(cat.HeldBack, fed.HeldBack{ID: d.ID, Title: d.Title, Tier: d.Tier, Reasons: pub.HeldBack})
+			continue
+		}
 		s := byID[d.ID]
 		all := tally(s.All)
 		a, err := n.ctl.Answer(ctx, disclosure.Request{Dataset: d.ID, Query: "catalogue", Version: s.Version, Matched: all, Population: all})
