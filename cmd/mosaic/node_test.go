@@ -123,6 +123,8 @@ func TestNodeCLI(t *testing.T) {
 			Kind  string
 			Count int
 		}
+		Publish  bool
+		HeldBack []string `json:"held_back"`
 	}
 	if err := json.Unmarshal([]byte(out), &chk); err != nil {
 		t.Fatalf("check: %d %s", code, out)
@@ -131,6 +133,22 @@ func TestNodeCLI(t *testing.T) {
 		if p.Kind == "patient-no-clinical" || p.Kind == "series-mixed-patients" || p.Kind == "series-no-modality" {
 			t.Errorf("check found %s (%d) on a consistent cohort", p.Kind, p.Count)
 		}
+	}
+	// The dataset has no description, licence or contact: it is held
+	// back from the hub, and check says why.
+	if code != 1 || chk.Publish || strings.Join(chk.HeldBack, ", ") != "no description, no licence, no contact point" {
+		t.Errorf("check of a dataset without licence: exit %d, publish %v, held back %q", code, chk.Publish, chk.HeldBack)
+	}
+	if _, out, _ := runMosaic(t, append([]string{"node", "dataset", "list"}, common...)...); !strings.Contains(out, "held back: no description, no licence, no contact point") {
+		t.Errorf("dataset list does not say the dataset is held back:\n%s", out)
+	}
+	if code, out, errOut := runMosaic(t, append([]string{"node", "dataset", "update", "breast-mr", "--description", "Synthetic breast MR.",
+		"--licence", "CC-BY-4.0", "--contact", "data@example.org"}, common...)...); code != 0 {
+		t.Fatalf("dataset update: %d %s %s", code, out, errOut)
+	}
+	code, out, _ = runMosaic(t, append([]string{"node", "check", "--dataset", "breast-mr"}, common...)...)
+	if code != 0 || !strings.Contains(out, "hub: published") {
+		t.Errorf("check of a complete dataset: exit %d\n%s", code, out)
 	}
 
 	// Serve, and search.
