@@ -290,7 +290,7 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 				return err
 			}
 			defer closeNode(n)
-			_, err = n.UpdateDataset(e.ctx, args[0], func(x *index.Dataset) error {
+			got, err := n.UpdateDataset(e.ctx, args[0], func(x *index.Dataset) error {
 				fl := cmd.Flags()
 				if fl.Changed("title") {
 					x.Title = d.Title
@@ -312,10 +312,15 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 				}
 				return nil
 			})
-			if err == nil {
-				fmt.Fprintf(e.stdout, "dataset %s updated\n", args[0])
+			if err != nil {
+				return err
 			}
-			return err
+			pub, err := n.Publication(e.ctx, got)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "dataset %s updated; hub: %s\n", args[0], publicationText(pub))
+			return nil
 		},
 	}
 	f.register(update.Flags(), false)
