@@ -598,6 +598,7 @@ func (n *Node) CatalogueSummary(ctx context.Context) (fed.Catalogue, error) {
 			// Held back until its checks pass (pubgate.go): the hub
 			// learns only that it exists and why it is not published.
 			cat.HeldBack = append(cat.HeldBack, fed.HeldBack{ID: d.ID, Title: d.Title, Tier: d.Tier, Reasons: pub.HeldBack})
+			n.logHeldBack(d, pub)
 			continue
 		}
 		s := byID[d.ID]

@@ -120,12 +120,11 @@ func (n *Node) Publication(ctx context.Context, d index.Dataset) (Publication, e
 	}
 	n.pubs.m[d.ID] = pubEntry{updated: d.Updated, changed: d.Changed, tier: d.Tier, pub: pub}
 	n.pubs.mu.Unlock()
-	if !pub.Publish && (!ok || !e.pub.equal(pub)) {
-		n.log.Warn("dataset held back from the hub until its checks pass (mosaic node check)", "dataset", d.ID, "tier", d.Tier, "held_back", pub.HeldBack)
-	}
 	return pub, nil
 }
 
-func (p Publication) equal(q Publication) bool {
-	return p.Publish == q.Publish && strings.Join(p.HeldBack, "\n") == strings.Join(q.HeldBack, "\n")
+// logHeldBack says in the node's log that a dataset is held back from
+// the hub, and why.
+func (n *Node) logHeldBack(d index.Dataset, pub Publication) {
+	n.log.Warn("dataset held back from the hub until its checks pass (mosaic node check)", "dataset", d.ID, "tier", d.Tier, "held_back", pub.HeldBack)
 }
