@@ -83,6 +83,7 @@ func newNodeCheckCmd(e *env) *cobra.Command {
 	var dataset string
 	var asJSON, verify bool
 	var examples int
+	var format string
 	cmd := &cobra.Command{
 		Use:   "check --data DIR --dataset D",
 		Short: "Check a dataset before publishing it",
@@ -106,6 +107,10 @@ found.`,
 			if dataset == "" {
 				return usagef("%s: --dataset is required", cmd.CommandPath())
 			}
+			if err := validOutput(format); err != nil {
+				return err
+			}
+			asJSON = asJSON || format == outputJSON
 			n, err := f.open(e, cmd)
 			if err != nil {
 				return err
@@ -143,14 +148,14 @@ found.`,
 				}
 			}
 			if asJSON {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
 				out := map[string]any{"dataset": dataset, "tier": d.Tier, "checked": time.Now().UTC(), "problems": probs,
 					"publish": pub.Publish, "held_back": pub.HeldBack}
 				if verified != nil {
 					out["objects_verified"] = verified.Objects
 				}
-				enc.Encode(out)
+				if err := writeJSON(e.stdout, out); err != nil {
+					return err
+				}
 			} else {
 				fmt.Fprintf(e.stdout, "check of %s (tier %d): %d problems, %d errors\n", dataset, d.Tier, len(probs), errs)
 				fmt.Fprintf(e.stdout, "  hub: %s\n", publicationText(pub))
@@ -172,7 +177,8 @@ found.`,
 	}
 	f.register(cmd.Flags(), false)
 	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset to check (required)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (as -o json)")
+	addOutputFlag(cmd, &format)
 	cmd.Flags().IntVar(&examples, "examples", 3, "examples listed per problem")
 	cmd.Flags().BoolVar(&verify, "verify-objects", false, "also read back every stored object and check its size and SHA-256")
 	return cmd
@@ -182,6 +188,7 @@ func newNodeGCCmd(e *env) *cobra.Command {
 	var f nodeFlags
 	var dry bool
 	var grace time.Duration
+	var format string
 	cmd := &cobra.Command{
 		Use:   "gc --data DIR [--dry-run]",
 		Short: "Remove stored objects no index row refers to",
@@ -200,6 +207,9 @@ rows without their objects, such as restoring an older index, run this
 command.`,
 		Args: argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validOutput(format); err != nil {
+				return err
+			}
 			n, err := f.open(e, cmd)
 			if err != nil {
 				return err
@@ -209,16 +219,15 @@ command.`,
 			if err != nil {
 				return err
 			}
-			verb := "removed"
-			if dry {
-				verb = "would remove"
+			if format == outputJSON {
+				if err := writeJSON(e.stdout, map[string]any{"dry_run": dry, "grace": grace.String(), "referenced": st.Referenced,
+					"unreferenced": st.Unreferenced, "removed": st.Removed, "removed_bytes": st.RemovedBytes, "young": st.Young,
+					"packs_removed": st.Packs, "failed": st.Failed}); err != nil {
+					return err
+				}
+			} else {
+				printGC(e, st, dry, grace)
 			}
-			fmt.Fprintf(e.stdout, "gc: %d objects referenced, %d unreferenced: %s %d (%d bytes), kept %d younger than %s",
-				st.Referenced, st.Unreferenced, verb, st.Removed, st.RemovedBytes, st.Young, grace)
-			if st.Packs > 0 {
-				fmt.Fprintf(e.stdout, "; %d empty pack files removed", st.Packs)
-			}
-			fmt.Fprintln(e.stdout)
 			if st.Failed > 0 {
 				return fmt.Errorf("gc: %d objects (or passes over the packs) could not be checked or removed; see the log, then run gc again", st.Failed)
 			}
@@ -228,7 +237,22 @@ command.`,
 	f.register(cmd.Flags(), false)
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "only count what would be removed")
 	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "keep unreferenced objects younger than this")
+	addOutputFlag(cmd, &format)
 	return cmd
+}
+
+// printGC prints what a collection did, in a line.
+func printGC(e *env, st node.GCStats, dry bool, grace time.Duration) {
+	verb := "removed"
+	if dry {
+		verb = "would remove"
+	}
+	fmt.Fprintf(e.stdout, "gc: %d objects referenced, %d unreferenced: %s %d (%d bytes), kept %d younger than %s",
+		st.Referenced, st.Unreferenced, verb, st.Removed, st.RemovedBytes, st.Young, grace)
+	if st.Packs > 0 {
+		fmt.Fprintf(e.stdout, "; %d empty pack files removed", st.Packs)
+	}
+	fmt.Fprintln(e.stdout)
 }
 
 // publicationText says whether the node publishes a dataset to its hub.

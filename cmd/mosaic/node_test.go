@@ -150,6 +150,19 @@ func TestNodeCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "hub: published") {
 		t.Errorf("check of a complete dataset: exit %d\n%s", code, out)
 	}
+	code, out, _ = runMosaic(t, append([]string{"node", "check", "--dataset", "breast-mr", "-o", "json"}, common...)...)
+	chk.Publish, chk.HeldBack = false, nil
+	if err := json.Unmarshal([]byte(out), &chk); err != nil || code != 0 || !chk.Publish || len(chk.HeldBack) != 0 {
+		t.Errorf("check -o json of a complete dataset: exit %d, %v\n%s", code, err, out)
+	}
+	code, out, _ = runMosaic(t, append([]string{"node", "gc", "--dry-run", "-o", "json"}, common...)...)
+	var gc struct{ Referenced, Removed int }
+	if err := json.Unmarshal([]byte(out), &gc); err != nil || code != 0 || gc.Referenced == 0 || gc.Removed != 0 {
+		t.Errorf("gc --dry-run -o json: exit %d, %v\n%s", code, err, out)
+	}
+	if code, _, _ := runMosaic(t, append([]string{"node", "gc", "-o", "yaml"}, common...)...); code != 2 {
+		t.Errorf("gc -o yaml: exit %d, want 2", code)
+	}
 
 	// Serve, and search.
 	ctx, cancel := context.WithCancel(context.Background())
