@@ -88,7 +88,12 @@ func (n *Node) requireToken(route, scope string, h http.Handler) http.Handler {
 				apiError(w, http.StatusUnauthorized, "invalid or revoked token")
 			} else {
 				n.log.Error("token check failed", "err", err)
-				apiError(w, http.StatusServiceUnavailable, "cannot check the token now")
+				msg := "cannot check the token now"
+				if errors.Is(err, context.DeadlineExceeded) {
+					msg += fmt.Sprintf(": the node's index database did not answer within %s", n.cfg.CommitTimeout)
+				}
+				w.Header().Set("Retry-After", "30")
+				apiError(w, http.StatusServiceUnavailable, msg)
 			}
 			return
 		}

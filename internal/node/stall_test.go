@@ -232,6 +232,22 @@ func TestStowWithStalledPostgres(t *testing.T) {
 	}
 	t.Logf("STOW answered %d %s after the database stopped", res.code, took.Round(time.Millisecond))
 
+	// A request that arrives while the database is stopped gets a 503 at
+	// its token check, not a hang.
+	t0 = time.Now()
+	go func() {
+		code, b := stow(ct0, bytes.NewReader(body0))
+		done <- result{code, b}
+	}()
+	select {
+	case res = <-done:
+	case <-time.After(10 * timeout):
+		t.Fatalf("a STOW sent while the database is stopped hangs")
+	}
+	if res.code != http.StatusServiceUnavailable || !strings.Contains(res.body, "did not answer within") || time.Since(t0) > timeout+5*time.Second {
+		t.Errorf("STOW sent while the database is stopped: %d %s after %s", res.code, res.body, time.Since(t0))
+	}
+
 	// Object C is queued while the server is still stopped; Close with a
 	// deadline returns anyway, and C is not acknowledged.
 	fh, err := os.Open(files[2])
