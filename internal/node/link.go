@@ -519,7 +519,7 @@ func (n *Node) Search(ctx context.Context, q *lens.Query, researcher string) ([]
 		if !ok || d.Tier < 2 {
 			continue // Tier 1 datasets are in the catalogue only, not searchable
 		}
-		if pub, err := n.Publication(ctx, d); err != nil {
+		if pub, err := n.publication(ctx, d, true); err != nil {
 			return nil, nil, err
 		} else if !pub.Publish {
 			continue // held back until its checks pass (pubgate.go)

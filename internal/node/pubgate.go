@@ -103,10 +103,18 @@ type pubEntry struct {
 // Publication says whether the node publishes d to its hub, running the
 // checks d's tier needs unless d has not changed since they last ran.
 func (n *Node) Publication(ctx context.Context, d index.Dataset) (Publication, error) {
+	return n.publication(ctx, d, false)
+}
+
+// publication is Publication; with anyContent it takes the decision last
+// taken for d's description whatever content d had then (searches during
+// an ingest do not run the checks over the whole dataset again; the
+// catalogue, sent after every change, does).
+func (n *Node) publication(ctx context.Context, d index.Dataset, anyContent bool) (Publication, error) {
 	n.pubs.mu.Lock()
 	e, ok := n.pubs.m[d.ID]
 	n.pubs.mu.Unlock()
-	if ok && e.updated.Equal(d.Updated) && e.changed.Equal(d.Changed) && e.tier == d.Tier {
+	if ok && e.updated.Equal(d.Updated) && (anyContent || e.changed.Equal(d.Changed)) && e.tier == d.Tier {
 		return e.pub, nil
 	}
 	probs, err := n.ix.Check(ctx, d.ID, d.Tier, 0)
