@@ -216,8 +216,8 @@ func (c *Config) disclosureSettings() disclosure.Settings {
 		DailyEpsilon: c.SearchDailyEpsilon, TotalEpsilon: c.SearchTotalEpsilon, Clock: c.Clock}
 }
 
-// Node is an open node: its index, blob store and de-identification
-// engine.
+// Node is an open node. Its index, blob store and de-identification
+// engine are its own: callers use its methods (facade.go and the rest).
 type Node struct {
 	cfg   Config
 	ix    *index.Store
