@@ -184,7 +184,7 @@ func runDemo(e *env, data, addr string, reset bool) error {
 				r.link.Close()
 			}
 			if r.n != nil {
-				r.n.Close()
+				closeNode(r.n)
 			}
 		}
 	}()
@@ -269,7 +269,7 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 		return nil, "", err
 	}
 	fail := func(err error) (*node.Node, string, error) {
-		n.Close()
+		closeNode(n)
 		return nil, "", err
 	}
 	if _, ok, _ := n.LoadFederation(); !ok {
@@ -289,8 +289,8 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 	}); err != nil {
 		return fail(err)
 	}
-	if _, err := n.Index.Dataset(ctx, site.dataset.ID); errors.Is(err, index.ErrNotFound) {
-		if _, err := n.Index.CreateDataset(ctx, site.dataset); err != nil {
+	if _, err := n.Dataset(ctx, site.dataset.ID); errors.Is(err, index.ErrNotFound) {
+		if _, err := n.CreateDataset(ctx, site.dataset); err != nil {
 			return fail(err)
 		}
 	}
@@ -298,7 +298,7 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 	if err != nil {
 		return fail(err)
 	}
-	c, err := n.Index.DatasetCounts(ctx, site.dataset.ID)
+	c, err := n.DatasetInfo(ctx, site.dataset.ID)
 	if err != nil {
 		return fail(err)
 	}
@@ -335,8 +335,8 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 // (demo-token) is revoked.
 func demoReadToken(ctx context.Context, n *node.Node, dir, dataset string) (string, error) {
 	if b, err := os.ReadFile(filepath.Join(dir, "demo-token")); err == nil {
-		if t, err := n.Index.CheckToken(ctx, string(b)); err == nil {
-			if err := n.Index.RevokeToken(ctx, t.ID); err != nil {
+		if t, err := n.CheckToken(ctx, string(b)); err == nil {
+			if err := n.RevokeToken(ctx, t.ID); err != nil {
 				return "", err
 			}
 		}
@@ -344,11 +344,11 @@ func demoReadToken(ctx context.Context, n *node.Node, dir, dataset string) (stri
 	}
 	path := filepath.Join(dir, "demo-read-token")
 	if b, err := os.ReadFile(path); err == nil {
-		if t, err := n.Index.CheckToken(ctx, string(b)); err == nil && t.Scope == index.ScopeRead && t.Dataset == dataset {
+		if t, err := n.CheckToken(ctx, string(b)); err == nil && t.Scope == index.ScopeRead && t.Dataset == dataset {
 			return string(b), nil
 		}
 	}
-	tok, _, err := n.Index.CreateToken(ctx, "demo read", index.ScopeRead, dataset)
+	tok, _, err := n.CreateToken(ctx, "demo read", index.ScopeRead, dataset)
 	if err != nil {
 		return "", err
 	}
