@@ -161,7 +161,7 @@ func runDemo(e *env, data, addr string, reset bool) error {
 		wg.Wait()
 		for i, n := range nodes {
 			if n != nil {
-				g.OnClose("node "+demoSites[i].name, n.Close)
+				g.OnClose("node "+demoSites[i].name, func() error { return closeNode(n) })
 			}
 		}
 		if err := errors.Join(errs...); err != nil {
@@ -266,7 +266,7 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 		return nil, "", err
 	}
 	fail := func(err error) (*node.Node, string, error) {
-		n.Close()
+		closeNode(n)
 		return nil, "", err
 	}
 	if _, ok, _ := n.LoadFederation(); !ok {
@@ -286,8 +286,8 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 	}); err != nil {
 		return fail(err)
 	}
-	if _, err := n.Index.Dataset(ctx, site.dataset.ID); errors.Is(err, index.ErrNotFound) {
-		if _, err := n.Index.CreateDataset(ctx, site.dataset); err != nil {
+	if _, err := n.Dataset(ctx, site.dataset.ID); errors.Is(err, index.ErrNotFound) {
+		if _, err := n.CreateDataset(ctx, site.dataset); err != nil {
 			return fail(err)
 		}
 	}
@@ -295,7 +295,7 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 	if err != nil {
 		return fail(err)
 	}
-	c, err := n.Index.DatasetCounts(ctx, site.dataset.ID)
+	c, err := n.DatasetInfo(ctx, site.dataset.ID)
 	if err != nil {
 		return fail(err)
 	}
@@ -332,8 +332,8 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 // (demo-token) is revoked.
 func demoReadToken(ctx context.Context, n *node.Node, dir, dataset string) (string, error) {
 	if b, err := os.ReadFile(filepath.Join(dir, "demo-token")); err == nil {
-		if t, err := n.Index.CheckToken(ctx, string(b)); err == nil {
-			if err := n.Index.RevokeToken(ctx, t.ID); err != nil {
+		if t, err := n.CheckToken(ctx, string(b)); err == nil {
+			if err := n.RevokeToken(ctx, t.ID); err != nil {
 				return "", err
 			}
 		}
@@ -341,11 +341,11 @@ func demoReadToken(ctx context.Context, n *node.Node, dir, dataset string) (stri
 	}
 	path := filepath.Join(dir, "demo-read-token")
 	if b, err := os.ReadFile(path); err == nil {
-		if t, err := n.Index.CheckToken(ctx, string(b)); err == nil && t.Scope == index.ScopeRead && t.Dataset == dataset {
+		if t, err := n.CheckToken(ctx, string(b)); err == nil && t.Scope == index.ScopeRead && t.Dataset == dataset {
 			return string(b), nil
 		}
 	}
-	tok, _, err := n.Index.CreateToken(ctx, "demo read", index.ScopeRead, dataset)
+	tok, _, err := n.CreateToken(ctx, "demo read", index.ScopeRead, dataset)
 	if err != nil {
 		return "", err
 	}

@@ -170,7 +170,8 @@ func TestFederation(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(s.data, "node.json"), []byte(`{"search_noise": 0, "search_overlap": false, "search_daily_epsilon": -1, "search_total_epsilon": -1}`), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		crashCLI(t, bin, append([]string{"node", "dataset", "create", "--id", s.dataset, "--title", s.name + " cohort", "--tier", "3"}, common...)...)
+		crashCLI(t, bin, append([]string{"node", "dataset", "create", "--id", s.dataset, "--title", s.name + " cohort", "--tier", "3",
+			"--description", "Synthetic patients.", "--licence", "CC-BY-4.0", "--contact", "data@" + s.name + ".example"}, common...)...)
 		crashCLI(t, bin, append([]string{"node", "ingest", "-q", "--dataset", s.dataset, filepath.Join(s.dir, "dicom")}, common...)...)
 		crashCLI(t, bin, append([]string{"node", "import-clinical", "--dataset", s.dataset, filepath.Join(s.dir, "clinical.csv")}, common...)...)
 		etok := strings.TrimSpace(crashCLI(t, bin, "hub", "node", "add", "--data", hubData, s.name, "--title", strings.ToUpper(s.name[:1])+s.name[1:]+" Hospital"))

@@ -175,13 +175,13 @@ once its bytes are synced and its index row committed.`,
 				return err
 			}
 			return serve.Run(e.ctx, serve.Options{Log: c.Log}, func(g *serve.Group) error {
-				g.OnClose("node", n.Close)
+				g.OnClose("node", func() error { return closeNode(n) })
 				ln, err := net.Listen("tcp", c.Listen)
 				if err != nil {
 					return fmt.Errorf("node: listen: %w", err)
 				}
 				g.Serve("node HTTP", httpServer(n.Handler(), c.Log), ln)
-				c.Log.Info("node serving", "addr", ln.Addr().String(), "db", n.Index.DB().Where, "policy", n.Policy.Name, "version", version())
+				c.Log.Info("node serving", "addr", ln.Addr().String(), "db", n.Where(), "policy", n.PolicyName(), "version", version())
 				fmt.Fprintf(e.stdout, "mosaic node listening on http://%s\n", ln.Addr())
 				if err := g.Link("hub link", func(ctx context.Context) (func() error, error) {
 					link, err := n.StartLinkContext(ctx, node.LinkOptions{Version: version()})
@@ -232,8 +232,8 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			got, err := n.Index.CreateDataset(e.ctx, d)
+			defer closeNode(n)
+			got, err := n.CreateDataset(e.ctx, d)
 			if err != nil {
 				return err
 			}
@@ -254,26 +254,18 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			ds, err := n.Index.Datasets(e.ctx)
+			defer closeNode(n)
+			infos, err := n.DatasetInfos(e.ctx)
 			if err != nil {
 				return err
-			}
-			var infos []node.DatasetInfo
-			for _, d := range ds {
-				c, err := n.Index.DatasetCounts(e.ctx, d.ID)
-				if err != nil {
-					return err
-				}
-				infos = append(infos, node.DatasetInfo{Dataset: d, Patients: c.Patients, Studies: c.Studies, Series: c.Series, Instances: c.Instances, Bytes: c.Bytes})
 			}
 			if asJSON {
 				return json.NewEncoder(e.stdout).Encode(map[string]any{"datasets": infos})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTITLE\tTIER\tACCESS\tPATIENTS\tSTUDIES\tSERIES\tINSTANCES")
+			fmt.Fprintln(tw, "ID\tTITLE\tTIER\tACCESS\tPATIENTS\tSTUDIES\tSERIES\tINSTANCES\tHUB")
 			for _, i := range infos {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\n", i.ID, i.Title, i.Tier, i.AccessRights, i.Patients, i.Studies, i.Series, i.Instances)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\n", i.ID, i.Title, i.Tier, i.AccessRights, i.Patients, i.Studies, i.Series, i.Instances, publicationText(i.Publication))
 			}
 			return tw.Flush()
 		},
@@ -290,8 +282,8 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			_, err = n.Index.UpdateDataset(e.ctx, args[0], func(x *index.Dataset) error {
+			defer closeNode(n)
+			got, err := n.UpdateDataset(e.ctx, args[0], func(x *index.Dataset) error {
 				fl := cmd.Flags()
 				if fl.Changed("title") {
 					x.Title = d.Title
@@ -313,10 +305,15 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 				}
 				return nil
 			})
-			if err == nil {
-				fmt.Fprintf(e.stdout, "dataset %s updated\n", args[0])
+			if err != nil {
+				return err
 			}
-			return err
+			pub, err := n.Publication(e.ctx, got)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "dataset %s updated; hub: %s\n", args[0], publicationText(pub))
+			return nil
 		},
 	}
 	f.register(update.Flags(), false)
@@ -331,8 +328,8 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			if err := n.Index.DeleteDataset(e.ctx, args[0]); err != nil {
+			defer closeNode(n)
+			if err := n.DeleteDataset(e.ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "dataset %s deleted\n", args[0])
@@ -374,8 +371,8 @@ a PACS export a write token for its dataset.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			secret, _, err := n.Index.CreateToken(e.ctx, name, scope, dataset)
+			defer closeNode(n)
+			secret, _, err := n.CreateToken(e.ctx, name, scope, dataset)
 			if err != nil {
 				return err
 			}
@@ -396,8 +393,8 @@ a PACS export a write token for its dataset.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			ts, err := n.Index.Tokens(e.ctx)
+			defer closeNode(n)
+			ts, err := n.Tokens(e.ctx)
 			if err != nil {
 				return err
 			}
@@ -429,8 +426,8 @@ a PACS export a write token for its dataset.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			if err := n.Index.RevokeToken(e.ctx, args[0]); err != nil {
+			defer closeNode(n)
+			if err := n.RevokeToken(e.ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "token %s revoked\n", args[0])
@@ -474,7 +471,7 @@ attack alerts raised.`,
 				if err != nil {
 					return err
 				}
-				defer n.Close()
+				defer closeNode(n)
 				fd, err := n.RefreshFederation(e.ctx)
 				if err != nil {
 					return err
@@ -489,7 +486,7 @@ attack alerts raised.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
+			defer closeNode(n)
 			fd, err := n.Enroll(e.ctx, hubURL, token, version())
 			if err != nil {
 				return err
@@ -572,8 +569,8 @@ cancelled; 2 for usage errors.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			if _, err := n.Index.Dataset(e.ctx, dataset); err != nil {
+			defer closeNode(n)
+			if _, err := n.Dataset(e.ctx, dataset); err != nil {
 				if errors.Is(err, index.ErrNotFound) {
 					return fmt.Errorf("node ingest: no dataset %q (mosaic node dataset create)", dataset)
 				}

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/node"
 )
 
@@ -46,7 +46,7 @@ when any row was skipped.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
+			defer closeNode(n)
 			fh, err := os.Open(args[0])
 			if err != nil {
 				return err
@@ -91,6 +91,7 @@ func newNodeCheckCmd(e *env) *cobra.Command {
 	var dataset string
 	var asJSON, verify bool
 	var examples int
+	var format string
 	cmd := &cobra.Command{
 		Use:   "check --data DIR --dataset D",
 		Short: "Check a dataset before publishing it",
@@ -114,21 +115,22 @@ found.`,
 			if dataset == "" {
 				return usagef("%s: --dataset is required", cmd.CommandPath())
 			}
+			if err := validOutput(format); err != nil {
+				return err
+			}
+			asJSON = asJSON || format == outputJSON
 			n, err := f.open(e, cmd)
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			d, err := n.Index.Dataset(e.ctx, dataset)
+			defer closeNode(n)
+			d, probs, err := n.Check(e.ctx, dataset, examples)
 			if err != nil {
 				return err
 			}
-			probs, err := n.Index.Check(e.ctx, dataset, d.Tier, examples)
+			pub, err := n.Publication(e.ctx, d)
 			if err != nil {
 				return err
-			}
-			if d.Description == "" || d.Licence == "" || d.Contact == "" {
-				probs = append(probs, indexProblem("dataset-description", "warning", 1, "the dataset lacks a description, licence or contact point, which the catalogue publishes"))
 			}
 			var verified *node.VerifyStats
 			if verify {
@@ -154,15 +156,17 @@ found.`,
 				}
 			}
 			if asJSON {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				out := map[string]any{"dataset": dataset, "tier": d.Tier, "checked": time.Now().UTC(), "problems": probs}
+				out := map[string]any{"dataset": dataset, "tier": d.Tier, "checked": time.Now().UTC(), "problems": probs,
+					"publish": pub.Publish, "held_back": pub.HeldBack}
 				if verified != nil {
 					out["objects_verified"] = verified.Objects
 				}
-				enc.Encode(out)
+				if err := writeJSON(e.stdout, out); err != nil {
+					return err
+				}
 			} else {
 				fmt.Fprintf(e.stdout, "check of %s (tier %d): %d problems, %d errors\n", dataset, d.Tier, len(probs), errs)
+				fmt.Fprintf(e.stdout, "  hub: %s\n", publicationText(pub))
 				if verified != nil {
 					fmt.Fprintf(e.stdout, "  %d objects read back and verified\n", verified.Objects)
 				}
@@ -181,7 +185,8 @@ found.`,
 	}
 	f.register(cmd.Flags(), false)
 	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset to check (required)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (as -o json)")
+	addOutputFlag(cmd, &format)
 	cmd.Flags().IntVar(&examples, "examples", 3, "examples listed per problem")
 	cmd.Flags().BoolVar(&verify, "verify-objects", false, "also read back every stored object and check its size and SHA-256")
 	return cmd
@@ -191,6 +196,7 @@ func newNodeGCCmd(e *env) *cobra.Command {
 	var f nodeFlags
 	var dry bool
 	var grace time.Duration
+	var format string
 	cmd := &cobra.Command{
 		Use:   "gc --data DIR [--dry-run]",
 		Short: "Remove stored objects no index row refers to",
@@ -209,25 +215,27 @@ rows without their objects, such as restoring an older index, run this
 command.`,
 		Args: argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validOutput(format); err != nil {
+				return err
+			}
 			n, err := f.open(e, cmd)
 			if err != nil {
 				return err
 			}
-			defer n.Close()
+			defer closeNode(n)
 			st, err := n.CollectGarbage(e.ctx, grace, dry)
 			if err != nil {
 				return err
 			}
-			verb := "removed"
-			if dry {
-				verb = "would remove"
+			if format == outputJSON {
+				if err := writeJSON(e.stdout, map[string]any{"dry_run": dry, "grace": grace.String(), "referenced": st.Referenced,
+					"unreferenced": st.Unreferenced, "removed": st.Removed, "removed_bytes": st.RemovedBytes, "young": st.Young,
+					"packs_removed": st.Packs, "failed": st.Failed}); err != nil {
+					return err
+				}
+			} else {
+				printGC(e, st, dry, grace)
 			}
-			fmt.Fprintf(e.stdout, "gc: %d objects referenced, %d unreferenced: %s %d (%d bytes), kept %d younger than %s",
-				st.Referenced, st.Unreferenced, verb, st.Removed, st.RemovedBytes, st.Young, grace)
-			if st.Packs > 0 {
-				fmt.Fprintf(e.stdout, "; %d empty pack files removed", st.Packs)
-			}
-			fmt.Fprintln(e.stdout)
 			if st.Failed > 0 {
 				return fmt.Errorf("gc: %d objects (or passes over the packs) could not be checked or removed; see the log, then run gc again", st.Failed)
 			}
@@ -237,9 +245,36 @@ command.`,
 	f.register(cmd.Flags(), false)
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "only count what would be removed")
 	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "keep unreferenced objects younger than this")
+	addOutputFlag(cmd, &format)
 	return cmd
 }
 
-func indexProblem(kind, severity string, tier int, msg string) index.Problem {
-	return index.Problem{Kind: kind, Severity: severity, Tier: tier, Count: 1, Message: msg}
+// printGC prints what a collection did, in a line.
+func printGC(e *env, st node.GCStats, dry bool, grace time.Duration) {
+	verb := "removed"
+	if dry {
+		verb = "would remove"
+	}
+	fmt.Fprintf(e.stdout, "gc: %d objects referenced, %d unreferenced: %s %d (%d bytes), kept %d younger than %s",
+		st.Referenced, st.Unreferenced, verb, st.Removed, st.RemovedBytes, st.Young, grace)
+	if st.Packs > 0 {
+		fmt.Fprintf(e.stdout, "; %d empty pack files removed", st.Packs)
+	}
+	fmt.Fprintln(e.stdout)
+}
+
+// publicationText says whether the node publishes a dataset to its hub.
+func publicationText(p node.Publication) string {
+	if p.Publish {
+		return "published"
+	}
+	return "held back: " + strings.Join(p.HeldBack, ", ")
+}
+
+// closeNode closes a node, giving up on queued commits after twice the
+// commit timeout (the node then says so in its error).
+func closeNode(n *node.Node) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*n.Config().CommitTimeout)
+	defer cancel()
+	return n.Close(ctx)
 }

@@ -145,6 +145,19 @@ type Catalogue struct {
 	Node     string           `json:"node"`
 	Time     time.Time        `json:"time"`
 	Datasets []DatasetSummary `json:"datasets"`
+	// HeldBack are the datasets the node does not publish yet, because
+	// checks their tier needs fail: the hub may show them to the node's
+	// operators with the reasons, never in the public catalogue.
+	HeldBack []HeldBack `json:"held_back,omitempty"`
+}
+
+// HeldBack is a dataset a node keeps out of the catalogue, and why
+// ("no licence", "no contact point", ...).
+type HeldBack struct {
+	ID      string   `json:"id"`
+	Title   string   `json:"title"`
+	Tier    int      `json:"tier"`
+	Reasons []string `json:"reasons"`
 }
 
 // EnrollRequest is what `mosaic node enroll` posts to the hub.

@@ -423,7 +423,7 @@ func every(ctx context.Context, d time.Duration, kick <-chan struct{}, fn func()
 }
 
 func (l *Link) heartbeat(ctx context.Context, version string) {
-	ds, err := l.n.Index.Datasets(ctx)
+	ds, err := l.n.ix.Datasets(ctx)
 	if err != nil {
 		return
 	}
@@ -434,7 +434,7 @@ func (l *Link) heartbeat(ctx context.Context, version string) {
 }
 
 func (l *Link) publishCatalogueIfChanged(ctx context.Context) {
-	ds, err := l.n.Index.Datasets(ctx)
+	ds, err := l.n.ix.Datasets(ctx)
 	if err != nil {
 		return
 	}
@@ -489,17 +489,41 @@ const (
 // counts per dataset. Tasks that are unsigned, forged, expired, replayed
 // or for another node are refused and logged, never answered.
 func (l *Link) onSearch(m *nats.Msg) {
-	t0 := time.Now()
-	task, err := fed.OpenTask(l.hubKey, m.Data, l.f.Node, t0, 30*time.Second, &l.replay)
+	ans, ok := l.answer(m.Data, time.Now())
+	if !ok {
+		return
+	}
+	msg, err := fed.Seal(l.key, l.f.Node, ans)
+	if err != nil {
+		return
+	}
+	if m.Reply != "" {
+		m.Respond(msg)
+	}
+}
+
+// errAuditAnswer is what a search answer says when the node could not
+// record it in its audit log: no figure leaves the node unrecorded.
+const errAuditAnswer = "the node could not record the search in its audit log; no counts were released"
+
+// answer opens a search task and answers it; ok is false for a task
+// that is refused (not answered at all). Every answer, and every alert it
+// raised, is in the audit log before it leaves: when the log cannot be
+// written, the answer carries an error and no counts.
+func (l *Link) answer(data []byte, t0 time.Time) (fed.SearchAnswer, bool) {
+	task, err := fed.OpenTask(l.hubKey, data, l.f.Node, t0, 30*time.Second, &l.replay)
 	if err != nil || task.Kind != fed.TaskSearch {
 		l.n.log.Warn("search task refused", "err", errOr(err, "not a search"))
-		l.audit.Append(audit.Entry{Actor: actorHub, Action: actionTaskRefused, Subject: task.ID, Detail: map[string]any{"reason": errOr(err, "not a search")}})
-		return
+		if _, aerr := l.audit.Append(audit.Entry{Actor: actorHub, Action: actionTaskRefused, Subject: task.ID, Detail: map[string]any{"reason": errOr(err, "not a search")}}); aerr != nil {
+			l.n.log.Error("audit append failed: a refused task is not recorded", "err", aerr)
+		}
+		return fed.SearchAnswer{}, false
 	}
 	ans := fed.SearchAnswer{Node: l.f.Node, TaskID: task.ID, Floor: l.n.ctl.Policy().Floor, Datasets: []fed.DatasetResult{}}
 	var body fed.SearchBody
 	var q *lens.Query
 	researcher := ""
+	auditFailed := false
 	if err := json.Unmarshal(task.Body, &body); err != nil {
 		ans.Error = "malformed search body"
 	} else if q, err = lens.Parse(body.Query); err != nil {
@@ -519,7 +543,8 @@ func (l *Link) onSearch(m *nats.Msg) {
 			l.n.log.Warn("disclosure alert", "dataset", a.Dataset, "researcher", a.Researcher, "kind", a.Kind, "count", a.Count)
 			if _, err := l.audit.Append(audit.Entry{Actor: actorNode, Action: actionDisclosureAlert, Subject: task.ID, Detail: map[string]any{
 				"dataset": a.Dataset, "researcher": a.Researcher, "kind": a.Kind, "count": a.Count, "detail": a.Detail}}); err != nil {
-				l.n.log.Error("audit append failed", "err", err)
+				l.n.log.Error("audit append failed: the search is not answered", "err", err)
+				auditFailed = true
 			}
 		}
 	}
@@ -536,16 +561,19 @@ func (l *Link) onSearch(m *nats.Msg) {
 	if q != nil {
 		desc = q.Describe()
 	}
+	if auditFailed {
+		counts, ans.Error = nil, errAuditAnswer
+	}
 	if _, err := l.audit.Append(audit.Entry{Actor: actorHub, Action: actionSearch, Subject: task.ID, Detail: map[string]any{"researcher": researcher, "query": desc, "answered": counts, "error": ans.Error}}); err != nil {
-		l.n.log.Error("audit append failed", "err", err)
+		l.n.log.Error("audit append failed: the search is not answered", "err", err)
+		auditFailed = true
 	}
-	msg, err := fed.Seal(l.key, l.f.Node, ans)
-	if err != nil {
-		return
+	if auditFailed {
+		// The budget charged stays charged: the node errs on the side
+		// of releasing less.
+		ans.Datasets, ans.Error = []fed.DatasetResult{}, errAuditAnswer
 	}
-	if m.Reply != "" {
-		m.Respond(msg)
-	}
+	return ans, true
 }
 
 // ResearcherOf returns the pseudonym a search body gives the asking
@@ -573,11 +601,11 @@ func errOr(err error, s string) string {
 // figures that ever leave the node. It returns the alerts the question
 // raised.
 func (n *Node) Search(ctx context.Context, q *lens.Query, researcher string) ([]fed.DatasetResult, []disclosure.Alert, error) {
-	subjects, err := n.Index.FederatedSubjects(ctx, q)
+	subjects, err := n.ix.FederatedSubjects(ctx, q)
 	if err != nil {
 		return nil, nil, err
 	}
-	datasets, err := n.Index.Datasets(ctx)
+	datasets, err := n.ix.Datasets(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -594,6 +622,11 @@ func (n *Node) Search(ctx context.Context, q *lens.Query, researcher string) ([]
 		d, ok := byID[s.Dataset]
 		if !ok || d.Tier < 2 {
 			continue // Tier 1 datasets are in the catalogue only, not searchable
+		}
+		if pub, err := n.publication(ctx, d, true); err != nil {
+			return nil, nil, err
+		} else if !pub.Publish {
+			continue // held back until its checks pass (pubgate.go)
 		}
 		a, err := n.ctl.Answer(ctx, disclosure.Request{Dataset: s.Dataset, Researcher: researcher, Query: key, Shape: shape,
 			Version: s.Version, Matched: tally(s.Matched), Population: tally(s.All)})
@@ -660,7 +693,7 @@ func (n *Node) Alerts() []disclosure.Alert { return n.ctl.Alerts() }
 // figures of each dataset's whole population.
 func (n *Node) CatalogueSummary(ctx context.Context) (fed.Catalogue, error) {
 	cat := fed.Catalogue{Time: time.Now().UTC(), Datasets: []fed.DatasetSummary{}}
-	datasets, err := n.Index.Datasets(ctx)
+	datasets, err := n.ix.Datasets(ctx)
 	if err != nil {
 		return cat, err
 	}
@@ -668,7 +701,7 @@ func (n *Node) CatalogueSummary(ctx context.Context) (fed.Catalogue, error) {
 	if err != nil {
 		return cat, err
 	}
-	subjects, err := n.Index.FederatedSubjects(ctx, everyone)
+	subjects, err := n.ix.FederatedSubjects(ctx, everyone)
 	if err != nil {
 		return cat, err
 	}
@@ -677,6 +710,15 @@ func (n *Node) CatalogueSummary(ctx context.Context) (fed.Catalogue, error) {
 		byID[s.Dataset] = s
 	}
 	for _, d := range datasets {
+		if pub, err := n.Publication(ctx, d); err != nil {
+			return cat, err
+		} else if !pub.Publish {
+			// Held back until its checks pass (pubgate.go): the hub
+			// learns only that it exists and why it is not published.
+			cat.HeldBack = append(cat.HeldBack, fed.HeldBack{ID: d.ID, Title: d.Title, Tier: d.Tier, Reasons: pub.HeldBack})
+			n.logHeldBack(d, pub)
+			continue
+		}
 		s := byID[d.ID]
 		all := tally(s.All)
 		a, err := n.ctl.Answer(ctx, disclosure.Request{Dataset: d.ID, Query: "catalogue", Version: s.Version, Matched: all, Population: all})

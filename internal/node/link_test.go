@@ -31,7 +31,7 @@ func TestEnrollHubSilent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close()
+	defer n.Close(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		_, err := n.Enroll(context.Background(), hub.URL, "token", "test")
