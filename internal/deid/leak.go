@@ -57,7 +57,10 @@ const minNeedle = 4
 
 // collect gathers the identifying values of the input, except those of
 // attributes the policy keeps on purpose.
-func (e *Engine) collect(ds *dicom.Dataset) []needle {
+//
+// For input already de-identified with this key (own), the patient's ID
+// and name are this site's pseudonyms, kept on purpose: not collected.
+func (e *Engine) collect(ds *dicom.Dataset, own bool) []needle {
 	seen := map[string]bool{}
 	var out []needle
 	add := func(s, what string) {
@@ -82,6 +85,9 @@ func (e *Engine) collect(ds *dicom.Dataset) []needle {
 		}
 		what, listed := identifyingTags[el.Tag]
 		if el.VR != dicom.PN && !listed {
+			return true
+		}
+		if own && (el.Tag == tagPatientID || el.Tag == tagPatientName) {
 			return true
 		}
 		if a, _, row := e.p.action(el.Tag); row != nil || a != 0 {
@@ -166,6 +172,9 @@ func (j *job) leakCheck(ds *dicom.Dataset) error {
 		}
 		if len(el.Value) == 0 {
 			return true
+		}
+		if el.Tag == tagDeidentificationMethod && d.Parent() == nil {
+			return true // written by the engine: the policy's name and the marks
 		}
 		if safeAttribute(el) {
 			if whole == nil {
