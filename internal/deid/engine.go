@@ -536,7 +536,7 @@ func (j *job) clean(ds *dicom.Dataset, el *dicom.Element, isSeq bool) bool {
 		j.counts.Cleaned++
 		return false
 	}
-	if j.scrub != nil && scrubbable(el.VR) && !narrative[el.Tag] {
+	if j.scrub != nil && scrubbable(el.VR) && isDescriptor(el.Tag) && !narrative[el.Tag] {
 		// Clean Descriptors: a description keeps its meaning without the
 		// object's identifying values.
 		return j.scrubElement(ds, el)

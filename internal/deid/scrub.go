@@ -54,6 +54,7 @@ func (s *scrubber) addName(v string) {
 				r := []rune(strings.ToLower(w))
 				if len(r) >= 3 {
 					s.strong = appendUnique(s.strong, r)
+					s.weak = appendUnique(s.weak, r[:1]) // its initial
 				} else {
 					s.weak = appendUnique(s.weak, r)
 				}
@@ -204,6 +205,16 @@ func (s *scrubber) scrub(st *scrubState, v string) (string, bool) {
 		}
 	}
 
+	// Short IDs, as whole words.
+	for _, w := range s.words {
+		for i := 0; i+len(w) <= n; i++ {
+			if runesEqual(lower[i:i+len(w)], w) && (i == 0 || !isAlnum(lower[i-1])) &&
+				(i+len(w) == n || !isAlnum(lower[i+len(w)])) {
+				mark(i, i+len(w))
+			}
+		}
+	}
+
 	// Words and runs of digits.
 	st.tokens = st.tokens[:0]
 	for i := 0; i < n; {
@@ -251,13 +262,6 @@ func (s *scrubber) scrub(st *scrubState, v string) (string, bool) {
 		if in(s.strong, w) {
 			strongAt[k] = true
 			mark(t.start, t.end)
-		} else if in(s.words, w) {
-			mark(t.start, t.end)
-		}
-	}
-	for _, t := range toks {
-		if t.digits && len(s.words) > 0 && in(s.words, word(t)) {
-			mark(t.start, t.end)
 		}
 	}
 	// Weak parts next to a strong one (only separators between), in both
@@ -265,8 +269,9 @@ func (s *scrubber) scrub(st *scrubState, v string) (string, bool) {
 	for changed := true; changed; {
 		changed = false
 		for k, t := range toks {
-			if t.digits || strongAt[k] || !in(s.weak, word(t)) {
-				continue
+			if t.digits || strongAt[k] || !in(s.weak, word(t)) ||
+				(t.start > 0 && isAlnum(lower[t.start-1])) || (t.end < n && isAlnum(lower[t.end])) {
+				continue // not a word of its own ("T" of "T2")
 			}
 			if (k > 0 && strongAt[k-1] && onlySeparators(st.text[toks[k-1].end:t.start])) ||
 				(k+1 < len(toks) && strongAt[k+1] && onlySeparators(st.text[t.end:toks[k+1].start])) {
@@ -329,6 +334,8 @@ func (s *scrubber) scrub(st *scrubState, v string) (string, bool) {
 	}
 	return st.out.String(), true
 }
+
+func isAlnum(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 func onlySeparators(rs []rune) bool {
 	for _, r := range rs {
@@ -473,6 +480,13 @@ func (e *Engine) scrubberFor(ds *dicom.Dataset, own bool) *scrubber {
 		return true
 	})
 	return s
+}
+
+// isDescriptor reports whether the profile lists t as a descriptor: an
+// attribute its Clean Descriptors option cleans.
+func isDescriptor(t dicom.Tag) bool {
+	r, ok := lookupRow(t)
+	return ok && r.opts[CleanDescriptors] == "C"
 }
 
 // scrubbable reports whether values of the VR are text a description is
