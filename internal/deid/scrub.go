@@ -87,22 +87,23 @@ func (s *scrubber) addID(v string) {
 	}
 }
 
-// addDate adds a DA value (or the date of a DT value) in the forms people
-// write dates in; numeric forms are also caught by the generic patterns.
+// addDate adds a DA value (or the date of a DT value) in the forms the
+// generic patterns miss: YYYYMMDD, YYYY-MM-DD, DD.MM.YYYY, MM/DD/YYYY and
+// the like are runs of digits or numeric dates, found whatever the date;
+// with spaces between the numbers, only this object's dates are.
 func (s *scrubber) addDate(v string) {
 	v = strings.TrimSpace(v)
 	if len(v) < 8 || !allDigits(v[:8]) {
 		return
 	}
 	y, m, d := v[:4], v[4:6], v[6:8]
-	for _, f := range []string{y + m + d, y + "-" + m + "-" + d, y + "/" + m + "/" + d, y + "." + m + "." + d,
-		d + "." + m + "." + y, d + "/" + m + "/" + y, d + "-" + m + "-" + y, m + "/" + d + "/" + y} {
-		s.literals = appendUnique(s.literals, []rune(f))
-	}
+	s.literals = appendUnique(s.literals, []rune(y+" "+m+" "+d))
+	s.literals = appendUnique(s.literals, []rune(d+" "+m+" "+y))
 }
 
 // addTime adds a TM value (or the time of a DT value) of hours and
-// minutes at least, as hh:mm and hh:mm:ss.
+// minutes at least, as hh:mm and hh:mm:ss (hhmmss is a run of 6 digits,
+// which the generic patterns find).
 func (s *scrubber) addTime(v string) {
 	v = strings.TrimSpace(v)
 	if len(v) < 4 || !allDigits(v[:4]) {
@@ -111,7 +112,6 @@ func (s *scrubber) addTime(v string) {
 	s.literals = appendUnique(s.literals, []rune(v[:2]+":"+v[2:4]))
 	if len(v) >= 6 && allDigits(v[4:6]) {
 		s.literals = appendUnique(s.literals, []rune(v[:2]+":"+v[2:4]+":"+v[4:6]))
-		s.literals = appendUnique(s.literals, []rune(v[:6]))
 	}
 }
 
@@ -436,6 +436,18 @@ func monthNameDate(lower []rune, toks []token, k int) (int, bool) {
 // collected: they are kept on purpose.
 func (e *Engine) scrubberFor(ds *dicom.Dataset, own bool) *scrubber {
 	s := &scrubber{}
+	// Objects repeat their dates and times (study, series, acquisition,
+	// content): each distinct value is expanded once.
+	var seen []string
+	fresh := func(v string) bool {
+		for _, x := range seen {
+			if x == v {
+				return false
+			}
+		}
+		seen = append(seen, v)
+		return true
+	}
 	ds.Walk(func(_ []dicom.Tag, d *dicom.Dataset, el *dicom.Element) bool {
 		if el.Items != nil || len(el.Value) == 0 || el.Tag.Group()&1 == 1 {
 			return true
@@ -451,20 +463,26 @@ func (e *Engine) scrubberFor(ds *dicom.Dataset, own bool) *scrubber {
 			return true
 		case dicom.DA:
 			for _, v := range d.Strings(el) {
-				s.addDate(v)
+				if fresh(v) {
+					s.addDate(v)
+				}
 			}
 			return true
 		case dicom.DT:
 			for _, v := range d.Strings(el) {
-				s.addDate(v)
-				if len(v) > 8 {
-					s.addTime(v[8:])
+				if fresh(v) {
+					s.addDate(v)
+					if len(v) > 8 {
+						s.addTime(v[8:])
+					}
 				}
 			}
 			return true
 		case dicom.TM:
 			for _, v := range d.Strings(el) {
-				s.addTime(v)
+				if fresh(v) {
+					s.addTime(v)
+				}
 			}
 			return true
 		}

@@ -54,6 +54,8 @@ func TestScrubDescriptions(t *testing.T) {
 		{"X7QA", "X7QA"},
 		{"2023-06-15 T1", "*** T1"},
 		{"15.06.2023 T1", "*** T1"},
+		{"T1 15 06 2023", "T1 ***"},
+		{"T1 20230615", "T1 ***"},
 		{"T1 at 10:15", "T1 at ***"},
 		// Generic dates and long digit runs of other objects.
 		{"prior 2019/11/03", "prior ***"},
