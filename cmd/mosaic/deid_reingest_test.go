@@ -73,6 +73,13 @@ func TestDeidThenIngest(t *testing.T) {
 		t.Errorf("clinical import: %+v; want %d patients, every row joined", rep, m.Patients)
 	}
 
+	// Either path gives the same objects: the original files are now
+	// duplicates of what the de-identified tree brought.
+	code, stdout, _ = node(data, key, "node", "ingest", "--dataset", "d", "-q", filepath.Join(cohort, synth.DICOMDir))
+	if !strings.Contains(stdout, "stored     0") || !strings.Contains(stdout, "duplicate  "+itoa(want)) {
+		t.Errorf("raw files after the de-identified tree: exit %d, want %d duplicates\n%s", code, want, stdout)
+	}
+
 	// The same tree at a node with another site key: refused, not
 	// pseudonymised a second time.
 	other := filepath.Join(tmp, "other")
