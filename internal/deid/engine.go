@@ -338,7 +338,7 @@ func (j *job) apply(ds *dicom.Dataset) {
 		if a == Remove && j.content > 0 && el.Items == nil && el.VR != dicom.UN && el.VR != dicom.SQ {
 			a = Dummy
 		}
-		if a == Keep && j.scrub != nil && j.cleansKept(t, row, el) {
+		if a == Keep && j.scrub != nil && j.cleansKept(row, el) {
 			if j.scrubElement(ds, el) {
 				drop = append(drop, t)
 			}

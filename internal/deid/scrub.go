@@ -521,7 +521,7 @@ func scrubbable(vr dicom.VR) bool {
 // description the Clean Descriptors option cleans: an attribute the
 // profile lists under that option, or any free text (ST, LT, UT, UC) the
 // policy keeps.
-func (j *job) cleansKept(t dicom.Tag, row *profileRow, el *dicom.Element) bool {
+func (j *job) cleansKept(row *profileRow, el *dicom.Element) bool {
 	if el.Items != nil || !scrubbable(el.VR) {
 		return false
 	}
