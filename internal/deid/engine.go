@@ -183,10 +183,10 @@ func (e *Engine) start(f *dicom.File) (*job, error) {
 	if e.p.Dates == DatesShift {
 		j.shift = e.h.shiftDays(j.patient, e.p.MaxShiftDays)
 	}
-	j.ids = e.collect(ds, j.own)
 	if e.p.opts[CleanDescriptors] {
-		j.scrub = e.scrubberFor(ds, j.own)
+		j.scrub = &scrubber{}
 	}
+	j.ids = e.collect(ds, j.own, j.scrub)
 	return j, nil
 }
 

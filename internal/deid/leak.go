@@ -60,7 +60,10 @@ const minNeedle = 4
 //
 // For input already de-identified with this key (own), the patient's ID
 // and name are this site's pseudonyms, kept on purpose: not collected.
-func (e *Engine) collect(ds *dicom.Dataset, own bool) []needle {
+//
+// With a scrubber (Clean Descriptors), the same walk gives it the names
+// and identifying values collected here, and every date and time.
+func (e *Engine) collect(ds *dicom.Dataset, own bool, sc *scrubber) []needle {
 	seen := map[string]bool{}
 	var out []needle
 	add := func(s, what string) {
@@ -79,9 +82,16 @@ func (e *Engine) collect(ds *dicom.Dataset, own bool) []needle {
 		seen[s] = true
 		out = append(out, needle{text: s, what: what})
 	}
+	var dates []string // distinct date and time values given to sc
 	ds.Walk(func(_ []dicom.Tag, d *dicom.Dataset, el *dicom.Element) bool {
 		if el.Items != nil {
 			return true
+		}
+		if sc != nil {
+			switch el.VR {
+			case dicom.DA, dicom.DT, dicom.TM:
+				dates = sc.addDates(el.VR, el.Value, dates)
+			}
 		}
 		what, listed := identifyingTags[el.Tag]
 		if el.VR != dicom.PN && !listed {
@@ -104,11 +114,17 @@ func (e *Engine) collect(ds *dicom.Dataset, own bool) []needle {
 				for _, s := range nameVariants(v) {
 					add(s, what)
 				}
+				if sc != nil {
+					sc.addName(v)
+				}
 			}
 			return true
 		}
 		for _, v := range d.Strings(el) {
 			add(v, what)
+			if sc != nil {
+				sc.addID(v)
+			}
 		}
 		return true
 	})

@@ -1,6 +1,8 @@
 package deid
 
 import (
+	"bytes"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -429,75 +431,37 @@ func monthNameDate(lower []rune, toks []token, k int) (int, bool) {
 	return 0, false
 }
 
-// scrubberFor collects what the descriptions of ds must lose: every
-// person name, the identifying values the leak check looks for (except
-// those the policy keeps), and every date and time. For input already
-// de-identified with this key (own) the patient's pseudonyms are not
-// collected: they are kept on purpose.
-func (e *Engine) scrubberFor(ds *dicom.Dataset, own bool) *scrubber {
-	s := &scrubber{}
-	// Objects repeat their dates and times (study, series, acquisition,
-	// content): each distinct value is expanded once.
-	var seen []string
-	fresh := func(v string) bool {
-		for _, x := range seen {
-			if x == v {
-				return false
-			}
+// addDates adds the values of a DA, DT or TM element (raw bytes, which
+// are ASCII), each distinct value once: objects repeat their dates and
+// times (study, series, acquisition, content). It returns seen with the
+// new values.
+func (s *scrubber) addDates(vr dicom.VR, raw []byte, seen []string) []string {
+	for len(raw) > 0 {
+		v := raw
+		if k := bytes.IndexByte(raw, '\\'); k >= 0 {
+			v, raw = raw[:k], raw[k+1:]
+		} else {
+			raw = nil
 		}
-		seen = append(seen, v)
-		return true
-	}
-	ds.Walk(func(_ []dicom.Tag, d *dicom.Dataset, el *dicom.Element) bool {
-		if el.Items != nil || len(el.Value) == 0 || el.Tag.Group()&1 == 1 {
-			return true
+		v = bytes.Trim(v, " \x00")
+		if len(v) < 4 || slices.ContainsFunc(seen, func(x string) bool { return x == string(v) }) {
+			continue
 		}
-		if own && (el.Tag == tagPatientID || el.Tag == tagPatientName) {
-			return true
-		}
-		switch el.VR {
-		case dicom.PN:
-			for _, v := range d.Strings(el) {
-				s.addName(v)
-			}
-			return true
+		str := string(v)
+		seen = append(seen, str)
+		switch vr {
 		case dicom.DA:
-			for _, v := range d.Strings(el) {
-				if fresh(v) {
-					s.addDate(v)
-				}
-			}
-			return true
+			s.addDate(str)
 		case dicom.DT:
-			for _, v := range d.Strings(el) {
-				if fresh(v) {
-					s.addDate(v)
-					if len(v) > 8 {
-						s.addTime(v[8:])
-					}
-				}
+			s.addDate(str)
+			if len(str) > 8 {
+				s.addTime(str[8:])
 			}
-			return true
 		case dicom.TM:
-			for _, v := range d.Strings(el) {
-				if fresh(v) {
-					s.addTime(v)
-				}
-			}
-			return true
+			s.addTime(str)
 		}
-		if _, listed := identifyingTags[el.Tag]; !listed {
-			return true
-		}
-		if a, _, row := e.p.action(el.Tag); (row != nil || a != 0) && a == Keep {
-			return true
-		}
-		for _, v := range d.Strings(el) {
-			s.addID(v)
-		}
-		return true
-	})
-	return s
+	}
+	return seen
 }
 
 // isDescriptor reports whether the profile lists t as a descriptor: an
