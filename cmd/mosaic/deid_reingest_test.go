@@ -57,10 +57,12 @@ func TestDeidThenIngest(t *testing.T) {
 	var rep struct {
 		Rows, Imported, Skipped int
 		Join                    struct {
-			ClinicalPatients int      `json:"clinical_patients"`
-			ImagedPatients   int      `json:"imaged_patients"`
-			ClinicalNoImages []string `json:"clinical_without_images"`
-			ImagesNoClinical []string `json:"images_without_clinical"`
+			ClinicalPatients  int      `json:"clinical_patients"`
+			ImagedPatients    int      `json:"imaged_patients"`
+			ClinicalNoImages  []string `json:"clinical_without_images"`
+			ImagesNoClinical  []string `json:"images_without_clinical"`
+			ClinicalNoImagesN int      `json:"clinical_without_images_count"`
+			ImagesNoClinicalN int      `json:"images_without_clinical_count"`
 		}
 	}
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
@@ -69,7 +71,7 @@ func TestDeidThenIngest(t *testing.T) {
 	j := rep.Join
 	if rep.Rows != m.Patients || rep.Imported != m.Patients || rep.Skipped != 0 ||
 		j.ImagedPatients != m.Patients || j.ClinicalPatients != m.Patients ||
-		len(j.ClinicalNoImages) != 0 || len(j.ImagesNoClinical) != 0 {
+		len(j.ClinicalNoImages) != 0 || len(j.ImagesNoClinical) != 0 || j.ClinicalNoImagesN != 0 || j.ImagesNoClinicalN != 0 {
 		t.Errorf("clinical import: %+v; want %d patients, every row joined", rep, m.Patients)
 	}
 
