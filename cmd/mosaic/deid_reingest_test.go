@@ -27,13 +27,13 @@ func TestDeidThenIngest(t *testing.T) {
 	}
 	key := filepath.Join(tmp, "keys", "site.key")
 	out := filepath.Join(tmp, "deid")
-	if code, _, stderr := runMosaic(t, "deid", "-q", "--policy", "eucaim", "--site-key", key, "-o", out, filepath.Join(cohort, synth.DICOMDir)); code != exitOK {
+	if code, _, stderr := runMosaic(t, "deid", "-q", "--policy", "eucaim", "--site-key", key, "--out", out, filepath.Join(cohort, synth.DICOMDir)); code != exitOK {
 		t.Fatalf("deid: exit %d\n%s", code, stderr)
 	}
 	clinical := filepath.Join(tmp, "clinical-deid.csv")
 	if code, _, stderr := runMosaic(t, "deid", "clinical", "--policy", "eucaim", "--site-key", key, "--id-column", "patient_id",
 		"--issuer-column", "issuer_of_patient_id", "--date-columns", "diagnosis_date,last_contact_date",
-		"-o", clinical, filepath.Join(cohort, synth.ClinicalFile)); code != exitOK {
+		"--out", clinical, filepath.Join(cohort, synth.ClinicalFile)); code != exitOK {
 		t.Fatalf("deid clinical: exit %d\n%s", code, stderr)
 	}
 
