@@ -241,18 +241,18 @@ func runDemo(e *env, data, addr string, reset bool) error {
 func demoAccounts(ctx context.Context, h *hub.Hub, data, hubURL string) (DemoInfo, error) {
 	var info DemoInfo
 	if b, err := os.ReadFile(filepath.Join(data, "demo.json")); err == nil && json.Unmarshal(b, &info) == nil && info.Token != "" {
-		if _, err := h.Store.Authenticate(ctx, info.Token); err == nil {
+		if _, err := h.Authenticate(ctx, info.Token); err == nil {
 			info.HubURL, info.Nodes = hubURL, nil
 			return info, nil
 		}
 	}
 	info = DemoInfo{HubURL: hubURL, User: "demo", Password: randomPassword(), Admin: "admin", AdminPW: randomPassword()}
 	for _, u := range []struct{ id, pw, role string }{{info.User, info.Password, hub.RoleResearcher}, {info.Admin, info.AdminPW, hub.RoleAdmin}} {
-		if err := h.Store.AddUser(ctx, u.id, u.pw, u.role); err != nil {
+		if err := h.AddUser(ctx, u.id, u.pw, u.role); err != nil {
 			return info, fmt.Errorf("demo: the hub in this folder has other accounts; start afresh with --reset: %w", err)
 		}
 	}
-	tok, err := h.Store.NewUserToken(ctx, info.User, "demo")
+	tok, err := h.NewUserToken(ctx, info.User, "demo")
 	if err != nil {
 		return info, err
 	}
@@ -273,7 +273,7 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 		return nil, "", err
 	}
 	if _, ok, _ := n.LoadFederation(); !ok {
-		tok, err := h.Store.AddNode(ctx, site.name, site.title, time.Hour)
+		tok, err := h.AddNode(ctx, site.name, site.title, time.Hour)
 		if err != nil && !errors.Is(err, hub.ErrExists) {
 			return fail(err)
 		}
@@ -403,7 +403,7 @@ func demoReady(ctx context.Context, h *hub.Hub) (bool, error) {
 			online++
 		}
 	}
-	cat, err := h.Store.Catalogue(ctx)
+	cat, err := h.Catalogue(ctx)
 	if err != nil {
 		return false, err
 	}

@@ -108,17 +108,14 @@ func (f *hubFlags) configFor(e *env, cmd *cobra.Command) (hub.Config, error) {
 	return c, nil
 }
 
-// openStore opens only the hub's database, for the admin commands (they
+// openAdmin opens only the hub's database, for the admin commands (they
 // work while the hub serves).
-func (f *hubFlags) openStore(e *env, cmd *cobra.Command) (*hub.Store, error) {
+func (f *hubFlags) openAdmin(e *env, cmd *cobra.Command) (*hub.Admin, error) {
 	c, err := f.configFor(e, cmd)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(c.Data, 0o700); err != nil {
-		return nil, err
-	}
-	return hub.OpenStore(e.ctx, c.DB)
+	return hub.OpenAdmin(e.ctx, c)
 }
 
 func newHubCmd(e *env) *cobra.Command {
@@ -220,7 +217,7 @@ func newHubUserCmd(e *env) *cobra.Command {
 		Short: "Add an account; prints a generated password unless one comes on stdin",
 		Args:  argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -269,7 +266,7 @@ func newHubTokenCmd(e *env) *cobra.Command {
 			if user == "" {
 				return usagef("hub token create: --user is required")
 			}
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -304,7 +301,7 @@ func newHubNodeCmd(e *env) *cobra.Command {
 it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 		Args: argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -320,12 +317,16 @@ it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 	f.register(add.Flags(), false)
 	add.Flags().StringVar(&title, "title", "", "the data holder's name, as the catalogue shows it")
 	add.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the enrolment token stays valid")
+	var format string
 	list := &cobra.Command{
-		Use:   "list --data DIR",
+		Use:   "list --data DIR [-o table|json]",
 		Short: "List nodes with their enrolment and last contact",
 		Args:  argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := f.openStore(e, cmd)
+			if err := validOutput(format); err != nil {
+				return err
+			}
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -333,6 +334,12 @@ it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 			nodes, err := st.Nodes(e.ctx)
 			if err != nil {
 				return err
+			}
+			if format == outputJSON {
+				if nodes == nil {
+					nodes = []hub.Node{}
+				}
+				return writeJSON(e.stdout, map[string]any{"nodes": nodes})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "NODE\tTITLE\tENROLLED\tVERSION\tLAST CONTACT\tREMOVED")
@@ -349,12 +356,13 @@ it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 		},
 	}
 	f.register(list.Flags(), false)
+	addOutputFlag(list, &format)
 	remove := &cobra.Command{
 		Use:   "remove --data DIR NAME",
 		Short: "Remove a node: its credentials stop working and a running hub cuts it off",
 		Args:  argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
