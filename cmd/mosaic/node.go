@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -24,6 +23,7 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/ingest"
 	"github.com/mosaic-imaging/mosaic/internal/node"
+	"github.com/mosaic-imaging/mosaic/internal/serve"
 )
 
 // nodeFlags are the flags every node command shares.
@@ -174,41 +174,36 @@ once its bytes are synced and its index row committed.`,
 			if err != nil {
 				return err
 			}
-			defer closeNode(n)
-			ln, err := net.Listen("tcp", c.Listen)
-			if err != nil {
-				return fmt.Errorf("node: listen: %w", err)
-			}
-			srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-				ErrorLog: slog.NewLogLogger(c.Log.Handler(), slog.LevelWarn)}
-			c.Log.Info("node serving", "addr", ln.Addr().String(), "db", n.Where(), "policy", n.PolicyName(), "version", version())
-			fmt.Fprintf(e.stdout, "mosaic node listening on http://%s\n", ln.Addr())
-			errc := make(chan error, 1)
-			go func() { errc <- srv.Serve(ln) }()
-			link, err := n.StartLink(node.LinkOptions{Version: version()})
-			if err != nil {
-				return fmt.Errorf("node: hub link: %w", err)
-			}
-			if link != nil {
-				defer link.Close()
-			}
-			// Collect blobs left by a crash between writing an object
-			// and committing its row, in the background: in the packs
-			// changed since the last complete collection.
-			go func() {
-				if _, err := n.CollectRecentGarbage(e.ctx, c.BlobGrace); err != nil && e.ctx.Err() == nil {
-					c.Log.Warn("garbage collection failed", "err", err)
+			return serve.Run(e.ctx, serve.Options{Log: c.Log}, func(g *serve.Group) error {
+				g.OnClose("node", func() error { return closeNode(n) })
+				ln, err := net.Listen("tcp", c.Listen)
+				if err != nil {
+					return fmt.Errorf("node: listen: %w", err)
 				}
-			}()
-			select {
-			case err := <-errc:
-				return err
-			case <-e.ctx.Done():
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			c.Log.Info("node stopping")
-			return srv.Shutdown(ctx)
+				g.Serve("node HTTP", httpServer(n.Handler(), c.Log), ln)
+				c.Log.Info("node serving", "addr", ln.Addr().String(), "db", n.Where(), "policy", n.PolicyName(), "version", version())
+				fmt.Fprintf(e.stdout, "mosaic node listening on http://%s\n", ln.Addr())
+				if err := g.Link("hub link", func(ctx context.Context) (func() error, error) {
+					link, err := n.StartLinkContext(ctx, node.LinkOptions{Version: version()})
+					if err != nil || link == nil {
+						return nil, err
+					}
+					return func() error { link.Close(); return nil }, nil
+				}); err != nil {
+					return err
+				}
+				// Collect blobs left by a crash between writing an object
+				// and committing its row, in the background: in the packs
+				// changed since the last complete collection. A failure
+				// is logged; the node serves on.
+				g.Go("garbage collection", func(ctx context.Context) error {
+					if _, err := n.CollectRecentGarbage(ctx, c.BlobGrace); err != nil && ctx.Err() == nil {
+						c.Log.Warn("garbage collection failed", "err", err)
+					}
+					return nil
+				})
+				return nil
+			})
 		},
 	}
 	f.register(cmd.Flags(), true)

@@ -44,13 +44,22 @@ type DatasetResult struct {
 	BodyParts     []string  `json:"body_parts"`
 	// Refused is set when the node gave no figures for this dataset
 	// because the asking researcher's privacy budget there is spent:
-	// "budget-day" (try again tomorrow) or "budget-total" (spent for
-	// good). The counts are then zero and mean nothing.
+	// RefusedBudgetDay or RefusedBudgetTotal. The counts are then zero
+	// and mean nothing.
 	Refused string `json:"refused,omitempty"`
 	// Budget is what the researcher has left of their privacy budget at
 	// this dataset after this answer (nil from nodes that keep none).
 	Budget *Budget `json:"budget,omitempty"`
 }
+
+// Refusals of a dataset in a search answer (DatasetResult.Refused).
+const (
+	// RefusedBudgetDay: the researcher's budget at the dataset is spent
+	// for the day (UTC); it answers again tomorrow.
+	RefusedBudgetDay = "budget-day"
+	// RefusedBudgetTotal: the researcher's budget is spent for good.
+	RefusedBudgetTotal = "budget-total"
+)
 
 // Budget is a researcher's privacy budget at one dataset, in units of
 // epsilon (see docs/disclosure.md).
@@ -90,6 +99,14 @@ type Alert struct {
 	Kind       string    `json:"kind"`
 	Count      int       `json:"count"`
 	Detail     string    `json:"detail"`
+}
+
+// Leaving is what a node sends (MsgLeaving) when it stops cleanly, after
+// its last heartbeat. Time is the node's clock, as in its heartbeats:
+// the hub ignores heartbeats sent before it that arrive after it.
+type Leaving struct {
+	Node string    `json:"node"`
+	Time time.Time `json:"time"`
 }
 
 // Heartbeat is what a node sends every few seconds.
