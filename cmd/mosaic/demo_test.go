@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mosaic-imaging/mosaic/internal/testutil"
 )
 
 // TestDemo runs the demo federation twice on one folder, as the
@@ -135,5 +137,15 @@ func TestDemo(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("demo did not stop")
 		}
+	}
+	// Every record of the demo's log (the hub's and the nodes') names
+	// each key once.
+	lf, err := os.Open(filepath.Join(data, "demo.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if n, err := testutil.JSONLogKeysOnce(lf); err != nil || n == 0 {
+		t.Errorf("demo.log: %d records checked: %v", n, err)
 	}
 }
