@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/synth"
+	"github.com/mosaic-imaging/mosaic/internal/testutil"
 )
 
 // fedProc is a running hub or node process.
@@ -132,6 +133,7 @@ func TestFederation(t *testing.T) {
 		{name: "east", dataset: "abdomen", cancers: []string{"liver", "pancreas"}, patients: 12, seed: 33},
 	}
 	hubData := filepath.Join(root, "hub")
+	crashCLI(t, bin, "hub", "init", "--data", hubData)
 	hubProc := fedStart(t, bin, filepath.Join(root, "hub.log"), "mosaic hub listening on ", "hub", "serve", "--data", hubData, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0")
 	cmd := exec.Command(bin, "hub", "user", "add", "--data", hubData, "alice", "--admin", "--password-stdin")
 	cmd.Env, cmd.Stdin = crashEnv(), strings.NewReader("correct horse battery staple\n")
@@ -170,13 +172,14 @@ func TestFederation(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(s.data, "node.json"), []byte(`{"search_noise": 0, "search_overlap": false, "search_daily_epsilon": -1, "search_total_epsilon": -1}`), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		crashCLI(t, bin, append([]string{"node", "dataset", "create", "--id", s.dataset, "--title", s.name + " cohort", "--tier", "3"}, common...)...)
+		adm := []string{"--data", s.data}
+		crashCLI(t, bin, append([]string{"node", "dataset", "create", "--id", s.dataset, "--title", s.name + " cohort", "--tier", "3"}, adm...)...)
 		crashCLI(t, bin, append([]string{"node", "ingest", "-q", "--dataset", s.dataset, filepath.Join(s.dir, "dicom")}, common...)...)
 		crashCLI(t, bin, append([]string{"node", "import-clinical", "--dataset", s.dataset, filepath.Join(s.dir, "clinical.csv")}, common...)...)
 		etok := strings.TrimSpace(crashCLI(t, bin, "hub", "node", "add", "--data", hubData, s.name, "--title", strings.ToUpper(s.name[:1])+s.name[1:]+" Hospital"))
-		crashCLI(t, bin, append([]string{"node", "enroll", "--hub", hubProc.url, "--token", etok}, common...)...)
+		crashCLI(t, bin, append([]string{"node", "enroll", "--hub", hubProc.url, "--token", etok}, adm...)...)
 		// The token works once.
-		if out, err := exec.Command(bin, append([]string{"node", "enroll", "--hub", hubProc.url, "--token", etok}, common...)...).CombinedOutput(); err == nil {
+		if out, err := exec.Command(bin, append([]string{"node", "enroll", "--hub", hubProc.url, "--token", etok}, adm...)...).CombinedOutput(); err == nil {
 			t.Errorf("a used enrolment token worked again: %s", out)
 		}
 	}
@@ -402,6 +405,18 @@ func TestFederation(t *testing.T) {
 		s.proc.stop(t)
 	}
 	hubProc.stop(t)
+	// Every JSON log record of the hub and the nodes names each key once.
+	for _, name := range []string{"hub", "north", "south", "east"} {
+		lf, err := os.Open(filepath.Join(root, name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := testutil.JSONLogKeysOnce(lf)
+		lf.Close()
+		if err != nil || n == 0 {
+			t.Errorf("%s.log: %d records checked: %v", name, n, err)
+		}
+	}
 	out := crashCLI(t, bin, "audit", "verify", filepath.Join(hubData, "audit.log"), filepath.Join(sites[0].data, "audit.log"))
 	if strings.Count(out, ": ok") != 2 {
 		t.Errorf("audit verify: %s", out)

@@ -99,7 +99,7 @@ func TestNodeCrash(t *testing.T) {
 	bin := crashBinary(t)
 	files := crashCohort(t, filepath.Join(tmp, "cohort"))
 	data := filepath.Join(tmp, "node")
-	crashCLI(t, bin, "node", "dataset", "create", "--data", data, "--id", crashDataset, "--title", "Crash test")
+	crashCLI(t, bin, "node", "dataset", "create", "--create", "--data", data, "--id", crashDataset, "--title", "Crash test")
 	tok := strings.TrimSpace(crashCLI(t, bin, "node", "token", "create", "--data", data, "--name", "crash-test", "--scope", "write", "--dataset", crashDataset))
 	if tok == "" || strings.ContainsAny(tok, " \n") {
 		t.Fatalf("token create printed %q", tok)

@@ -79,8 +79,8 @@ when any row was skipped.`,
 
 func newNodeCheckCmd(e *env) *cobra.Command {
 	var f nodeFlags
-	var dataset string
-	var asJSON, verify bool
+	var dataset, format string
+	var verify bool
 	var examples int
 	cmd := &cobra.Command{
 		Use:   "check --data DIR --dataset D",
@@ -104,6 +104,9 @@ found.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dataset == "" {
 				return usagef("%s: --dataset is required", cmd.CommandPath())
+			}
+			if err := validOutput(format); err != nil {
+				return err
 			}
 			n, err := f.open(e, cmd)
 			if err != nil {
@@ -144,14 +147,17 @@ found.`,
 					errs++
 				}
 			}
-			if asJSON {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				out := map[string]any{"dataset": dataset, "tier": d.Tier, "checked": time.Now().UTC(), "problems": probs}
+			if format == outputJSON {
+				if probs == nil {
+					probs = []index.Problem{}
+				}
+				out := map[string]any{"dataset": dataset, "tier": d.Tier, "checked": time.Now().UTC(), "problems": probs, "errors": errs}
 				if verified != nil {
 					out["objects_verified"] = verified.Objects
 				}
-				enc.Encode(out)
+				if err := writeJSON(e.stdout, out); err != nil {
+					return err
+				}
 			} else {
 				fmt.Fprintf(e.stdout, "check of %s (tier %d): %d problems, %d errors\n", dataset, d.Tier, len(probs), errs)
 				if verified != nil {
@@ -170,9 +176,10 @@ found.`,
 			return nil
 		},
 	}
-	f.register(cmd.Flags(), false)
+	f.registerStore(cmd.Flags())
 	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset to check (required)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	addOutputFlag(cmd, &format)
+	addJSONAlias(cmd, &format)
 	cmd.Flags().IntVar(&examples, "examples", 3, "examples listed per problem")
 	cmd.Flags().BoolVar(&verify, "verify-objects", false, "also read back every stored object and check its size and SHA-256")
 	return cmd
@@ -182,6 +189,7 @@ func newNodeGCCmd(e *env) *cobra.Command {
 	var f nodeFlags
 	var dry bool
 	var grace time.Duration
+	var format string
 	cmd := &cobra.Command{
 		Use:   "gc --data DIR [--dry-run]",
 		Short: "Remove stored objects no index row refers to",
@@ -200,6 +208,9 @@ rows without their objects, such as restoring an older index, run this
 command.`,
 		Args: argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validOutput(format); err != nil {
+				return err
+			}
 			n, err := f.open(e, cmd)
 			if err != nil {
 				return err
@@ -209,26 +220,40 @@ command.`,
 			if err != nil {
 				return err
 			}
-			verb := "removed"
-			if dry {
-				verb = "would remove"
+			if format == outputJSON {
+				if err := writeJSON(e.stdout, map[string]any{"dry_run": dry, "grace_seconds": grace.Seconds(),
+					"referenced": st.Referenced, "unreferenced": st.Unreferenced, "removed": st.Removed, "removed_bytes": st.RemovedBytes,
+					"young": st.Young, "failed": st.Failed, "packs_removed": st.Packs}); err != nil {
+					return err
+				}
+			} else {
+				gcLine(e, st, dry, grace)
 			}
-			fmt.Fprintf(e.stdout, "gc: %d objects referenced, %d unreferenced: %s %d (%d bytes), kept %d younger than %s",
-				st.Referenced, st.Unreferenced, verb, st.Removed, st.RemovedBytes, st.Young, grace)
-			if st.Packs > 0 {
-				fmt.Fprintf(e.stdout, "; %d empty pack files removed", st.Packs)
-			}
-			fmt.Fprintln(e.stdout)
 			if st.Failed > 0 {
 				return fmt.Errorf("gc: %d objects (or passes over the packs) could not be checked or removed; see the log, then run gc again", st.Failed)
 			}
 			return nil
 		},
 	}
-	f.register(cmd.Flags(), false)
+	f.registerStore(cmd.Flags())
+	addOutputFlag(cmd, &format)
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "only count what would be removed")
 	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "keep unreferenced objects younger than this")
 	return cmd
+}
+
+// gcLine prints the result of node gc for people.
+func gcLine(e *env, st node.GCStats, dry bool, grace time.Duration) {
+	verb := "removed"
+	if dry {
+		verb = "would remove"
+	}
+	fmt.Fprintf(e.stdout, "gc: %d objects referenced, %d unreferenced: %s %d (%d bytes), kept %d younger than %s",
+		st.Referenced, st.Unreferenced, verb, st.Removed, st.RemovedBytes, st.Young, grace)
+	if st.Packs > 0 {
+		fmt.Fprintf(e.stdout, "; %d empty pack files removed", st.Packs)
+	}
+	fmt.Fprintln(e.stdout)
 }
 
 func indexProblem(kind, severity string, tier int, msg string) index.Problem {
