@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -38,18 +39,24 @@ func TestDemo(t *testing.T) {
 			done <- run(ctx, []string{"demo", "--data", data, "--addr", "127.0.0.1:0"}, func(string) string { return "" }, strings.NewReader(""), io.Discard, &stderr)
 		}()
 		var info DemoInfo
-		waitFor(t, 90*time.Second, "demo.json", func() bool {
+		testutil.Eventually(t, 90*time.Second, func() error {
 			select {
 			case code := <-done:
 				t.Fatalf("demo run %d exited %d before it was ready: %s", turn, code, stderr.String())
 			default:
 			}
 			fi, err := os.Stat(filepath.Join(data, "demo.json"))
-			if err != nil || !fi.ModTime().After(before) {
-				return false
+			if err != nil {
+				return err
+			}
+			if !fi.ModTime().After(before) {
+				return errors.New("demo.json is the previous run's")
 			}
 			b, err := os.ReadFile(filepath.Join(data, "demo.json"))
-			return err == nil && json.Unmarshal(b, &info) == nil
+			if err != nil {
+				return err
+			}
+			return json.Unmarshal(b, &info)
 		})
 		took := time.Since(t0)
 		t.Logf("run %d ready in %s", turn, took)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -204,7 +205,7 @@ func TestFederation(t *testing.T) {
 		return resp.StatusCode, b
 	}
 	// All nodes online, their datasets in the public catalogue.
-	waitFor(t, 30*time.Second, "nodes online and catalogue published", func() bool {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		_, b := get("/api/v1/nodes", tok)
 		var nodes struct{ Nodes []struct{ ID, Status string } }
 		json.Unmarshal(b, &nodes)
@@ -217,7 +218,10 @@ func TestFederation(t *testing.T) {
 		_, b = get("/api/v1/datasets", "")
 		var cat struct{ Total int }
 		json.Unmarshal(b, &cat)
-		return online == 3 && cat.Total == 3
+		if online != 3 || cat.Total != 3 {
+			return fmt.Errorf("%d nodes online and %d datasets in the catalogue, want 3 and 3", online, cat.Total)
+		}
+		return nil
 	})
 	code, b := get("/api/v1/datasets", "")
 	var cat struct {
@@ -359,14 +363,17 @@ func TestFederation(t *testing.T) {
 	}
 	// Restarted, it rejoins.
 	startNode(sites[2])
-	waitFor(t, 30*time.Second, "the restarted node answers", func() bool {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		r, _ := search(and())
 		for _, n := range r.Nodes {
 			if n.Node == "east" {
-				return n.Status == "answered"
+				if n.Status != "answered" {
+					return fmt.Errorf("the restarted node east: %s", n.Status)
+				}
+				return nil
 			}
 		}
-		return false
+		return errors.New("the restarted node east is not among the nodes searched")
 	})
 	// Bad input is refused, and the hub keeps answering.
 	for _, bad := range []string{"", "{", `{"key":"NOPE","type":"EQUALS","value":"x"}`, strings.Repeat(`{"operand":"NOT","children":[`, 40) + female + strings.Repeat("]}", 40)} {
@@ -386,19 +393,19 @@ func TestFederation(t *testing.T) {
 	}
 	// Removing a node cuts it off.
 	crashCLI(t, bin, "hub", "node", "remove", "--data", hubData, "south")
-	waitFor(t, 10*time.Second, "the removed node disappears from searches", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		r, _ := search(and())
 		for _, n := range r.Nodes {
 			if n.Node == "south" {
-				return false
+				return errors.New("the removed node south is still searched")
 			}
 		}
 		for _, e := range r.Results {
 			if e.Node == "south" {
-				return false
+				return errors.New("the removed node south still has results")
 			}
 		}
-		return true
+		return nil
 	})
 	// Both ends' audit logs verify.
 	for _, s := range sites {
@@ -457,16 +464,5 @@ func TestFederation(t *testing.T) {
 			}
 			seen[p] = s.name
 		}
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }

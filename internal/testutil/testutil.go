@@ -1,5 +1,5 @@
 // Package testutil holds helpers shared by the project's tests: waiting
-// for a condition with a deadline (Eventually) and checking that JSON log
+// for a condition with a deadline (Eventually, Poll) and checking that JSON log
 // records name each key once (JSONKeysOnce). It imports nothing of the
 // project, so any package's tests may use it.
 package testutil
@@ -26,13 +26,14 @@ type T interface {
 // timeout passes first. cond is always called at least once.
 func Eventually(t T, timeout time.Duration, cond func() error) {
 	t.Helper()
-	if err := wait(timeout, cond); err != nil {
+	if err := Poll(timeout, cond); err != nil {
 		t.Fatalf("%v", err)
 	}
 }
 
-// wait is Eventually's loop: nil, or the error naming the last failure.
-func wait(timeout time.Duration, cond func() error) error {
+// Poll is Eventually for a test that goes on either way: it returns nil
+// once cond does, or, after timeout, an error carrying cond's last one.
+func Poll(timeout time.Duration, cond func() error) error {
 	deadline := time.Now().Add(timeout)
 	pause := 10 * time.Millisecond
 	for {
