@@ -5,50 +5,36 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mosaic-imaging/mosaic/internal/deid"
+	"github.com/mosaic-imaging/mosaic/internal/ingest"
 )
 
-// Defaults of mosaic deid.
-const (
-	// defaultMaxMember bounds the bytes read from one zip member.
-	defaultMaxMember = 4 << 30
-	// defaultMaxRatio bounds how many times a zip member may inflate.
-	defaultMaxRatio = 200
-	// ratioFloor is the size below which the ratio is not enforced: a
-	// small member cannot be a bomb, and tiny files compress well.
-	ratioFloor = 1 << 20
-	// maxInflated bounds the inflated size of a dataset in the deflated
-	// transfer syntax, which is held in memory.
-	maxInflated = 512 << 20
-	// siteKeyEnv names the environment variable with the site key path.
-	siteKeyEnv = "MOSAIC_SITE_KEY"
-)
+// siteKeyEnv names the environment variable with the site key path.
+const siteKeyEnv = "MOSAIC_SITE_KEY"
 
 type deidFlags struct {
-	out         string
-	policy      string
-	siteKey     string
-	report      string
-	workers     int
-	maxMember   int64
-	maxRatio    int
-	sync        bool
-	quiet       bool
-	maxInflated int64
+	out       string
+	format    string
+	policy    string
+	siteKey   string
+	report    string
+	workers   int
+	maxMember int64
+	maxRatio  int
+	sync      bool
+	quiet     bool
 }
 
 func newDeidCmd(e *env) *cobra.Command {
 	var fl deidFlags
 	cmd := &cobra.Command{
-		Use:   "deid -o OUTDIR [--policy P] [--site-key FILE] [--report FILE] INPUT...",
+		Use:   "deid --out OUTDIR [--policy P] [--site-key FILE] [--report FILE] [-o table|json] INPUT...",
 		Short: "De-identify DICOM files, folders and zip archives (PS3.15 basic profile)",
 		Long: `De-identify DICOM objects with the Basic Application Level Confidentiality
 Profile of DICOM PS3.15 Annex E and the options the policy switches on, so
@@ -78,7 +64,9 @@ secondary capture and similar classes), an identifying value still present
 after de-identification (the leak check), a missing UID. Inputs that cannot
 be read fail: files that are not DICOM or are truncated, zip members with an
 absolute name or "..", zip members beyond --zip-max-size or --zip-max-ratio.
-The run always goes on with the next object. An INPUT named like a
+Files and folders that cannot be opened or walked fail the same way. The
+run always goes on with the next object; when it is cancelled (Ctrl-C),
+the objects not read yet are reported as cancelled. An INPUT named like a
 subcommand (clinical, policy) is written with its folder, as ./clinical.
 
 Policy: --policy takes a preset (basic, eucaim, longitudinal) or the path of
@@ -97,7 +85,9 @@ key inside OUTDIR is refused.
 Output: a progress line on standard error when it is a terminal, a line on
 standard error for every object that failed, and a summary on standard
 output: objects ok (written), skipped (identical file present), rejected by
-reason and failed. --report FILE writes JSON Lines, one object per input
+reason and failed, and the number of patients written. -o json prints the
+summary as one JSON document instead. (-o is the summary's format, as in
+every command that prints results; the output directory is --out.) --report FILE writes JSON Lines, one object per input
 object in input order: input (the path; "archive.zip!member" for zip
 members), output (empty when nothing was written), status (ok, rejected or
 failed), code, reason and counts (attributes removed, emptied, replaced...).
@@ -111,25 +101,25 @@ sync of OUTDIR's file system makes the run durable before the summary
 
 Exit status: 0 when every object is ok or rejected, 1 when any failed (or
 the run could not complete), 2 when the command line is wrong.`,
-		Example: `  mosaic deid -o /data/deid --report deid.jsonl /data/export
-  mosaic deid -o /data/deid --policy eucaim --site-key /etc/mosaic/site.key study.zip
-  mosaic deid clinical --id-column patient_id --date-columns diagnosis_date -o clinical-deid.csv clinical.csv
+		Example: `  mosaic deid --out /data/deid --report deid.jsonl /data/export
+  mosaic deid --out /data/deid --policy eucaim --site-key /etc/mosaic/site.key -o json study.zip
+  mosaic deid clinical --id-column patient_id --date-columns diagnosis_date --out clinical-deid.csv clinical.csv
   mosaic deid policy show --policy longitudinal`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDeid(e, fl, args)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&fl.out, "output", "o", "", "output directory (required); created when missing")
+	f.StringVar(&fl.out, "out", "", "output directory (required); created when missing")
+	addOutputFlag(cmd, &fl.format)
 	f.StringVar(&fl.policy, "policy", "basic", "preset (basic, eucaim, longitudinal) or policy file (JSON)")
 	f.StringVar(&fl.siteKey, "site-key", "", "site key file, created when missing (default $"+siteKeyEnv+", else $XDG_CONFIG_HOME/mosaic/site.key)")
 	f.StringVar(&fl.report, "report", "", "write a JSON Lines report, one line per input object, to this file")
 	f.IntVar(&fl.workers, "workers", 0, "objects de-identified at once (0: one per CPU)")
-	f.Int64Var(&fl.maxMember, "zip-max-size", defaultMaxMember, "most bytes read from one zip member; a larger member fails")
-	f.IntVar(&fl.maxRatio, "zip-max-ratio", defaultMaxRatio, "most times a zip member over 1 MiB may inflate; more fails as a likely zip bomb")
+	f.Int64Var(&fl.maxMember, "zip-max-size", ingest.DefaultMaxMember, "most bytes read from one zip member; a larger member fails")
+	f.IntVar(&fl.maxRatio, "zip-max-ratio", ingest.DefaultMaxRatio, "most times a zip member over 1 MiB may inflate; more fails as a likely zip bomb")
 	f.BoolVar(&fl.sync, "sync", true, "sync OUTDIR's file system once at the end")
 	f.BoolVarP(&fl.quiet, "quiet", "q", false, "print no progress line")
-	fl.maxInflated = maxInflated
 	cmd.AddCommand(newDeidClinicalCmd(e), newDeidPolicyCmd(e))
 	return cmd
 }
@@ -185,41 +175,21 @@ func openSiteKey(e *env, path string) (deid.Key, error) {
 	return k, nil
 }
 
-// resolvePath returns the absolute form of p with symbolic links resolved
-// in the longest part of it that exists, so paths can be compared even
-// before they are created.
-func resolvePath(p string) (string, error) {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", err
+// formatFlag checks -o/--output of a command whose output path was -o
+// before: a value that is not a format is most likely a path.
+func formatFlag(cmdName, format, pathFlag string) error {
+	if validOutput(format) == nil {
+		return nil
 	}
-	rest := ""
-	cur := abs
-	for {
-		if r, err := filepath.EvalSymlinks(cur); err == nil {
-			return filepath.Join(r, rest), nil
-		}
-		parent := filepath.Dir(cur)
-		if parent == cur {
-			return abs, nil
-		}
-		rest = filepath.Join(filepath.Base(cur), rest)
-		cur = parent
-	}
-}
-
-// within reports whether path p is dir or lies under it (both resolved).
-func within(p, dir string) bool {
-	if p == dir {
-		return true
-	}
-	rel, err := filepath.Rel(dir, p)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+	return usagef("%s: -o/--output is the summary's format (table or json), not %q; name the output with %s", cmdName, format, pathFlag)
 }
 
 func runDeid(e *env, fl deidFlags, args []string) error {
+	if err := formatFlag("deid", fl.format, "--out OUTDIR"); err != nil {
+		return err
+	}
 	if fl.out == "" {
-		return usagef("deid: missing output directory (-o OUTDIR)")
+		return usagef("deid: missing output directory (--out OUTDIR)")
 	}
 	if len(args) == 0 {
 		return usagef("deid: no input: name DICOM files, folders or zip archives")
@@ -237,7 +207,7 @@ func runDeid(e *env, fl deidFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	outRes, err := resolvePath(fl.out)
+	outRes, err := ingest.ResolvePath(fl.out)
 	if err != nil {
 		return usagef("deid: output directory: %v", err)
 	}
@@ -245,19 +215,19 @@ func runDeid(e *env, fl deidFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	keyRes, err := resolvePath(keyPath)
+	keyRes, err := ingest.ResolvePath(keyPath)
 	if err != nil {
 		return usagef("deid: site key: %v", err)
 	}
-	if within(keyRes, outRes) {
+	if ingest.Within(keyRes, outRes) {
 		return usagef("deid: the site key %s is inside the output directory %s: it must never leave the site; keep it elsewhere", keyPath, fl.out)
 	}
 	var reportRes string
 	if fl.report != "" {
-		if reportRes, err = resolvePath(fl.report); err != nil {
+		if reportRes, err = ingest.ResolvePath(fl.report); err != nil {
 			return usagef("deid: report: %v", err)
 		}
-		if within(reportRes, outRes) {
+		if ingest.Within(reportRes, outRes) {
 			return usagef("deid: the report %s is inside the output directory %s: it names input files, keep it at the site", fl.report, fl.out)
 		}
 		if reportRes == keyRes {
@@ -265,8 +235,8 @@ func runDeid(e *env, fl deidFlags, args []string) error {
 		}
 	}
 	for _, in := range args {
-		r, err := resolvePath(in)
-		if err == nil && within(r, outRes) {
+		r, err := ingest.ResolvePath(in)
+		if err == nil && ingest.Within(r, outRes) {
 			return usagef("deid: input %s is inside the output directory %s", in, fl.out)
 		}
 		if err == nil && r == keyRes {
@@ -281,25 +251,13 @@ func runDeid(e *env, fl deidFlags, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	if err := os.MkdirAll(fl.out, 0o700); err != nil {
+	tree, err := deid.OpenTree(fl.out, eng)
+	if err != nil {
 		return fmt.Errorf("deid: %w", err)
 	}
-	workers := fl.workers
-	if workers == 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	r := &runner{
-		e:         e,
-		eng:       eng,
-		fl:        fl,
-		workers:   workers,
-		outDir:    fl.out,
-		outRes:    outRes,
-		skipFiles: map[string]bool{keyRes: true},
-		written:   map[string]struct{}{},
-	}
+	skip := map[string]bool{keyRes: true}
 	if reportRes != "" {
-		r.skipFiles[reportRes] = true
+		skip[reportRes] = true
 	}
 	if e.getenv("GOGC") == "" {
 		// The engine allocates per element; the heap stays small (a few
@@ -307,21 +265,12 @@ func runDeid(e *env, fl deidFlags, args []string) error {
 		// about a sixth of the CPU time.
 		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
-	start := time.Now()
-	sum, err := r.run(args)
-	if err != nil {
-		return err
-	}
-	r.printSummary(sum, time.Since(start), pol.Name)
-	if sum.failed > 0 {
-		return exitError{code: exitFailure, msg: fmt.Sprintf("deid: %d of %d objects failed%s", sum.failed, sum.total(), reportHint(fl.report))}
-	}
-	return nil
-}
-
-func reportHint(report string) string {
-	if report == "" {
-		return " (listed above)"
-	}
-	return " (see " + report + ")"
+	return deidRun(e, fl, tree, pol.Name, args, ingest.Options{
+		ListOptions: ingest.ListOptions{
+			Limits:    ingest.Limits{MaxMember: fl.maxMember, MaxRatio: fl.maxRatio},
+			SkipDir:   outRes,
+			SkipFiles: skip,
+		},
+		Workers: fl.workers,
+	})
 }

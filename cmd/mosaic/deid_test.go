@@ -17,8 +17,27 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mosaic-imaging/mosaic/internal/deid"
 	"github.com/mosaic-imaging/mosaic/internal/dicom"
+	"github.com/mosaic-imaging/mosaic/internal/ingest"
 	"github.com/mosaic-imaging/mosaic/internal/synth"
+)
+
+// Statuses and codes of the report of mosaic deid.
+const (
+	statusOK         = deid.TreeOK
+	statusRejected   = deid.TreeRejected
+	statusFailed     = deid.TreeFailed
+	codeSkipped      = deid.CodeSkipped
+	codeExists       = deid.CodeExists
+	codeDuplicate    = deid.CodeDuplicate
+	codeUnsafePath   = deid.CodeUnsafePath
+	reasonDuplicate  = deid.ReasonDuplicate
+	codeReadError    = ingest.CodeReadError
+	codeUnsafeMember = ingest.CodeUnsafeMember
+	codeZipLimit     = ingest.CodeZipLimit
+	codeNested       = ingest.CodeNested
+	reasonUnsafeName = ingest.ReasonUnsafeName
 )
 
 // deidSeed gives a 5-patient cohort with objects that have text burned
@@ -122,6 +141,30 @@ func identifiers(t *testing.T, files []string) [][]byte {
 	return out
 }
 
+// containsValue reports whether raw holds needle; a needle of digits only
+// counts only when no digit or dot touches it, since the new 2.25 UIDs
+// (random with each key) hold any run of digits now and then.
+func containsValue(raw, needle []byte) bool {
+	digits := len(needle) > 0 && bytes.IndexFunc(needle, func(r rune) bool { return r < '0' || r > '9' }) < 0
+	for off := 0; ; {
+		i := bytes.Index(raw[off:], needle)
+		if i < 0 {
+			return false
+		}
+		i += off
+		if !digits {
+			return true
+		}
+		end := i + len(needle)
+		if (i == 0 || !isUIDByte(raw[i-1])) && (end == len(raw) || !isUIDByte(raw[end])) {
+			return true
+		}
+		off = i + 1
+	}
+}
+
+func isUIDByte(b byte) bool { return b == '.' || b >= '0' && b <= '9' }
+
 func TestDeidCohort(t *testing.T) {
 	cohort, m := deidCohort(t)
 	if len(m.Risky) == 0 {
@@ -131,7 +174,7 @@ func TestDeidCohort(t *testing.T) {
 	out := filepath.Join(tmp, "out")
 	key := filepath.Join(tmp, "keys", "site.key")
 	report := filepath.Join(tmp, "report.jsonl")
-	code, stdout, stderr := runMosaic(t, "deid", "-o", out, "--site-key", key, "--report", report, filepath.Join(cohort, "dicom"))
+	code, stdout, stderr := runMosaic(t, "deid", "--out", out, "--site-key", key, "--report", report, filepath.Join(cohort, "dicom"))
 	if code != exitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
@@ -228,7 +271,7 @@ func TestDeidCohort(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, n := range needles {
-			if bytes.Contains(raw, n) {
+			if containsValue(raw, n) {
 				t.Fatalf("%s contains an input PatientName or PatientID value", rel)
 			}
 		}
@@ -246,7 +289,7 @@ func TestDeidCohort(t *testing.T) {
 
 	// A second run with the same key skips every output, which stays as it was.
 	before := hashTree(t, out)
-	code, stdout, stderr = runMosaic(t, "deid", "-o", out, "--site-key", key, "--report", report, filepath.Join(cohort, "dicom"))
+	code, stdout, stderr = runMosaic(t, "deid", "--out", out, "--site-key", key, "--report", report, filepath.Join(cohort, "dicom"))
 	if code != exitOK {
 		t.Fatalf("rerun: exit %d; stderr:\n%s", code, stderr)
 	}
@@ -268,8 +311,19 @@ func TestDeidCohort(t *testing.T) {
 	// A separate run into another folder with the same key gives the same
 	// files, byte for byte.
 	out2 := filepath.Join(tmp, "out2")
-	if code, _, stderr := runMosaic(t, "deid", "-q", "--workers", "1", "-o", out2, "--site-key", key, filepath.Join(cohort, "dicom")); code != exitOK {
+	// Its summary is one JSON document with -o json, counting patients
+	// (the folders written), not objects.
+	code, stdout, stderr = runMosaic(t, "deid", "-q", "-o", "json", "--workers", "1", "--out", out2, "--site-key", key, filepath.Join(cohort, "dicom"))
+	if code != exitOK {
 		t.Fatalf("second folder: exit %d; stderr:\n%s", code, stderr)
+	}
+	var js struct{ Objects, OK, Skipped, Rejected, Failed, Patients int }
+	if err := json.Unmarshal([]byte(stdout), &js); err != nil {
+		t.Fatalf("-o json: %v\n%s", err, stdout)
+	}
+	patientDirs, _ := os.ReadDir(out2)
+	if js.OK != ok || js.Skipped != 0 || js.Failed != 0 || js.Objects != len(inputFiles) || js.Patients != len(patientDirs) || js.Patients >= js.OK {
+		t.Errorf("-o json summary %+v; %d objects ok, %d patient folders, %d inputs", js, ok, len(patientDirs), len(inputFiles))
 	}
 	if !mapsEqual(before, hashTree(t, out2)) {
 		t.Errorf("a second run with the same key gave other files")
@@ -281,7 +335,7 @@ func TestDeidCohort(t *testing.T) {
 	if err := os.WriteFile(victim, []byte("changed by someone"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr = runMosaic(t, "deid", "-o", out, "--site-key", key, "--report", report, filepath.Join(cohort, "dicom"))
+	code, _, stderr = runMosaic(t, "deid", "--out", out, "--site-key", key, "--report", report, filepath.Join(cohort, "dicom"))
 	if code != exitFailure {
 		t.Fatalf("changed output: exit %d, want 1; stderr:\n%s", code, stderr)
 	}
@@ -346,7 +400,7 @@ func TestDeidPolicyFile(t *testing.T) {
 		"overrides": {"BodyPartExamined": "X"}}`), 0o644)
 	out := filepath.Join(tmp, "out")
 	key := filepath.Join(tmp, "site.key")
-	code, stdout, stderr := runMosaic(t, "deid", "-o", out, "--site-key", key, "--policy", pol, filepath.Join(cohort, "dicom", "0001"))
+	code, stdout, stderr := runMosaic(t, "deid", "--out", out, "--site-key", key, "--policy", pol, filepath.Join(cohort, "dicom", "0001"))
 	if code != exitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
@@ -381,7 +435,7 @@ func TestDeidPolicyFile(t *testing.T) {
 	os.WriteFile(evil, []byte(`{"preset": "basic", "patient_id_prefix": "../../x"}`), 0o644)
 	out2 := filepath.Join(tmp, "sub", "out2")
 	report := filepath.Join(tmp, "r.jsonl")
-	code, _, _ = runMosaic(t, "deid", "-o", out2, "--site-key", key, "--policy", evil, "--report", report, filepath.Join(cohort, "dicom", "0001"))
+	code, _, _ = runMosaic(t, "deid", "--out", out2, "--site-key", key, "--policy", evil, "--report", report, filepath.Join(cohort, "dicom", "0001"))
 	if code != exitFailure {
 		t.Errorf("unsafe prefix: exit %d, want 1", code)
 	}
@@ -395,7 +449,7 @@ func TestDeidPolicyFile(t *testing.T) {
 	}
 
 	// The preset basic in the same OUTDIR gives other folders, no clash.
-	if code, _, stderr := runMosaic(t, "deid", "-o", out, "--site-key", key, filepath.Join(cohort, "dicom", "0001")); code != exitOK {
+	if code, _, stderr := runMosaic(t, "deid", "--out", out, "--site-key", key, filepath.Join(cohort, "dicom", "0001")); code != exitOK {
 		t.Fatalf("basic: exit %d; stderr:\n%s", code, stderr)
 	}
 }
@@ -468,7 +522,7 @@ func TestDeidZip(t *testing.T) {
 	})
 	out := filepath.Join(tmp, "out")
 	report := filepath.Join(tmp, "report.jsonl")
-	code, _, stderr := runMosaic(t, "deid", "-o", out, "--site-key", filepath.Join(tmp, "k"), "--report", report, archive)
+	code, _, stderr := runMosaic(t, "deid", "--out", out, "--site-key", filepath.Join(tmp, "k"), "--report", report, archive)
 	if code != exitFailure {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 	}
@@ -527,7 +581,7 @@ func TestDeidZip(t *testing.T) {
 
 	// The size limit applies to the declared and the actual size.
 	out2 := filepath.Join(tmp, "out2")
-	code, _, _ = runMosaic(t, "deid", "-q", "-o", out2, "--site-key", filepath.Join(tmp, "k"), "--report", report, "--zip-max-size", "1000", archive)
+	code, _, _ = runMosaic(t, "deid", "-q", "--out", out2, "--site-key", filepath.Join(tmp, "k"), "--report", report, "--zip-max-size", "1000", archive)
 	if code != exitFailure {
 		t.Fatalf("--zip-max-size: exit %d", code)
 	}
@@ -540,11 +594,9 @@ func TestDeidZip(t *testing.T) {
 
 func TestDeidBadFiles(t *testing.T) {
 	cohort, _ := deidCohort(t)
-	t.Run("unnamed", func(t *testing.T) { testDeidBadFiles(t, cohort) })
-	// Systems without O_TMPFILE write named temporary files.
-	useUnnamed = false
-	defer func() { useUnnamed = true }()
-	t.Run("named", func(t *testing.T) { testDeidBadFiles(t, cohort) })
+	// The named temporary files of systems without O_TMPFILE are tested
+	// in internal/deid (TestTreeNamed).
+	testDeidBadFiles(t, cohort)
 }
 
 func testDeidBadFiles(t *testing.T, cohort string) {
@@ -572,7 +624,7 @@ func testDeidBadFiles(t *testing.T, cohort string) {
 	out := filepath.Join(in, "b", "out")
 	report := filepath.Join(in, "a", "report.jsonl")
 	os.Symlink(filepath.Join(in, "a"), filepath.Join(tmp, "link"))
-	code, stdout, stderr := runMosaic(t, "deid", "--workers", "1", "-o", out, "--site-key", filepath.Join(in, "b", "k"), "--report", report,
+	code, stdout, stderr := runMosaic(t, "deid", "--workers", "1", "--out", out, "--site-key", filepath.Join(in, "b", "k"), "--report", report,
 		filepath.Join(tmp, "link"), filepath.Join(in, "b"), filepath.Join(in, "missing.dcm"))
 	if code != exitFailure {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
@@ -625,20 +677,23 @@ func TestDeidUsage(t *testing.T) {
 	bad := filepath.Join(tmp, "bad.json")
 	os.WriteFile(bad, []byte(`{"dates": "sometimes"}`), 0o644)
 	for _, args := range [][]string{
-		{"deid", "--site-key", key, in},                                  // no -o
-		{"deid", "-o", out, "--site-key", key},                           // no input
-		{"deid", "-o", out, "--site-key", key, "--policy", "strict", in}, // unknown preset
-		{"deid", "-o", out, "--site-key", key, "--policy", bad, in},      // invalid policy file
-		{"deid", "-o", out, in},                                          // no key and no default
-		{"deid", "-o", out, "--site-key", filepath.Join(out, "site.key"), in},
-		{"deid", "-o", out, "--site-key", key, "--report", filepath.Join(out, "r.jsonl"), in},
-		{"deid", "-o", out, "--site-key", key, "--workers", "-1", in},
-		{"deid", "-o", out, "--site-key", key, "--no-such-flag", in},
-		{"deid", "-o", cohort, "--site-key", key, in}, // input inside OUTDIR
+		{"deid", "--site-key", key, in},                                     // no --out
+		{"deid", "--out", out, "--site-key", key},                           // no input
+		{"deid", "--out", out, "--site-key", key, "--policy", "strict", in}, // unknown preset
+		{"deid", "--out", out, "--site-key", key, "--policy", bad, in},      // invalid policy file
+		{"deid", "--out", out, in},                                          // no key and no default
+		{"deid", "--out", out, "--site-key", filepath.Join(out, "site.key"), in},
+		{"deid", "--out", out, "--site-key", key, "--report", filepath.Join(out, "r.jsonl"), in},
+		{"deid", "--out", out, "--site-key", key, "--workers", "-1", in},
+		{"deid", "--out", out, "--site-key", key, "--no-such-flag", in},
+		{"deid", "--out", cohort, "--site-key", key, in}, // input inside OUTDIR
+		{"deid", "-o", out, "--site-key", key, in},       // -o is the format now
+		{"deid", "--out", out, "-o", "yaml", "--site-key", key, in},
+		{"deid", "clinical", "--site-key", key, "--id-column", "patient_id", "-o", filepath.Join(tmp, "c.csv"), filepath.Join(cohort, "clinical.csv")},
 		{"deid", "policy", "show", "--policy", "strict"},
 		{"deid", "policy", "bogus"},
-		{"deid", "clinical", "-o", filepath.Join(tmp, "c.csv"), filepath.Join(cohort, "clinical.csv")},
-		{"deid", "clinical", "--site-key", key, "--id-column", "nope", "-o", filepath.Join(tmp, "c.csv"), filepath.Join(cohort, "clinical.csv")},
+		{"deid", "clinical", "--out", filepath.Join(tmp, "c.csv"), filepath.Join(cohort, "clinical.csv")},
+		{"deid", "clinical", "--site-key", key, "--id-column", "nope", "--out", filepath.Join(tmp, "c.csv"), filepath.Join(cohort, "clinical.csv")},
 	} {
 		code, stdout, stderr := runMosaic(t, args...)
 		if code != exitUsage {
@@ -661,7 +716,7 @@ func TestDeidUsage(t *testing.T) {
 	// A key file others can read is refused.
 	os.WriteFile(filepath.Join(tmp, "open.key"), make([]byte, 32), 0o644)
 	os.Chmod(filepath.Join(tmp, "open.key"), 0o644)
-	if code, _, stderr := runMosaic(t, "deid", "-o", out, "--site-key", filepath.Join(tmp, "open.key"), in); code != exitUsage {
+	if code, _, stderr := runMosaic(t, "deid", "--out", out, "--site-key", filepath.Join(tmp, "open.key"), in); code != exitUsage {
 		t.Errorf("key readable by others: exit %d, want 2; stderr:\n%s", code, stderr)
 	}
 	if _, err := os.Stat(out); err == nil {
@@ -676,7 +731,7 @@ func TestDeidUsage(t *testing.T) {
 		}
 		return ""
 	}
-	if code := run(context.Background(), []string{"deid", "-q", "-o", out, in}, getenv, strings.NewReader(""), &stdout, &stderr); code != exitOK {
+	if code := run(context.Background(), []string{"deid", "-q", "--out", out, in}, getenv, strings.NewReader(""), &stdout, &stderr); code != exitOK {
 		t.Fatalf("key from $%s: exit %d; stderr:\n%s", siteKeyEnv, code, stderr.String())
 	}
 	if _, err := os.Stat(key); err != nil {
@@ -730,7 +785,7 @@ func TestDeidClinicalJoin(t *testing.T) {
 	tmp := t.TempDir()
 	out := filepath.Join(tmp, "out")
 	key := filepath.Join(tmp, "site.key")
-	if code, _, stderr := runMosaic(t, "deid", "-q", "-o", out, "--site-key", key, filepath.Join(cohort, "dicom")); code != exitOK {
+	if code, _, stderr := runMosaic(t, "deid", "-q", "--out", out, "--site-key", key, filepath.Join(cohort, "dicom")); code != exitOK {
 		t.Fatalf("deid: exit %d; stderr:\n%s", code, stderr)
 	}
 	folders := map[string]bool{}
@@ -760,7 +815,7 @@ func TestDeidClinicalJoin(t *testing.T) {
 	csvOut := filepath.Join(tmp, "clinical-deid.csv")
 	code, stdout, stderr := runMosaic(t, "deid", "clinical", "--site-key", key, "--id-column", "patient_id",
 		"--issuer-column", "issuer_of_patient_id", "--date-columns", "diagnosis_date,last_contact_date",
-		"-o", csvOut, clinical)
+		"--out", csvOut, clinical)
 	if code != exitOK {
 		t.Fatalf("clinical: exit %d; stderr:\n%s", code, stderr)
 	}
@@ -795,7 +850,7 @@ func TestDeidClinicalJoin(t *testing.T) {
 
 	// Without the issuers the pseudonyms cannot match the images, which
 	// key them with the Issuer of Patient ID too.
-	code, _, stderr = runMosaic(t, "deid", "clinical", "--site-key", key, "--id-column", "patient_id", "-o", csvOut, clinical)
+	code, _, stderr = runMosaic(t, "deid", "clinical", "--site-key", key, "--id-column", "patient_id", "--out", csvOut, clinical)
 	if code != exitOK {
 		t.Fatalf("clinical without issuers: exit %d; stderr:\n%s", code, stderr)
 	}
@@ -811,7 +866,7 @@ func TestDeidClinicalJoin(t *testing.T) {
 	os.WriteFile(small, []byte("patient_id,visit_date,note\n12345678,2020-03-17,a\n,2020-04-01,b\n87654321,not a date,c\n"), 0o644)
 	smallOut := filepath.Join(tmp, "small-deid.csv")
 	code, stdout, stderr = runMosaic(t, "deid", "clinical", "--site-key", key, "--policy", "longitudinal", "--id-column", "patient_id",
-		"--issuer", "SOME HOSPITAL", "--date-columns", "visit_date", "-o", smallOut, small)
+		"--issuer", "SOME HOSPITAL", "--date-columns", "visit_date", "--out", smallOut, small)
 	if code != exitFailure || !strings.Contains(stderr, "line 3") {
 		t.Errorf("row without ID: exit %d, stderr:\n%s", code, stderr)
 	}
@@ -824,19 +879,31 @@ func TestDeidClinicalJoin(t *testing.T) {
 	}
 	os.WriteFile(small, []byte("patient_id,visit_date\n1,2,3\n"), 0o644)
 	os.Remove(smallOut)
-	if code, _, _ := runMosaic(t, "deid", "clinical", "--site-key", key, "--id-column", "patient_id", "-o", smallOut, small); code != exitFailure {
+	if code, _, _ := runMosaic(t, "deid", "clinical", "--site-key", key, "--id-column", "patient_id", "--out", smallOut, small); code != exitFailure {
 		t.Errorf("malformed table: exit %d, want 1", code)
 	}
 	if _, err := os.Stat(smallOut); err == nil {
 		t.Errorf("malformed table: output written")
 	}
 
-	// eucaim moves dates to the first of the month.
-	code, _, stderr = runMosaic(t, "deid", "clinical", "--site-key", key, "--policy", "eucaim", "--id-column", "patient_id",
+	// eucaim moves dates to the first of the month; -o json gives the
+	// summary as one document.
+	code, stdout, stderr = runMosaic(t, "deid", "clinical", "--site-key", key, "--policy", "eucaim", "--id-column", "patient_id",
 		"--issuers-from", filepath.Join(cohort, "dicom"), "--date-columns", "diagnosis_date", "--drop-columns", "topography_label",
-		"-o", csvOut, clinical)
+		"--out", csvOut, "-o", "json", clinical)
 	if code != exitOK {
 		t.Fatalf("clinical eucaim: exit %d; stderr:\n%s", code, stderr)
+	}
+	var js struct {
+		Rows, Written, Patients int
+		IssuerPatients          int `json:"issuer_patients"`
+		NotFound                int `json:"issuer_not_found"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &js); err != nil {
+		t.Fatalf("-o json: %v\n%s", err, stdout)
+	}
+	if js.Rows != m.Patients || js.Written != m.Patients || js.Patients != m.Patients || js.IssuerPatients != m.Patients || js.NotFound != 0 {
+		t.Errorf("-o json summary %+v, want %d patients", js, m.Patients)
 	}
 	rows = readCSV(csvOut)
 	if slices.Contains(rows[0], "topography_label") || len(rows[0]) != len(orig[0])-1 {
@@ -868,7 +935,7 @@ func BenchmarkDeid(b *testing.B) {
 		out := filepath.Join(dir, "out"+strconv.Itoa(i))
 		i++
 		var stdout, stderr bytes.Buffer
-		if code := run(context.Background(), []string{"deid", "-q", "--sync=false", "-o", out, "--site-key", key, in},
+		if code := run(context.Background(), []string{"deid", "-q", "--sync=false", "--out", out, "--site-key", key, in},
 			func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr); code != exitOK {
 			b.Fatalf("exit %d: %s", code, stderr.String())
 		}

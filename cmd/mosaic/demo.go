@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/mosaic-imaging/mosaic/internal/hub"
 	"github.com/mosaic-imaging/mosaic/internal/index"
+	"github.com/mosaic-imaging/mosaic/internal/ingest"
 	"github.com/mosaic-imaging/mosaic/internal/node"
 	"github.com/mosaic-imaging/mosaic/internal/synth"
 )
@@ -241,18 +241,18 @@ func runDemo(e *env, data, addr string, reset bool) error {
 func demoAccounts(ctx context.Context, h *hub.Hub, data, hubURL string) (DemoInfo, error) {
 	var info DemoInfo
 	if b, err := os.ReadFile(filepath.Join(data, "demo.json")); err == nil && json.Unmarshal(b, &info) == nil && info.Token != "" {
-		if _, err := h.Store.Authenticate(ctx, info.Token); err == nil {
+		if _, err := h.Authenticate(ctx, info.Token); err == nil {
 			info.HubURL, info.Nodes = hubURL, nil
 			return info, nil
 		}
 	}
 	info = DemoInfo{HubURL: hubURL, User: "demo", Password: randomPassword(), Admin: "admin", AdminPW: randomPassword()}
 	for _, u := range []struct{ id, pw, role string }{{info.User, info.Password, hub.RoleResearcher}, {info.Admin, info.AdminPW, hub.RoleAdmin}} {
-		if err := h.Store.AddUser(ctx, u.id, u.pw, u.role); err != nil {
+		if err := h.AddUser(ctx, u.id, u.pw, u.role); err != nil {
 			return info, fmt.Errorf("demo: the hub in this folder has other accounts; start afresh with --reset: %w", err)
 		}
 	}
-	tok, err := h.Store.NewUserToken(ctx, info.User, "demo")
+	tok, err := h.NewUserToken(ctx, info.User, "demo")
 	if err != nil {
 		return info, err
 	}
@@ -273,7 +273,7 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 		return nil, "", err
 	}
 	if _, ok, _ := n.LoadFederation(); !ok {
-		tok, err := h.Store.AddNode(ctx, site.name, site.title, time.Hour)
+		tok, err := h.AddNode(ctx, site.name, site.title, time.Hour)
 		if err != nil && !errors.Is(err, hub.ErrExists) {
 			return fail(err)
 		}
@@ -355,55 +355,36 @@ func demoReadToken(ctx context.Context, n *node.Node, dir, dataset string) (stri
 	return tok, os.WriteFile(path, []byte(tok), 0o600)
 }
 
+// demoIngest ingests the cohort's DICOM folder into the node's dataset.
+// Objects stored or already held count as stored, refusals of the door
+// as refused; anything else (a file that cannot be opened, a folder that
+// cannot be walked, an object that failed) is an error naming how many
+// and the first.
 func demoIngest(ctx context.Context, n *node.Node, dataset, dir string) (stored, refused int, err error) {
-	var files []string
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			files = append(files, p)
-		}
-		return err
+	var bad int
+	var first string
+	sum, err := ingest.Run(ctx, []string{dir}, ingest.Node{N: n, Dataset: dataset}, ingest.Options{
+		Workers: 4,
+		OnResult: func(r ingest.Result) {
+			switch r.Status {
+			case node.StatusStored, node.StatusDuplicate, node.StatusRejected:
+			default:
+				if bad == 0 {
+					first = fmt.Sprintf("%s: %s: %s", r.Input, r.Status, r.Reason)
+				}
+				bad++
+			}
+		},
 	})
-	sort.Strings(files)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	next := make(chan string)
-	var firstErr error
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var tickets []*node.Ticket
-			for p := range next {
-				f, err := os.Open(p)
-				if err != nil {
-					continue
-				}
-				tickets = append(tickets, n.Ingest(ctx, dataset, "cli", f))
-				f.Close()
-			}
-			for _, t := range tickets {
-				o := t.Wait()
-				mu.Lock()
-				switch o.Status {
-				case node.StatusStored, node.StatusDuplicate:
-					stored++
-				case node.StatusRejected:
-					refused++
-				default:
-					if firstErr == nil {
-						firstErr = fmt.Errorf("ingest: %s: %s", o.Status, o.Reason)
-					}
-				}
-				mu.Unlock()
-			}
-		}()
+	if err != nil {
+		return 0, 0, fmt.Errorf("ingest: %w", err)
 	}
-	for _, p := range files {
-		next <- p
+	stored = sum.Count(node.StatusStored) + sum.Count(node.StatusDuplicate)
+	refused = sum.Count(node.StatusRejected)
+	if bad > 0 {
+		return stored, refused, fmt.Errorf("ingest: %d of %s did not pass (first: %s)", bad, plural(sum.Objects, "object"), first)
 	}
-	close(next)
-	wg.Wait()
-	return stored, refused, firstErr
+	return stored, refused, nil
 }
 
 func demoReady(ctx context.Context, h *hub.Hub) (bool, error) {
@@ -417,7 +398,7 @@ func demoReady(ctx context.Context, h *hub.Hub) (bool, error) {
 			online++
 		}
 	}
-	cat, err := h.Store.Catalogue(ctx)
+	cat, err := h.Catalogue(ctx)
 	if err != nil {
 		return false, err
 	}

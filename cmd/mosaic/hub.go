@@ -122,17 +122,14 @@ func (f *hubFlags) configFor(e *env, cmd *cobra.Command) (hub.Config, error) {
 	return c, nil
 }
 
-// openStore opens only the hub's database, for the admin commands (they
+// openAdmin opens only the hub's database, for the admin commands (they
 // work while the hub serves).
-func (f *hubFlags) openStore(e *env, cmd *cobra.Command) (*hub.Store, error) {
+func (f *hubFlags) openAdmin(e *env, cmd *cobra.Command) (*hub.Admin, error) {
 	c, err := f.configFor(e, cmd)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(c.Data, 0o700); err != nil {
-		return nil, err
-	}
-	return hub.OpenStore(e.ctx, c.DB)
+	return hub.OpenAdmin(e.ctx, c)
 }
 
 func newHubCmd(e *env) *cobra.Command {
@@ -223,7 +220,7 @@ nothing.`,
 			}
 			existed := data != "" && dataPresent(data, "hub") == nil
 			f.create = true
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -275,7 +272,7 @@ func newHubUserCmd(e *env) *cobra.Command {
 		Short: "Add an account; prints a generated password unless one comes on stdin",
 		Args:  argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -325,7 +322,7 @@ func newHubTokenCmd(e *env) *cobra.Command {
 			if user == "" {
 				return usagef("hub token create: --user is required")
 			}
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -351,7 +348,7 @@ func newHubTokenCmd(e *env) *cobra.Command {
 func newHubNodeCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Register, list and remove nodes"}
 	var f hubFlags
-	var title, format string
+	var title string
 	var ttl time.Duration
 	add := &cobra.Command{
 		Use:   "add --data DIR NAME [--title T]",
@@ -360,7 +357,7 @@ func newHubNodeCmd(e *env) *cobra.Command {
 it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 		Args: argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -377,15 +374,16 @@ it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 	f.registerCreate(add.Flags())
 	add.Flags().StringVar(&title, "title", "", "the data holder's name, as the catalogue shows it")
 	add.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the enrolment token stays valid")
+	var format string
 	list := &cobra.Command{
-		Use:   "list --data DIR",
+		Use:   "list --data DIR [-o table|json]",
 		Short: "List nodes with their enrolment and last contact",
 		Args:  argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := validOutput(format); err != nil {
 				return err
 			}
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -421,7 +419,7 @@ it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 		Short: "Remove a node: its credentials stop working and a running hub cuts it off",
 		Args:  argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := f.openStore(e, cmd)
+			st, err := f.openAdmin(e, cmd)
 			if err != nil {
 				return err
 			}

@@ -22,13 +22,13 @@ func TestDeidOutputModes(t *testing.T) {
 	tmp := t.TempDir()
 	out := filepath.Join(tmp, "out", "deid")
 	key := filepath.Join(tmp, "site.key")
-	if code, _, stderr := runMosaic(t, "deid", "-q", "-o", out, "--site-key", key, filepath.Join(cohort, "dicom")); code != exitOK {
+	if code, _, stderr := runMosaic(t, "deid", "-q", "--out", out, "--site-key", key, filepath.Join(cohort, "dicom")); code != exitOK {
 		t.Fatalf("deid: exit %d; stderr:\n%s", code, stderr)
 	}
 	csvOut := filepath.Join(tmp, "clinical-deid.csv")
 	if code, _, stderr := runMosaic(t, "deid", "clinical", "--site-key", key, "--id-column", "patient_id",
 		"--issuer-column", "issuer_of_patient_id", "--date-columns", "diagnosis_date,last_contact_date",
-		"-o", csvOut, filepath.Join(cohort, synth.ClinicalFile)); code != exitOK {
+		"--out", csvOut, filepath.Join(cohort, synth.ClinicalFile)); code != exitOK {
 		t.Fatalf("deid clinical: exit %d; stderr:\n%s", code, stderr)
 	}
 	files := 0

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,8 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -25,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mosaic-imaging/mosaic/internal/index"
+	"github.com/mosaic-imaging/mosaic/internal/ingest"
 	"github.com/mosaic-imaging/mosaic/internal/node"
 )
 
@@ -613,9 +611,19 @@ attack alerts raised.`,
 
 // ingestRecord is one line of the ingest report.
 type ingestRecord struct {
-	seq   int
 	Input string `json:"input"`
 	node.Outcome
+}
+
+// ingestSummary is the summary of mosaic node ingest (-o json prints it).
+type ingestSummary struct {
+	Dataset   string         `json:"dataset"`
+	Objects   int            `json:"objects"`
+	Statuses  map[string]int `json:"statuses"`
+	Reasons   map[string]int `json:"reasons"`
+	Bytes     int64          `json:"bytes_stored"`
+	Seconds   float64        `json:"seconds"`
+	Cancelled bool           `json:"cancelled"`
 }
 
 func newNodeIngestCmd(e *env) *cobra.Command {
@@ -623,9 +631,10 @@ func newNodeIngestCmd(e *env) *cobra.Command {
 	var dataset, report string
 	var workers int
 	var quiet bool
-	var dfl deidFlags
+	var format string
+	var lim ingest.Limits
 	cmd := &cobra.Command{
-		Use:   "ingest --data DIR --dataset D [--report FILE] PATH...",
+		Use:   "ingest --data DIR --dataset D [--report FILE] [-o table|json] PATH...",
 		Short: "De-identify and store DICOM files, folders and zip archives",
 		Long: `Take DICOM objects from files, folders (recursively) and zip archives through
 the node's de-identification door into a dataset. Each object is
@@ -636,11 +645,22 @@ already held is left as it is (duplicate); one whose SOP Instance UID is
 held with other content is reported as a conflict and not stored.
 
 The command can run while 'mosaic node serve' serves the same data
-directory. It ends with a summary; --report writes one JSON line per
-object. Exit status: 0 when every object was stored, a duplicate or
-rejected; 1 when any failed or conflicted; 2 for usage errors.`,
+directory. Inputs get the guards of 'mosaic deid' (zip member names, size
+and inflation limits, nested archives); files and folders that cannot be
+opened or walked are reported as failed, never dropped. It ends with a
+summary (-o json: one JSON document); --report writes one JSON line per
+object, in input order. When cancelled (Ctrl-C), the objects not read yet
+are reported as cancelled. Exit status: 0 when every object was stored, a
+duplicate or rejected; 1 when any failed or conflicted, or the run was
+cancelled; 2 for usage errors.`,
 		Args: argsError(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validOutput(format); err != nil {
+				return err
+			}
+			if lim.MaxMember <= 0 || lim.MaxRatio < 1 {
+				return usagef("%s: --zip-max-size must be positive and --zip-max-ratio at least 1", cmd.CommandPath())
+			}
 			if dataset == "" {
 				return usagef("%s: --dataset is required", cmd.CommandPath())
 			}
@@ -663,7 +683,10 @@ rejected; 1 when any failed or conflicted; 2 for usage errors.`,
 				}
 				return err
 			}
-			return runIngest(e, n, dataset, c.Workers, report, quiet, dfl, args)
+			return runIngest(e, n, dataset, report, quiet, format, args, ingest.Options{
+				ListOptions: ingest.ListOptions{Limits: lim},
+				Workers:     c.Workers,
+			})
 		},
 	}
 	f.register(cmd.Flags(), false)
@@ -672,15 +695,13 @@ rejected; 1 when any failed or conflicted; 2 for usage errors.`,
 	fl.StringVar(&report, "report", "", "write one JSON line per object to FILE")
 	fl.IntVar(&workers, "workers", 0, "objects de-identified in parallel (default: number of CPUs)")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress line")
-	fl.Int64Var(&dfl.maxMember, "zip-max-size", defaultMaxMember, "largest zip member read, in bytes after inflation")
-	fl.IntVar(&dfl.maxRatio, "zip-max-ratio", defaultMaxRatio, "largest inflation ratio of a zip member")
+	fl.Int64Var(&lim.MaxMember, "zip-max-size", ingest.DefaultMaxMember, "largest zip member read, in bytes after inflation")
+	fl.IntVar(&lim.MaxRatio, "zip-max-ratio", ingest.DefaultMaxRatio, "largest inflation ratio of a zip member")
+	addOutputFlag(cmd, &format)
 	return cmd
 }
 
-func runIngest(e *env, n *node.Node, dataset string, workers int, reportPath string, quiet bool, dfl deidFlags, args []string) error {
-	// The input listing of 'mosaic deid' (folders, zip members with their
-	// guards) feeds the node's door.
-	r := &runner{e: e, fl: dfl, workers: workers}
+func runIngest(e *env, n *node.Node, dataset, reportPath string, quiet bool, format string, args []string, opts ingest.Options) error {
 	var rep *bufio.Writer
 	if reportPath != "" {
 		fh, err := os.OpenFile(reportPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -691,198 +712,64 @@ func runIngest(e *env, n *node.Node, dataset string, workers int, reportPath str
 		rep = bufio.NewWriter(fh)
 		defer rep.Flush()
 	}
-	t0 := time.Now()
-	var found, done atomic.Int64
-	var listed atomic.Bool
-	tasks := make(chan task, 4*workers)
-	go func() {
-		defer close(tasks)
-		defer listed.Store(true)
-		r.list(args, func(t task) bool {
-			found.Add(1)
-			select {
-			case tasks <- t:
-				return true
-			case <-e.ctx.Done():
-				if t.arch != nil {
-					t.arch.release()
-				}
-				return false
-			}
-		})
-	}()
-	// Workers de-identify and write; the commit of each object is waited
-	// for apart, so that the node batches the commits of many objects.
-	type ticketed struct {
-		rec ingestRecord
-		t   *node.Ticket
-	}
-	inflight := make(chan ticketed, 1024)
-	results := make(chan ingestRecord, 4*workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for t := range tasks {
-				rec := ingestRecord{seq: t.seq, Input: t.input}
-				switch {
-				case e.ctx.Err() != nil:
-					rec.Outcome = node.Outcome{Status: node.StatusFailed, Code: "cancelled", Reason: "interrupted"}
-					if t.arch != nil {
-						t.arch.release()
-					}
-				case t.fail != nil:
-					rec.Outcome = node.Outcome{Status: node.StatusFailed, Code: t.fail.Code, Reason: t.fail.Reason}
-				default:
-					tk, o := ingestTask(e.ctx, n, dataset, t, dfl)
-					if tk != nil {
-						inflight <- ticketed{rec, tk}
-						continue
-					}
-					rec.Outcome = o
-				}
-				inflight <- ticketed{rec: rec}
-			}
-		}()
-	}
-	go func() { wg.Wait(); close(inflight) }()
-	go func() {
-		defer close(results)
-		for it := range inflight {
-			if it.t != nil {
-				it.rec.Outcome = it.t.Wait()
-			}
-			done.Add(1)
-			results <- it.rec
+	pp := newProgressPrinter(e.stderr, quiet)
+	opts.OnResult = func(r ingest.Result) {
+		o, ok := r.Detail.(node.Outcome)
+		if !ok {
+			o = node.Outcome{Status: r.Status, Code: r.Code, Reason: r.Reason}
 		}
-	}()
-	stop := func() {}
-	if !quiet && isTerminal(e.stderr) {
-		stop = progressLine(e.stderr, func() string {
-			total := "?"
-			if listed.Load() {
-				total = strconv.FormatInt(found.Load(), 10)
-			}
-			return fmt.Sprintf("ingest: %d of %s objects", done.Load(), total)
-		})
-	}
-	counts := map[string]int{}
-	reasons := map[string]int{}
-	var bytes int64
-	pending := map[int]ingestRecord{}
-	next := 0
-	emit := func(rec ingestRecord) {
-		counts[rec.Status]++
-		if rec.Status == node.StatusStored {
-			bytes += rec.Size
-		}
-		if rec.Status == node.StatusRejected || rec.Status == node.StatusFailed || rec.Status == node.StatusConflict {
-			reasons[rec.Status+": "+rec.Code]++
-		}
-		if rec.Status == node.StatusFailed || rec.Status == node.StatusConflict {
-			fmt.Fprintf(e.stderr, "ingest: %s: %s: %s\n", rec.Input, rec.Status, rec.Reason)
+		if (o.Status == node.StatusFailed && o.Code != ingest.CodeCancelled) || o.Status == node.StatusConflict {
+			pp.printf("ingest: %s: %s: %s", r.Input, o.Status, o.Reason)
 		}
 		if rep != nil {
-			b, _ := json.Marshal(rec)
+			b, _ := json.Marshal(ingestRecord{Input: r.Input, Outcome: o})
 			rep.Write(append(b, '\n'))
 		}
 	}
-	for rec := range results {
-		pending[rec.seq] = rec
-		for {
-			p, ok := pending[next]
-			if !ok {
-				break
+	opts.OnProgress = func(p ingest.Progress) {
+		total := "?"
+		if p.Listed {
+			total = strconv.FormatInt(p.Found, 10)
+		}
+		pp.draw(fmt.Sprintf("ingest: %d of %s objects", p.Done, total))
+	}
+	sum, runErr := ingest.Run(e.ctx, args, ingest.Node{N: n, Dataset: dataset}, opts)
+	pp.clear()
+	s := ingestSummary{Dataset: dataset, Objects: sum.Objects, Statuses: map[string]int{}, Reasons: map[string]int{},
+		Bytes: sum.Bytes, Seconds: sum.Seconds, Cancelled: sum.Cancelled}
+	for _, st := range []string{node.StatusStored, node.StatusDuplicate, node.StatusRejected, node.StatusConflict, node.StatusFailed} {
+		s.Statuses[st] = sum.Count(st)
+		if st != node.StatusStored && st != node.StatusDuplicate {
+			for c, k := range sum.Codes[st] {
+				s.Reasons[st+": "+c] = k
 			}
-			delete(pending, next)
-			next++
-			emit(p)
 		}
 	}
-	keys := make([]int, 0, len(pending))
-	for k := range pending {
-		keys = append(keys, k)
+	if format == outputJSON {
+		if err := writeJSON(e.stdout, s); err != nil {
+			return err
+		}
+	} else {
+		took := max(s.Seconds, 1e-9)
+		fmt.Fprintf(e.stdout, "ingest into %s: %s in %.1f s (%.0f objects/s, %.1f MB/s stored)\n", dataset, plural(s.Objects, "object"), s.Seconds,
+			float64(s.Objects)/took, float64(s.Bytes)/1e6/took)
+		for _, st := range []string{node.StatusStored, node.StatusDuplicate, node.StatusRejected, node.StatusConflict, node.StatusFailed} {
+			fmt.Fprintf(e.stdout, "  %-10s %d\n", st, s.Statuses[st])
+		}
+		var rk []string
+		for k := range s.Reasons {
+			rk = append(rk, k)
+		}
+		sort.Strings(rk)
+		for _, k := range rk {
+			fmt.Fprintf(e.stdout, "    %-40s %d\n", k, s.Reasons[k])
+		}
 	}
-	sort.Ints(keys)
-	for _, k := range keys {
-		emit(pending[k])
+	if runErr != nil {
+		return fmt.Errorf("node ingest: cancelled: %w", runErr)
 	}
-	stop()
-	took := time.Since(t0)
-	total := 0
-	for _, v := range counts {
-		total += v
-	}
-	fmt.Fprintf(e.stdout, "ingest into %s: %d objects in %.1f s (%.0f objects/s, %.1f MB/s stored)\n", dataset, total, took.Seconds(),
-		float64(total)/max(took.Seconds(), 1e-9), float64(bytes)/1e6/max(took.Seconds(), 1e-9))
-	for _, s := range []string{node.StatusStored, node.StatusDuplicate, node.StatusRejected, node.StatusConflict, node.StatusFailed} {
-		fmt.Fprintf(e.stdout, "  %-10s %d\n", s, counts[s])
-	}
-	var rk []string
-	for k := range reasons {
-		rk = append(rk, k)
-	}
-	sort.Strings(rk)
-	for _, k := range rk {
-		fmt.Fprintf(e.stdout, "    %-40s %d\n", k, reasons[k])
-	}
-	if err := e.ctx.Err(); err != nil {
-		return fmt.Errorf("node ingest: interrupted: %w", err)
-	}
-	if counts[node.StatusFailed]+counts[node.StatusConflict] > 0 {
-		return exitError{code: exitFailure, msg: fmt.Sprintf("node ingest: %d objects failed or conflicted", counts[node.StatusFailed]+counts[node.StatusConflict])}
+	if bad := s.Statuses[node.StatusFailed] + s.Statuses[node.StatusConflict]; bad > 0 {
+		return exitError{code: exitFailure, msg: fmt.Sprintf("node ingest: %d of %s failed or conflicted", bad, plural(s.Objects, "object"))}
 	}
 	return nil
-}
-
-// ingestTask passes one object through the door: a ticket to wait for
-// when it was written, or the outcome when it was refused.
-func ingestTask(ctx context.Context, n *node.Node, dataset string, t task, dfl deidFlags) (*node.Ticket, node.Outcome) {
-	if t.zf != nil {
-		defer t.arch.release()
-		rc, err := t.zf.Open()
-		if err != nil {
-			return nil, node.Outcome{Status: node.StatusFailed, Code: codeZipError, Reason: err.Error()}
-		}
-		defer rc.Close()
-		lr := &zipLimit{r: rc, max: dfl.maxMember, ratio: int64(dfl.maxRatio), comp: int64(t.zf.CompressedSize64)}
-		tk := n.Ingest(ctx, dataset, "cli", lr)
-		if lr.err != nil {
-			// Whatever the door made of the cut stream is not kept:
-			// waiting settles the commit, and the report says failed.
-			tk.Wait()
-			return nil, node.Outcome{Status: node.StatusFailed, Code: codeZipLimit, Reason: lr.err.Error()}
-		}
-		return tk, node.Outcome{}
-	}
-	fh, err := os.Open(t.path)
-	if err != nil {
-		return nil, node.Outcome{Status: node.StatusFailed, Code: codeReadError, Reason: err.Error()}
-	}
-	defer fh.Close()
-	return n.Ingest(ctx, dataset, "cli", fh), node.Outcome{}
-}
-
-// progressLine redraws line() on w every 200 ms until the returned stop
-// is called, which clears it.
-func progressLine(w io.Writer, line func() string) func() {
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				fmt.Fprint(w, "\r\x1b[K")
-				return
-			case <-t.C:
-				fmt.Fprint(w, "\r\x1b[K"+line())
-			}
-		}
-	}()
-	return func() { close(stop); wg.Wait() }
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"time"
@@ -14,10 +13,10 @@ import (
 
 func newNodeImportClinicalCmd(e *env) *cobra.Command {
 	var f nodeFlags
-	var dataset string
+	var dataset, format string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "import-clinical --data DIR --dataset D FILE.csv",
+		Use:   "import-clinical --data DIR --dataset D [-o table|json] FILE.csv",
 		Short: "Load a clinical table into the dataset's common data model",
 		Long: `Load a clinical table in the layout of docs/clinical-csv.md (the one
 'mosaic synth' writes) into the dataset's CDM tables (patient,
@@ -28,10 +27,17 @@ patient again replaces its rows.
 
 The report lists rows skipped for missing mandatory values or unknown codes
 (by row number and column, never quoting identifying values), and the
-patients with clinical rows but no images and the reverse. Exit status 1
+patients with clinical rows but no images and the reverse: their true
+counts, and the first 20 pseudonyms of each with -o json. Exit status 1
 when any row was skipped.`,
 		Args: argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validOutput(format); err != nil {
+				return err
+			}
+			if asJSON {
+				format = outputJSON
+			}
 			if dataset == "" {
 				return usagef("%s: --dataset is required", cmd.CommandPath())
 			}
@@ -49,12 +55,13 @@ when any row was skipped.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				enc.Encode(rep)
+			if format == outputJSON {
+				if err := writeJSON(e.stdout, rep); err != nil {
+					return err
+				}
 			} else {
-				fmt.Fprintf(e.stdout, "clinical import into %s: %d rows, %d patients imported, %d rows skipped\n", dataset, rep.Rows, rep.Imported, rep.Skipped)
+				fmt.Fprintf(e.stdout, "clinical import into %s: %s, %s imported, %s skipped\n", dataset,
+					plural(rep.Rows, "row"), plural(rep.Imported, "patient"), plural(rep.Skipped, "row"))
 				for _, x := range rep.Errors {
 					fmt.Fprintf(e.stdout, "  error   row %d %s: %s\n", x.Row, x.Column, x.Problem)
 				}
@@ -62,18 +69,19 @@ when any row was skipped.`,
 					fmt.Fprintf(e.stdout, "  warning row %d %s: %s\n", x.Row, x.Column, x.Problem)
 				}
 				j := rep.Join
-				fmt.Fprintf(e.stdout, "join with images: %d clinical patients, %d imaged patients; %d with clinical rows but no images, %d with images but no clinical rows\n",
-					j.ClinicalPatients, j.ImagedPatients, len(j.ClinicalNoImages), len(j.ImagesNoClinical))
+				fmt.Fprintf(e.stdout, "join with images: %s with clinical rows, %s with images; %d with clinical rows but no images, %d with images but no clinical rows\n",
+					plural(int(j.ClinicalPatients), "patient"), plural(int(j.ImagedPatients), "patient"), j.ClinicalNoImagesCount, j.ImagesNoClinicalCount)
 			}
 			if rep.Skipped > 0 {
-				return exitError{code: exitFailure, msg: fmt.Sprintf("node import-clinical: %d rows skipped", rep.Skipped)}
+				return exitError{code: exitFailure, msg: fmt.Sprintf("node import-clinical: %s skipped", plural(rep.Skipped, "row"))}
 			}
 			return nil
 		},
 	}
 	f.register(cmd.Flags(), false)
 	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset to import into (required)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (the same as -o json)")
+	addOutputFlag(cmd, &format)
 	return cmd
 }
 

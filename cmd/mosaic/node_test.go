@@ -87,8 +87,25 @@ func TestNodeCLI(t *testing.T) {
 		t.Errorf("second ingest: %d\n%s", code, out)
 	}
 
+	// -o json: the summary as one document; an input that cannot be
+	// opened is reported, not dropped.
+	missing := filepath.Join(t.TempDir(), "missing.dcm")
+	code, out, errOut = runMosaic(t, append([]string{"node", "ingest", "--dataset", "breast-mr", "-q", "-o", "json", filepath.Join(dir, "dicom"), missing}, common...)...)
+	var sum struct {
+		Objects  int
+		Statuses map[string]int
+		Reasons  map[string]int
+	}
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("ingest -o json: %v\n%s", err, out)
+	}
+	if code != exitFailure || sum.Objects != man.Instances+1 || sum.Statuses["duplicate"] != want || sum.Statuses["failed"] != 1 ||
+		sum.Reasons["failed: read-error"] != 1 || !strings.Contains(errOut, missing) {
+		t.Errorf("ingest -o json with a missing input: exit %d, %+v\n%s", code, sum, errOut)
+	}
+
 	// Clinical rows join the images.
-	code, out, errOut = runMosaic(t, append([]string{"node", "import-clinical", "--dataset", "breast-mr", "--json", filepath.Join(dir, "clinical.csv")}, common...)...)
+	code, out, errOut = runMosaic(t, append([]string{"node", "import-clinical", "--dataset", "breast-mr", "-o", "json", filepath.Join(dir, "clinical.csv")}, common...)...)
 	if code != 0 {
 		t.Fatalf("import-clinical: %d %s %s", code, out, errOut)
 	}

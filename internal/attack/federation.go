@@ -175,7 +175,7 @@ func Start(ctx context.Context, s Setup) (f *Federation, err error) {
 		if _, err := cohort.Load(ctx, n.Index, ds.ID, gen, s.Patients, 20000); err != nil {
 			return f, fmt.Errorf("attack: node %s: %w", name, err)
 		}
-		tok, err := f.hub.Store.AddNode(ctx, name, "Node "+name, time.Hour)
+		tok, err := f.hub.AddNode(ctx, name, "Node "+name, time.Hour)
 		if err != nil {
 			return f, err
 		}
@@ -277,10 +277,10 @@ func (f *Federation) NewAccount(ctx context.Context) (Account, error) {
 	f.mu.Unlock()
 	var b [18]byte
 	rand.Read(b[:])
-	if err := f.hub.Store.AddUser(ctx, user, base64.RawURLEncoding.EncodeToString(b[:]), hub.RoleResearcher); err != nil {
+	if err := f.hub.AddUser(ctx, user, base64.RawURLEncoding.EncodeToString(b[:]), hub.RoleResearcher); err != nil {
 		return Account{}, err
 	}
-	tok, err := f.hub.Store.NewUserToken(ctx, user, "attack")
+	tok, err := f.hub.NewUserToken(ctx, user, "attack")
 	if err != nil {
 		return Account{}, err
 	}

@@ -108,7 +108,7 @@ func (h *Hub) baseURL(r *http.Request) string {
 }
 
 func (h *Hub) dcatView(ctx context.Context, r *http.Request) (dcat.Catalogue, error) {
-	entries, err := h.Store.Catalogue(ctx)
+	entries, err := h.store.Catalogue(ctx)
 	if err != nil {
 		return dcat.Catalogue{}, err
 	}

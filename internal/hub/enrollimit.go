@@ -148,7 +148,7 @@ func (l *enrolLimit) due(all bool) []enrolSummary {
 // ended (all of them when the hub closes) to the audit log.
 func (h *Hub) flushEnrolRefusals(all bool) {
 	for _, s := range h.enrol.due(all) {
-		h.audit.Append("anonymous", "enroll-refused", "", map[string]any{"remote": s.source, "count": s.refused + s.limited,
+		h.note("anonymous", "enroll-refused", "", map[string]any{"remote": s.source, "count": s.refused + s.limited,
 			"rate_limited": s.limited, "since": s.since.UTC().Format(time.RFC3339)})
 		h.log.Warn("enrolment attempts refused", "remote", s.source, "count", s.refused+s.limited, "rate_limited", s.limited)
 	}

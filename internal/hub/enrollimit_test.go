@@ -75,7 +75,7 @@ func TestEnrolmentFlood(t *testing.T) {
 		t.Errorf("answers %v, want %d refused and the rest 429", codes, enrolBurst)
 	}
 
-	tok, err := h.Store.AddNode(context.Background(), "north", "North", time.Hour)
+	tok, err := h.AddNode(context.Background(), "north", "North", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) { httpx.JSON(w, status,
 func (h *Hub) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := h.Store.db.PingContext(ctx); err != nil {
+	if err := h.store.db.PingContext(ctx); err != nil {
 		apiError(w, http.StatusServiceUnavailable, "state database not reachable")
 		return
 	}
@@ -89,7 +89,7 @@ func (h *Hub) userOf(r *http.Request) (User, bool) {
 	if secret == "" {
 		return User{}, false
 	}
-	u, err := h.Store.Authenticate(r.Context(), secret)
+	u, err := h.store.Authenticate(r.Context(), secret)
 	return u, err == nil
 }
 
@@ -141,18 +141,24 @@ func (h *Hub) enroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pass := fed.NewID() + fed.NewID()
-	id, err := h.Store.Enroll(r.Context(), req.Token, req.PublicKey, pass, req.Version)
+	id, err := h.store.Enroll(r.Context(), req.Token, req.PublicKey, pass, req.Version, func(id string) error {
+		return h.record("node:"+id, "enroll", id, map[string]any{"version": req.Version})
+	})
+	if errors.Is(err, ErrAudit) {
+		// The enrolment was rolled back: the token still works.
+		apiError(w, http.StatusServiceUnavailable, "the hub cannot write its audit log, so it enrols no node: try again later, or tell the hub's operator")
+		return
+	}
 	if err != nil {
 		if h.enrol.refused(src) {
 			h.log.Warn("enrolment refused", "remote", src)
-			h.audit.Append("anonymous", "enroll-refused", "", map[string]any{"remote": src, "count": 1})
+			h.note("anonymous", "enroll-refused", "", map[string]any{"remote": src, "count": 1})
 		}
 		apiError(w, http.StatusUnauthorized, "the enrolment token is unknown, used or expired: ask the hub's operator for a new one (mosaic hub node add)")
 		return
 	}
 	h.enrol.succeeded(src)
 	h.forgetKey(id)
-	h.audit.Append("node:"+id, "enroll", id, map[string]any{"version": req.Version})
 	h.log.Info("node enrolled", "node", id)
 	writeJSON(w, http.StatusOK, fed.EnrollResponse{Node: id, NATSURLs: h.natsURLs(), NATSUser: id, NATSPassword: pass,
 		HubKey: fed.EncodeKey(h.pub), HubURL: h.cfg.PublicURL, NATSCA: h.NATSCA()})
@@ -207,11 +213,15 @@ func (h *Hub) apiLogin(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusTooManyRequests, fmt.Sprintf("too many failed log-ins for this account or from this address: try again in %d s (the password was not checked)", te.Seconds()))
 		return
 	}
+	if errors.Is(err, ErrAudit) {
+		apiError(w, http.StatusServiceUnavailable, "the hub cannot write its audit log, so it lets no one log in: try again later, or tell the hub's operator")
+		return
+	}
 	if err != nil {
 		apiError(w, http.StatusUnauthorized, "wrong user name or password")
 		return
 	}
-	tok, err := h.Store.NewSession(r.Context(), u.ID, KindSession, "api login", 12*time.Hour)
+	tok, err := h.store.NewSession(r.Context(), u.ID, KindSession, "api login", 12*time.Hour, nil)
 	if err != nil {
 		apiError(w, http.StatusInternalServerError, "internal error")
 		return
@@ -226,14 +236,20 @@ func (h *Hub) apiSearch(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusRequestEntityTooLarge, "query too large")
 		return
 	}
-	res, err := h.Search(r.Context(), u, body)
+	// The API takes Lens JSON; the hub works on the parsed query.
+	q, err := lens.Parse(body)
 	if err != nil {
-		var le *lens.Error
+		h.m.searches.WithLabelValues("invalid").Inc()
+		apiError(w, http.StatusBadRequest, "bad query: "+err.Error())
+		return
+	}
+	res, err := h.Search(r.Context(), u, q)
+	if err != nil {
 		switch {
-		case errors.As(err, &le):
-			apiError(w, http.StatusBadRequest, "bad query: "+err.Error())
 		case errors.Is(err, ErrQuota):
 			apiError(w, http.StatusTooManyRequests, err.Error())
+		case errors.Is(err, ErrAudit):
+			apiError(w, http.StatusServiceUnavailable, "the hub cannot write its audit log, so it runs no search: try again later, or tell the hub's operator")
 		default:
 			h.log.Error("search failed", "err", err)
 			apiError(w, http.StatusInternalServerError, "search failed")
@@ -309,7 +325,7 @@ func facets(entries []CatalogueEntry) map[string]map[string]int {
 }
 
 func (h *Hub) apiDatasets(w http.ResponseWriter, r *http.Request) {
-	entries, err := h.Store.Catalogue(r.Context())
+	entries, err := h.store.Catalogue(r.Context())
 	if err != nil {
 		h.log.Error("catalogue", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal error")
@@ -320,7 +336,7 @@ func (h *Hub) apiDatasets(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Hub) findDataset(ctx context.Context, node, id string) (CatalogueEntry, bool, error) {
-	entries, err := h.Store.Catalogue(ctx)
+	entries, err := h.store.Catalogue(ctx)
 	if err != nil {
 		return CatalogueEntry{}, false, err
 	}
@@ -354,7 +370,7 @@ type NodeInfo struct {
 
 // NodeInfos lists the nodes with their live status.
 func (h *Hub) NodeInfos(ctx context.Context) ([]NodeInfo, error) {
-	nodes, err := h.Store.Nodes(ctx)
+	nodes, err := h.store.Nodes(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -392,15 +408,20 @@ func (h *Hub) apiRemoveNode(w http.ResponseWriter, r *http.Request) {
 			apiError(w, http.StatusNotFound, err.Error())
 			return
 		}
+		if errors.Is(err, ErrAudit) {
+			apiError(w, http.StatusServiceUnavailable, "the hub cannot write its audit log, so it removes no node: try again later")
+			return
+		}
 		apiError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// RemoveNode removes a node and cuts its connection at once.
+// RemoveNode removes a node and cuts its connection at once; the removal
+// is made only when its audit record is written.
 func (h *Hub) RemoveNode(ctx context.Context, id string) error {
-	if err := h.Store.RemoveNode(ctx, id); err != nil {
+	if err := h.store.RemoveNode(ctx, id, h.recorder("hub", "node-removed", id, nil)); err != nil {
 		return err
 	}
 	h.mu.Lock()
@@ -413,7 +434,6 @@ func (h *Hub) RemoveNode(ctx context.Context, id string) error {
 	delete(h.live, id)
 	delete(h.keys, id)
 	h.mu.Unlock()
-	h.audit.Append("hub", "node-removed", id, nil)
 	h.log.Info("node removed", "node", id)
 	return nil
 }

@@ -171,7 +171,7 @@ func (c *Config) Validate() error {
 // connection, and the nodes' live state.
 type Hub struct {
 	cfg   Config
-	Store *Store
+	store *store
 	log   *slog.Logger
 	key   ed25519.PrivateKey
 	pub   ed25519.PublicKey
@@ -216,11 +216,11 @@ func Open(ctx context.Context, cfg Config) (*Hub, error) {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, err
 	}
-	st, err := OpenStore(ctx, cfg.DB)
+	st, err := openStore(ctx, cfg.DB)
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, Store: st, log: cfg.Log, live: map[string]*liveNode{}, clients: map[uint64]string{}, keys: map[string]ed25519.PublicKey{}, m: newMetrics(), enrol: newEnrolLimit()}
+	h := &Hub{cfg: cfg, store: st, log: cfg.Log, live: map[string]*liveNode{}, clients: map[uint64]string{}, keys: map[string]ed25519.PublicKey{}, m: newMetrics(), enrol: newEnrolLimit()}
 	fail := func(err error) (*Hub, error) {
 		h.Close()
 		return nil, err
@@ -425,7 +425,7 @@ func (h *Hub) Close() error {
 		h.flushEnrolRefusals(true)
 		h.audit.Close()
 	}
-	return h.Store.Close()
+	return h.store.Close()
 }
 
 // watch keeps the live view: it cuts off removed nodes at once (a node
@@ -442,7 +442,7 @@ func (h *Hub) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		h.flushEnrolRefusals(false)
-		nodes, err := h.Store.Nodes(ctx)
+		nodes, err := h.store.Nodes(ctx)
 		if err != nil {
 			continue
 		}

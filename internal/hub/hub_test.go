@@ -33,13 +33,13 @@ type fakeNode struct {
 func enrollFake(t *testing.T, h *Hub, id string) *fakeNode {
 	t.Helper()
 	ctx := context.Background()
-	tok, err := h.Store.AddNode(ctx, id, id, time.Hour)
+	tok, err := h.AddNode(ctx, id, id, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
 	f := &fakeNode{id: id, key: key, pass: fed.NewID()}
-	if _, err := h.Store.Enroll(ctx, tok, fed.EncodeKey(key.Public().(ed25519.PublicKey)), f.pass, "test"); err != nil {
+	if _, err := h.store.Enroll(ctx, tok, fed.EncodeKey(key.Public().(ed25519.PublicKey)), f.pass, "test", nil); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -80,10 +80,10 @@ func testHub(t *testing.T) (*Hub, *httptest.Server, string) {
 	}
 	srv := httptest.NewServer(h.Handler())
 	t.Cleanup(func() { srv.Close(); h.Close() })
-	if err := h.Store.AddUser(context.Background(), "alice", "long enough password", RoleAdmin); err != nil {
+	if err := h.AddUser(context.Background(), "alice", "long enough password", RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := h.Store.NewUserToken(context.Background(), "alice", "test")
+	tok, err := h.NewUserToken(context.Background(), "alice", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,8 +174,8 @@ func TestMisbehavingNodes(t *testing.T) {
 func TestEnrollmentTokens(t *testing.T) {
 	h, srv, _ := testHub(t)
 	ctx := context.Background()
-	tok, _ := h.Store.AddNode(ctx, "a", "A", time.Hour)
-	expired, _ := h.Store.AddNode(ctx, "b", "B", -time.Second)
+	tok, _ := h.AddNode(ctx, "a", "A", time.Hour)
+	expired, _ := h.AddNode(ctx, "b", "B", -time.Second)
 	_, key, _ := ed25519.GenerateKey(nil)
 	pub := fed.EncodeKey(key.Public().(ed25519.PublicKey))
 	post := func(body string) int {
@@ -226,7 +226,7 @@ func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
 // API calls (only the web pages, whose forms refuse cross-site posts).
 func TestAPINeedsBearer(t *testing.T) {
 	h, srv, _ := testHub(t)
-	sess, err := h.Store.NewSession(context.Background(), "alice", KindSession, "browser", time.Hour)
+	sess, err := h.store.NewSession(context.Background(), "alice", KindSession, "browser", time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

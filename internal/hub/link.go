@@ -57,7 +57,7 @@ func (h *Hub) nodeKey(ctx context.Context, id string) ed25519.PublicKey {
 	if ok {
 		return k
 	}
-	nodes, err := h.Store.Nodes(ctx)
+	nodes, err := h.store.Nodes(ctx)
 	if err != nil {
 		return nil
 	}
@@ -123,7 +123,7 @@ func (h *Hub) onHeartbeat(node string, data []byte) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := h.Store.SeenNode(ctx, node, hb.Version, now); err != nil {
+	if err := h.store.SeenNode(ctx, node, hb.Version, now); err != nil {
 		h.log.Warn("recording heartbeat failed", "node", node, "err", err)
 	}
 }
@@ -139,7 +139,7 @@ func (h *Hub) onCatalogue(node string, data []byte) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := h.Store.PutCatalogue(ctx, c); err != nil {
+	if err := h.store.PutCatalogue(ctx, c); err != nil {
 		h.log.Error("catalogue update failed", "node", node, "err", err)
 		return
 	}

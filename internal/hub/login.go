@@ -39,24 +39,32 @@ func (c Config) newLoginGuard() *throttle.Guard {
 // repeated failures for the account from the same address (or from the
 // address, or for the account) it refuses the attempt with a
 // *ThrottledError without checking the password. via names the door
-// (web, api) for the logs and the audit.
+// (web, api) for the logs and the audit. A successful log-in is audited;
+// when the record cannot be written the log-in fails with ErrAudit.
 func (h *Hub) Login(ctx context.Context, name, password, remoteAddr, via string) (User, error) {
 	src := throttle.Source(remoteAddr)
 	a, wait := h.logins.Begin(name, src)
 	if a == nil {
 		return User{}, &ThrottledError{Wait: wait}
 	}
-	u, err := h.Store.Login(ctx, name, password)
+	u, err := h.store.Login(ctx, name, password)
 	if locks := a.Done(err == nil); len(locks) > 0 {
 		account := ""
-		if h.Store.HasUser(ctx, name) {
+		if h.store.HasUser(ctx, name) {
 			// Names that are not accounts are left out: they may be
 			// passwords typed in the wrong field.
 			account = name
 		}
 		h.noteLockouts(via, account, src, locks)
 	}
-	return u, err
+	if err != nil {
+		return u, err
+	}
+	// A log-in that cannot be recorded is refused.
+	if err := h.record("user:"+u.ID, "login", u.ID, map[string]any{"via": via, "remote": src}); err != nil {
+		return User{}, err
+	}
+	return u, nil
 }
 
 // nodeLogin checks a node's NATS password under the node throttle (per
@@ -76,7 +84,7 @@ func (h *Hub) nodeLogin(id, password string, remote net.Addr) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ok := h.Store.CheckNodePassword(ctx, id, password)
+	ok := h.store.CheckNodePassword(ctx, id, password)
 	if locks := a.Done(ok); len(locks) > 0 {
 		h.noteLockouts("nats", "node:"+id, src, locks)
 	}
@@ -110,7 +118,7 @@ func (h *Hub) noteLockouts(via, account, src string, locks []throttle.Lockout) {
 		if l.dropped > 0 {
 			since := l.window.UTC().Format(time.RFC3339)
 			h.log.Warn("more log-ins throttled", "lockouts", l.dropped, "since", since)
-			h.audit.Append("anonymous", "login-throttled", "", map[string]any{"more_lockouts": l.dropped, "since": since})
+			h.note("anonymous", "login-throttled", "", map[string]any{"more_lockouts": l.dropped, "since": since})
 		}
 		l.window, l.n, l.dropped = now, 0, 0
 	}
@@ -126,6 +134,6 @@ func (h *Hub) noteLockouts(via, account, src string, locks []throttle.Lockout) {
 		} else {
 			h.log.Warn("log-ins throttled", "via", via, "kind", k.Kind, "account", account, "remote", src, "wait_s", wait)
 		}
-		h.audit.Append("anonymous", "login-throttled", account, map[string]any{"via": via, "kind": k.Kind, "remote": src, "wait_s": wait})
+		h.note("anonymous", "login-throttled", account, map[string]any{"via": via, "kind": k.Kind, "remote": src, "wait_s": wait})
 	}
 }

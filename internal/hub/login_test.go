@@ -49,7 +49,7 @@ func throttleHub(t *testing.T) (*Hub, *testClock) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	if err := h.Store.AddUser(context.Background(), "alice", "long enough password", RoleAdmin); err != nil {
+	if err := h.AddUser(context.Background(), "alice", "long enough password", RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 	return h, clock

@@ -61,7 +61,7 @@ func TestDataFileModes(t *testing.T) {
 	if stored == 0 {
 		t.Fatal("no object stored")
 	}
-	tok, err := h.Store.AddNode(ctx, "north", "North", time.Hour)
+	tok, err := h.AddNode(ctx, "north", "North", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func enrolNode(t *testing.T, h *hub.Hub, srv *httptest.Server, name string, cfg 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	tok, err := h.Store.AddNode(ctx, name, name, time.Hour)
+	tok, err := h.AddNode(ctx, name, name, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,18 +63,18 @@ var (
 	ErrQuota = errors.New("hub: daily query limit reached")
 )
 
-// Search validates a Lens query, checks the user's quota, signs and
-// publishes it to every node, and merges the answers that arrive before
-// the deadline. Nodes that do not answer in time are reported, never
-// waited for.
-func (h *Hub) Search(ctx context.Context, u User, body []byte) (SearchResult, error) {
+// Search checks the user's quota, signs and publishes a query (parsed
+// with lens.Parse or built with lens.NewQuery) to every node, and merges
+// the answers that arrive before the deadline. Nodes that do not answer
+// in time are reported, never waited for. A search whose audit record (or
+// the record of a node's disclosure alert about it) cannot be written
+// fails with ErrAudit, and its result is not given.
+func (h *Hub) Search(ctx context.Context, u User, q *lens.Query) (SearchResult, error) {
 	t0 := time.Now()
-	q, err := lens.Parse(body)
-	if err != nil {
-		h.m.searches.WithLabelValues("invalid").Inc()
-		return SearchResult{}, err
+	if q == nil || q.Root == nil {
+		return SearchResult{}, &lens.Error{Reason: "no query"}
 	}
-	n, err := h.Store.CountQuery(ctx, u.ID)
+	n, err := h.store.CountQuery(ctx, u.ID)
 	if err != nil {
 		return SearchResult{}, err
 	}
@@ -88,7 +88,7 @@ func (h *Hub) Search(ctx context.Context, u User, body []byte) (SearchResult, er
 		return SearchResult{}, err
 	}
 	res := SearchResult{QueryID: fed.NewID(), Query: q.Describe(), Results: []ResultEntry{}, Nodes: []NodeStatus{}, Alerts: []fed.Alert{}}
-	nodes, err := h.Store.Nodes(ctx)
+	nodes, err := h.store.Nodes(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -142,6 +142,7 @@ func (h *Hub) Search(ctx context.Context, u User, body []byte) (SearchResult, er
 	defer timer.Stop()
 	waiting := len(expected)
 	answered := map[string]bool{}
+	var auditErr error
 collect:
 	for waiting > 0 {
 		select {
@@ -171,7 +172,9 @@ collect:
 				continue
 			}
 			st.Status = NodeAnswered
-			h.nodeAlerts(node, u, res.QueryID, a.Alerts)
+			if err := h.nodeAlerts(node, u, res.QueryID, a.Alerts); err != nil && auditErr == nil {
+				auditErr = err
+			}
 			if len(a.Datasets) > 1000 {
 				a.Datasets = a.Datasets[:1000]
 			}
@@ -209,10 +212,13 @@ collect:
 		}
 		counts = append(counts, c)
 	}
-	if err := h.audit.Append("user:"+u.ID, "search", res.QueryID, map[string]any{
+	if err := h.record("user:"+u.ID, "search", res.QueryID, map[string]any{
 		"query": res.Query, "query_sha256": hex.EncodeToString(sum[:]), "nodes": statuses, "subjects": counts,
 	}); err != nil {
-		h.log.Error("audit append failed", "err", err)
+		return SearchResult{}, err
+	}
+	if auditErr != nil {
+		return SearchResult{}, auditErr
 	}
 	return res, nil
 }
@@ -243,8 +249,11 @@ type Alert struct {
 	QueryID string `json:"query_id"`
 }
 
-// nodeAlerts records the alerts a node raised about user's question.
-func (h *Hub) nodeAlerts(node string, u User, queryID string, alerts []fed.Alert) {
+// nodeAlerts records the alerts a node raised about user's question; an
+// alert that cannot be audited is still kept for the nodes page, and the
+// error (ErrAudit) fails the search.
+func (h *Hub) nodeAlerts(node string, u User, queryID string, alerts []fed.Alert) error {
+	var failed error
 	if len(alerts) > 20 {
 		alerts = alerts[:20]
 	}
@@ -254,9 +263,9 @@ func (h *Hub) nodeAlerts(node string, u User, queryID string, alerts []fed.Alert
 		}
 		h.m.alerts.WithLabelValues(a.Kind).Inc()
 		h.log.Warn("disclosure alert from a node", "node", node, "user", u.ID, "kind", a.Kind, "dataset", a.Dataset, "count", a.Count)
-		if err := h.audit.Append("node:"+node, "disclosure-alert", queryID, map[string]any{
-			"user": u.ID, "dataset": a.Dataset, "kind": a.Kind, "count": a.Count, "detail": a.Detail}); err != nil {
-			h.log.Error("audit append failed", "err", err)
+		if err := h.record("node:"+node, "disclosure-alert", queryID, map[string]any{
+			"user": u.ID, "dataset": a.Dataset, "kind": a.Kind, "count": a.Count, "detail": a.Detail}); err != nil && failed == nil {
+			failed = err
 		}
 		h.mu.Lock()
 		if len(h.alerts) >= maxAlerts {
@@ -265,6 +274,7 @@ func (h *Hub) nodeAlerts(node string, u User, queryID string, alerts []fed.Alert
 		h.alerts = append(h.alerts, Alert{Alert: a, Node: node, User: u.ID, QueryID: queryID})
 		h.mu.Unlock()
 	}
+	return failed
 }
 
 // Alerts returns the nodes' alerts received since the hub started,

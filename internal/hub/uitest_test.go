@@ -106,7 +106,7 @@ func uiStartFederation(t *testing.T, ctx context.Context) uiFederation {
 	t.Cleanup(func() { h.Close() })
 	srv := httptest.NewServer(h.Handler())
 	t.Cleanup(srv.Close)
-	if err := h.Store.AddUser(ctx, uiResearcher, uiResearcherPW, hub.RoleResearcher); err != nil {
+	if err := h.AddUser(ctx, uiResearcher, uiResearcherPW, hub.RoleResearcher); err != nil {
 		t.Fatal(err)
 	}
 
@@ -164,7 +164,7 @@ func uiStartFederation(t *testing.T, ctx context.Context) uiFederation {
 		t.Fatalf("clinical import: %d of %d rows: %v %+v", rep.Imported, truth.patients, err, rep.Errors)
 	}
 
-	tok, err := h.Store.AddNode(ctx, uiE2ENode, "East Clinic", time.Hour)
+	tok, err := h.AddNode(ctx, uiE2ENode, "East Clinic", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func uiStartFederation(t *testing.T, ctx context.Context) uiFederation {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cat, err := h.Store.Catalogue(ctx)
+		cat, err := h.Catalogue(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -154,20 +154,31 @@ func boolOrNil(b *bool) any {
 }
 
 // ClinicalCounts compares a dataset's clinical patients with its imaged
-// patients.
+// patients. The lists hold at most the limit asked for; the counts are
+// always complete.
 type ClinicalCounts struct {
-	ClinicalPatients int64    `json:"clinical_patients"`
-	ImagedPatients   int64    `json:"imaged_patients"`
-	ClinicalNoImages []string `json:"clinical_without_images"`
-	ImagesNoClinical []string `json:"images_without_clinical"`
+	ClinicalPatients      int64    `json:"clinical_patients"`
+	ImagedPatients        int64    `json:"imaged_patients"`
+	ClinicalNoImagesCount int64    `json:"clinical_without_images_count"`
+	ImagesNoClinicalCount int64    `json:"images_without_clinical_count"`
+	ClinicalNoImages      []string `json:"clinical_without_images"`
+	ImagesNoClinical      []string `json:"images_without_clinical"`
 }
 
-// CompareClinical lists patients with clinical rows but no images and the
-// reverse (pseudonyms, at most limit of each).
+// CompareClinical counts patients with clinical rows but no images and the
+// reverse, and lists them (pseudonyms, at most limit of each).
 func (s *Store) CompareClinical(ctx context.Context, dataset string, limit int) (ClinicalCounts, error) {
 	var c ClinicalCounts
 	if err := s.db.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM cdm_patient WHERE dataset_id = ?), (SELECT COUNT(*) FROM patients WHERE dataset_id = ?)`,
 		dataset, dataset).Scan(&c.ClinicalPatients, &c.ImagedPatients); err != nil {
+		return c, err
+	}
+	if err := s.db.QueryRow(ctx, `SELECT
+		(SELECT COUNT(*) FROM cdm_patient c WHERE c.dataset_id = ? AND NOT EXISTS
+			(SELECT 1 FROM patients p WHERE p.dataset_id = ? AND p.patient_id = c.patient_id)),
+		(SELECT COUNT(*) FROM patients p WHERE p.dataset_id = ? AND NOT EXISTS
+			(SELECT 1 FROM cdm_patient c WHERE c.dataset_id = ? AND c.patient_id = p.patient_id))`,
+		dataset, dataset, dataset, dataset).Scan(&c.ClinicalNoImagesCount, &c.ImagesNoClinicalCount); err != nil {
 		return c, err
 	}
 	list := func(q string) ([]string, error) {

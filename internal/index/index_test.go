@@ -491,6 +491,11 @@ func TestClinicalAndCheck(t *testing.T) {
 			len(c.ImagesNoClinical) != 1 || c.ImagesNoClinical[0] != "P002" {
 			t.Fatalf("compare: %+v", c)
 		}
+		// A list may be capped; the counts never are.
+		if c, err := s.CompareClinical(ctx, "a", 0); err != nil || len(c.ClinicalNoImages) != 0 || len(c.ImagesNoClinical) != 0 ||
+			c.ClinicalNoImagesCount != 1 || c.ImagesNoClinicalCount != 1 {
+			t.Fatalf("compare capped at 0: %+v %v", c, err)
+		}
 		var off sql.NullInt64
 		if err := s.db.QueryRow(ctx, `SELECT offset_from_diagnosis_days FROM cdm_image_study WHERE study_uid = '2.25.10'`).Scan(&off); err != nil || !off.Valid || off.Int64 != 17 {
 			t.Fatalf("offset from diagnosis: %v %v", off, err)

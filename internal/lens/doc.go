@@ -126,4 +126,14 @@
 // Canonical serialises that tree, without the query id, so that equivalent
 // queries written differently give the same bytes; disclosure control seeds
 // its noise with them.
+//
+// # Building queries in Go
+//
+// A program that offers criteria of its own (the hub's search form) builds
+// the tree instead of writing JSON: Is (EQUALS or IN), IsNot (NOT_EQUALS),
+// Contains and Between make conditions, reading values exactly as Parse
+// does; AllOf, AnyOf and Negate combine them; NewQuery checks the tree
+// against DefaultLimits and simplifies it. The result has the same
+// canonical form as the equivalent parsed query, and MarshalJSON writes it
+// in the Explorer's form.
 package lens

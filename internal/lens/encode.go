@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // MarshalJSON writes the simplified query back in the Explorer's form,
@@ -134,12 +135,12 @@ func values(c *Condition) []string {
 	}
 	switch c.Attr {
 	case Diagnosis:
-		cover(diagnosisTerms)
+		cover(catalogueTerms().diagnosis)
 	case BodyPart:
-		cover(bodyPartTerms)
+		cover(catalogueTerms().bodyPart)
 	case Manufacturer:
 		if !c.Contains {
-			cover(vendorTerms)
+			cover(catalogueTerms().vendor)
 		}
 	}
 	for _, m := range c.Matches {
@@ -169,26 +170,29 @@ func subset(a, b []Match) bool {
 	return true
 }
 
-// The catalogue terms that stand for several matches, by the value that
-// encodes them.
-var diagnosisTerms, bodyPartTerms, vendorTerms = map[string][]Match{}, map[string][]Match{}, map[string][]Match{}
+// terms are the catalogue terms that stand for several matches, by the
+// value that encodes them. They are worked out on the first MarshalJSON,
+// not when the binary starts.
+type terms struct{ diagnosis, bodyPart, vendor map[string][]Match }
 
-func init() {
+var catalogueTerms = sync.OnceValue(func() terms {
+	t := terms{map[string][]Match{}, map[string][]Match{}, map[string][]Match{}}
 	for k := range diagnoses {
 		ms, _, _ := diagnosis(k, "")
 		if _, err := strconv.Atoi(k); err == nil {
-			diagnosisTerms["SNOMEDCT"+k] = sortMatches(ms)
+			t.diagnosis["SNOMEDCT"+k] = sortMatches(ms)
 		} else {
-			diagnosisTerms[strings.ToLower(k)] = sortMatches(ms)
+			t.diagnosis[strings.ToLower(k)] = sortMatches(ms)
 		}
 	}
 	for k := range bodyParts {
 		ms, _, _ := bodyPart(k)
 		if len(ms) > 1 {
-			bodyPartTerms["SNOMEDCT"+k] = sortMatches(ms)
+			t.bodyPart["SNOMEDCT"+k] = sortMatches(ms)
 		}
 	}
 	for k, v := range vendorCodes {
-		vendorTerms[strings.ToLower(k)] = sortMatches(vendorMatches(v))
+		t.vendor[strings.ToLower(k)] = sortMatches(vendorMatches(v))
 	}
-}
+	return t
+})

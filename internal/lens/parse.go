@@ -310,48 +310,58 @@ func (p *parser) condition(obj map[string]any, path string) (*Condition, error) 
 		vals, paths = []string{s}, []string{vpath}
 	}
 	for i, raw := range vals {
-		s := strings.TrimSpace(raw)
-		switch {
-		case s == "":
-			return nil, errf(paths[i], "empty value")
-		case len(s) > maxValueLen:
-			return nil, errf(paths[i], "longer than %d bytes", maxValueLen)
-		case !utf8.ValidString(s):
-			return nil, errf(paths[i], "not valid UTF-8")
+		if err := c.addValue(raw, system, paths[i]); err != nil {
+			return nil, err
 		}
-		for _, r := range s {
-			if r < 0x20 || r == 0x7f {
-				return nil, errf(paths[i], "control character in value")
-			}
-		}
-		var ms []Match
-		var label string
-		ok := false
-		switch attr {
-		case Gender:
-			var m Match
-			m, label, ok = gender(s)
-			ms = []Match{m}
-		case Diagnosis:
-			ms, label, ok = diagnosis(s, system)
-		case Modality:
-			var m Match
-			m, label, ok = modality(s)
-			ms = []Match{m}
-		case BodyPart:
-			ms, label, ok = bodyPart(s)
-		case Manufacturer:
-			ms, label, ok = manufacturer(s, c.Contains)
-		}
-		if !ok {
-			return nil, errf(paths[i], "unknown %s value%s", attr, quote(s))
-		}
-		c.Matches = append(c.Matches, ms...)
-		c.Labels = append(c.Labels, label)
 	}
 	c.Matches = sortMatches(c.Matches)
 	c.Labels = sortStrings(c.Labels)
 	return c, nil
+}
+
+// addValue reads one value of a coded condition (every attribute but the
+// numeric ones) and adds its matches and label to c; c.Contains must be
+// set first. system is the terminology the value names, if any.
+func (c *Condition) addValue(raw, system, path string) error {
+	s := strings.TrimSpace(raw)
+	switch {
+	case s == "":
+		return errf(path, "empty value")
+	case len(s) > maxValueLen:
+		return errf(path, "longer than %d bytes", maxValueLen)
+	case !utf8.ValidString(s):
+		return errf(path, "not valid UTF-8")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return errf(path, "control character in value")
+		}
+	}
+	var ms []Match
+	var label string
+	ok := false
+	switch c.Attr {
+	case Gender:
+		var m Match
+		m, label, ok = gender(s)
+		ms = []Match{m}
+	case Diagnosis:
+		ms, label, ok = diagnosis(s, system)
+	case Modality:
+		var m Match
+		m, label, ok = modality(s)
+		ms = []Match{m}
+	case BodyPart:
+		ms, label, ok = bodyPart(s)
+	case Manufacturer:
+		ms, label, ok = manufacturer(s, c.Contains)
+	}
+	if !ok {
+		return errf(path, "unknown %s value%s", c.Attr, quote(s))
+	}
+	c.Matches = append(c.Matches, ms...)
+	c.Labels = append(c.Labels, label)
+	return nil
 }
 
 // number reads a JSON number within ±maxNumber.

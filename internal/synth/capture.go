@@ -52,7 +52,7 @@ func (r *renderer) renderUS(in *instance) []byte {
 		x1 := min(int(apexX+half), w-1)
 		key = mix64(key)
 		off := int(key & noiseMask)
-		nz := noise[off : off+w]
+		nz := noise()[off : off+w]
 		// Gain falls with depth; a bright fascia line sits near the top.
 		base := 110 - 50*dy/r1
 		if math.Abs(dy-r1*0.18) < 2 {

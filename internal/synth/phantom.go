@@ -3,6 +3,7 @@ package synth
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
 )
 
 // tissue labels the regions of the phantom. Each modality maps a label to
@@ -211,8 +212,9 @@ func (g *grid) paint(labels []tissue, s *shape, z float64) {
 
 // noise is a fixed table of standard normal deviates scaled by 256, shared
 // by every image; images read it at offsets derived from their identity,
-// so noise costs one table read per pixel.
-var noise = func() []int16 {
+// so noise costs one table read per pixel. It is made on first use (a
+// quarter of a million random draws, 150 kB), not when the binary starts.
+var noise = sync.OnceValue(func() []int16 {
 	const n = 1 << 16
 	r := rand.New(rand.NewPCG(0x6d6f73616963, 0x6e6f697365))
 	t := make([]int16, n+MaxCTMatrix*4)
@@ -223,7 +225,7 @@ var noise = func() []int16 {
 	}
 	copy(t[n:], t[:len(t)-n])
 	return t
-}()
+})
 
 const noiseMask = 1<<16 - 1
 
@@ -272,7 +274,7 @@ func (r *renderer) render16(g *grid, ph *phantom, lesion shape, z float64, l *lu
 	for j := range g.rows {
 		h = mix64(h)
 		off := int(h & noiseMask)
-		nz := noise[off : off+g.cols]
+		nz := noise()[off : off+g.cols]
 		row := labels[j*g.cols : (j+1)*g.cols]
 		out := pix[2*j*g.cols : 2*(j+1)*g.cols]
 		for i, t := range row {

@@ -1,20 +1,10 @@
-package main
+package deid
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"os"
-
-	"golang.org/x/term"
 )
-
-// isTerminal reports whether w is a terminal, to redraw a progress line
-// on it.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(interface{ Fd() uintptr })
-	return ok && term.IsTerminal(int(f.Fd()))
-}
 
 // linkNoReplace moves tmp to dest with a hard link, which fails when dest
 // exists, then removes tmp.
