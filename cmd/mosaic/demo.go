@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/ingest"
 	"github.com/mosaic-imaging/mosaic/internal/node"
+	"github.com/mosaic-imaging/mosaic/internal/serve"
 	"github.com/mosaic-imaging/mosaic/internal/synth"
 )
 
@@ -133,107 +133,104 @@ func runDemo(e *env, data, addr string, reset bool) error {
 		ln.Close()
 		return err
 	}
-	defer h.Close()
-	hubSrv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go hubSrv.Serve(ln)
-	defer hubSrv.Close()
-
-	info, err := demoAccounts(e.ctx, h, data, hubURL)
-	if err != nil {
-		return err
-	}
-	type running struct {
-		n    *node.Node
-		link *node.Link
-		srv  *http.Server
-		url  string
-		tok  string
-	}
-	runs := make([]running, len(demoSites))
-	errs := make([]error, len(demoSites))
-	var wg sync.WaitGroup
-	for i, site := range demoSites {
-		wg.Add(1)
-		go func(i int, site demoSite) {
-			defer wg.Done()
-			r := &runs[i]
-			var err error
-			r.n, r.tok, err = demoNode(e.ctx, h, data, hubURL, site, log, say)
-			if err != nil {
-				errs[i] = fmt.Errorf("demo: node %s: %w", site.name, err)
-				return
-			}
-			nl, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			r.url = "http://" + nl.Addr().String()
-			r.srv = &http.Server{Handler: r.n.Handler(), ReadHeaderTimeout: 10 * time.Second}
-			go r.srv.Serve(nl)
-			r.link, errs[i] = r.n.StartLink(node.LinkOptions{Version: version(), Heartbeat: 2 * time.Second})
-		}(i, site)
-	}
-	wg.Wait()
-	defer func() {
-		for _, r := range runs {
-			if r.srv != nil {
-				r.srv.Close()
-			}
-			if r.link != nil {
-				r.link.Close()
-			}
-			if r.n != nil {
-				r.n.Close()
-			}
-		}
-	}()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	for i, r := range runs {
-		info.Nodes = append(info.Nodes, DemoNode{Name: demoSites[i].name, URL: r.url, Token: r.tok, Scope: index.ScopeRead, Dataset: demoSites[i].dataset.ID})
-	}
-	// Ready when every node is online and its datasets are in the
-	// catalogue.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ok, err := demoReady(e.ctx, h)
+	// The hub serves while the nodes are prepared (they enrol through
+	// it); everything stops together, the nodes before the hub.
+	return serve.Run(e.ctx, serve.Options{Log: log}, func(g *serve.Group) error {
+		ctx := g.Context()
+		g.OnClose("hub", h.Close)
+		g.Serve("hub HTTP", httpServer(h.Handler(), log), ln)
+		info, err := demoAccounts(ctx, h, data, hubURL)
 		if err != nil {
 			return err
 		}
-		if ok {
-			break
+		nodes := make([]*node.Node, len(demoSites))
+		toks := make([]string, len(demoSites))
+		errs := make([]error, len(demoSites))
+		var wg sync.WaitGroup
+		for i, site := range demoSites {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var err error
+				nodes[i], toks[i], err = demoNode(ctx, h, data, hubURL, site, log, say)
+				if err != nil {
+					errs[i] = fmt.Errorf("demo: node %s: %w", site.name, err)
+				}
+			}()
 		}
-		if time.Now().After(deadline) {
-			return errors.New("demo: the nodes did not come online within a minute (see DIR/demo.log)")
+		wg.Wait()
+		for i, n := range nodes {
+			if n != nil {
+				g.OnClose("node "+demoSites[i].name, func() error { return closeNode(n) })
+			}
 		}
-		select {
-		case <-e.ctx.Done():
-			return nil
-		case <-time.After(200 * time.Millisecond):
+		if err := errors.Join(errs...); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while preparing
+			}
+			return err
 		}
-	}
-	b, _ := json.MarshalIndent(info, "", "  ")
-	tmp := filepath.Join(data, "demo.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(data, "demo.json")); err != nil {
-		return err
-	}
-	say("")
-	say("Mosaic demo federation ready in %.1f s: a hub and %d nodes.", time.Since(t0).Seconds(), len(runs))
-	say("  open     %s", hubURL)
-	say("  log in   user %q, password %q", info.User, info.Password)
-	say("  admin    user %q, password %q", info.Admin, info.AdminPW)
-	for _, n := range info.Nodes {
-		say("  node     %-28s %s (DICOMweb %s/dicom-web/%s/)", n.Name, n.URL, n.URL, n.Dataset)
-	}
-	say("  details  %s", filepath.Join(data, "demo.json"))
-	say("Stop with Ctrl-C.")
-	<-e.ctx.Done()
-	return nil
+		for i, n := range nodes {
+			site := demoSites[i]
+			nl, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return fmt.Errorf("demo: node %s: %w", site.name, err)
+			}
+			g.Serve("node "+site.name+" HTTP", httpServer(n.Handler(), log), nl)
+			if err := g.Link("node "+site.name+" hub link", func(ctx context.Context) (func() error, error) {
+				link, err := n.StartLinkContext(ctx, node.LinkOptions{Version: version(), Heartbeat: 2 * time.Second})
+				if err != nil || link == nil {
+					return nil, err
+				}
+				return func() error { link.Close(); return nil }, nil
+			}); err != nil {
+				return fmt.Errorf("demo: node %s: %w", site.name, err)
+			}
+			info.Nodes = append(info.Nodes, DemoNode{Name: site.name, URL: "http://" + nl.Addr().String(), Token: toks[i], Scope: index.ScopeRead, Dataset: site.dataset.ID})
+		}
+		// Ready when every node is online and its datasets are in the
+		// catalogue.
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			ok, err := demoReady(ctx, h)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				return errors.New("demo: the nodes did not come online within a minute (see DIR/demo.log)")
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		b, _ := json.MarshalIndent(info, "", "  ")
+		tmp := filepath.Join(data, "demo.json.tmp")
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(data, "demo.json")); err != nil {
+			return err
+		}
+		say("")
+		say("Mosaic demo federation ready in %.1f s: a hub and %d nodes.", time.Since(t0).Seconds(), len(nodes))
+		say("  open     %s", hubURL)
+		say("  log in   user %q, password %q", info.User, info.Password)
+		say("  admin    user %q, password %q", info.Admin, info.AdminPW)
+		for _, n := range info.Nodes {
+			say("  node     %-28s %s (DICOMweb %s/dicom-web/%s/)", n.Name, n.URL, n.URL, n.Dataset)
+		}
+		say("  details  %s", filepath.Join(data, "demo.json"))
+		say("Stop with Ctrl-C.")
+		return nil
+	})
 }
 
 // demoAccounts creates, on the first run, the demo researcher and admin
@@ -269,7 +266,7 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 		return nil, "", err
 	}
 	fail := func(err error) (*node.Node, string, error) {
-		n.Close()
+		closeNode(n)
 		return nil, "", err
 	}
 	if _, ok, _ := n.LoadFederation(); !ok {
@@ -289,8 +286,8 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 	}); err != nil {
 		return fail(err)
 	}
-	if _, err := n.Index.Dataset(ctx, site.dataset.ID); errors.Is(err, index.ErrNotFound) {
-		if _, err := n.Index.CreateDataset(ctx, site.dataset); err != nil {
+	if _, err := n.Dataset(ctx, site.dataset.ID); errors.Is(err, index.ErrNotFound) {
+		if _, err := n.CreateDataset(ctx, site.dataset); err != nil {
 			return fail(err)
 		}
 	}
@@ -298,7 +295,7 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 	if err != nil {
 		return fail(err)
 	}
-	c, err := n.Index.DatasetCounts(ctx, site.dataset.ID)
+	c, err := n.DatasetInfo(ctx, site.dataset.ID)
 	if err != nil {
 		return fail(err)
 	}
@@ -324,7 +321,12 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 		if err != nil {
 			return fail(err)
 		}
-		say("node %-28s %d patients: %d objects stored, %d refused at the door, %d clinical rows", site.name, site.patients, stored, refused, rep.Imported)
+		say("node %-28s %d patients: %d objects stored, %d clinical rows", site.name, site.patients, stored, rep.Imported)
+		if refused > 0 {
+			// The synthetic cohorts hold a few such objects on purpose.
+			say("     %-28s %d objects refused at the door and not stored, as they could show who the patient is: text", "", refused)
+			say("     %-28s burned into pixels (ultrasound, screen captures) cannot be removed. The leak guard working, not a fault.", "")
+		}
 	}
 	return n, tok, nil
 }
@@ -335,8 +337,8 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 // (demo-token) is revoked.
 func demoReadToken(ctx context.Context, n *node.Node, dir, dataset string) (string, error) {
 	if b, err := os.ReadFile(filepath.Join(dir, "demo-token")); err == nil {
-		if t, err := n.Index.CheckToken(ctx, string(b)); err == nil {
-			if err := n.Index.RevokeToken(ctx, t.ID); err != nil {
+		if t, err := n.CheckToken(ctx, string(b)); err == nil {
+			if err := n.RevokeToken(ctx, t.ID); err != nil {
 				return "", err
 			}
 		}
@@ -344,11 +346,11 @@ func demoReadToken(ctx context.Context, n *node.Node, dir, dataset string) (stri
 	}
 	path := filepath.Join(dir, "demo-read-token")
 	if b, err := os.ReadFile(path); err == nil {
-		if t, err := n.Index.CheckToken(ctx, string(b)); err == nil && t.Scope == index.ScopeRead && t.Dataset == dataset {
+		if t, err := n.CheckToken(ctx, string(b)); err == nil && t.Scope == index.ScopeRead && t.Dataset == dataset {
 			return string(b), nil
 		}
 	}
-	tok, _, err := n.Index.CreateToken(ctx, "demo read", index.ScopeRead, dataset)
+	tok, _, err := n.CreateToken(ctx, "demo read", index.ScopeRead, dataset)
 	if err != nil {
 		return "", err
 	}

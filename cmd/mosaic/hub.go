@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -20,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mosaic-imaging/mosaic/internal/hub"
+	"github.com/mosaic-imaging/mosaic/internal/serve"
 )
 
 type hubFlags struct {
@@ -191,8 +191,12 @@ HTTP:
 				ln.Close()
 				return err
 			}
-			defer h.Close()
-			return serveHTTP(e, h.Handler(), ln, c.Log, fmt.Sprintf("mosaic hub listening on %s (NATS %s)", c.PublicURL, h.NATSURL()))
+			return serve.Run(e.ctx, serve.Options{Log: c.Log, Drain: 15 * time.Second}, func(g *serve.Group) error {
+				g.OnClose("hub", h.Close)
+				g.Serve("hub HTTP", httpServer(h.Handler(), c.Log), ln)
+				fmt.Fprintf(e.stdout, "mosaic hub listening on %s (NATS %s)\n", c.PublicURL, h.NATSURL())
+				return nil
+			})
 		},
 	}
 	f.register(cmd.Flags(), true)
@@ -239,22 +243,12 @@ nothing.`,
 	return cmd
 }
 
-// serveHTTP serves handler on ln until the command's context ends, then
-// shuts down gracefully.
-func serveHTTP(e *env, handler http.Handler, ln net.Listener, log *slog.Logger, banner string) error {
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+// httpServer is the HTTP server of `hub serve`, `node serve` and the
+// demo: bounded header reads and idle connections, and the server's own
+// complaints logged as warnings.
+func httpServer(handler http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	fmt.Fprintln(e.stdout, banner)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-e.ctx.Done():
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	return srv.Shutdown(ctx)
 }
 
 func randomPassword() string {

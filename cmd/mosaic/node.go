@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -24,6 +23,7 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/ingest"
 	"github.com/mosaic-imaging/mosaic/internal/node"
+	"github.com/mosaic-imaging/mosaic/internal/serve"
 )
 
 // nodeFlags are the flags of the node commands. Each command registers
@@ -199,41 +199,36 @@ once its bytes are synced and its index row committed.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			ln, err := net.Listen("tcp", c.Listen)
-			if err != nil {
-				return fmt.Errorf("node: listen: %w", err)
-			}
-			srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-				ErrorLog: slog.NewLogLogger(c.Log.Handler(), slog.LevelWarn)}
-			c.Log.Info("node serving", "addr", ln.Addr().String(), "db", n.Index.DB().Where, "policy", n.Policy.Name, "version", version())
-			fmt.Fprintf(e.stdout, "mosaic node listening on http://%s\n", ln.Addr())
-			errc := make(chan error, 1)
-			go func() { errc <- srv.Serve(ln) }()
-			link, err := n.StartLink(node.LinkOptions{Version: version()})
-			if err != nil {
-				return fmt.Errorf("node: hub link: %w", err)
-			}
-			if link != nil {
-				defer link.Close()
-			}
-			// Collect blobs left by a crash between writing an object
-			// and committing its row, in the background: in the packs
-			// changed since the last complete collection.
-			go func() {
-				if _, err := n.CollectRecentGarbage(e.ctx, c.BlobGrace); err != nil && e.ctx.Err() == nil {
-					c.Log.Warn("garbage collection failed", "err", err)
+			return serve.Run(e.ctx, serve.Options{Log: c.Log}, func(g *serve.Group) error {
+				g.OnClose("node", func() error { return closeNode(n) })
+				ln, err := net.Listen("tcp", c.Listen)
+				if err != nil {
+					return fmt.Errorf("node: listen: %w", err)
 				}
-			}()
-			select {
-			case err := <-errc:
-				return err
-			case <-e.ctx.Done():
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			c.Log.Info("node stopping")
-			return srv.Shutdown(ctx)
+				g.Serve("node HTTP", httpServer(n.Handler(), c.Log), ln)
+				c.Log.Info("node serving", "addr", ln.Addr().String(), "db", n.Where(), "policy", n.PolicyName(), "version", version())
+				fmt.Fprintf(e.stdout, "mosaic node listening on http://%s\n", ln.Addr())
+				if err := g.Link("hub link", func(ctx context.Context) (func() error, error) {
+					link, err := n.StartLinkContext(ctx, node.LinkOptions{Version: version()})
+					if err != nil || link == nil {
+						return nil, err
+					}
+					return func() error { link.Close(); return nil }, nil
+				}); err != nil {
+					return err
+				}
+				// Collect blobs left by a crash between writing an object
+				// and committing its row, in the background: in the packs
+				// changed since the last complete collection. A failure
+				// is logged; the node serves on.
+				g.Go("garbage collection", func(ctx context.Context) error {
+					if _, err := n.CollectRecentGarbage(ctx, c.BlobGrace); err != nil && ctx.Err() == nil {
+						c.Log.Warn("garbage collection failed", "err", err)
+					}
+					return nil
+				})
+				return nil
+			})
 		},
 	}
 	f.register(cmd.Flags(), true)
@@ -269,7 +264,7 @@ Running it on an existing node changes nothing.`,
 			if err != nil {
 				return err
 			}
-			if err := n.Close(); err != nil {
+			if err := closeNode(n); err != nil {
 				return err
 			}
 			if existed {
@@ -306,8 +301,8 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			got, err := n.Index.CreateDataset(e.ctx, d)
+			defer closeNode(n)
+			got, err := n.CreateDataset(e.ctx, d)
 			if err != nil {
 				return err
 			}
@@ -332,18 +327,10 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			ds, err := n.Index.Datasets(e.ctx)
+			defer closeNode(n)
+			infos, err := n.DatasetInfos(e.ctx)
 			if err != nil {
 				return err
-			}
-			var infos []node.DatasetInfo
-			for _, d := range ds {
-				c, err := n.Index.DatasetCounts(e.ctx, d.ID)
-				if err != nil {
-					return err
-				}
-				infos = append(infos, node.DatasetInfo{Dataset: d, Patients: c.Patients, Studies: c.Studies, Series: c.Series, Instances: c.Instances, Bytes: c.Bytes})
 			}
 			if format == outputJSON {
 				if infos == nil {
@@ -352,9 +339,9 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 				return writeJSON(e.stdout, map[string]any{"datasets": infos})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTITLE\tTIER\tACCESS\tPATIENTS\tSTUDIES\tSERIES\tINSTANCES")
+			fmt.Fprintln(tw, "ID\tTITLE\tTIER\tACCESS\tPATIENTS\tSTUDIES\tSERIES\tINSTANCES\tHUB")
 			for _, i := range infos {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\n", i.ID, i.Title, i.Tier, i.AccessRights, i.Patients, i.Studies, i.Series, i.Instances)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\n", i.ID, i.Title, i.Tier, i.AccessRights, i.Patients, i.Studies, i.Series, i.Instances, publicationText(i.Publication))
 			}
 			return tw.Flush()
 		},
@@ -372,8 +359,8 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			_, err = n.Index.UpdateDataset(e.ctx, args[0], func(x *index.Dataset) error {
+			defer closeNode(n)
+			got, err := n.UpdateDataset(e.ctx, args[0], func(x *index.Dataset) error {
 				fl := cmd.Flags()
 				if fl.Changed("title") {
 					x.Title = d.Title
@@ -395,10 +382,15 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 				}
 				return nil
 			})
-			if err == nil {
-				fmt.Fprintf(e.stdout, "dataset %s updated\n", args[0])
+			if err != nil {
+				return err
 			}
-			return err
+			pub, err := n.Publication(e.ctx, got)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "dataset %s updated; hub: %s\n", args[0], publicationText(pub))
+			return nil
 		},
 	}
 	f.registerStore(update.Flags())
@@ -413,8 +405,8 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			if err := n.Index.DeleteDataset(e.ctx, args[0]); err != nil {
+			defer closeNode(n)
+			if err := n.DeleteDataset(e.ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "dataset %s deleted\n", args[0])
@@ -459,8 +451,8 @@ a PACS export a write token for its dataset.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			secret, tok, err := n.Index.CreateToken(e.ctx, name, scope, dataset)
+			defer closeNode(n)
+			secret, tok, err := n.CreateToken(e.ctx, name, scope, dataset)
 			if err != nil {
 				return err
 			}
@@ -492,8 +484,8 @@ a PACS export a write token for its dataset.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			ts, err := n.Index.Tokens(e.ctx)
+			defer closeNode(n)
+			ts, err := n.Tokens(e.ctx)
 			if err != nil {
 				return err
 			}
@@ -532,8 +524,8 @@ a PACS export a write token for its dataset.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			if err := n.Index.RevokeToken(e.ctx, args[0]); err != nil {
+			defer closeNode(n)
+			if err := n.RevokeToken(e.ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "token %s revoked\n", args[0])
@@ -577,7 +569,7 @@ attack alerts raised.`,
 				if err != nil {
 					return err
 				}
-				defer n.Close()
+				defer closeNode(n)
 				fd, err := n.RefreshFederation(e.ctx)
 				if err != nil {
 					return err
@@ -592,7 +584,7 @@ attack alerts raised.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
+			defer closeNode(n)
 			fd, err := n.Enroll(e.ctx, hubURL, token, version())
 			if err != nil {
 				return err
@@ -676,8 +668,8 @@ cancelled; 2 for usage errors.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			if _, err := n.Index.Dataset(e.ctx, dataset); err != nil {
+			defer closeNode(n)
+			if _, err := n.Dataset(e.ctx, dataset); err != nil {
 				if errors.Is(err, index.ErrNotFound) {
 					return fmt.Errorf("node ingest: no dataset %q (mosaic node dataset create)", dataset)
 				}

@@ -1,13 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/node"
 )
 
@@ -45,7 +46,7 @@ when any row was skipped.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
+			defer closeNode(n)
 			fh, err := os.Open(args[0])
 			if err != nil {
 				return err
@@ -87,9 +88,10 @@ when any row was skipped.`,
 
 func newNodeCheckCmd(e *env) *cobra.Command {
 	var f nodeFlags
-	var dataset, format string
+	var dataset string
 	var verify bool
 	var examples int
+	var format string
 	cmd := &cobra.Command{
 		Use:   "check --data DIR --dataset D",
 		Short: "Check a dataset before publishing it",
@@ -120,17 +122,14 @@ found.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			d, err := n.Index.Dataset(e.ctx, dataset)
+			defer closeNode(n)
+			d, probs, err := n.Check(e.ctx, dataset, examples)
 			if err != nil {
 				return err
 			}
-			probs, err := n.Index.Check(e.ctx, dataset, d.Tier, examples)
+			pub, err := n.Publication(e.ctx, d)
 			if err != nil {
 				return err
-			}
-			if d.Description == "" || d.Licence == "" || d.Contact == "" {
-				probs = append(probs, indexProblem("dataset-description", "warning", 1, "the dataset lacks a description, licence or contact point, which the catalogue publishes"))
 			}
 			var verified *node.VerifyStats
 			if verify {
@@ -156,10 +155,8 @@ found.`,
 				}
 			}
 			if format == outputJSON {
-				if probs == nil {
-					probs = []index.Problem{}
-				}
-				out := map[string]any{"dataset": dataset, "tier": d.Tier, "checked": time.Now().UTC(), "problems": probs, "errors": errs}
+				out := map[string]any{"dataset": dataset, "tier": d.Tier, "checked": time.Now().UTC(), "problems": probs,
+					"publish": pub.Publish, "held_back": pub.HeldBack}
 				if verified != nil {
 					out["objects_verified"] = verified.Objects
 				}
@@ -168,6 +165,7 @@ found.`,
 				}
 			} else {
 				fmt.Fprintf(e.stdout, "check of %s (tier %d): %d problems, %d errors\n", dataset, d.Tier, len(probs), errs)
+				fmt.Fprintf(e.stdout, "  hub: %s\n", publicationText(pub))
 				if verified != nil {
 					fmt.Fprintf(e.stdout, "  %d objects read back and verified\n", verified.Objects)
 				}
@@ -223,19 +221,19 @@ command.`,
 			if err != nil {
 				return err
 			}
-			defer n.Close()
+			defer closeNode(n)
 			st, err := n.CollectGarbage(e.ctx, grace, dry)
 			if err != nil {
 				return err
 			}
 			if format == outputJSON {
-				if err := writeJSON(e.stdout, map[string]any{"dry_run": dry, "grace_seconds": grace.Seconds(),
-					"referenced": st.Referenced, "unreferenced": st.Unreferenced, "removed": st.Removed, "removed_bytes": st.RemovedBytes,
-					"young": st.Young, "failed": st.Failed, "packs_removed": st.Packs}); err != nil {
+				if err := writeJSON(e.stdout, map[string]any{"dry_run": dry, "grace": grace.String(), "referenced": st.Referenced,
+					"unreferenced": st.Unreferenced, "removed": st.Removed, "removed_bytes": st.RemovedBytes, "young": st.Young,
+					"packs_removed": st.Packs, "failed": st.Failed}); err != nil {
 					return err
 				}
 			} else {
-				gcLine(e, st, dry, grace)
+				printGC(e, st, dry, grace)
 			}
 			if st.Failed > 0 {
 				return fmt.Errorf("gc: %d objects (or passes over the packs) could not be checked or removed; see the log, then run gc again", st.Failed)
@@ -244,14 +242,14 @@ command.`,
 		},
 	}
 	f.registerStore(cmd.Flags())
-	addOutputFlag(cmd, &format)
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "only count what would be removed")
 	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "keep unreferenced objects younger than this")
+	addOutputFlag(cmd, &format)
 	return cmd
 }
 
-// gcLine prints the result of node gc for people.
-func gcLine(e *env, st node.GCStats, dry bool, grace time.Duration) {
+// printGC prints what a collection did, in a line.
+func printGC(e *env, st node.GCStats, dry bool, grace time.Duration) {
 	verb := "removed"
 	if dry {
 		verb = "would remove"
@@ -264,6 +262,18 @@ func gcLine(e *env, st node.GCStats, dry bool, grace time.Duration) {
 	fmt.Fprintln(e.stdout)
 }
 
-func indexProblem(kind, severity string, tier int, msg string) index.Problem {
-	return index.Problem{Kind: kind, Severity: severity, Tier: tier, Count: 1, Message: msg}
+// publicationText says whether the node publishes a dataset to its hub.
+func publicationText(p node.Publication) string {
+	if p.Publish {
+		return "published"
+	}
+	return "held back: " + strings.Join(p.HeldBack, ", ")
+}
+
+// closeNode closes a node, giving up on queued commits after twice the
+// commit timeout (the node then says so in its error).
+func closeNode(n *node.Node) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*n.Config().CommitTimeout)
+	defer cancel()
+	return n.Close(ctx)
 }

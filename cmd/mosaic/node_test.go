@@ -148,6 +148,8 @@ func TestNodeCLI(t *testing.T) {
 			Kind  string
 			Count int
 		}
+		Publish  bool
+		HeldBack []string `json:"held_back"`
 	}
 	if err := json.Unmarshal([]byte(out), &chk); err != nil {
 		t.Fatalf("check: %d %s", code, out)
@@ -156,6 +158,35 @@ func TestNodeCLI(t *testing.T) {
 		if p.Kind == "patient-no-clinical" || p.Kind == "series-mixed-patients" || p.Kind == "series-no-modality" {
 			t.Errorf("check found %s (%d) on a consistent cohort", p.Kind, p.Count)
 		}
+	}
+	// The dataset has no description, licence or contact: it is held
+	// back from the hub, and check says why.
+	if code != 1 || chk.Publish || strings.Join(chk.HeldBack, ", ") != "no description, no licence, no contact point" {
+		t.Errorf("check of a dataset without licence: exit %d, publish %v, held back %q", code, chk.Publish, chk.HeldBack)
+	}
+	if _, out, _ := runMosaic(t, append([]string{"node", "dataset", "list"}, adm...)...); !strings.Contains(out, "held back: no description, no licence, no contact point") {
+		t.Errorf("dataset list does not say the dataset is held back:\n%s", out)
+	}
+	if code, out, errOut := runMosaic(t, append([]string{"node", "dataset", "update", "breast-mr", "--description", "Synthetic breast MR.",
+		"--licence", "CC-BY-4.0", "--contact", "data@example.org"}, adm...)...); code != 0 {
+		t.Fatalf("dataset update: %d %s %s", code, out, errOut)
+	}
+	code, out, _ = runMosaic(t, append([]string{"node", "check", "--dataset", "breast-mr"}, adm...)...)
+	if code != 0 || !strings.Contains(out, "hub: published") {
+		t.Errorf("check of a complete dataset: exit %d\n%s", code, out)
+	}
+	code, out, _ = runMosaic(t, append([]string{"node", "check", "--dataset", "breast-mr", "-o", "json"}, adm...)...)
+	chk.Publish, chk.HeldBack = false, nil
+	if err := json.Unmarshal([]byte(out), &chk); err != nil || code != 0 || !chk.Publish || len(chk.HeldBack) != 0 {
+		t.Errorf("check -o json of a complete dataset: exit %d, %v\n%s", code, err, out)
+	}
+	code, out, _ = runMosaic(t, append([]string{"node", "gc", "--dry-run", "-o", "json"}, adm...)...)
+	var gc struct{ Referenced, Removed int }
+	if err := json.Unmarshal([]byte(out), &gc); err != nil || code != 0 || gc.Referenced == 0 || gc.Removed != 0 {
+		t.Errorf("gc --dry-run -o json: exit %d, %v\n%s", code, err, out)
+	}
+	if code, _, _ := runMosaic(t, append([]string{"node", "gc", "-o", "yaml"}, adm...)...); code != 2 {
+		t.Errorf("gc -o yaml: exit %d, want 2", code)
 	}
 
 	// Serve, and search.
@@ -420,7 +451,8 @@ func TestOutputJSON(t *testing.T) {
 	if code, _, errOut := runMosaic(t, append([]string{"node", "init"}, adm...)...); code != 0 {
 		t.Fatalf("node init: %s", errOut)
 	}
-	if code, _, errOut := runMosaic(t, append([]string{"node", "dataset", "create", "--id", "lung", "--title", "Lung"}, adm...)...); code != 0 {
+	if code, _, errOut := runMosaic(t, append([]string{"node", "dataset", "create", "--id", "lung", "--title", "Lung",
+		"--description", "Synthetic.", "--licence", "CC-BY-4.0", "--contact", "data@example.org"}, adm...)...); code != 0 {
 		t.Fatalf("dataset create: %s", errOut)
 	}
 	var tok struct {
@@ -452,16 +484,17 @@ func TestOutputJSON(t *testing.T) {
 		Dataset  string
 		Tier     int
 		Checked  time.Time
-		Errors   int
 		Problems []index.Problem
+		Publish  bool
+		HeldBack []string `json:"held_back"`
 	}
 	decode(append([]string{"node", "check", "--dataset", "lung", "-o", "json"}, adm...), &chk)
-	if chk.Dataset != "lung" || chk.Checked.IsZero() || chk.Problems == nil {
+	if chk.Dataset != "lung" || chk.Checked.IsZero() || !chk.Publish || len(chk.HeldBack) != 0 {
 		t.Errorf("check -o json: %+v", chk)
 	}
 	var gc map[string]any
 	decode(append([]string{"node", "gc", "--dry-run", "-o", "json"}, adm...), &gc)
-	if gc["dry_run"] != true || gc["referenced"] != float64(0) || gc["removed"] != float64(0) || gc["grace_seconds"] != float64(3600) {
+	if gc["dry_run"] != true || gc["referenced"] != float64(0) || gc["removed"] != float64(0) || gc["grace"] != "1h0m0s" {
 		t.Errorf("gc -o json: %v", gc)
 	}
 	hubData := filepath.Join(t.TempDir(), "hub")

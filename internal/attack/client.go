@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/hub"
 )
 
@@ -85,8 +86,8 @@ func (c *Client) Search(ctx context.Context, acc Account, q Expr) (map[Cell]Answ
 
 // Budget refusals a node may give (fed.DatasetResult.Refused).
 const (
-	RefusedDay   = "budget-day"
-	RefusedTotal = "budget-total"
+	RefusedDay   = fed.RefusedBudgetDay
+	RefusedTotal = fed.RefusedBudgetTotal
 )
 
 // attacker is one patient researcher: its accounts, what it spent, and

@@ -98,10 +98,13 @@ type Federation struct {
 	// a search has been answered).
 	Floor int
 
-	setup    Setup
-	hub      *hub.Hub
-	srv      *http.Server
-	nodes    map[string]*node.Node
+	setup Setup
+	hub   *hub.Hub
+	srv   *http.Server
+	nodes map[string]*node.Node
+	// raw are second handles on the nodes' indexes, for loading the
+	// cohorts and reading the true counts (the node keeps its own).
+	raw      map[string]*index.Store
 	links    []*node.Link
 	tmp      string
 	mu       sync.Mutex
@@ -122,7 +125,7 @@ func Start(ctx context.Context, s Setup) (f *Federation, err error) {
 	if s.Log == nil {
 		s.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	f = &Federation{setup: s, nodes: map[string]*node.Node{},
+	f = &Federation{setup: s, nodes: map[string]*node.Node{}, raw: map[string]*index.Store{},
 		Clock: &Clock{t: time.Date(2027, 1, 4, 12, 0, 0, 0, time.UTC)}}
 	defer func() {
 		if err != nil {
@@ -165,14 +168,20 @@ func Start(ctx context.Context, s Setup) (f *Federation, err error) {
 			return f, fmt.Errorf("attack: node %s: %w", name, err)
 		}
 		f.nodes[name] = n
+		raw, err := index.Open(ctx, n.Config().DB)
+		if err != nil {
+			return f, fmt.Errorf("attack: node %s: %w", name, err)
+		}
+		f.raw[name] = raw
 		ds := index.Dataset{ID: "oncology", Title: "Synthetic oncology cohort of " + name,
-			Description: "Synthetic cancer patients for the attack harness.", AccessRights: "RESTRICTED", Tier: 3}
-		if _, err := n.Index.CreateDataset(ctx, ds); err != nil {
+			Description: "Synthetic cancer patients for the attack harness.", Licence: "CC-BY-4.0", Contact: "attack@" + name + ".example",
+			AccessRights: "RESTRICTED", Tier: 3}
+		if _, err := n.CreateDataset(ctx, ds); err != nil {
 			return f, err
 		}
 		gen := cohort.New(s.Seed*1000 + uint64(i) + 1)
 		gen.LongFollowUp = max(s.FollowUp, 0)
-		if _, err := cohort.Load(ctx, n.Index, ds.ID, gen, s.Patients, 20000); err != nil {
+		if _, err := cohort.Load(ctx, raw, ds.ID, gen, s.Patients, 20000); err != nil {
 			return f, fmt.Errorf("attack: node %s: %w", name, err)
 		}
 		tok, err := f.hub.AddNode(ctx, name, "Node "+name, time.Hour)
@@ -249,7 +258,10 @@ func (f *Federation) Close() error {
 		l.Close()
 	}
 	for _, n := range f.nodes {
-		n.Close()
+		n.Close(context.Background())
+	}
+	for _, ix := range f.raw {
+		ix.Close()
 	}
 	if f.srv != nil {
 		f.srv.Close()
@@ -296,8 +308,8 @@ func (f *Federation) Truth(ctx context.Context, q Expr) (map[Cell]int, error) {
 		return nil, fmt.Errorf("attack: truth: %w", err)
 	}
 	out := map[Cell]int{}
-	for name, n := range f.nodes {
-		stats, err := n.Index.FederatedCounts(ctx, lq)
+	for name, ix := range f.raw {
+		stats, err := ix.FederatedCounts(ctx, lq)
 		if err != nil {
 			return nil, err
 		}

@@ -13,7 +13,7 @@ import (
 )
 
 // BenchmarkDeidCTSlice de-identifies a 512x512 CT slice held in memory
-// with the basic profile: the engine's own cost per object.
+// with the basic and eucaim policies: the engine's own cost per object.
 func BenchmarkDeidCTSlice(b *testing.B) {
 	dir := b.TempDir()
 	if _, err := synth.Generate(context.Background(), synth.Options{Dir: dir, Patients: 1, Seed: 5, CTMatrix: 512}); err != nil {
@@ -35,15 +35,33 @@ func BenchmarkDeidCTSlice(b *testing.B) {
 	if data == nil {
 		b.Fatal("no CT slice in the cohort")
 	}
-	e := testEngine(b, "basic")
-	var out bytes.Buffer
-	out.Grow(len(data))
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		out.Reset()
-		if _, err := e.Rewrite(&out, bytes.NewReader(data), dicom.ReadOptions{}); err != nil {
-			b.Fatal(err)
-		}
+	// eucaim keeps descriptions and scrubs them (Clean Descriptors); the
+	// same policy without the option shows what scrubbing costs.
+	noClean, _ := Preset("eucaim")
+	noClean.Options = noClean.Options[:len(noClean.Options)-1]
+	for _, c := range []struct {
+		name string
+		e    *Engine
+	}{{"basic", testEngine(b, "basic")}, {"eucaim", testEngine(b, "eucaim")}, {"eucaim-without-clean-descriptors", mustEngine(b, noClean)}} {
+		b.Run(c.name, func(b *testing.B) {
+			var out bytes.Buffer
+			out.Grow(len(data))
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				out.Reset()
+				if _, err := c.e.Rewrite(&out, bytes.NewReader(data), dicom.ReadOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
+}
+
+func mustEngine(b *testing.B, p Policy) *Engine {
+	e, err := NewEngine(p, testKey(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e
 }

@@ -11,5 +11,14 @@
 // the month. Pixel data is copied unchanged, so objects that may show
 // identity in their pixels are rejected rather than passed. After each
 // object is de-identified, a leak check looks for every identifying value
-// of the input in the output and rejects the object on any hit.
+// of the input in the output and rejects the object on any hit. With the
+// Clean Descriptors option, descriptions the policy keeps are first
+// scrubbed of the object's own names, IDs, dates and times and of generic
+// dates and long numbers.
+//
+// Every output carries a fingerprint of the site key and a keyed seal of
+// its identity in its De-identification Method, so that output of this
+// engine given back to it (de-identified first, ingested later) keeps its
+// pseudonyms and UIDs instead of being pseudonymised twice; output made
+// with another key is refused.
 package deid

@@ -18,7 +18,9 @@ var ErrRejected = errors.New("rejected")
 // lacks what an output needs. Nothing of a rejected object is written.
 type Rejection struct {
 	// Code is a short stable word for summaries: burned-in-annotation,
-	// recognizable-features, pixel-text-risk, leak, missing-uid.
+	// recognizable-features, pixel-text-risk, leak, missing-uid, and for
+	// input Mosaic already de-identified but that cannot be taken as it
+	// is: other-site-key, unbound-deid, altered-deid (see mark.go).
 	Code string
 	// Reason explains it for a person; it never holds patient data.
 	Reason string
@@ -63,8 +65,9 @@ type Result struct {
 // Engine de-identifies DICOM objects under one policy and site key. It is
 // safe for concurrent use.
 type Engine struct {
-	p Policy
-	h *hasher
+	p  Policy
+	h  *hasher
+	fp string // fingerprint of the site key, written in the method text
 }
 
 // NewEngine returns an engine for the policy and key.
@@ -72,7 +75,8 @@ func NewEngine(p Policy, k Key) (*Engine, error) {
 	if err := p.compile(); err != nil {
 		return nil, err
 	}
-	return &Engine{p: p, h: newHasher(k)}, nil
+	h := newHasher(k)
+	return &Engine{p: p, h: h, fp: h.pseudonym("", "site-key-fingerprint")[:fingerprintLen]}, nil
 }
 
 // Policy returns the engine's policy.
@@ -139,6 +143,13 @@ type job struct {
 	idPseudo string
 	counts   Counts
 	ids      []needle // identifying values of the input
+	// own is set for input Mosaic already de-identified with this site
+	// key: its pseudonyms stay (with this policy's prefix), and so do its
+	// UIDs when keepUIDs is set and its dates when noShift is set.
+	own, keepUIDs, noShift bool
+	// scrub and scrubState clean kept descriptions (Clean Descriptors).
+	scrub      *scrubber
+	scrubState scrubState
 }
 
 // start checks that the object may pass and collects what the job needs.
@@ -152,14 +163,30 @@ func (e *Engine) start(f *dicom.File) (*job, error) {
 	if ds.UID(dicom.TagSOPInstanceUID) == "" {
 		return nil, reject("missing-uid", "no SOP Instance UID")
 	}
+	own, err := e.checkMark(ds)
+	if err != nil {
+		return nil, err
+	}
 	pid, _ := ds.String(tagPatientID)
 	issuer, _ := ds.String(tagIssuerOfPatientID)
 	j.patient = patientKey(ds, pid, issuer)
-	j.idPseudo = e.h.pseudonym(e.p.PatientIDPrefix, "patient-id", j.patient)
+	if own {
+		// Already this site's pseudonym: kept, with this policy's prefix.
+		j.own = true
+		j.idPseudo = e.reprefix(pid)
+		j.keepUIDs = !hasMethodCode(ds, optionCodes[RetainUIDs].value)
+		state, _ := ds.String(tagLongitudinalTemporalInfoModified)
+		j.noShift = strings.EqualFold(state, "MODIFIED")
+	} else {
+		j.idPseudo = e.h.pseudonym(e.p.PatientIDPrefix, "patient-id", j.patient)
+	}
 	if e.p.Dates == DatesShift {
 		j.shift = e.h.shiftDays(j.patient, e.p.MaxShiftDays)
 	}
-	j.ids = e.collect(ds)
+	if e.p.opts[CleanDescriptors] {
+		j.scrub = &scrubber{}
+	}
+	j.ids = e.collect(ds, j.own, j.scrub)
 	return j, nil
 }
 
@@ -276,7 +303,9 @@ func (j *job) apply(ds *dicom.Dataset) {
 		case tagPatientID:
 			pid := strings.TrimSpace(ds.Text(el))
 			v := j.idPseudo
-			if ds.Parent() != nil && pid != "" {
+			if ds.Parent() != nil && pid != "" && j.own {
+				v = pid // already a pseudonym of this site
+			} else if ds.Parent() != nil && pid != "" {
 				// A patient ID inside an item names some patient: the same
 				// keyed mapping keeps it consistent.
 				v = j.e.h.pseudonym(p.PatientIDPrefix, "patient-id", "id\x00"+pid+"\x00")
@@ -288,7 +317,10 @@ func (j *job) apply(ds *dicom.Dataset) {
 			if ds.Parent() == nil {
 				name := normaliseName(ds.Text(el))
 				v := ""
-				if name != "" {
+				switch {
+				case j.own:
+					v = j.e.reprefix(strings.TrimSpace(ds.Text(el)))
+				case name != "":
 					v = j.e.h.pseudonym(p.PatientIDPrefix, "patient-name", name)
 				}
 				ds.SetStrings(t, dicom.PN, v)
@@ -305,6 +337,12 @@ func (j *job) apply(ds *dicom.Dataset) {
 		}
 		if a == Remove && j.content > 0 && el.Items == nil && el.VR != dicom.UN && el.VR != dicom.SQ {
 			a = Dummy
+		}
+		if a == Keep && j.scrub != nil && j.cleansKept(row, el) {
+			if j.scrubElement(ds, el) {
+				drop = append(drop, t)
+			}
+			continue
 		}
 		tree := dummyTrees[t]
 		if tree {
@@ -466,6 +504,9 @@ func (j *job) applyItems(el *dicom.Element) {
 }
 
 func (j *job) replaceUIDs(ds *dicom.Dataset, el *dicom.Element) {
+	if j.keepUIDs {
+		return // this site's keyed UIDs already
+	}
 	vals := ds.Strings(el)
 	for k, v := range vals {
 		if v != "" {
@@ -495,6 +536,11 @@ func (j *job) clean(ds *dicom.Dataset, el *dicom.Element, isSeq bool) bool {
 		j.counts.Cleaned++
 		return false
 	}
+	if j.scrub != nil && scrubbable(el.VR) && isDescriptor(el.Tag) && !narrative[el.Tag] {
+		// Clean Descriptors: a description keeps its meaning without the
+		// object's identifying values.
+		return j.scrubElement(ds, el)
+	}
 	if attributeType(j.sopClass, j.enhanced, el.Tag) == 2 {
 		ds.Set(dicom.Element{Tag: el.Tag, VR: el.VR})
 		j.counts.Emptied++
@@ -509,6 +555,9 @@ func (j *job) cleanDate(ds *dicom.Dataset, el *dicom.Element) bool {
 	p := &j.e.p
 	if el.VR == dicom.TM {
 		return false // a time of day alone identifies no one
+	}
+	if j.noShift && p.Dates == DatesShift {
+		return false // shifted already, with this site key
 	}
 	vals := ds.Strings(el)
 	for k, v := range vals {
@@ -604,11 +653,7 @@ func (j *job) conformance(ds *dicom.Dataset) error {
 	if err := ds.SetStrings(tagPatientIdentityRemoved, dicom.CS, "YES"); err != nil {
 		return err
 	}
-	method := "MOSAIC DEID " + strings.ToUpper(p.Name)
-	if len(method) > 64 {
-		method = method[:64]
-	}
-	if err := ds.SetStrings(tagDeidentificationMethod, dicom.LO, method); err != nil {
+	if err := ds.SetStrings(tagDeidentificationMethod, dicom.LO, j.e.methodText(ds)); err != nil {
 		return err
 	}
 	items := []*dicom.Item{codeItem("113100", "Basic Application Confidentiality Profile")}

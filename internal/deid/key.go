@@ -139,12 +139,15 @@ func (h *hasher) uid(orig string) string {
 	return "2.25." + n.String()
 }
 
+// pseudonymAlphabet has no I, O, 0 or 1, which read alike.
+const pseudonymAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
 // pseudonym returns prefix plus 16 upper-case base-32 characters (80 bits)
 // of the keyed hash of the parts.
 func (h *hasher) pseudonym(prefix, domain string, parts ...string) string {
 	var buf [sha256.Size]byte
 	s := h.sum(buf[:0], domain, parts...)
-	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789" // no I, O, 0, 1
+	const alphabet = pseudonymAlphabet
 	var out strings.Builder
 	out.Grow(len(prefix) + 16)
 	out.WriteString(prefix)

@@ -57,7 +57,13 @@ const minNeedle = 4
 
 // collect gathers the identifying values of the input, except those of
 // attributes the policy keeps on purpose.
-func (e *Engine) collect(ds *dicom.Dataset) []needle {
+//
+// For input already de-identified with this key (own), the patient's ID
+// and name are this site's pseudonyms, kept on purpose: not collected.
+//
+// With a scrubber (Clean Descriptors), the same walk gives it the names
+// and identifying values collected here, and every date and time.
+func (e *Engine) collect(ds *dicom.Dataset, own bool, sc *scrubber) []needle {
 	seen := map[string]bool{}
 	var out []needle
 	add := func(s, what string) {
@@ -76,12 +82,22 @@ func (e *Engine) collect(ds *dicom.Dataset) []needle {
 		seen[s] = true
 		out = append(out, needle{text: s, what: what})
 	}
+	var dates []string // distinct date and time values given to sc
 	ds.Walk(func(_ []dicom.Tag, d *dicom.Dataset, el *dicom.Element) bool {
 		if el.Items != nil {
 			return true
 		}
+		if sc != nil {
+			switch el.VR {
+			case dicom.DA, dicom.DT, dicom.TM:
+				dates = sc.addDates(el.VR, el.Value, dates)
+			}
+		}
 		what, listed := identifyingTags[el.Tag]
 		if el.VR != dicom.PN && !listed {
+			return true
+		}
+		if own && (el.Tag == tagPatientID || el.Tag == tagPatientName) {
 			return true
 		}
 		if a, _, row := e.p.action(el.Tag); row != nil || a != 0 {
@@ -98,11 +114,17 @@ func (e *Engine) collect(ds *dicom.Dataset) []needle {
 				for _, s := range nameVariants(v) {
 					add(s, what)
 				}
+				if sc != nil {
+					sc.addName(v)
+				}
 			}
 			return true
 		}
 		for _, v := range d.Strings(el) {
 			add(v, what)
+			if sc != nil {
+				sc.addID(v)
+			}
 		}
 		return true
 	})
@@ -166,6 +188,9 @@ func (j *job) leakCheck(ds *dicom.Dataset) error {
 		}
 		if len(el.Value) == 0 {
 			return true
+		}
+		if el.Tag == tagDeidentificationMethod && d.Parent() == nil {
+			return true // written by the engine: the policy's name and the marks
 		}
 		if safeAttribute(el) {
 			if whole == nil {

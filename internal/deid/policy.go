@@ -195,8 +195,12 @@ func Preset(name string) (Policy, error) {
 	case "basic":
 		p = Policy{Version: 1, Name: "basic", Dates: DatesRemove, PatientIDPrefix: "MOS-"}
 	case "eucaim":
+		// The series description is kept: Clean Descriptors scrubs it
+		// (and the other descriptions the profile lists) of the object's
+		// own names, IDs and dates.
 		p = Policy{Version: 1, Name: "eucaim", Dates: DatesMonth, PatientIDPrefix: "EUCAIM-",
-			Options: []string{RetainPatientCharacteristics.String(), RetainDeviceIdentity.String(), RetainLongitudinalModifiedDates.String()},
+			Options: []string{RetainPatientCharacteristics.String(), RetainDeviceIdentity.String(), RetainLongitudinalModifiedDates.String(),
+				CleanDescriptors.String()},
 			Overrides: map[string]string{
 				"PatientBirthDate":  "Z", // the age is kept instead
 				"StudyDescription":  "X",

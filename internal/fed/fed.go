@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -29,14 +31,50 @@ const (
 	// node, as requests: nodes answer on the reply subject.
 	SubjectSearch = "mosaic.search"
 	subjectNode   = "mosaic.node."
+	subjectTasks  = "mosaic.tasks."
 )
 
-// NodeSubject is a node-to-hub subject of node id: "heartbeat" or
-// "catalogue".
-func NodeSubject(id, kind string) string { return subjectNode + id + "." + kind }
+// NodeMessage names a message a node sends the hub, on a subject of its
+// own (NodeSubject).
+type NodeMessage string
+
+// The messages of a node to its hub, each signed by the node.
+const (
+	// MsgHeartbeat (a Heartbeat) says the node is up, every few seconds.
+	MsgHeartbeat NodeMessage = "heartbeat"
+	// MsgCatalogue (a Catalogue) describes every dataset of the node.
+	MsgCatalogue NodeMessage = "catalogue"
+	// MsgLeaving (a Leaving) says the node is stopping cleanly: the hub
+	// counts it offline at once instead of waiting for it in searches.
+	MsgLeaving NodeMessage = "leaving"
+)
+
+// NodeMessages lists every message a node may send.
+var NodeMessages = []NodeMessage{MsgHeartbeat, MsgCatalogue, MsgLeaving}
+
+// NodeSubject is the subject node id publishes message kind on.
+func NodeSubject(id string, kind NodeMessage) string { return subjectNode + id + "." + string(kind) }
+
+// NodeSubjects is the subject the hub subscribes to for message kind
+// of every node (a NATS wildcard).
+func NodeSubjects(kind NodeMessage) string { return subjectNode + "*." + string(kind) }
+
+// ParseNodeSubject returns the node and the message of a node subject;
+// ok is false for any other subject, a bad node id or an unknown message.
+func ParseNodeSubject(subject string) (id string, kind NodeMessage, ok bool) {
+	rest, found := strings.CutPrefix(subject, subjectNode)
+	if !found {
+		return "", "", false
+	}
+	id, k, found := strings.Cut(rest, ".")
+	if !found || !ValidNodeID(id) || !slices.Contains(NodeMessages, NodeMessage(k)) {
+		return "", "", false
+	}
+	return id, NodeMessage(k), true
+}
 
 // TaskSubject is the subject of tasks for one node.
-func TaskSubject(id string) string { return "mosaic.tasks." + id }
+func TaskSubject(id string) string { return subjectTasks + id }
 
 // NodePublishAllow and NodeSubscribeAllow are the NATS permissions of a
 // node's connection.
@@ -55,13 +93,39 @@ var nodeID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 // token).
 func ValidNodeID(id string) bool { return nodeID.MatchString(id) }
 
+// TaskKind names what a task asks of a node.
+type TaskKind string
+
+// Task kinds.
+const (
+	// TaskSearch asks for counts (the body is a SearchBody; the answer
+	// a SearchAnswer).
+	TaskSearch TaskKind = "search"
+)
+
+// SignerHub is the signer of everything the hub signs; nodes sign with
+// their node id.
+const SignerHub = "hub"
+
+// AudienceAll is the audience of a task for every node.
+const AudienceAll = "*"
+
+// The hub's HTTP paths a node uses.
+const (
+	// PathEnroll takes an EnrollRequest (POST) and answers an
+	// EnrollResponse.
+	PathEnroll = "/api/v1/enroll"
+	// PathNATSInfo answers a signed NATSInfo (GET, ?nonce=N).
+	PathNATSInfo = "/api/v1/nats"
+)
+
 // Task is what the hub asks of nodes, signed.
 type Task struct {
 	ID       string          `json:"id"`
-	Kind     string          `json:"kind"` // "search"
+	Kind     TaskKind        `json:"kind"`
 	Issued   time.Time       `json:"issued"`
 	Expires  time.Time       `json:"expires"`
-	Audience string          `json:"audience"` // "*" or a node id
+	Audience string          `json:"audience"` // AudienceAll or a node id
 	Body     json.RawMessage `json:"body"`
 }
 
@@ -69,7 +133,7 @@ type Task struct {
 // and the signature.
 type Signed struct {
 	Payload []byte `json:"payload"` // base64 in JSON
-	Signer  string `json:"signer"`  // "hub" or the node id
+	Signer  string `json:"signer"`  // SignerHub or the node id
 	Sig     []byte `json:"sig"`
 }
 
@@ -145,13 +209,13 @@ func OpenTask(hub ed25519.PublicKey, msg []byte, self string, now time.Time, ske
 	if err != nil {
 		return t, err
 	}
-	if signer != "hub" || t.ID == "" {
+	if signer != SignerHub || t.ID == "" {
 		return t, ErrSignature
 	}
 	if now.Add(skew).Before(t.Issued) || now.Add(-skew).After(t.Expires) || t.Expires.Sub(t.Issued) > time.Hour {
 		return t, ErrExpired
 	}
-	if t.Audience != "*" && t.Audience != self {
+	if t.Audience != AudienceAll && t.Audience != self {
 		return t, ErrAudience
 	}
 	if r != nil {

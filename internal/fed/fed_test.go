@@ -75,3 +75,20 @@ func TestNodeIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeSubjectsRoundTrip: every node message's subject parses back
+// to its node and message; other subjects do not parse.
+func TestNodeSubjectsRoundTrip(t *testing.T) {
+	for _, kind := range NodeMessages {
+		id, k, ok := ParseNodeSubject(NodeSubject("north-1", kind))
+		if !ok || id != "north-1" || k != kind {
+			t.Errorf("%s: %q %q %v", kind, id, k, ok)
+		}
+	}
+	for _, s := range []string{"mosaic.node.north.unknown", "mosaic.node.North.heartbeat", "mosaic.node.north.heartbeat.x",
+		"mosaic.tasks.north", "mosaic.node..heartbeat", "mosaic.node.north"} {
+		if id, k, ok := ParseNodeSubject(s); ok {
+			t.Errorf("%s parsed as %q %q", s, id, k)
+		}
+	}
+}

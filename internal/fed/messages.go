@@ -44,13 +44,22 @@ type DatasetResult struct {
 	BodyParts     []string  `json:"body_parts"`
 	// Refused is set when the node gave no figures for this dataset
 	// because the asking researcher's privacy budget there is spent:
-	// "budget-day" (try again tomorrow) or "budget-total" (spent for
-	// good). The counts are then zero and mean nothing.
+	// RefusedBudgetDay or RefusedBudgetTotal. The counts are then zero
+	// and mean nothing.
 	Refused string `json:"refused,omitempty"`
 	// Budget is what the researcher has left of their privacy budget at
 	// this dataset after this answer (nil from nodes that keep none).
 	Budget *Budget `json:"budget,omitempty"`
 }
+
+// Refusals of a dataset in a search answer (DatasetResult.Refused).
+const (
+	// RefusedBudgetDay: the researcher's budget at the dataset is spent
+	// for the day (UTC); it answers again tomorrow.
+	RefusedBudgetDay = "budget-day"
+	// RefusedBudgetTotal: the researcher's budget is spent for good.
+	RefusedBudgetTotal = "budget-total"
+)
 
 // Budget is a researcher's privacy budget at one dataset, in units of
 // epsilon (see docs/disclosure.md).
@@ -92,6 +101,14 @@ type Alert struct {
 	Detail     string    `json:"detail"`
 }
 
+// Leaving is what a node sends (MsgLeaving) when it stops cleanly, after
+// its last heartbeat. Time is the node's clock, as in its heartbeats:
+// the hub ignores heartbeats sent before it that arrive after it.
+type Leaving struct {
+	Node string    `json:"node"`
+	Time time.Time `json:"time"`
+}
+
 // Heartbeat is what a node sends every few seconds.
 type Heartbeat struct {
 	Node     string    `json:"node"`
@@ -128,6 +145,19 @@ type Catalogue struct {
 	Node     string           `json:"node"`
 	Time     time.Time        `json:"time"`
 	Datasets []DatasetSummary `json:"datasets"`
+	// HeldBack are the datasets the node does not publish yet, because
+	// checks their tier needs fail: the hub may show them to the node's
+	// operators with the reasons, never in the public catalogue.
+	HeldBack []HeldBack `json:"held_back,omitempty"`
+}
+
+// HeldBack is a dataset a node keeps out of the catalogue, and why
+// ("no licence", "no contact point", ...).
+type HeldBack struct {
+	ID      string   `json:"id"`
+	Title   string   `json:"title"`
+	Tier    int      `json:"tier"`
+	Reasons []string `json:"reasons"`
 }
 
 // EnrollRequest is what `mosaic node enroll` posts to the hub.

@@ -33,8 +33,8 @@ func (h *Hub) Handler() http.Handler {
 	route("GET /readyz", h.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.m.reg, promhttp.HandlerOpts{}))
 
-	route("POST /api/v1/enroll", h.enroll)
-	route("GET /api/v1/nats", h.natsInfo)
+	route("POST "+fed.PathEnroll, h.enroll)
+	route("GET "+fed.PathNATSInfo, h.natsInfo)
 	route("POST /api/v1/login", h.apiLogin)
 	route("POST /api/v1/search", h.requireUser(h.apiSearch))
 	route("GET /api/v1/datasets", h.apiDatasets)
@@ -186,7 +186,7 @@ func (h *Hub) natsInfo(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "nonce: 16 to 64 lowercase hexadecimal digits")
 		return
 	}
-	msg, err := fed.Seal(h.key, "hub", fed.NATSInfo{Purpose: fed.PurposeNATSInfo, Nonce: nonce, Time: time.Now().UTC(),
+	msg, err := fed.Seal(h.key, fed.SignerHub, fed.NATSInfo{Purpose: fed.PurposeNATSInfo, Nonce: nonce, Time: time.Now().UTC(),
 		NATSURLs: h.natsURLs(), NATSCA: h.NATSCA()})
 	if err != nil {
 		apiError(w, http.StatusInternalServerError, "internal error")

@@ -72,7 +72,11 @@ type Config struct {
 	// QueriesPerDay caps each user's federated searches per day.
 	QueriesPerDay int `json:"queries_per_day"`
 	// HeartbeatTimeout is how long after its last heartbeat a node is
-	// shown as offline.
+	// shown as offline (default 15 s: three heartbeats of a node missed).
+	// It matters only when the connection dies without a word (a
+	// network cut): a node that stops tells the hub, and one whose
+	// process or host dies closes its connection, and both are offline
+	// at once on the embedded NATS server.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout"`
 	// LoginFailures is how many wrong passwords an account may get from
 	// one address (and a node name over NATS) before each next attempt
@@ -107,7 +111,7 @@ func (c *Config) Defaults() {
 		c.QueriesPerDay = 2000
 	}
 	if c.HeartbeatTimeout == 0 {
-		c.HeartbeatTimeout = 30 * time.Second
+		c.HeartbeatTimeout = 15 * time.Second
 	}
 	if c.LoginFailures == 0 {
 		c.LoginFailures = 5
@@ -195,6 +199,11 @@ type Hub struct {
 	clients map[uint64]string    // NATS client id -> node id
 	keys    map[string]ed25519.PublicKey
 	alerts  []Alert
+	// linked holds the nodes with a NATS connection open at the last
+	// look (watch); changed is closed, and replaced, whenever a node
+	// goes offline (see link.go).
+	linked  map[string]bool
+	changed chan struct{}
 	subs    []*nats.Subscription
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -203,6 +212,9 @@ type Hub struct {
 type liveNode struct {
 	heartbeat fed.Heartbeat
 	seen      time.Time
+	// left is the node's time in its leaving message (zero while it
+	// runs), leftAt the hub's when it came.
+	left, leftAt time.Time
 }
 
 // Open starts a hub: it opens the state, loads or creates the signing
@@ -442,6 +454,7 @@ func (h *Hub) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		h.flushEnrolRefusals(false)
+		h.checkConnections()
 		nodes, err := h.store.Nodes(ctx)
 		if err != nil {
 			continue

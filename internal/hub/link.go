@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"crypto/ed25519"
+	"maps"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -10,24 +11,24 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/fed"
 )
 
-// subscribe listens to the nodes' heartbeats and catalogues. Every
-// message is signed by its node; the subject names the node, and NATS
-// permissions ensure a node publishes only on its own subjects.
+// subscribe listens to the nodes' heartbeats, catalogues and leaving
+// messages. Every message is signed by its node; the subject names the
+// node, and NATS permissions ensure a node publishes only on its own
+// subjects.
 func (h *Hub) subscribe() error {
-	for _, sub := range []struct {
-		subject string
-		fn      func(node string, data []byte)
-	}{
-		{"mosaic.node.*.heartbeat", h.onHeartbeat},
-		{"mosaic.node.*.catalogue", h.onCatalogue},
-	} {
-		fn := sub.fn
-		s, err := h.nc.Subscribe(sub.subject, func(m *nats.Msg) {
-			tok := splitSubject(m.Subject)
-			if len(tok) != 4 || !fed.ValidNodeID(tok[2]) {
+	handlers := map[fed.NodeMessage]func(node string, data []byte){
+		fed.MsgHeartbeat: h.onHeartbeat,
+		fed.MsgCatalogue: h.onCatalogue,
+		fed.MsgLeaving:   h.onLeaving,
+	}
+	for _, kind := range fed.NodeMessages {
+		fn := handlers[kind]
+		s, err := h.nc.Subscribe(fed.NodeSubjects(kind), func(m *nats.Msg) {
+			node, k, ok := fed.ParseNodeSubject(m.Subject)
+			if !ok || k != kind {
 				return
 			}
-			fn(tok[2], m.Data)
+			fn(node, m.Data)
 		})
 		if err != nil {
 			return err
@@ -35,18 +36,6 @@ func (h *Hub) subscribe() error {
 		h.subs = append(h.subs, s)
 	}
 	return nil
-}
-
-func splitSubject(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '.' {
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	return append(out, s[start:])
 }
 
 // nodeKey returns an enrolled node's public key (cached).
@@ -115,7 +104,13 @@ func (h *Hub) onHeartbeat(node string, data []byte) {
 	}
 	now := time.Now()
 	h.mu.Lock()
-	first := h.live[node] == nil
+	prev := h.live[node]
+	if prev != nil && !prev.left.IsZero() && !hb.Time.After(prev.left) && now.Sub(prev.leftAt) < h.cfg.HeartbeatTimeout {
+		// Sent before the node said it was leaving, and came after.
+		h.mu.Unlock()
+		return
+	}
+	first := prev == nil || !prev.left.IsZero()
 	h.live[node] = &liveNode{heartbeat: hb, seen: now}
 	h.mu.Unlock()
 	if first {
@@ -146,13 +141,113 @@ func (h *Hub) onCatalogue(node string, data []byte) {
 	h.log.Info("catalogue updated", "node", node, "datasets", len(c.Datasets))
 }
 
-// online lists the nodes with a heartbeat within the timeout.
+// onLeaving takes a node offline at once: it said it is stopping.
+func (h *Hub) onLeaving(node string, data []byte) {
+	var lv fed.Leaving
+	if !h.verifyFrom(node, data, &lv) || lv.Node != node {
+		return
+	}
+	h.mu.Lock()
+	l := h.live[node]
+	if l == nil {
+		l = &liveNode{}
+		h.live[node] = l
+	}
+	l.left, l.leftAt = lv.Time, time.Now()
+	h.notifyChangedLocked()
+	h.mu.Unlock()
+	h.log.Info("node offline: it is stopping", "node", node)
+}
+
+// nodesChanged returns a channel closed when a node next goes offline.
+func (h *Hub) nodesChanged() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.changed == nil {
+		h.changed = make(chan struct{})
+	}
+	return h.changed
+}
+
+// notifyChangedLocked wakes whoever waits on nodesChanged; h.mu is held.
+func (h *Hub) notifyChangedLocked() {
+	if h.changed != nil {
+		close(h.changed)
+	}
+	h.changed = make(chan struct{})
+}
+
+// connectedNodes returns the nodes with a connection open to the
+// embedded NATS server, or nil when the hub uses an external server
+// (whose connections it cannot see). The server drops a connection as
+// soon as its socket closes: a node whose process died is seen gone at
+// once, without waiting for heartbeats to stop.
+func (h *Hub) connectedNodes() map[string]bool {
+	conn, _ := h.connections()
+	return conn
+}
+
+// connections returns the nodes with a connection open and the closed
+// connections h.clients still holds. The server is asked without h.mu
+// held: it calls natsAuth.Check, which takes h.mu, under locks of its
+// own.
+func (h *Hub) connections() (map[string]bool, []uint64) {
+	if h.ns == nil {
+		return nil, nil
+	}
+	h.mu.Lock()
+	clients := maps.Clone(h.clients)
+	h.mu.Unlock()
+	conn := map[string]bool{}
+	var closed []uint64
+	for cid, id := range clients {
+		if h.ns.GetClient(cid) != nil {
+			conn[id] = true
+		} else {
+			closed = append(closed, cid)
+		}
+	}
+	return conn, closed
+}
+
+// checkConnections forgets closed connections and wakes the searches
+// waiting for a node that lost its last one (watch calls it every
+// second).
+func (h *Hub) checkConnections() {
+	conn, closed := h.connections()
+	if conn == nil {
+		return
+	}
+	var lost []string
+	h.mu.Lock()
+	for _, cid := range closed {
+		delete(h.clients, cid)
+	}
+	for id := range h.linked {
+		if !conn[id] {
+			lost = append(lost, id)
+		}
+	}
+	h.linked = conn
+	if len(lost) > 0 {
+		h.notifyChangedLocked()
+	}
+	h.mu.Unlock()
+	for _, id := range lost {
+		h.log.Info("node offline: its connection closed", "node", id)
+	}
+}
+
+// online lists the nodes with a heartbeat within the timeout that did
+// not say they are leaving and, on the embedded NATS server, still have
+// a connection open.
 func (h *Hub) online() map[string]fed.Heartbeat {
+	conn := h.connectedNodes()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := map[string]fed.Heartbeat{}
 	for id, l := range h.live {
-		if time.Since(l.seen) <= h.cfg.HeartbeatTimeout {
+		if l.left.IsZero() && time.Since(l.seen) <= h.cfg.HeartbeatTimeout && (conn == nil || conn[id]) {
 			out[id] = l.heartbeat
 		}
 	}

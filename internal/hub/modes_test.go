@@ -35,8 +35,8 @@ func TestDataFileModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Close() })
-	if _, err := n.Index.CreateDataset(ctx, index.Dataset{ID: "d", Title: "D", Tier: 2}); err != nil {
+	t.Cleanup(func() { n.Close(context.Background()) })
+	if _, err := n.CreateDataset(ctx, index.Dataset{ID: "d", Title: "D", Description: "One patient.", Licence: "CC-BY-4.0", Contact: "data@north.example", Tier: 2}); err != nil {
 		t.Fatal(err)
 	}
 	cohort := filepath.Join(root, "cohort")

@@ -62,7 +62,7 @@ func enrolNode(t *testing.T, h *hub.Hub, srv *httptest.Server, name string, cfg 
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Close() })
+	t.Cleanup(func() { n.Close(context.Background()) })
 	tok, err := h.AddNode(ctx, name, name, time.Hour)
 	if err != nil {
 		t.Fatal(err)

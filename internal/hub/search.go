@@ -101,12 +101,15 @@ func (h *Hub) Search(ctx context.Context, u User, q *lens.Query) (SearchResult, 
 	body2, _ := json.Marshal(fed.SearchBody{QueryID: res.QueryID, Query: wire, Researchers: researchers})
 	now := time.Now()
 	deadline := h.cfg.SearchDeadline
-	task := fed.Task{ID: res.QueryID, Kind: "search", Issued: now, Expires: now.Add(deadline + 5*time.Second), Audience: "*", Body: body2}
-	msg, err := fed.Seal(h.key, "hub", task)
+	task := fed.Task{ID: res.QueryID, Kind: fed.TaskSearch, Issued: now, Expires: now.Add(deadline + 5*time.Second), Audience: fed.AudienceAll, Body: body2}
+	msg, err := fed.Seal(h.key, fed.SignerHub, task)
 	if err != nil {
 		return res, err
 	}
 
+	// Nodes that leave or lose their connection while the search runs
+	// are not waited for: changed fires then.
+	changed := h.nodesChanged()
 	online := h.online()
 	expected := map[string]bool{}
 	status := map[string]*NodeStatus{}
@@ -150,6 +153,16 @@ collect:
 			break collect
 		case <-timer.C:
 			break collect
+		case <-changed:
+			changed = h.nodesChanged()
+			now := h.online()
+			for id := range expected {
+				if _, ok := now[id]; !ok && !answered[id] {
+					status[id].Status = NodeUnreachable
+					delete(expected, id)
+					waiting--
+				}
+			}
 		case m := <-ch:
 			node := fed.Signer(m.Data)
 			st := status[node]

@@ -119,8 +119,8 @@ func uiStartFederation(t *testing.T, ctx context.Context) uiFederation {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Close() })
-	if _, err := n.Index.CreateDataset(ctx, index.Dataset{ID: uiE2EDataset, Title: "Synthetic oncology cohort",
+	t.Cleanup(func() { n.Close(context.Background()) })
+	if _, err := n.CreateDataset(ctx, index.Dataset{ID: uiE2EDataset, Title: "Synthetic oncology cohort",
 		Description: "Twenty-five synthetic patients for the web UI test.", AccessRights: "RESTRICTED", Tier: 3,
 		Licence: "CC-BY-4.0", Contact: "data@east.example"}); err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func uiStartFederation(t *testing.T, ctx context.Context) uiFederation {
 	}
 	stored := 0
 	for _, tk := range tickets {
-		switch o := tk.Wait(); o.Status {
+		switch o := tk.Wait(ctx); o.Status {
 		case node.StatusStored, node.StatusDuplicate:
 			stored++
 		case node.StatusRejected: // burned-in text risk: refused at the door, as it should be

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/lens"
 )
 
@@ -237,9 +238,9 @@ func (h *Hub) uiResult(r *http.Request, res SearchResult) *uiSearchResult {
 		}
 		switch e.Refused {
 		case "":
-		case "budget-day":
+		case fed.RefusedBudgetDay:
 			row.Refused = "your privacy budget at this dataset is spent for today: it answers again tomorrow"
-		case "budget-total":
+		case fed.RefusedBudgetTotal:
 			row.Refused = "your privacy budget at this dataset is spent: ask its data holder for access instead"
 		default:
 			row.Refused = "refused: " + e.Refused

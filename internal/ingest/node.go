@@ -31,12 +31,15 @@ func (s Node) Put(ctx context.Context, src *Source) Pending {
 }
 
 type ticket struct {
-	ctx context.Context // for Wait, once it takes one
+	ctx context.Context // the Put's, for Wait
 	t   *node.Ticket
 }
 
+// Wait waits for the object's commit even when the run was cancelled: an
+// object written is reported as what became of it, and the node's commit
+// timeout bounds the wait.
 func (t ticket) Wait() Outcome {
-	o := t.t.Wait()
+	o := t.t.Wait(context.WithoutCancel(t.ctx))
 	out := Outcome{Status: o.Status, Code: o.Code, Reason: o.Reason, Detail: o}
 	if o.Status == node.StatusStored {
 		out.Bytes = o.Size

@@ -44,7 +44,7 @@ func BenchmarkIngest(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := n.Index.CreateDataset(context.Background(), index.Dataset{ID: "d", Title: "d"}); err != nil {
+		if _, err := n.ix.CreateDataset(context.Background(), index.Dataset{ID: "d", Title: "d"}); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
@@ -58,7 +58,7 @@ func BenchmarkIngest(b *testing.B) {
 					ts = append(ts, n.Ingest(context.Background(), "d", "bench", bytes.NewReader(objs[i])))
 				}
 				for _, t := range ts {
-					if o := t.Wait(); o.Status != StatusStored && o.Status != StatusRejected {
+					if o := t.Wait(context.Background()); o.Status != StatusStored && o.Status != StatusRejected {
 						b.Errorf("%s: %s", o.Status, o.Reason)
 					}
 				}
@@ -66,7 +66,7 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		wg.Wait()
 		b.StopTimer()
-		n.Close()
+		n.Close(context.Background())
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(len(objs)), "objects/op")
@@ -100,12 +100,12 @@ func BenchmarkCollectGarbage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := n.Index.CreateDataset(ctx, index.Dataset{ID: "d", Title: "d"}); err != nil {
+	if _, err := n.ix.CreateDataset(ctx, index.Dataset{ID: "d", Title: "d"}); err != nil {
 		b.Fatal(err)
 	}
 	var batch []index.Instance
 	for i := range objects {
-		w, err := n.Blobs.Create(ctx)
+		w, err := n.blobs.Create(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -118,10 +118,10 @@ func BenchmarkCollectGarbage(b *testing.B) {
 			StudyUID: fmt.Sprintf("2.25.1%d", i/100), SeriesUID: fmt.Sprintf("2.25.2%d", i/100), SOPUID: fmt.Sprintf("2.25.3%d", i),
 			Modality: "CT", BlobKey: string(ref.Key), BlobLoc: string(ref.Loc), Size: size})
 		if len(batch) == 1000 || i == objects-1 {
-			if err := n.Blobs.Sync(ctx); err != nil {
+			if err := n.blobs.Sync(ctx); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := n.Index.PutInstances(ctx, batch); err != nil {
+			if _, err := n.ix.PutInstances(ctx, batch); err != nil {
 				b.Fatal(err)
 			}
 			batch = batch[:0]
@@ -129,11 +129,11 @@ func BenchmarkCollectGarbage(b *testing.B) {
 	}
 	// Written long before the last complete collection, by a process
 	// that has ended: the node is opened again.
-	n.Close()
+	n.Close(context.Background())
 	if n, err = Open(ctx, cfg); err != nil {
 		b.Fatal(err)
 	}
-	defer n.Close()
+	defer n.Close(context.Background())
 	old := time.Now().Add(-3 * time.Hour)
 	packs, _ := filepath.Glob(filepath.Join(n.Config().Data, "blobs", "packs", "*.pack"))
 	for _, p := range packs {

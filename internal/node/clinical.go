@@ -70,7 +70,7 @@ var mandatoryColumns = []string{"patient_id", "birth_sex", "age_at_diagnosis", "
 // are skipped and reported; the rest are imported in one transaction.
 func (n *Node) ImportClinical(ctx context.Context, dataset string, r io.Reader) (ClinicalReport, error) {
 	rep := ClinicalReport{Errors: []ClinicalIssue{}, Warnings: []ClinicalIssue{}}
-	if _, err := n.Index.Dataset(ctx, dataset); err != nil {
+	if _, err := n.ix.Dataset(ctx, dataset); err != nil {
 		return rep, err
 	}
 	cr := csv.NewReader(io.LimitReader(r, 1<<30))
@@ -128,12 +128,12 @@ func (n *Node) ImportClinical(ctx context.Context, dataset string, r io.Reader) 
 		pats = append(pats, p)
 	}
 	for i := 0; i < len(pats); i += 500 {
-		if err := n.Index.PutClinical(ctx, dataset, pats[i:min(i+500, len(pats))]); err != nil {
+		if err := n.ix.PutClinical(ctx, dataset, pats[i:min(i+500, len(pats))]); err != nil {
 			return rep, err
 		}
 	}
 	rep.Imported = len(pats)
-	rep.Join, err = n.Index.CompareClinical(ctx, dataset, 20)
+	rep.Join, err = n.ix.CompareClinical(ctx, dataset, 20)
 	return rep, err
 }
 
@@ -153,7 +153,7 @@ func (n *Node) clinicalRow(row int, rec []string, col map[string]int) (index.Cli
 		}
 	}
 	id, issuer := get("patient_id"), get("issuer_of_patient_id")
-	p := index.ClinicalPatient{PatientID: n.Engine.PatientPseudonym(id, issuer), BirthSex: get("birth_sex")}
+	p := index.ClinicalPatient{PatientID: n.eng.PatientPseudonym(id, issuer), BirthSex: get("birth_sex")}
 	if p.BirthSex != "" && !birthSexes[p.BirthSex] {
 		bad("birth_sex", "unknown code (use female, male, other or unknown)")
 	}
@@ -206,11 +206,11 @@ func (n *Node) clinicalRow(row int, rec []string, col map[string]int) (index.Cli
 		// The year of diagnosis, a search key of the federation, is kept
 		// before the date goes through the policy (which may shift it
 		// across a new year), unless the policy removes dates.
-		if n.Policy.Dates != deid.DatesRemove {
+		if n.pol.Dates != deid.DatesRemove {
 			y := diag.Year()
 			cond.DiagnosisYear = &y
 		}
-		d, err := n.Engine.ChangeDate(id, issuer, diag.Format("20060102"))
+		d, err := n.eng.ChangeDate(id, issuer, diag.Format("20060102"))
 		if err == nil {
 			cond.DiagnosisDate = d
 		}

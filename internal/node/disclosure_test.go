@@ -32,7 +32,7 @@ func TestNodeDisclosureAcrossRestart(t *testing.T) {
 		return n
 	}
 	n := open()
-	if _, err := n.Index.CreateDataset(ctx, index.Dataset{ID: "lung", Title: "Lung", Tier: 3}); err != nil {
+	if _, err := n.ix.CreateDataset(ctx, index.Dataset{ID: "lung", Title: "Lung", Description: "Lung cancer patients.", Licence: "CC-BY-4.0", Contact: "data@example.org", Tier: 3}); err != nil {
 		t.Fatal(err)
 	}
 	var pats []index.ClinicalPatient
@@ -41,7 +41,7 @@ func TestNodeDisclosureAcrossRestart(t *testing.T) {
 		pats = append(pats, index.ClinicalPatient{PatientID: fmt.Sprintf("MOS-%03d", i), BirthSex: sex,
 			Condition: &index.Condition{CancerType: "lung", AgeAtDiagnosis: &age, ICD10: "C34.1"}})
 	}
-	if err := n.Index.PutClinical(ctx, "lung", pats); err != nil {
+	if err := n.ix.PutClinical(ctx, "lung", pats); err != nil {
 		t.Fatal(err)
 	}
 	ask := func(n *Node, researcher, ast string) (int, string) {
@@ -72,9 +72,9 @@ func TestNodeDisclosureAcrossRestart(t *testing.T) {
 	if _, refused := ask(n, "r1", all); refused != disclosure.RefusedDay {
 		t.Fatalf("the seventh answer: %q", refused)
 	}
-	n.Close()
+	n.Close(context.Background())
 	n = open()
-	defer n.Close()
+	defer n.Close(context.Background())
 	if _, refused := ask(n, "r1", all); refused != disclosure.RefusedDay {
 		t.Fatalf("after a restart: %q", refused)
 	}
@@ -93,7 +93,7 @@ func TestNodeDisclosureAcrossRestart(t *testing.T) {
 	}
 	srv := httptest.NewServer(n.Handler())
 	defer srv.Close()
-	tok, _, err := n.Index.CreateToken(ctx, "admin", index.ScopeAdmin, "")
+	tok, _, err := n.ix.CreateToken(ctx, "admin", index.ScopeAdmin, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +130,8 @@ func BenchmarkSearchDisclosure(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer n.Close()
-	if _, err := n.Index.CreateDataset(ctx, index.Dataset{ID: "d", Title: "d", Tier: 3}); err != nil {
+	defer n.Close(context.Background())
+	if _, err := n.ix.CreateDataset(ctx, index.Dataset{ID: "d", Title: "d", Description: "Test patients.", Licence: "CC-BY-4.0", Contact: "data@example.org", Tier: 3}); err != nil {
 		b.Fatal(err)
 	}
 	var pats []index.ClinicalPatient
@@ -140,7 +140,7 @@ func BenchmarkSearchDisclosure(b *testing.B) {
 		pats = append(pats, index.ClinicalPatient{PatientID: fmt.Sprintf("MOS-%05d", i), BirthSex: []string{"female", "male"}[i%2],
 			Condition: &index.Condition{CancerType: []string{"lung", "breast", "liver"}[i%3], AgeAtDiagnosis: &age, DiagnosisYear: &year, ICD10: "C34.1"}})
 	}
-	if err := n.Index.PutClinical(ctx, "d", pats); err != nil {
+	if err := n.ix.PutClinical(ctx, "d", pats); err != nil {
 		b.Fatal(err)
 	}
 	i := 0

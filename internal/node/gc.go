@@ -74,7 +74,7 @@ func (n *Node) collect(ctx context.Context, grace time.Duration, dryRun, recent 
 	var st GCStats
 	start := time.Now()
 	cutoff := start.Add(-grace)
-	marked, _ := n.Blobs.(markedStore)
+	marked, _ := n.blobs.(markedStore)
 	var idle uint64
 	var idleErr error
 	if marked != nil && !dryRun {
@@ -106,10 +106,10 @@ func (n *Node) collect(ctx context.Context, grace time.Duration, dryRun, recent 
 	}
 	if st.Since.IsZero() {
 		refs := map[blobstore.Ref]bool{}
-		if err := n.Index.BlobRefs(ctx, func(k, loc string, _ int64) error { refs[blobRef(k, loc)] = true; return nil }); err != nil {
+		if err := n.ix.BlobRefs(ctx, func(k, loc string, _ int64) error { refs[blobRef(k, loc)] = true; return nil }); err != nil {
 			return st, err
 		}
-		err := n.Blobs.List(ctx, func(k blobstore.Ref, size int64, mod time.Time) error {
+		err := n.blobs.List(ctx, func(k blobstore.Ref, size int64, mod time.Time) error {
 			consider(k, size, mod, refs[k])
 			return nil
 		})
@@ -129,7 +129,7 @@ func (n *Node) collect(ctx context.Context, grace time.Duration, dryRun, recent 
 		if !dryRun {
 			// Check again: an ingest may have committed a row for the
 			// same content since the listing.
-			ok, err := n.Index.HasBlob(ctx, string(k.Key), string(k.Loc))
+			ok, err := n.ix.HasBlob(ctx, string(k.Key), string(k.Loc))
 			if err != nil {
 				if ctx.Err() != nil {
 					return st, ctx.Err()
@@ -141,7 +141,7 @@ func (n *Node) collect(ctx context.Context, grace time.Duration, dryRun, recent 
 			if ok {
 				continue
 			}
-			if err := n.Blobs.Delete(ctx, k); err != nil {
+			if err := n.blobs.Delete(ctx, k); err != nil {
 				if ctx.Err() != nil {
 					return st, ctx.Err()
 				}
@@ -153,7 +153,7 @@ func (n *Node) collect(ctx context.Context, grace time.Duration, dryRun, recent 
 		st.Removed++
 		st.RemovedBytes += sizes[i]
 	}
-	if p, ok := n.Blobs.(interface {
+	if p, ok := n.blobs.(interface {
 		RemoveEmpty(context.Context) (int, error)
 	}); ok && !dryRun {
 		var removed int
@@ -233,7 +233,7 @@ func (n *Node) collectChanged(ctx context.Context, marked markedStore, since blo
 		for i, r := range batch {
 			ask[i] = [2]string{string(r.ref.Key), string(r.ref.Loc)}
 		}
-		held, err := n.Index.HeldBlobs(ctx, ask)
+		held, err := n.ix.HeldBlobs(ctx, ask)
 		if err != nil {
 			return err
 		}

@@ -27,10 +27,10 @@ func TestGarbageCollection(t *testing.T) {
 	exists := func() bool { _, err := os.Stat(packs[0]); return err == nil }
 
 	// A failing delete is counted and the collection goes on.
-	good := n.Blobs
-	n.Blobs = failingPackDelete{good.(*blobstore.Packs)}
+	good := n.blobs
+	n.blobs = failingPackDelete{good.(*blobstore.Packs)}
 	st, err := n.CollectGarbage(ctx, 0, false)
-	n.Blobs = good
+	n.blobs = good
 	if err != nil || st.Failed != 2 || st.Removed != 0 {
 		t.Errorf("gc with failing deletes: %+v, %v; want 2 failed, none removed, no error", st, err)
 	}
@@ -126,7 +126,7 @@ func TestRecentGarbageCollection(t *testing.T) {
 			}
 		}
 	}
-	packs := n.Blobs.(*blobstore.Packs)
+	packs := n.blobs.(*blobstore.Packs)
 	unchanged := orphanPack(t, root, "in a pack left unchanged") // pack 1
 	orphanPack(t, root, "young at the first collection")         // pack 2
 	ingest(files[:6])                                            // the node's pack 3
@@ -159,9 +159,9 @@ func TestRecentGarbageCollection(t *testing.T) {
 
 	// A failed delete, or a dry run, leaves the mark as it was.
 	orphanPack(t, root, "to fail")
-	n.Blobs = failingPackDelete{packs}
+	n.blobs = failingPackDelete{packs}
 	st, err = n.CollectRecentGarbage(ctx, 0)
-	n.Blobs = packs
+	n.blobs = packs
 	if err != nil || st.Failed != 1 {
 		t.Errorf("collection with a failing delete: %+v, %v; want 1 failed", st, err)
 	}
@@ -195,8 +195,8 @@ func TestRecentGarbageCollection(t *testing.T) {
 		t.Errorf("complete collection after that: %+v, %v; want nothing left", st, err)
 	}
 	// Every object ingested is still there.
-	if err := n.Index.BlobRefs(ctx, func(k, loc string, size int64) error {
-		got, err := n.Blobs.Stat(ctx, blobRef(k, loc))
+	if err := n.ix.BlobRefs(ctx, func(k, loc string, size int64) error {
+		got, err := n.blobs.Stat(ctx, blobRef(k, loc))
 		if err != nil || got != size {
 			t.Errorf("object %s after the collections: %d bytes, %v", loc, got, err)
 		}

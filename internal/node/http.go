@@ -79,14 +79,21 @@ func (n *Node) requireToken(route, scope string, h http.Handler) http.Handler {
 			apiError(w, http.StatusUnauthorized, "a token is required: Authorization: Bearer TOKEN (mosaic node token create)")
 			return
 		}
-		tok, err := n.Index.CheckToken(r.Context(), strings.TrimSpace(secret))
+		ctx, cancel := n.dbContext(r.Context())
+		tok, err := n.ix.CheckToken(ctx, strings.TrimSpace(secret))
+		cancel()
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mosaic-node", error="invalid_token"`)
 			if errors.Is(err, index.ErrBadToken) {
 				apiError(w, http.StatusUnauthorized, "invalid or revoked token")
 			} else {
 				n.log.Error("token check failed", "err", err)
-				apiError(w, http.StatusServiceUnavailable, "cannot check the token now")
+				msg := "cannot check the token now"
+				if errors.Is(err, context.DeadlineExceeded) {
+					msg += fmt.Sprintf(": the node's index database did not answer within %s", n.cfg.CommitTimeout)
+				}
+				w.Header().Set("Retry-After", "30")
+				apiError(w, http.StatusServiceUnavailable, msg)
 			}
 			return
 		}
@@ -135,7 +142,9 @@ func (n *Node) touchToken(ctx context.Context, id string) {
 	n.touched.Store(id, now)
 	ctx = context.WithoutCancel(ctx)
 	n.touches.Go(func() {
-		if err := n.Index.TouchToken(ctx, id); err != nil {
+		ctx, cancel := n.dbContext(ctx)
+		defer cancel()
+		if err := n.ix.TouchToken(ctx, id); err != nil {
 			n.touched.Delete(id)
 		}
 	})
@@ -144,11 +153,11 @@ func (n *Node) touchToken(ctx context.Context, id string) {
 func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := n.Index.Ping(ctx); err != nil {
+	if err := n.ix.Ping(ctx); err != nil {
 		apiError(w, http.StatusServiceUnavailable, "index not reachable")
 		return
 	}
-	if s, ok := n.Blobs.(interface{ Err() error }); ok && s.Err() != nil {
+	if s, ok := n.blobs.(interface{ Err() error }); ok && s.Err() != nil {
 		// A failed flush: nothing can be acknowledged until a restart.
 		apiError(w, http.StatusServiceUnavailable, "the blob store could not flush to disk; check the disk, then restart the node")
 		return
@@ -169,13 +178,18 @@ func (n *Node) storeError(w http.ResponseWriter, err error) {
 		apiError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, index.ErrInvalid):
 		apiError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		n.log.Error("store error", "err", err)
+		w.Header().Set("Retry-After", "30")
+		apiError(w, http.StatusServiceUnavailable, fmt.Sprintf("the node's index database did not answer within %s; try again later", n.cfg.CommitTimeout))
 	default:
 		n.log.Error("store error", "err", err)
 		apiError(w, http.StatusInternalServerError, "internal error")
 	}
 }
 
-// DatasetInfo is a dataset with what it holds.
+// DatasetInfo is a dataset with what it holds and whether the node
+// publishes it to its hub.
 type DatasetInfo struct {
 	index.Dataset
 	Patients  int64 `json:"patients"`
@@ -183,15 +197,20 @@ type DatasetInfo struct {
 	Series    int64 `json:"series"`
 	Instances int64 `json:"instances"`
 	Bytes     int64 `json:"bytes"`
+	Publication
 }
 
 func (n *Node) datasetInfo(ctx context.Context, d index.Dataset) (DatasetInfo, error) {
-	c, err := n.Index.DatasetCounts(ctx, d.ID)
-	return DatasetInfo{Dataset: d, Patients: c.Patients, Studies: c.Studies, Series: c.Series, Instances: c.Instances, Bytes: c.Bytes}, err
+	c, err := n.ix.DatasetCounts(ctx, d.ID)
+	if err != nil {
+		return DatasetInfo{}, err
+	}
+	pub, err := n.Publication(ctx, d)
+	return DatasetInfo{Dataset: d, Patients: c.Patients, Studies: c.Studies, Series: c.Series, Instances: c.Instances, Bytes: c.Bytes, Publication: pub}, err
 }
 
 func (n *Node) listDatasets(w http.ResponseWriter, r *http.Request) {
-	ds, err := n.Index.Datasets(r.Context())
+	ds, err := n.ix.Datasets(r.Context())
 	if err != nil {
 		n.storeError(w, err)
 		return
@@ -213,7 +232,7 @@ func (n *Node) listDatasets(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) getDataset(w http.ResponseWriter, r *http.Request) {
-	d, err := n.Index.Dataset(r.Context(), r.PathValue("dataset"))
+	d, err := n.ix.Dataset(r.Context(), r.PathValue("dataset"))
 	if err != nil {
 		n.storeError(w, err)
 		return
@@ -277,13 +296,13 @@ func (n *Node) createDataset(w http.ResponseWriter, r *http.Request) {
 		d.ID = *f.ID
 	}
 	f.apply(&d)
-	d, err := n.Index.CreateDataset(r.Context(), d)
+	d, err := n.ix.CreateDataset(r.Context(), d)
 	if err != nil {
 		n.storeError(w, err)
 		return
 	}
 	n.log.Info("dataset created", "dataset", d.ID)
-	writeJSON(w, http.StatusCreated, DatasetInfo{Dataset: d})
+	writeJSON(w, http.StatusCreated, DatasetInfo{Dataset: d, Publication: gate(describeProblems(d))})
 }
 
 func (n *Node) patchDataset(w http.ResponseWriter, r *http.Request) {
@@ -295,7 +314,7 @@ func (n *Node) patchDataset(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "a dataset's id cannot be changed")
 		return
 	}
-	d, err := n.Index.UpdateDataset(r.Context(), r.PathValue("dataset"), func(d *index.Dataset) error {
+	d, err := n.ix.UpdateDataset(r.Context(), r.PathValue("dataset"), func(d *index.Dataset) error {
 		f.apply(d)
 		return nil
 	})
@@ -307,7 +326,7 @@ func (n *Node) patchDataset(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) deleteDataset(w http.ResponseWriter, r *http.Request) {
-	if err := n.Index.DeleteDataset(r.Context(), r.PathValue("dataset")); err != nil {
+	if err := n.ix.DeleteDataset(r.Context(), r.PathValue("dataset")); err != nil {
 		n.storeError(w, err)
 		return
 	}
@@ -353,7 +372,7 @@ func (n *Node) createToken(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, `say what the token may do: "scope": "read", "write" or "admin"`)
 		return
 	}
-	secret, t, err := n.Index.CreateToken(r.Context(), req.Name, req.Scope, req.Dataset)
+	secret, t, err := n.ix.CreateToken(r.Context(), req.Name, req.Scope, req.Dataset)
 	if err != nil {
 		n.storeError(w, err)
 		return
@@ -363,7 +382,7 @@ func (n *Node) createToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) listTokens(w http.ResponseWriter, r *http.Request) {
-	ts, err := n.Index.Tokens(r.Context())
+	ts, err := n.ix.Tokens(r.Context())
 	if err != nil {
 		n.storeError(w, err)
 		return
@@ -375,7 +394,7 @@ func (n *Node) listTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) revokeToken(w http.ResponseWriter, r *http.Request) {
-	if err := n.Index.RevokeToken(r.Context(), r.PathValue("id")); err != nil {
+	if err := n.ix.RevokeToken(r.Context(), r.PathValue("id")); err != nil {
 		n.storeError(w, err)
 		return
 	}

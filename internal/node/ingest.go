@@ -50,9 +50,19 @@ type Ticket struct {
 	t0   time.Time
 }
 
+// Outcome codes of a wait that ended before the commit did (Status
+// failed, Internal): the object is not acknowledged; it may still be
+// committed later (a new attempt then finds it a duplicate).
+const (
+	CodeWaitCancelled = "wait-cancelled" // the caller's context was cancelled
+	CodeCommitTimeout = "commit-timeout" // the caller's deadline passed
+)
+
 // Wait blocks until the object is durably indexed (or refused) and
-// returns its outcome.
-func (t *Ticket) Wait() Outcome { return t.finish() }
+// returns its outcome, or until ctx ends: then the outcome is failed with
+// code CodeWaitCancelled or CodeCommitTimeout, and Wait may be called
+// again for the final outcome.
+func (t *Ticket) Wait(ctx context.Context) Outcome { return t.finish(ctx) }
 
 // Ingest de-identifies one object read from r into the blob store and
 // queues it for indexing in dataset. It returns at once for objects that
@@ -65,12 +75,12 @@ func (n *Node) Ingest(ctx context.Context, dataset, path string, r io.Reader) *T
 		n.observe(t, o)
 		return t
 	}
-	w, err := n.Blobs.Create(ctx)
+	w, err := n.blobs.Create(ctx)
 	if err != nil {
 		return done(Outcome{Status: StatusFailed, Code: "storage", Reason: "blob store: " + err.Error(), Internal: true})
 	}
 	lr := &limitReader{r: r, left: n.cfg.MaxObjectBytes}
-	res, err := n.Engine.Rewrite(w, lr, dicom.ReadOptions{MaxInflated: n.cfg.MaxObjectBytes})
+	res, err := n.eng.Rewrite(w, lr, dicom.ReadOptions{MaxInflated: n.cfg.MaxObjectBytes})
 	if err != nil {
 		w.Abort()
 		var rj *deid.Rejection
@@ -106,9 +116,9 @@ func (n *Node) Ingest(ctx context.Context, dataset, path string, r io.Reader) *T
 	return t
 }
 
-// IngestWait is Ingest followed by Wait.
+// IngestWait is Ingest followed by Wait(ctx).
 func (n *Node) IngestWait(ctx context.Context, dataset, path string, r io.Reader) Outcome {
-	return n.Ingest(ctx, dataset, path, r).Wait()
+	return n.Ingest(ctx, dataset, path, r).Wait(ctx)
 }
 
 // limitReader fails reads past a limit and remembers source errors, so
@@ -315,10 +325,14 @@ func (c *committer) run(ctx context.Context) {
 	}
 }
 
-// commit syncs the blob store, indexes the batch and answers its objects.
+// commit syncs the blob store, indexes the batch and answers its
+// objects, within the commit timeout: a stalled store fails the batch
+// (none of it acknowledged) rather than holding up every writer.
 func (c *committer) commit(ctx context.Context, batch []*pending) {
+	ctx, cancel := context.WithTimeout(ctx, c.n.cfg.CommitTimeout)
+	defer cancel()
 	t0 := time.Now()
-	err := c.n.Blobs.Sync(ctx)
+	err := c.n.blobs.Sync(ctx)
 	c.n.m.blobSyncSeconds.Observe(time.Since(t0).Seconds())
 	var st []index.PutStatus
 	if err == nil {
@@ -326,11 +340,14 @@ func (c *committer) commit(ctx context.Context, batch []*pending) {
 		for i, p := range batch {
 			insts[i] = p.inst
 		}
-		st, err = c.n.Index.PutInstances(ctx, insts)
+		st, err = c.n.ix.PutInstances(ctx, insts)
 	}
 	c.n.m.commitSeconds.Observe(time.Since(t0).Seconds())
 	c.n.m.commitBatch.Observe(float64(len(batch)))
 	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("%w (%s): %w", errCommitTimeout, c.n.cfg.CommitTimeout, err)
+		}
 		c.n.log.Error("index commit failed", "objects", len(batch), "err", err)
 	}
 	for i, p := range batch {
@@ -363,15 +380,32 @@ func (n *Node) dropCopy(ref blobstore.Ref) {
 	}
 }
 
-// finish waits for a pending commit and turns it into the ticket's
-// outcome.
-func (t *Ticket) finish() Outcome {
+// errCommitTimeout marks a commit that did not finish within the
+// commit timeout.
+var errCommitTimeout = errors.New("the commit did not finish in time")
+
+// finish waits for a pending commit, or for ctx, and turns it into the
+// ticket's outcome.
+func (t *Ticket) finish(ctx context.Context) Outcome {
 	if t.p == nil {
 		return t.out
 	}
-	<-t.p.done
+	select {
+	case <-t.p.done:
+	case <-ctx.Done():
+		o := t.out
+		o.Status, o.Internal = StatusFailed, true
+		if ctx.Err() == context.DeadlineExceeded {
+			o.Code, o.Reason = CodeCommitTimeout, "the node's index database did not commit the object in time; it is not acknowledged: send it again"
+		} else {
+			o.Code, o.Reason = CodeWaitCancelled, "the wait for the index commit was cancelled; the object is not acknowledged"
+		}
+		return o
+	}
 	o := t.out
 	switch {
+	case errors.Is(t.p.err, errCommitTimeout):
+		o.Status, o.Code, o.Reason, o.Internal = StatusFailed, CodeCommitTimeout, fmt.Sprintf("the node's index database did not commit the object within %s; it is not acknowledged: send it again", t.n.cfg.CommitTimeout), true
 	case t.p.err != nil:
 		o.Status, o.Code, o.Reason, o.Internal = StatusFailed, "storage", "index commit failed", true
 	case t.p.status == index.Duplicate:

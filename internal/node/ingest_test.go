@@ -39,9 +39,9 @@ func TestIngestBlobSyncFails(t *testing.T) {
 	dir, _ := testCohort(t)
 	files := cohortFiles(t, dir)[:6]
 	n, srv, tok := testNode(t, "sqlite")
-	good := n.Blobs
+	good := n.blobs
 	bad := &failingSync{Store: good}
-	n.Blobs = bad
+	n.blobs = bad
 	ct, body := stowBody(t, files)
 	resp, b := do(t, "POST", srv.URL+"/dicom-web/lung/studies", tok, ct, body, "application/dicom+json")
 	if resp.StatusCode < 500 {
@@ -58,7 +58,7 @@ func TestIngestBlobSyncFails(t *testing.T) {
 	}
 
 	// With the store healthy again the same request stores everything.
-	n.Blobs = good
+	n.blobs = good
 	resp, b = do(t, "POST", srv.URL+"/dicom-web/lung/studies", tok, ct, body, "application/dicom+json")
 	if resp.StatusCode != 200 && resp.StatusCode != 202 { // 202: stored with coerced attributes
 		t.Fatalf("STOW after recovery: %d %s", resp.StatusCode, b)
@@ -75,8 +75,8 @@ func TestResendLeavesOneCopy(t *testing.T) {
 	dir, _ := testCohort(t)
 	files := cohortFiles(t, dir)[:8]
 	n, srv, tok := testNode(t, "sqlite")
-	if _, ok := n.Blobs.(*blobstore.Packs); !ok {
-		t.Fatalf("the default blob store is %T, want packs", n.Blobs)
+	if _, ok := n.blobs.(*blobstore.Packs); !ok {
+		t.Fatalf("the default blob store is %T, want packs", n.blobs)
 	}
 	ct, body := stowBody(t, files)
 	for i := range 3 {
@@ -92,7 +92,7 @@ func TestResendLeavesOneCopy(t *testing.T) {
 	// The copies go in the background, off the commit path.
 	testutil.Eventually(t, 10*time.Second, func() error {
 		blobs := 0
-		err := n.Blobs.List(context.Background(), func(blobstore.Ref, int64, time.Time) error { blobs++; return nil })
+		err := n.blobs.List(context.Background(), func(blobstore.Ref, int64, time.Time) error { blobs++; return nil })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -40,6 +41,14 @@ type Federation struct {
 func (n *Node) federationPath() string { return filepath.Join(n.cfg.Data, "federation.json") }
 func (n *Node) nodeKeyPath() string    { return filepath.Join(n.cfg.Data, "node.key") }
 
+// hubTimeout bounds each HTTP exchange with the hub (enrolment, fetching
+// its NATS settings): a hub that accepts the connection and never
+// answers must not hold the command forever.
+var hubTimeout = 30 * time.Second
+
+// hubClient is the HTTP client of those exchanges.
+var hubClient = &http.Client{Timeout: hubTimeout}
+
 // Enroll registers the node with a hub using a one-time token from the
 // hub's operator: it makes the node's key pair, sends the public half,
 // and stores the NATS credentials and the hub's signing key it gets back.
@@ -50,12 +59,12 @@ func (n *Node) Enroll(ctx context.Context, hubURL, token, version string) (Feder
 		return f, err
 	}
 	body, _ := json.Marshal(fed.EnrollRequest{Token: token, PublicKey: fed.EncodeKey(key.Public().(ed25519.PublicKey)), Version: version})
-	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(hubURL, "/")+"/api/v1/enroll", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(hubURL, "/")+fed.PathEnroll, bytes.NewReader(body))
 	if err != nil {
 		return f, fmt.Errorf("node enroll: hub URL: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hubClient.Do(req)
 	if err != nil {
 		return f, fmt.Errorf("node enroll: %w", err)
 	}
@@ -112,6 +121,11 @@ type Link struct {
 	audit  *audit.Log
 	cancel context.CancelFunc
 	done   chan struct{}
+	// kickHeartbeat and kickCatalogue make the loops send at once when
+	// the link comes (back) up.
+	kickHeartbeat, kickCatalogue chan struct{}
+	closed                       chan struct{} // closed when the NATS connection is
+	closeOnce, closedOnce        sync.Once
 
 	mu          sync.Mutex
 	lastChanged time.Time
@@ -129,6 +143,12 @@ type LinkOptions struct {
 // searches, sending heartbeats and publishing the catalogue whenever a
 // dataset changes.
 func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
+	return n.StartLinkContext(context.Background(), opts)
+}
+
+// StartLinkContext is StartLink with a context that bounds the start
+// (fetching the hub's NATS settings); the link then runs until Close.
+func (n *Node) StartLinkContext(ctx context.Context, opts LinkOptions) (*Link, error) {
 	f, ok, err := n.LoadFederation()
 	if err != nil || !ok {
 		return nil, err
@@ -147,8 +167,8 @@ func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
 	if f.NATSCA == "" && f.HubURL != "" {
 		// Enrolled before the hub had TLS (or the hub serves NATS without
 		// it): ask for its addresses and certificate, signed by its key.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		nf, err := n.RefreshFederation(ctx)
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		nf, err := n.RefreshFederation(rctx)
 		cancel()
 		if err != nil {
 			n.log.Warn("could not fetch the hub's NATS certificate; connecting with the stored addresses", "err", err)
@@ -172,14 +192,24 @@ func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Link{n: n, f: f, hubKey: hubKey, key: key, audit: al, done: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
+	if err := ctx.Err(); err != nil {
+		al.Close()
+		return nil, err
+	}
+	l := &Link{n: n, f: f, hubKey: hubKey, key: key, audit: al, done: make(chan struct{}),
+		kickHeartbeat: make(chan struct{}, 1), kickCatalogue: make(chan struct{}, 1), closed: make(chan struct{})}
+	lctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	nc, err := nats.Connect(strings.Join(urls, ","), append(connOpts,
 		nats.UserInfo(f.NATSUser, f.NATSPassword),
 		nats.Name("mosaic-node-"+f.Node),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
+		// A connection that died without a word (a network cut, a NAT
+		// forgetting it) is noticed, and replaced, within a minute
+		// rather than the client's default of four.
+		nats.PingInterval(20*time.Second),
+		nats.MaxPingsOutstanding(2),
 		nats.CustomReconnectDelay(func(attempts int) time.Duration {
 			d := time.Duration(min(attempts, 6)) * 500 * time.Millisecond
 			return d + time.Duration(rand.Int64N(int64(250*time.Millisecond)))
@@ -195,6 +225,7 @@ func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			n.log.Warn("hub link error", "err", err)
 		}),
+		nats.ClosedHandler(func(*nats.Conn) { l.closedOnce.Do(func() { close(l.closed) }) }),
 	)...)
 	if err != nil {
 		cancel()
@@ -208,7 +239,7 @@ func (n *Node) StartLink(opts LinkOptions) (*Link, error) {
 		al.Close()
 		return nil, err
 	}
-	go l.loop(ctx, opts)
+	go l.loop(lctx, opts)
 	return l, nil
 }
 
@@ -251,11 +282,11 @@ func (n *Node) RefreshFederation(ctx context.Context) (Federation, error) {
 		return f, err
 	}
 	nonce := fed.NewID()
-	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(f.HubURL, "/")+"/api/v1/nats?nonce="+nonce, nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(f.HubURL, "/")+fed.PathNATSInfo+"?nonce="+url.QueryEscape(nonce), nil)
 	if err != nil {
 		return f, fmt.Errorf("node: hub URL: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hubClient.Do(req)
 	if err != nil {
 		return f, fmt.Errorf("node: fetch NATS settings: %w", err)
 	}
@@ -272,7 +303,7 @@ func (n *Node) RefreshFederation(ctx context.Context) (Federation, error) {
 	switch {
 	case err != nil:
 		return f, fmt.Errorf("node: the hub's NATS settings: %w", err)
-	case signer != "hub" || info.Purpose != fed.PurposeNATSInfo || info.Nonce != nonce:
+	case signer != fed.SignerHub || info.Purpose != fed.PurposeNATSInfo || info.Nonce != nonce:
 		return f, errors.New("node: the hub's NATS settings are not an answer to this request")
 	case len(info.NATSURLs) == 0:
 		return f, errors.New("node: the hub's NATS settings have no address")
@@ -292,6 +323,12 @@ func (l *Link) setConnected(c bool) {
 	l.mu.Unlock()
 	if c && !was {
 		l.n.log.Info("hub link up", "hub", l.f.HubURL, "node", l.f.Node)
+		for _, k := range []chan struct{}{l.kickHeartbeat, l.kickCatalogue} {
+			select {
+			case k <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
@@ -302,45 +339,102 @@ func (l *Link) Connected() bool {
 	return l.connected
 }
 
-// Close stops the link.
+// drainWait bounds how long Close waits for searches in flight to be
+// answered.
+const drainWait = 10 * time.Second
+
+// Close stops the link: the heartbeats stop, the hub is told the node is
+// leaving (so that its searches stop waiting for the node at once),
+// searches in flight are answered, and the connection closes. Calling
+// it again does nothing.
 func (l *Link) Close() {
-	l.cancel()
-	<-l.done
-	l.nc.Drain()
-	l.nc.Close()
-	l.audit.Close()
+	l.closeOnce.Do(func() {
+		l.cancel()
+		<-l.done
+		l.leave()
+		if err := l.nc.Drain(); err == nil {
+			select {
+			case <-l.closed:
+			case <-time.After(drainWait):
+				l.n.log.Warn("hub link: searches still running when the link closed")
+			}
+		}
+		l.nc.Close()
+		l.audit.Close()
+	})
 }
 
+// leave tells the hub, if the link is up, that the node is stopping.
+func (l *Link) leave() {
+	if !l.Connected() {
+		return
+	}
+	msg, err := fed.Seal(l.key, l.f.Node, fed.Leaving{Node: l.f.Node, Time: time.Now().UTC()})
+	if err != nil {
+		return
+	}
+	if err := l.nc.Publish(fed.NodeSubject(l.f.Node, fed.MsgLeaving), msg); err != nil {
+		l.n.log.Warn("hub link: could not tell the hub the node is leaving", "err", err)
+		return
+	}
+	if err := l.nc.FlushTimeout(2 * time.Second); err != nil {
+		l.n.log.Warn("hub link: could not tell the hub the node is leaving", "err", err)
+		return
+	}
+	l.n.log.Info("hub link: told the hub the node is leaving", "node", l.f.Node)
+}
+
+// loop sends heartbeats and, beside them so that a slow summary never
+// delays a heartbeat, publishes the catalogue when it changed.
 func (l *Link) loop(ctx context.Context, opts LinkOptions) {
 	defer close(l.done)
-	t := time.NewTicker(opts.Heartbeat)
-	defer t.Stop()
-	for {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		every(ctx, opts.Heartbeat, l.kickCatalogue, func() {
+			if l.Connected() {
+				l.publishCatalogueIfChanged(ctx)
+			}
+		})
+	}()
+	every(ctx, opts.Heartbeat, l.kickHeartbeat, func() {
 		if l.Connected() {
 			l.heartbeat(ctx, opts.Version)
-			l.publishCatalogueIfChanged(ctx)
 		}
+	})
+	wg.Wait()
+}
+
+// every calls fn at once, then every d and whenever kick fires, until
+// ctx ends.
+func every(ctx context.Context, d time.Duration, kick <-chan struct{}, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		fn()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
 		}
 	}
 }
 
 func (l *Link) heartbeat(ctx context.Context, version string) {
-	ds, err := l.n.Index.Datasets(ctx)
+	ds, err := l.n.ix.Datasets(ctx)
 	if err != nil {
 		return
 	}
 	msg, err := fed.Seal(l.key, l.f.Node, fed.Heartbeat{Node: l.f.Node, Version: version, Time: time.Now().UTC(), Datasets: len(ds)})
 	if err == nil {
-		l.nc.Publish(fed.NodeSubject(l.f.Node, "heartbeat"), msg)
+		l.nc.Publish(fed.NodeSubject(l.f.Node, fed.MsgHeartbeat), msg)
 	}
 }
 
 func (l *Link) publishCatalogueIfChanged(ctx context.Context) {
-	ds, err := l.n.Index.Datasets(ctx)
+	ds, err := l.n.ix.Datasets(ctx)
 	if err != nil {
 		return
 	}
@@ -369,7 +463,7 @@ func (l *Link) publishCatalogueIfChanged(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	if err := l.nc.Publish(fed.NodeSubject(l.f.Node, "catalogue"), msg); err != nil {
+	if err := l.nc.Publish(fed.NodeSubject(l.f.Node, fed.MsgCatalogue), msg); err != nil {
 		return
 	}
 	l.mu.Lock()
@@ -381,21 +475,55 @@ func (l *Link) publishCatalogueIfChanged(ctx context.Context) {
 	l.n.log.Info("catalogue published", "datasets", len(cat.Datasets))
 }
 
+// The link's records in the node's audit log: who asked (the hub, for
+// its tasks; the node, for what it noticed itself) and what happened.
+const (
+	actorHub              = "hub"
+	actorNode             = "node"
+	actionSearch          = "search"           // a search task answered
+	actionTaskRefused     = "task-refused"     // a task refused unanswered (forged, expired, replayed, ...)
+	actionDisclosureAlert = "disclosure-alert" // an attack pattern in a researcher's questions
+)
+
 // onSearch answers a signed search task with disclosure-controlled
 // counts per dataset. Tasks that are unsigned, forged, expired, replayed
 // or for another node are refused and logged, never answered.
 func (l *Link) onSearch(m *nats.Msg) {
-	t0 := time.Now()
-	task, err := fed.OpenTask(l.hubKey, m.Data, l.f.Node, t0, 30*time.Second, &l.replay)
-	if err != nil || task.Kind != "search" {
-		l.n.log.Warn("search task refused", "err", errOr(err, "not a search"))
-		l.audit.Append(audit.Entry{Actor: "hub", Action: "task-refused", Subject: task.ID, Detail: map[string]any{"reason": errOr(err, "not a search")}})
+	ans, ok := l.answer(m.Data, time.Now())
+	if !ok {
 		return
+	}
+	msg, err := fed.Seal(l.key, l.f.Node, ans)
+	if err != nil {
+		return
+	}
+	if m.Reply != "" {
+		m.Respond(msg)
+	}
+}
+
+// errAuditAnswer is what a search answer says when the node could not
+// record it in its audit log: no figure leaves the node unrecorded.
+const errAuditAnswer = "the node could not record the search in its audit log; no counts were released"
+
+// answer opens a search task and answers it; ok is false for a task
+// that is refused (not answered at all). Every answer, and every alert it
+// raised, is in the audit log before it leaves: when the log cannot be
+// written, the answer carries an error and no counts.
+func (l *Link) answer(data []byte, t0 time.Time) (fed.SearchAnswer, bool) {
+	task, err := fed.OpenTask(l.hubKey, data, l.f.Node, t0, 30*time.Second, &l.replay)
+	if err != nil || task.Kind != fed.TaskSearch {
+		l.n.log.Warn("search task refused", "err", errOr(err, "not a search"))
+		if _, aerr := l.audit.Append(audit.Entry{Actor: actorHub, Action: actionTaskRefused, Subject: task.ID, Detail: map[string]any{"reason": errOr(err, "not a search")}}); aerr != nil {
+			l.n.log.Error("audit append failed: a refused task is not recorded", "err", aerr)
+		}
+		return fed.SearchAnswer{}, false
 	}
 	ans := fed.SearchAnswer{Node: l.f.Node, TaskID: task.ID, Floor: l.n.ctl.Policy().Floor, Datasets: []fed.DatasetResult{}}
 	var body fed.SearchBody
 	var q *lens.Query
 	researcher := ""
+	auditFailed := false
 	if err := json.Unmarshal(task.Body, &body); err != nil {
 		ans.Error = "malformed search body"
 	} else if q, err = lens.Parse(body.Query); err != nil {
@@ -413,9 +541,10 @@ func (l *Link) onSearch(m *nats.Msg) {
 		for _, a := range alerts {
 			ans.Alerts = append(ans.Alerts, fed.Alert(a))
 			l.n.log.Warn("disclosure alert", "dataset", a.Dataset, "researcher", a.Researcher, "kind", a.Kind, "count", a.Count)
-			if _, err := l.audit.Append(audit.Entry{Actor: "node", Action: "disclosure-alert", Subject: task.ID, Detail: map[string]any{
+			if _, err := l.audit.Append(audit.Entry{Actor: actorNode, Action: actionDisclosureAlert, Subject: task.ID, Detail: map[string]any{
 				"dataset": a.Dataset, "researcher": a.Researcher, "kind": a.Kind, "count": a.Count, "detail": a.Detail}}); err != nil {
-				l.n.log.Error("audit append failed", "err", err)
+				l.n.log.Error("audit append failed: the search is not answered", "err", err)
+				auditFailed = true
 			}
 		}
 	}
@@ -432,16 +561,19 @@ func (l *Link) onSearch(m *nats.Msg) {
 	if q != nil {
 		desc = q.Describe()
 	}
-	if _, err := l.audit.Append(audit.Entry{Actor: "hub", Action: "search", Subject: task.ID, Detail: map[string]any{"researcher": researcher, "query": desc, "answered": counts, "error": ans.Error}}); err != nil {
-		l.n.log.Error("audit append failed", "err", err)
+	if auditFailed {
+		counts, ans.Error = nil, errAuditAnswer
 	}
-	msg, err := fed.Seal(l.key, l.f.Node, ans)
-	if err != nil {
-		return
+	if _, err := l.audit.Append(audit.Entry{Actor: actorHub, Action: actionSearch, Subject: task.ID, Detail: map[string]any{"researcher": researcher, "query": desc, "answered": counts, "error": ans.Error}}); err != nil {
+		l.n.log.Error("audit append failed: the search is not answered", "err", err)
+		auditFailed = true
 	}
-	if m.Reply != "" {
-		m.Respond(msg)
+	if auditFailed {
+		// The budget charged stays charged: the node errs on the side
+		// of releasing less.
+		ans.Datasets, ans.Error = []fed.DatasetResult{}, errAuditAnswer
 	}
+	return ans, true
 }
 
 // ResearcherOf returns the pseudonym a search body gives the asking
@@ -469,11 +601,11 @@ func errOr(err error, s string) string {
 // figures that ever leave the node. It returns the alerts the question
 // raised.
 func (n *Node) Search(ctx context.Context, q *lens.Query, researcher string) ([]fed.DatasetResult, []disclosure.Alert, error) {
-	subjects, err := n.Index.FederatedSubjects(ctx, q)
+	subjects, err := n.ix.FederatedSubjects(ctx, q)
 	if err != nil {
 		return nil, nil, err
 	}
-	datasets, err := n.Index.Datasets(ctx)
+	datasets, err := n.ix.Datasets(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -491,6 +623,11 @@ func (n *Node) Search(ctx context.Context, q *lens.Query, researcher string) ([]
 		if !ok || d.Tier < 2 {
 			continue // Tier 1 datasets are in the catalogue only, not searchable
 		}
+		if pub, err := n.publication(ctx, d, true); err != nil {
+			return nil, nil, err
+		} else if !pub.Publish {
+			continue // held back until its checks pass (pubgate.go)
+		}
 		a, err := n.ctl.Answer(ctx, disclosure.Request{Dataset: s.Dataset, Researcher: researcher, Query: key, Shape: shape,
 			Version: s.Version, Matched: tally(s.Matched), Population: tally(s.All)})
 		if err != nil {
@@ -500,7 +637,7 @@ func (n *Node) Search(ctx context.Context, q *lens.Query, researcher string) ([]
 		r := fed.DatasetResult{ID: s.Dataset, Name: d.Title, Description: d.Description,
 			SubjectsCount: a.Figures.Subjects, StudiesCount: a.Figures.Studies,
 			Gender: a.Figures.Named(index.CategoryGender), Modality: a.Figures.Named(index.CategoryModality),
-			BodyParts: a.Figures.Named(index.CategoryBodyPart), Refused: a.Refused}
+			BodyParts: a.Figures.Named(index.CategoryBodyPart), Refused: wireRefusal(a.Refused)}
 		if ar := a.Figures.AgeRange; ar != nil {
 			r.AgeRange = &fed.AgeRange{Min: ar[0], Max: ar[1]}
 		}
@@ -515,6 +652,20 @@ func (n *Node) Search(ctx context.Context, q *lens.Query, researcher string) ([]
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, alerts, nil
+}
+
+// wireRefusal names a refusal of the node's disclosure control as the
+// protocol does (fed.DatasetResult.Refused).
+func wireRefusal(r string) string {
+	switch r {
+	case "":
+		return ""
+	case disclosure.RefusedDay:
+		return fed.RefusedBudgetDay
+	case disclosure.RefusedTotal:
+		return fed.RefusedBudgetTotal
+	}
+	return r
 }
 
 // finite turns an unlimited budget into -1 for JSON.
@@ -542,7 +693,7 @@ func (n *Node) Alerts() []disclosure.Alert { return n.ctl.Alerts() }
 // figures of each dataset's whole population.
 func (n *Node) CatalogueSummary(ctx context.Context) (fed.Catalogue, error) {
 	cat := fed.Catalogue{Time: time.Now().UTC(), Datasets: []fed.DatasetSummary{}}
-	datasets, err := n.Index.Datasets(ctx)
+	datasets, err := n.ix.Datasets(ctx)
 	if err != nil {
 		return cat, err
 	}
@@ -550,7 +701,7 @@ func (n *Node) CatalogueSummary(ctx context.Context) (fed.Catalogue, error) {
 	if err != nil {
 		return cat, err
 	}
-	subjects, err := n.Index.FederatedSubjects(ctx, everyone)
+	subjects, err := n.ix.FederatedSubjects(ctx, everyone)
 	if err != nil {
 		return cat, err
 	}
@@ -559,6 +710,15 @@ func (n *Node) CatalogueSummary(ctx context.Context) (fed.Catalogue, error) {
 		byID[s.Dataset] = s
 	}
 	for _, d := range datasets {
+		if pub, err := n.Publication(ctx, d); err != nil {
+			return cat, err
+		} else if !pub.Publish {
+			// Held back until its checks pass (pubgate.go): the hub
+			// learns only that it exists and why it is not published.
+			cat.HeldBack = append(cat.HeldBack, fed.HeldBack{ID: d.ID, Title: d.Title, Tier: d.Tier, Reasons: pub.HeldBack})
+			n.logHeldBack(d, pub)
+			continue
+		}
 		s := byID[d.ID]
 		all := tally(s.All)
 		a, err := n.ctl.Answer(ctx, disclosure.Request{Dataset: d.ID, Query: "catalogue", Version: s.Version, Matched: all, Population: all})

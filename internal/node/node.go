@@ -55,6 +55,11 @@ type Config struct {
 	MaxRequestBytes int64 `json:"max_request_bytes"`
 	// BatchMax caps how many objects one index commit takes.
 	BatchMax int `json:"batch_max"`
+	// CommitTimeout bounds one commit (blob store sync and index
+	// commit) and each request's wait for the index database: past it
+	// the objects are not acknowledged and STOW-RS answers 503, rather
+	// than hanging on a stalled database. Default 30 s.
+	CommitTimeout time.Duration `json:"commit_timeout"`
 	// MaxQIDOLimit caps QIDO-RS result pages.
 	MaxQIDOLimit int `json:"max_qido_limit"`
 	// Workers is the number of objects ingested in parallel by the CLI.
@@ -127,6 +132,9 @@ func (c *Config) Defaults() {
 	if c.BatchMax == 0 {
 		c.BatchMax = 256
 	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = DefaultCommitTimeout
+	}
 	if c.MaxQIDOLimit == 0 {
 		c.MaxQIDOLimit = 1000
 	}
@@ -168,6 +176,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("node: batch_max %d: use 1 to 10000", c.BatchMax)
 	case c.BlobLayout != "packs" && c.BlobLayout != "files" && c.BlobLayout != "files-syncfs":
 		return fmt.Errorf("node: blob_layout %q: use packs, files or files-syncfs", c.BlobLayout)
+	case c.CommitTimeout < 0:
+		return fmt.Errorf("node: commit_timeout must be positive (default %s)", DefaultCommitTimeout)
 	case c.MaxQIDOLimit < 1:
 		return fmt.Errorf("node: max_qido_limit must be positive")
 	case c.Workers < 1 || c.Workers > 256:
@@ -189,6 +199,10 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// DefaultCommitTimeout is how long a commit, or a request's wait for the
+// index database, may take when commit_timeout is not set.
+const DefaultCommitTimeout = 30 * time.Second
+
 // DefaultSearchNoise is the scale of the Laplace noise on federated
 // counts when search_noise is not set.
 const DefaultSearchNoise = 2.5
@@ -202,14 +216,14 @@ func (c *Config) disclosureSettings() disclosure.Settings {
 		DailyEpsilon: c.SearchDailyEpsilon, TotalEpsilon: c.SearchTotalEpsilon, Clock: c.Clock}
 }
 
-// Node is an open node: its index, blob store and de-identification
-// engine.
+// Node is an open node. Its index, blob store and de-identification
+// engine are its own: callers use its methods (facade.go and the rest).
 type Node struct {
-	cfg    Config
-	Index  *index.Store
-	Blobs  blobstore.Store
-	Engine *deid.Engine
-	Policy deid.Policy
+	cfg   Config
+	ix    *index.Store
+	blobs blobstore.Store
+	eng   *deid.Engine
+	pol   deid.Policy
 	// ctl is the disclosure control of every figure that leaves the node.
 	ctl    *disclosure.Control
 	log    *slog.Logger
@@ -226,6 +240,8 @@ type Node struct {
 	// touches are the recordings under way (see touchToken).
 	touched sync.Map // token id -> time.Time
 	touches sync.WaitGroup
+	// pubs caches each dataset's publication decision (pubgate.go).
+	pubs pubCache
 }
 
 // The node asks its blob store for these where the engine has them (the
@@ -284,7 +300,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		ix.Close()
 		return nil, fmt.Errorf("node: disclosure control: %w", err)
 	}
-	n := &Node{cfg: cfg, Index: ix, Blobs: bs, Engine: eng, Policy: pol, ctl: ctl, log: cfg.Log, m: newMetrics()}
+	n := &Node{cfg: cfg, ix: ix, blobs: bs, eng: eng, pol: pol, ctl: ctl, log: cfg.Log, m: newMetrics()}
 	cctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.commit = newCommitter(n, cfg.BatchMax)
@@ -306,7 +322,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) runDrops() {
 	defer close(n.dropsDone)
 	del := func(ref blobstore.Ref) {
-		if err := n.Blobs.Delete(context.Background(), ref); err != nil {
+		if err := n.blobs.Delete(context.Background(), ref); err != nil {
 			n.log.Warn("could not delete an unneeded copy; gc will", "err", err)
 		}
 	}
@@ -340,16 +356,44 @@ func loadPolicy(p string) (deid.Policy, error) {
 // Config returns the node's effective configuration.
 func (n *Node) Config() Config { return n.cfg }
 
-// Close stops the committer (after it commits what is queued) and closes
-// the stores.
-func (n *Node) Close() error {
+// Close stops the committer after it commits what is queued, and closes
+// the stores. When ctx ends first, Close stops waiting: the commit under
+// way is cancelled and what is still queued fails (none of it was
+// acknowledged), and Close returns ctx's error. If the commit under way
+// does not give up within a few seconds of that (a store that ignores
+// cancellation), Close returns without closing the stores.
+func (n *Node) Close(ctx context.Context) error {
 	n.commit.close()
-	<-n.done
+	var errs []error
+	select {
+	case <-n.done:
+	case <-ctx.Done():
+		n.cancel()
+		select {
+		case <-n.done:
+		case <-time.After(closeGrace):
+			return fmt.Errorf("node: close: the commit under way did not stop; the stores are left open: %w", ctx.Err())
+		}
+		errs = append(errs, fmt.Errorf("node: close: stopped waiting for queued commits (they were not acknowledged): %w", ctx.Err()))
+	}
 	close(n.stopDrops)
-	<-n.dropsDone
-	n.touches.Wait()
+	select {
+	case <-n.dropsDone:
+	case <-ctx.Done():
+		// Copies not deleted are left to gc.
+	}
+	n.touches.Wait() // each bounded by the commit timeout
 	n.cancel()
-	err1 := n.Blobs.Close()
-	err2 := n.Index.Close()
-	return errors.Join(err1, err2)
+	errs = append(errs, n.blobs.Close(), n.ix.Close())
+	return errors.Join(errs...)
+}
+
+// closeGrace is how long Close waits, once its context ended, for the
+// commit under way to notice its cancellation.
+const closeGrace = 5 * time.Second
+
+// dbContext bounds a request's use of the index database by the commit
+// timeout, so that a stalled database gives an error, not a hang.
+func (n *Node) dbContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, n.cfg.CommitTimeout)
 }

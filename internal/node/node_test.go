@@ -76,12 +76,12 @@ func testNode(t *testing.T, db string) (*Node, *httptest.Server, string) {
 	srv := httptest.NewServer(n.Handler())
 	t.Cleanup(func() {
 		srv.Close()
-		n.Close()
+		n.Close(context.Background())
 	})
-	if _, err := n.Index.CreateDataset(context.Background(), index.Dataset{ID: "lung", Title: "Lung"}); err != nil {
+	if _, err := n.ix.CreateDataset(context.Background(), index.Dataset{ID: "lung", Title: "Lung"}); err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := n.Index.CreateToken(context.Background(), "test", index.ScopeAdmin, "")
+	tok, _, err := n.ix.CreateToken(context.Background(), "test", index.ScopeAdmin, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,13 +330,13 @@ func TestBadRequests(t *testing.T) {
 	}
 	// A truncated request may store the complete objects before the
 	// cut, never a partial one: every indexed blob reads as DICOM.
-	list, _ := n.Index.Search(context.Background(), index.Search{Dataset: "lung", Level: index.InstanceLevel})
+	list, _ := n.ix.Search(context.Background(), index.Search{Dataset: "lung", Level: index.InstanceLevel})
 	for _, h := range list {
-		insts, err := n.Index.Instances(context.Background(), "lung", h.StudyUID, h.SeriesUID, h.SOPUID)
+		insts, err := n.ix.Instances(context.Background(), "lung", h.StudyUID, h.SeriesUID, h.SOPUID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := n.Blobs.Open(context.Background(), blobRef(insts[0].BlobKey, insts[0].BlobLoc))
+		r, err := n.blobs.Open(context.Background(), blobRef(insts[0].BlobKey, insts[0].BlobLoc))
 		if err != nil {
 			t.Fatalf("indexed blob missing: %v", err)
 		}
@@ -387,7 +387,7 @@ func TestTokenUseRecorded(t *testing.T) {
 		t.Fatalf("wrong token: HTTP %d", st)
 	}
 	n.touches.Wait()
-	toks, err := n.Index.Tokens(ctx)
+	toks, err := n.ix.Tokens(ctx)
 	if err != nil || len(toks) != 1 {
 		t.Fatalf("tokens: %v, %v", toks, err)
 	}
@@ -400,7 +400,7 @@ func TestTokenUseRecorded(t *testing.T) {
 		}
 	}
 	n.touches.Wait()
-	if toks, err = n.Index.Tokens(ctx); err != nil {
+	if toks, err = n.ix.Tokens(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if toks[0].LastUsed == nil {

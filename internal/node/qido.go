@@ -90,7 +90,7 @@ func (n *Node) qido(level index.Level) http.HandlerFunc {
 			}
 			s.Filters = append(s.Filters, f)
 		}
-		hits, err := n.Index.Search(r.Context(), s)
+		hits, err := n.ix.Search(r.Context(), s)
 		if err != nil {
 			n.storeError(w, err)
 			return

@@ -15,7 +15,7 @@ import (
 func TestTokenScopes(t *testing.T) {
 	n, srv, _ := testNode(t, "sqlite")
 	ctx := context.Background()
-	if _, err := n.Index.CreateDataset(ctx, index.Dataset{ID: "brain", Title: "Brain"}); err != nil {
+	if _, err := n.ix.CreateDataset(ctx, index.Dataset{ID: "brain", Title: "Brain"}); err != nil {
 		t.Fatal(err)
 	}
 	toks := map[string]string{}
@@ -23,7 +23,7 @@ func TestTokenScopes(t *testing.T) {
 		"read": {index.ScopeRead, ""}, "write": {index.ScopeWrite, ""}, "admin": {index.ScopeAdmin, ""},
 		"read-lung": {index.ScopeRead, "lung"}, "write-lung": {index.ScopeWrite, "lung"}, "admin-lung": {index.ScopeAdmin, "lung"},
 	} {
-		secret, _, err := n.Index.CreateToken(ctx, name, s[0], s[1])
+		secret, _, err := n.ix.CreateToken(ctx, name, s[0], s[1])
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,7 +19,7 @@ func (n *Node) stow(w http.ResponseWriter, r *http.Request) {
 	}
 	wantStudy := ""
 	if s := r.PathValue("study"); s != "" {
-		wantStudy = n.Engine.StudyUID(s)
+		wantStudy = n.eng.StudyUID(s)
 	}
 	pr, err := dicomweb.NewPartReader(r.Header.Get("Content-Type"), r.Body, dicomweb.Limits{
 		MaxPartBytes: n.cfg.MaxObjectBytes + 1, // our own limit reports the object as too large
@@ -54,9 +54,16 @@ func (n *Node) stow(w http.ResponseWriter, r *http.Request) {
 		items = append(items, item{t, part.Index})
 	}
 	pr.Release() // every part was read; the tickets wait for their commit
-	internal := 0
+	// The wait is bounded: a stalled index database gives the client an
+	// error, not a hang.
+	wctx, cancel := n.dbContext(r.Context())
+	defer cancel()
+	internal, timedOut := 0, 0
 	for _, it := range items {
-		o := it.t.Wait()
+		o := it.t.Wait(wctx)
+		if o.Code == CodeCommitTimeout {
+			timedOut++
+		}
 		switch {
 		case o.Status == StatusStored || o.Status == StatusDuplicate:
 			if wantStudy != "" && o.StudyUID != wantStudy {
@@ -76,7 +83,7 @@ func (n *Node) stow(w http.ResponseWriter, r *http.Request) {
 			switch o.Code {
 			case "too-large":
 				reason = dicomweb.FailureOutOfResources
-			case "storage", "metadata":
+			case "storage", "metadata", CodeCommitTimeout, CodeWaitCancelled:
 				reason = dicomweb.FailureOutOfResources
 				internal++
 			case "read-error", "cancelled":
@@ -107,6 +114,12 @@ func (n *Node) stow(w http.ResponseWriter, r *http.Request) {
 	status := resp.Status()
 	if internal > 0 && len(resp.Stored) == 0 {
 		status = http.StatusServiceUnavailable
+	}
+	if timedOut > 0 {
+		// Nothing this request sent past the timeout is acknowledged; a
+		// new attempt finds what was committed after all a duplicate.
+		w.Header().Set("Retry-After", "30")
+		n.log.Warn("stow: index commit timed out", "objects", timedOut, "timeout", n.cfg.CommitTimeout.String())
 	}
 	w.Header().Set("Content-Type", "application/dicom+json")
 	w.WriteHeader(status)

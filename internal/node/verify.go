@@ -67,7 +67,7 @@ func (n *Node) VerifyObjects(ctx context.Context, dataset string, progress func(
 			}
 		})
 	}
-	err := n.Index.DatasetBlobs(ctx, dataset, func(uid, key, loc string, size int64) error {
+	err := n.ix.DatasetBlobs(ctx, dataset, func(uid, key, loc string, size int64) error {
 		select {
 		case jobs <- job{uid, blobRef(key, loc), size}:
 			return nil
@@ -97,7 +97,7 @@ const (
 
 // verifyObject reads the blob at ref back and says what it found.
 func (n *Node) verifyObject(ctx context.Context, ref blobstore.Ref, size int64, buf []byte) objState {
-	r, err := n.Blobs.Open(ctx, ref)
+	r, err := n.blobs.Open(ctx, ref)
 	if errors.Is(err, blobstore.ErrNotFound) {
 		return objMissing
 	}

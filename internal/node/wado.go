@@ -51,7 +51,9 @@ func (n *Node) dataset(w http.ResponseWriter, r *http.Request) (string, bool) {
 		dwError(w, http.StatusNotFound, "no such dataset")
 		return "", false
 	}
-	if _, err := n.Index.Dataset(r.Context(), id); err != nil {
+	ctx, cancel := n.dbContext(r.Context())
+	defer cancel()
+	if _, err := n.ix.Dataset(ctx, id); err != nil {
 		if errors.Is(err, index.ErrNotFound) {
 			dwError(w, http.StatusNotFound, "no such dataset: "+id)
 		} else {
@@ -103,7 +105,7 @@ func (n *Node) lookup(w http.ResponseWriter, r *http.Request) (string, []index.S
 	if !ok || !uidsOK(w, r) {
 		return "", nil, false
 	}
-	list, err := n.Index.Instances(r.Context(), ds, r.PathValue("study"), r.PathValue("series"), r.PathValue("instance"))
+	list, err := n.ix.Instances(r.Context(), ds, r.PathValue("study"), r.PathValue("series"), r.PathValue("instance"))
 	if err != nil {
 		if errors.Is(err, index.ErrNotFound) {
 			dwError(w, http.StatusNotFound, "no such study, series or instance in this dataset")
@@ -150,7 +152,7 @@ func (n *Node) retrieve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) writeBlobPart(ctx context.Context, pw *dicomweb.PartWriter, in index.StoredInstance, root string) error {
-	br, err := n.Blobs.Open(ctx, blobRef(in.BlobKey, in.BlobLoc))
+	br, err := n.blobs.Open(ctx, blobRef(in.BlobKey, in.BlobLoc))
 	if err != nil {
 		return err
 	}
@@ -182,7 +184,7 @@ func (n *Node) metadata(w http.ResponseWriter, r *http.Request) {
 	marker := []byte(`"` + BulkMarker)
 	first := true
 	var bw *bufWriter
-	err := n.Index.Metadata(r.Context(), ds, r.PathValue("study"), r.PathValue("series"), r.PathValue("instance"), func(meta []byte) error {
+	err := n.ix.Metadata(r.Context(), ds, r.PathValue("study"), r.PathValue("series"), r.PathValue("instance"), func(meta []byte) error {
 		if first {
 			w.Header().Set("Content-Type", "application/dicom+json")
 			bw = newBufWriter(w)
@@ -247,7 +249,7 @@ func (n *Node) frames(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	br, err := n.Blobs.Open(r.Context(), blobRef(in.BlobKey, in.BlobLoc))
+	br, err := n.blobs.Open(r.Context(), blobRef(in.BlobKey, in.BlobLoc))
 	if err != nil {
 		n.log.Error("frames: object unreadable", "blob", in.BlobKey, "err", err)
 		dwError(w, http.StatusInternalServerError, "the object cannot be read")
@@ -301,7 +303,7 @@ func (n *Node) bulk(w http.ResponseWriter, r *http.Request) {
 		dwError(w, http.StatusBadRequest, "bad bulk data path")
 		return
 	}
-	br, err := n.Blobs.Open(r.Context(), blobRef(in.BlobKey, in.BlobLoc))
+	br, err := n.blobs.Open(r.Context(), blobRef(in.BlobKey, in.BlobLoc))
 	if err != nil {
 		dwError(w, http.StatusInternalServerError, "the object cannot be read")
 		return
