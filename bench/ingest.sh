@@ -222,7 +222,7 @@ start_mosaic() {
 	local d=$1 port
 	port=$(free_port)
 	mkdir -p "$d/data"
-	"$mosaic" node dataset create --data "$d/data" --id bench --title "Ingest benchmark" >"$d/create.log" 2>&1 || {
+	"$mosaic" node dataset create --create --data "$d/data" --id bench --title "Ingest benchmark" >"$d/create.log" 2>&1 || {
 		echo "mosaic node dataset create failed:" >&2
 		tail -20 "$d/create.log" >&2
 		exit 1

@@ -114,7 +114,7 @@ bench() {
 	mkdir -p "$d"
 	echo
 	echo "== $engine"
-	must "$d/create.log" "$mosaic" node dataset create --data "$d/data" "${db[@]}" --id bench --title "QIDO benchmark"
+	must "$d/create.log" "$mosaic" node dataset create --create --data "$d/data" "${db[@]}" --id bench --title "QIDO benchmark"
 	token=$("$mosaic" node token create --data "$d/data" --scope read --dataset bench "${db[@]}" 2>"$d/token.log" | tr -d '[:space:]') || true
 	if [ -z "$token" ]; then
 		echo "mosaic node token create printed no token:" >&2

@@ -2,8 +2,11 @@
 # Installs, from Debian's packages, the tools the tests use as oracles and
 # peers when they are missing: dcmtk (dcmdump), dicom3tools (dciodvfy),
 # pydicom and rdflib for Debian's own /usr/bin/python3, the PostgreSQL
-# server that scripts/with-postgres.sh starts for the store tests, and
-# Chromium for the hub's end-to-end web UI test.
+# server that scripts/with-postgres.sh starts for the store tests,
+# Chromium for the hub's end-to-end web UI test, and Orthanc with its
+# DICOMweb plugin, which pushes into a node in cmd/mosaic's TestOrthancPush
+# (the test starts its own Orthanc; the package's system service is not
+# started by the install, and stopped if it runs).
 set -euo pipefail
 
 missing=()
@@ -21,6 +24,12 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
 	missing+=(chromium)
 fi
+if ! command -v Orthanc >/dev/null 2>&1; then
+	missing+=(orthanc)
+fi
+if ! dpkg -s orthanc-dicomweb >/dev/null 2>&1; then
+	missing+=(orthanc-dicomweb)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
@@ -37,5 +46,23 @@ if [ "$(id -u)" -ne 0 ]; then
 	fi
 fi
 export DEBIAN_FRONTEND=noninteractive
+# invoke-rc.d asks policy-rc.d whether an install may start services; 101
+# says no, so that installing orthanc starts no server of its own. An
+# existing policy is kept.
+policy_made=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+	$sudo chmod 755 /usr/sbin/policy-rc.d
+	policy_made=1
+fi
+remove_policy() {
+	if [ -n "$policy_made" ]; then
+		$sudo rm -f /usr/sbin/policy-rc.d
+	fi
+}
+trap remove_policy EXIT
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if pgrep -x Orthanc >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+	$sudo systemctl stop orthanc 2>/dev/null || true
+fi

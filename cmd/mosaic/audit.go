@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,11 +49,11 @@ type auditResult struct {
 
 func newAuditVerifyCmd(e *env) *cobra.Command {
 	var (
-		asJSON bool
+		format string
 		head   string
 	)
 	cmd := &cobra.Command{
-		Use:   "verify [--json] [--head HASH] FILE...",
+		Use:   "verify [-o json] [--head HASH] FILE...",
 		Short: "Check that audit logs are unbroken hash chains",
 		Long: `Check each audit log FILE ("-" reads standard input) from its first record to
 its last: every line is a well-formed record in canonical form, the sequence
@@ -80,18 +79,21 @@ the line cannot be read). A last line without its newline is reported as
 broken here; the hub and node cut such a line, left by a crash in the middle
 of a write, when they next open the log.
 
-With --json, one JSON object per FILE and line: file, status (ok, broken,
-head_mismatch or unreadable), records (for a broken log, the valid records
-before the bad line), first, last, head, expected_head, line, seq, reason
-and error, each when it applies.
+With -o json (or --json), one JSON document {"logs": [...]} with an object
+per FILE: file, status (ok, broken, head_mismatch or unreadable), records
+(for a broken log, the valid records before the bad line), first, last,
+head, expected_head, line, seq, reason and error, each when it applies.
 
 Exit status: 0 when every log verified, 1 when any is broken, does not
 match --head or cannot be read, 2 when the command line is wrong.`,
 		Example: `  mosaic audit verify /srv/hub/audit.log
   mosaic audit verify --head 3f5c...e1 /srv/node/audit.log
-  mosaic audit verify --json /srv/nodes/*/audit.log`,
+  mosaic audit verify -o json /srv/nodes/*/audit.log`,
 		Args: argsError(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validOutput(format); err != nil {
+				return err
+			}
 			if head != "" {
 				head = strings.ToLower(head)
 				if !isHash(head) {
@@ -103,6 +105,7 @@ match --head or cannot be read, 2 when the command line is wrong.`,
 			}
 			out := bufio.NewWriter(e.stdout)
 			failed := 0
+			results := []auditResult{}
 			for _, path := range args {
 				if err := e.ctx.Err(); err != nil {
 					return err
@@ -115,14 +118,15 @@ match --head or cannot be read, 2 when the command line is wrong.`,
 					out.Flush() // keep stdout and stderr in order
 					fmt.Fprintf(e.stderr, "mosaic: audit verify %s: %s\n", path, res.Error)
 				}
-				if asJSON {
-					b, err := json.Marshal(res)
-					if err != nil {
-						return fmt.Errorf("audit verify: %w", err)
-					}
-					out.Write(append(b, '\n'))
+				if format == outputJSON {
+					results = append(results, res)
 				} else if res.Status != "unreadable" {
 					out.WriteString(auditLine(res) + "\n")
+				}
+			}
+			if format == outputJSON {
+				if err := writeJSON(out, map[string]any{"logs": results}); err != nil {
+					return fmt.Errorf("audit verify: %w", err)
 				}
 			}
 			if err := out.Flush(); err != nil {
@@ -135,7 +139,8 @@ match --head or cannot be read, 2 when the command line is wrong.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&asJSON, "json", false, "print one JSON object per log instead of a line of text")
+	addOutputFlag(cmd, &format)
+	addJSONAlias(cmd, &format)
 	fl.StringVar(&head, "head", "", "also check that the last record's hash is `HASH` (a head recorded elsewhere); one FILE only")
 	return cmd
 }

@@ -121,21 +121,23 @@ func TestAuditVerifyJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing.log")
-	code, stdout, stderr := runMosaic(t, "audit", "verify", "--json", good, cut, missing)
+	// -o json, and --json as its synonym, print one document.
+	code, stdout, stderr := runMosaic(t, "audit", "verify", "-o", "json", good, cut, missing)
 	if code != exitFailure {
 		t.Errorf("exit %d, want %d (stderr %q)", code, exitFailure, stderr)
 	}
-	var got []auditResult
-	dec := json.NewDecoder(strings.NewReader(stdout))
-	for dec.More() {
-		var r auditResult
-		if err := dec.Decode(&r); err != nil {
-			t.Fatalf("%v in %q", err, stdout)
-		}
-		got = append(got, r)
+	if code2, stdout2, _ := runMosaic(t, "audit", "verify", "--json", good, cut, missing); code2 != code || stdout2 != stdout {
+		t.Errorf("--json: exit %d and\n%s\nwhere -o json gave %d and\n%s", code2, stdout2, code, stdout)
 	}
-	if n := strings.Count(stdout, "\n"); n != 3 || len(got) != 3 {
-		t.Fatalf("got %d objects on %d lines, want 3:\n%s", len(got), n, stdout)
+	var doc struct{ Logs []auditResult }
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil || dec.More() {
+		t.Fatalf("not one JSON document (%v): %s", err, stdout)
+	}
+	got := doc.Logs
+	if len(got) != 3 {
+		t.Fatalf("got %d objects, want 3:\n%s", len(got), stdout)
 	}
 	want := []auditResult{
 		{File: good, Status: "ok", Records: 3, First: "2025-03-04T05:06:08.000000000Z", Last: "2025-03-04T05:06:10.000000000Z", Head: head},

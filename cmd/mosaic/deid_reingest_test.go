@@ -42,7 +42,10 @@ func TestDeidThenIngest(t *testing.T) {
 		return runMosaic(t, append(args, "--data", data, "--site-key", key)...)
 	}
 	data := filepath.Join(tmp, "node")
-	if code, _, stderr := node(data, key, "node", "dataset", "create", "--id", "d", "--title", "D"); code != 0 {
+	if code, _, stderr := node(data, key, "node", "init"); code != 0 {
+		t.Fatalf("node init: %d %s", code, stderr)
+	}
+	if code, _, stderr := runMosaic(t, "node", "dataset", "create", "--data", data, "--id", "d", "--title", "D"); code != 0 {
 		t.Fatalf("dataset create: %d %s", code, stderr)
 	}
 	want := m.Instances - len(m.Risky) // what 'mosaic deid' let through
@@ -86,7 +89,10 @@ func TestDeidThenIngest(t *testing.T) {
 	// pseudonymised a second time.
 	other := filepath.Join(tmp, "other")
 	otherKey := filepath.Join(tmp, "keys", "other.key")
-	if code, _, stderr := node(other, otherKey, "node", "dataset", "create", "--id", "d", "--title", "D"); code != 0 {
+	if code, _, stderr := node(other, otherKey, "node", "init"); code != 0 {
+		t.Fatalf("node init: %d %s", code, stderr)
+	}
+	if code, _, stderr := runMosaic(t, "node", "dataset", "create", "--data", other, "--id", "d", "--title", "D"); code != 0 {
 		t.Fatalf("dataset create: %d %s", code, stderr)
 	}
 	report := filepath.Join(tmp, "other.jsonl")

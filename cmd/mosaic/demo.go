@@ -261,7 +261,7 @@ func demoAccounts(ctx context.Context, h *hub.Hub, data, hubURL string) (DemoInf
 // its synthetic cohort.
 func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSite, log *slog.Logger, say func(string, ...any)) (*node.Node, string, error) {
 	dir := filepath.Join(data, "nodes", site.name)
-	n, err := node.Open(ctx, node.Config{Data: dir, Policy: "eucaim", Log: log.With("node", site.name)})
+	n, err := node.Open(ctx, node.Config{Data: dir, Policy: "eucaim", Log: log.With("site", site.name)})
 	if err != nil {
 		return nil, "", err
 	}

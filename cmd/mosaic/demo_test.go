@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mosaic-imaging/mosaic/internal/testutil"
 )
 
 // TestDemo runs the demo federation twice on one folder, as the
@@ -36,18 +39,24 @@ func TestDemo(t *testing.T) {
 			done <- run(ctx, []string{"demo", "--data", data, "--addr", "127.0.0.1:0"}, func(string) string { return "" }, strings.NewReader(""), io.Discard, &stderr)
 		}()
 		var info DemoInfo
-		waitFor(t, 90*time.Second, "demo.json", func() bool {
+		testutil.Eventually(t, 90*time.Second, func() error {
 			select {
 			case code := <-done:
 				t.Fatalf("demo run %d exited %d before it was ready: %s", turn, code, stderr.String())
 			default:
 			}
 			fi, err := os.Stat(filepath.Join(data, "demo.json"))
-			if err != nil || !fi.ModTime().After(before) {
-				return false
+			if err != nil {
+				return err
+			}
+			if !fi.ModTime().After(before) {
+				return errors.New("demo.json is the previous run's")
 			}
 			b, err := os.ReadFile(filepath.Join(data, "demo.json"))
-			return err == nil && json.Unmarshal(b, &info) == nil
+			if err != nil {
+				return err
+			}
+			return json.Unmarshal(b, &info)
 		})
 		took := time.Since(t0)
 		t.Logf("run %d ready in %s", turn, took)
@@ -135,5 +144,15 @@ func TestDemo(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("demo did not stop")
 		}
+	}
+	// Every record of the demo's log (the hub's and the nodes') names
+	// each key once.
+	lf, err := os.Open(filepath.Join(data, "demo.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if n, err := testutil.JSONLogKeysOnce(lf); err != nil || n == 0 {
+		t.Errorf("demo.log: %d records checked: %v", n, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/synth"
+	"github.com/mosaic-imaging/mosaic/internal/testutil"
 )
 
 // fedProc is a running hub or node process.
@@ -132,6 +134,7 @@ func TestFederation(t *testing.T) {
 		{name: "east", dataset: "abdomen", cancers: []string{"liver", "pancreas"}, patients: 12, seed: 33},
 	}
 	hubData := filepath.Join(root, "hub")
+	crashCLI(t, bin, "hub", "init", "--data", hubData)
 	hubProc := fedStart(t, bin, filepath.Join(root, "hub.log"), "mosaic hub listening on ", "hub", "serve", "--data", hubData, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0")
 	cmd := exec.Command(bin, "hub", "user", "add", "--data", hubData, "alice", "--admin", "--password-stdin")
 	cmd.Env, cmd.Stdin = crashEnv(), strings.NewReader("correct horse battery staple\n")
@@ -170,14 +173,15 @@ func TestFederation(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(s.data, "node.json"), []byte(`{"search_noise": 0, "search_overlap": false, "search_daily_epsilon": -1, "search_total_epsilon": -1}`), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		adm := []string{"--data", s.data}
 		crashCLI(t, bin, append([]string{"node", "dataset", "create", "--id", s.dataset, "--title", s.name + " cohort", "--tier", "3",
-			"--description", "Synthetic patients.", "--licence", "CC-BY-4.0", "--contact", "data@" + s.name + ".example"}, common...)...)
+			"--description", "Synthetic patients.", "--licence", "CC-BY-4.0", "--contact", "data@" + s.name + ".example"}, adm...)...)
 		crashCLI(t, bin, append([]string{"node", "ingest", "-q", "--dataset", s.dataset, filepath.Join(s.dir, "dicom")}, common...)...)
 		crashCLI(t, bin, append([]string{"node", "import-clinical", "--dataset", s.dataset, filepath.Join(s.dir, "clinical.csv")}, common...)...)
 		etok := strings.TrimSpace(crashCLI(t, bin, "hub", "node", "add", "--data", hubData, s.name, "--title", strings.ToUpper(s.name[:1])+s.name[1:]+" Hospital"))
-		crashCLI(t, bin, append([]string{"node", "enroll", "--hub", hubProc.url, "--token", etok}, common...)...)
+		crashCLI(t, bin, append([]string{"node", "enroll", "--hub", hubProc.url, "--token", etok}, adm...)...)
 		// The token works once.
-		if out, err := exec.Command(bin, append([]string{"node", "enroll", "--hub", hubProc.url, "--token", etok}, common...)...).CombinedOutput(); err == nil {
+		if out, err := exec.Command(bin, append([]string{"node", "enroll", "--hub", hubProc.url, "--token", etok}, adm...)...).CombinedOutput(); err == nil {
 			t.Errorf("a used enrolment token worked again: %s", out)
 		}
 	}
@@ -202,7 +206,7 @@ func TestFederation(t *testing.T) {
 		return resp.StatusCode, b
 	}
 	// All nodes online, their datasets in the public catalogue.
-	waitFor(t, 30*time.Second, "nodes online and catalogue published", func() bool {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		_, b := get("/api/v1/nodes", tok)
 		var nodes struct{ Nodes []struct{ ID, Status string } }
 		json.Unmarshal(b, &nodes)
@@ -215,7 +219,10 @@ func TestFederation(t *testing.T) {
 		_, b = get("/api/v1/datasets", "")
 		var cat struct{ Total int }
 		json.Unmarshal(b, &cat)
-		return online == 3 && cat.Total == 3
+		if online != 3 || cat.Total != 3 {
+			return fmt.Errorf("%d nodes online and %d datasets in the catalogue, want 3 and 3", online, cat.Total)
+		}
+		return nil
 	})
 	code, b := get("/api/v1/datasets", "")
 	var cat struct {
@@ -360,14 +367,17 @@ func TestFederation(t *testing.T) {
 	}
 	// Restarted, it rejoins.
 	startNode(sites[2])
-	waitFor(t, 30*time.Second, "the restarted node answers", func() bool {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		r, _ := search(and())
 		for _, n := range r.Nodes {
 			if n.Node == "east" {
-				return n.Status == "answered"
+				if n.Status != "answered" {
+					return fmt.Errorf("the restarted node east: %s", n.Status)
+				}
+				return nil
 			}
 		}
-		return false
+		return errors.New("the restarted node east is not among the nodes searched")
 	})
 	// Bad input is refused, and the hub keeps answering.
 	for _, bad := range []string{"", "{", `{"key":"NOPE","type":"EQUALS","value":"x"}`, strings.Repeat(`{"operand":"NOT","children":[`, 40) + female + strings.Repeat("]}", 40)} {
@@ -387,25 +397,37 @@ func TestFederation(t *testing.T) {
 	}
 	// Removing a node cuts it off.
 	crashCLI(t, bin, "hub", "node", "remove", "--data", hubData, "south")
-	waitFor(t, 10*time.Second, "the removed node disappears from searches", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		r, _ := search(and())
 		for _, n := range r.Nodes {
 			if n.Node == "south" {
-				return false
+				return errors.New("the removed node south is still searched")
 			}
 		}
 		for _, e := range r.Results {
 			if e.Node == "south" {
-				return false
+				return errors.New("the removed node south still has results")
 			}
 		}
-		return true
+		return nil
 	})
 	// Both ends' audit logs verify.
 	for _, s := range sites {
 		s.proc.stop(t)
 	}
 	hubProc.stop(t)
+	// Every JSON log record of the hub and the nodes names each key once.
+	for _, name := range []string{"hub", "north", "south", "east"} {
+		lf, err := os.Open(filepath.Join(root, name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := testutil.JSONLogKeysOnce(lf)
+		lf.Close()
+		if err != nil || n == 0 {
+			t.Errorf("%s.log: %d records checked: %v", name, n, err)
+		}
+	}
 	out := crashCLI(t, bin, "audit", "verify", filepath.Join(hubData, "audit.log"), filepath.Join(sites[0].data, "audit.log"))
 	if strings.Count(out, ": ok") != 2 {
 		t.Errorf("audit verify: %s", out)
@@ -446,16 +468,5 @@ func TestFederation(t *testing.T) {
 			}
 			seen[p] = s.name
 		}
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -27,6 +27,15 @@ type hubFlags struct {
 	natsTLSCert, natsTLSKey                                          string
 	natsMTLS, natsNoTLS, natsAllowPlain, insecure                    bool
 	fs                                                               *pflag.FlagSet
+	// create lets the command make a hub where none is (--create, or hub
+	// init); without it a missing data directory is refused.
+	create bool
+}
+
+// registerCreate adds --create, which makes a new hub when --data names
+// no hub yet.
+func (f *hubFlags) registerCreate(fs *pflag.FlagSet) {
+	fs.BoolVar(&f.create, "create", false, "make a new hub when --data names none (default: refuse, see 'mosaic hub init')")
 }
 
 func (f *hubFlags) register(fs *pflag.FlagSet, serve bool) {
@@ -57,6 +66,11 @@ func (f *hubFlags) configFor(e *env, cmd *cobra.Command) (hub.Config, error) {
 	}
 	if data == "" {
 		return c, usagef("%s: --data DIR is required", cmd.CommandPath())
+	}
+	if !f.create {
+		if err := dataPresent(data, "hub"); err != nil {
+			return c, err
+		}
 	}
 	path := f.config
 	if path == "" {
@@ -127,11 +141,12 @@ server, publish what they hold to its public catalogue, and answer the
 federated searches researchers make through its API and web pages. It never
 holds patient data: only dataset descriptions and counts that passed each
 node's disclosure control.`,
-		Example: `  mosaic hub user add --data /srv/hub alice --admin
+		Example: `  mosaic hub init --data /srv/hub
+  mosaic hub user add --data /srv/hub alice --admin
   mosaic hub node add --data /srv/hub hospital-a      # prints a one-time enrolment token
   mosaic hub serve --data /srv/hub --listen 0.0.0.0:8080 --nats-listen 0.0.0.0:4222`,
 	}
-	cmd.AddCommand(newHubServeCmd(e), newHubUserCmd(e), newHubTokenCmd(e), newHubNodeCmd(e))
+	cmd.AddCommand(newHubInitCmd(e), newHubServeCmd(e), newHubUserCmd(e), newHubTokenCmd(e), newHubNodeCmd(e))
 	return cmd
 }
 
@@ -185,6 +200,46 @@ HTTP:
 		},
 	}
 	f.register(cmd.Flags(), true)
+	f.registerCreate(cmd.Flags())
+	return cmd
+}
+
+func newHubInitCmd(e *env) *cobra.Command {
+	var f hubFlags
+	cmd := &cobra.Command{
+		Use:   "init --data DIR [--db URL]",
+		Short: "Make a new hub: its data directory and state database",
+		Long: `Make a new hub in DATA with its state database (DATA/hub.db unless --db).
+The other hub commands refuse a --data that names no hub, so that a
+mistyped path does not start an empty hub; 'init' (or their --create) is
+how a hub begins. 'mosaic hub serve' makes the hub's keys and NATS
+certificates at its first start. Running it on an existing hub changes
+nothing.`,
+		Example: `  mosaic hub init --data /srv/hub`,
+		Args:    argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data := f.data
+			if data == "" {
+				data = e.getenv("MOSAIC_HUB_DATA")
+			}
+			existed := data != "" && dataPresent(data, "hub") == nil
+			f.create = true
+			st, err := f.openAdmin(e, cmd)
+			if err != nil {
+				return err
+			}
+			if err := st.Close(); err != nil {
+				return err
+			}
+			if existed {
+				fmt.Fprintf(e.stdout, "a hub is already at %s: nothing changed\n", data)
+			} else {
+				fmt.Fprintf(e.stdout, "hub made at %s\n", data)
+			}
+			return nil
+		},
+	}
+	f.register(cmd.Flags(), false)
 	return cmd
 }
 
@@ -242,6 +297,7 @@ func newHubUserCmd(e *env) *cobra.Command {
 		},
 	}
 	f.register(add.Flags(), false)
+	f.registerCreate(add.Flags())
 	add.Flags().BoolVar(&admin, "admin", false, "an administrator (node management)")
 	add.Flags().BoolVar(&stdinPw, "password-stdin", false, "read the password (12 characters or more) from stdin")
 	cmd.AddCommand(add)
@@ -309,6 +365,7 @@ it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 		},
 	}
 	f.register(add.Flags(), false)
+	f.registerCreate(add.Flags())
 	add.Flags().StringVar(&title, "title", "", "the data holder's name, as the catalogue shows it")
 	add.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the enrolment token stays valid")
 	var format string

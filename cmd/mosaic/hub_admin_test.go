@@ -19,7 +19,7 @@ func TestHubAdminCommands(t *testing.T) {
 		code := run(context.Background(), args, func(string) string { return "" }, strings.NewReader(stdin), &stdout, &stderr)
 		return code, stdout.String(), stderr.String()
 	}
-	if code, out, errs := cli("a long enough password\n", "hub", "user", "add", "--data", data, "--password-stdin", "alice"); code != 0 || !strings.Contains(out, "user alice added (researcher)") {
+	if code, out, errs := cli("a long enough password\n", "hub", "user", "add", "--create", "--data", data, "--password-stdin", "alice"); code != 0 || !strings.Contains(out, "user alice added (researcher)") {
 		t.Fatalf("user add: %d %q %q", code, out, errs)
 	}
 	if code, _, errs := cli("", "hub", "user", "add", "--data", data, "alice"); code == 0 || !strings.Contains(errs, "already exists") {

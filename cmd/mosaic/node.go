@@ -26,23 +26,42 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/serve"
 )
 
-// nodeFlags are the flags every node command shares.
+// nodeFlags are the flags of the node commands. Each command registers
+// the groups it uses: registerStore (where the node's data is), register
+// (also the de-identification policy and site key, for the commands that
+// de-identify; with serve, the server's), registerCreate (--create).
 type nodeFlags struct {
 	data, config, listen, db, blobs, policy, siteKey string
 	maxObject                                        int64
+	// create lets the command make a node where none is (--create, or
+	// node init); without it a missing data directory is refused.
+	create bool
 }
 
-func (f *nodeFlags) register(fs *pflag.FlagSet, serve bool) {
+// registerStore adds the flags that say where the node's data is.
+func (f *nodeFlags) registerStore(fs *pflag.FlagSet) {
 	fs.StringVar(&f.data, "data", "", "the node's data directory (required; env MOSAIC_NODE_DATA)")
 	fs.StringVar(&f.config, "config", "", "configuration file, JSON (default: DATA/node.json when it exists)")
 	fs.StringVar(&f.db, "db", "", "index database: a SQLite path or postgres://... (default DATA/index.db; env MOSAIC_NODE_DB)")
 	fs.StringVar(&f.blobs, "blobs", "", "object store: a path or s3://..., file://..., mem:// (default DATA/blobs; env MOSAIC_NODE_BLOBS)")
+}
+
+// register adds the flags of registerStore, the de-identification policy
+// and site key, and with serve the HTTP server's.
+func (f *nodeFlags) register(fs *pflag.FlagSet, serve bool) {
+	f.registerStore(fs)
 	fs.StringVar(&f.policy, "policy", "", "de-identification policy: preset (basic, eucaim, longitudinal) or file (default eucaim; env MOSAIC_NODE_POLICY)")
 	fs.StringVar(&f.siteKey, "site-key", "", "pseudonymisation key file, created on first use (default DATA/site.key; env MOSAIC_SITE_KEY)")
 	if serve {
 		fs.StringVar(&f.listen, "listen", "", "HTTP address (default 127.0.0.1:8180; env MOSAIC_NODE_LISTEN)")
 		fs.Int64Var(&f.maxObject, "max-object-bytes", 0, "largest DICOM object accepted, in bytes (default 4 GiB)")
 	}
+}
+
+// registerCreate adds --create, which makes a new node when --data names
+// no node yet.
+func (f *nodeFlags) registerCreate(fs *pflag.FlagSet) {
+	fs.BoolVar(&f.create, "create", false, "make a new node when --data names none (default: refuse, see 'mosaic node init')")
 }
 
 // config merges, in rising precedence, the defaults, the config file,
@@ -55,6 +74,11 @@ func (f *nodeFlags) configFor(e *env, cmd *cobra.Command) (node.Config, error) {
 	}
 	if data == "" {
 		return c, usagef("%s: --data DIR is required", cmd.CommandPath())
+	}
+	if !f.create {
+		if err := dataPresent(data, "node"); err != nil {
+			return c, err
+		}
 	}
 	path := f.config
 	if path == "" {
@@ -121,12 +145,13 @@ content-addressed objects (blobs/), the site key (site.key) and an optional
 configuration file (node.json, the fields of 'mosaic node serve --help' in
 snake case). Larger sites point --db at PostgreSQL and --blobs at object
 storage.`,
-		Example: `  mosaic node dataset create --data /srv/node --id lung-ct --title "Lung CT"
+		Example: `  mosaic node init --data /srv/node
+  mosaic node dataset create --data /srv/node --id lung-ct --title "Lung CT"
   mosaic node token create --data /srv/node --scope write --dataset lung-ct
   mosaic node ingest --data /srv/node --dataset lung-ct /mnt/export/
   mosaic node serve --data /srv/node --listen 127.0.0.1:8180`,
 	}
-	cmd.AddCommand(newNodeServeCmd(e), newNodeDatasetCmd(e), newNodeTokenCmd(e), newNodeIngestCmd(e),
+	cmd.AddCommand(newNodeInitCmd(e), newNodeServeCmd(e), newNodeDatasetCmd(e), newNodeTokenCmd(e), newNodeIngestCmd(e),
 		newNodeImportClinicalCmd(e), newNodeCheckCmd(e), newNodeGCCmd(e), newNodeEnrollCmd(e))
 	return cmd
 }
@@ -207,6 +232,50 @@ once its bytes are synced and its index row committed.`,
 		},
 	}
 	f.register(cmd.Flags(), true)
+	f.registerCreate(cmd.Flags())
+	return cmd
+}
+
+func newNodeInitCmd(e *env) *cobra.Command {
+	var f nodeFlags
+	cmd := &cobra.Command{
+		Use:   "init --data DIR [--db URL] [--blobs URL] [--site-key FILE]",
+		Short: "Make a new node: its data directory, index, object store and site key",
+		Long: `Make a new node in DATA: the index (DATA/index.db unless --db), the object
+store (DATA/blobs unless --blobs) and the site's pseudonymisation key
+(DATA/site.key unless --site-key). The other node commands refuse a
+--data that names no node, so that a mistyped path does not start an
+empty node with new keys; 'init' (or their --create) is how a node begins.
+Running it on an existing node changes nothing.`,
+		Example: `  mosaic node init --data /srv/node`,
+		Args:    argsError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data := f.data
+			if data == "" {
+				data = e.getenv("MOSAIC_NODE_DATA")
+			}
+			existed := data != "" && dataPresent(data, "node") == nil
+			f.create = true
+			c, err := f.configFor(e, cmd)
+			if err != nil {
+				return err
+			}
+			n, err := node.Open(e.ctx, c)
+			if err != nil {
+				return err
+			}
+			if err := closeNode(n); err != nil {
+				return err
+			}
+			if existed {
+				fmt.Fprintf(e.stdout, "a node is already at %s: nothing changed\n", c.Data)
+			} else {
+				fmt.Fprintf(e.stdout, "node made at %s (site key %s)\n", c.Data, c.SiteKey)
+			}
+			return nil
+		},
+	}
+	f.register(cmd.Flags(), false)
 	return cmd
 }
 
@@ -214,7 +283,7 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "dataset", Short: "Create, list, change and delete datasets"}
 	var f nodeFlags
 	var d index.Dataset
-	var asJSON bool
+	var format string
 	fields := func(fs *pflag.FlagSet) {
 		fs.StringVar(&d.Title, "title", "", "title (required on create)")
 		fs.StringVar(&d.Description, "description", "", "description")
@@ -241,7 +310,8 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	f.register(create.Flags(), false)
+	f.registerStore(create.Flags())
+	f.registerCreate(create.Flags())
 	create.Flags().StringVar(&d.ID, "id", "", "dataset id: lowercase letters, digits and dashes (required)")
 	fields(create.Flags())
 
@@ -250,6 +320,9 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 		Short: "List datasets with what they hold",
 		Args:  argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validOutput(format); err != nil {
+				return err
+			}
 			n, err := f.open(e, cmd)
 			if err != nil {
 				return err
@@ -259,8 +332,11 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return json.NewEncoder(e.stdout).Encode(map[string]any{"datasets": infos})
+			if format == outputJSON {
+				if infos == nil {
+					infos = []node.DatasetInfo{}
+				}
+				return writeJSON(e.stdout, map[string]any{"datasets": infos})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTITLE\tTIER\tACCESS\tPATIENTS\tSTUDIES\tSERIES\tINSTANCES\tHUB")
@@ -270,8 +346,9 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	f.register(list.Flags(), false)
-	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	f.registerStore(list.Flags())
+	addOutputFlag(list, &format)
+	addJSONAlias(list, &format)
 
 	update := &cobra.Command{
 		Use:   "update --data DIR ID [flags]",
@@ -316,7 +393,7 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	f.register(update.Flags(), false)
+	f.registerStore(update.Flags())
 	fields(update.Flags())
 
 	del := &cobra.Command{
@@ -336,7 +413,7 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	f.register(del.Flags(), false)
+	f.registerStore(del.Flags())
 	cmd.AddCommand(create, list, update, del)
 	return cmd
 }
@@ -344,7 +421,7 @@ func newNodeDatasetCmd(e *env) *cobra.Command {
 func newNodeTokenCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke the node's API tokens"}
 	var f nodeFlags
-	var name, scope, dataset string
+	var name, scope, dataset, format string
 	create := &cobra.Command{
 		Use:   "create --data DIR --scope read|write|admin [--dataset ID] [--name NAME]",
 		Short: "Create a token and print it alone on stdout (it is shown once)",
@@ -367,28 +444,42 @@ a PACS export a write token for its dataset.`,
 			if !index.ValidScope(scope) {
 				return usagef("%s: --scope read, write or admin is required: what may the token do?", cmd.CommandPath())
 			}
+			if err := validOutput(format); err != nil {
+				return err
+			}
 			n, err := f.open(e, cmd)
 			if err != nil {
 				return err
 			}
 			defer closeNode(n)
-			secret, _, err := n.CreateToken(e.ctx, name, scope, dataset)
+			secret, tok, err := n.CreateToken(e.ctx, name, scope, dataset)
 			if err != nil {
 				return err
+			}
+			if format == outputJSON {
+				return writeJSON(e.stdout, struct {
+					Secret string `json:"token"`
+					index.Token
+				}{secret, tok})
 			}
 			fmt.Fprintln(e.stdout, secret)
 			return nil
 		},
 	}
-	f.register(create.Flags(), false)
+	f.registerStore(create.Flags())
+	f.registerCreate(create.Flags())
 	create.Flags().StringVar(&name, "name", "", "what the token is for")
 	create.Flags().StringVar(&scope, "scope", "", "what the token may do: read, write or admin (required)")
 	create.Flags().StringVar(&dataset, "dataset", "", "the only dataset the token may use (default: all)")
+	addOutputFlag(create, &format)
 	list := &cobra.Command{
 		Use:   "list --data DIR",
 		Short: "List tokens (never their secrets)",
 		Args:  argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validOutput(format); err != nil {
+				return err
+			}
 			n, err := f.open(e, cmd)
 			if err != nil {
 				return err
@@ -397,6 +488,12 @@ a PACS export a write token for its dataset.`,
 			ts, err := n.Tokens(e.ctx)
 			if err != nil {
 				return err
+			}
+			if format == outputJSON {
+				if ts == nil {
+					ts = []index.Token{}
+				}
+				return writeJSON(e.stdout, map[string]any{"tokens": ts})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tSCOPE\tDATASET\tCREATED\tLAST USED\tREVOKED")
@@ -416,7 +513,8 @@ a PACS export a write token for its dataset.`,
 			return tw.Flush()
 		},
 	}
-	f.register(list.Flags(), false)
+	f.registerStore(list.Flags())
+	addOutputFlag(list, &format)
 	revoke := &cobra.Command{
 		Use:   "revoke --data DIR ID",
 		Short: "Revoke a token at once",
@@ -434,7 +532,7 @@ a PACS export a write token for its dataset.`,
 			return nil
 		},
 	}
-	f.register(revoke.Flags(), false)
+	f.registerStore(revoke.Flags())
 	cmd.AddCommand(create, list, revoke)
 	return cmd
 }
@@ -495,7 +593,8 @@ attack alerts raised.`,
 			return nil
 		},
 	}
-	f.register(cmd.Flags(), false)
+	f.registerStore(cmd.Flags())
+	f.registerCreate(cmd.Flags())
 	cmd.Flags().StringVar(&hubURL, "hub", "", "the hub's URL (required)")
 	cmd.Flags().StringVar(&token, "token", "", "the one-time enrolment token (required)")
 	cmd.Flags().BoolVar(&refresh, "refresh", false, "fetch the hub's NATS addresses and certificate again (no token needed)")

@@ -38,6 +38,7 @@ import (
 
 	"github.com/mosaic-imaging/mosaic/internal/dicom"
 	"github.com/mosaic-imaging/mosaic/internal/synth"
+	"github.com/mosaic-imaging/mosaic/internal/testutil"
 )
 
 // The crash test's knobs. MOSAIC_CRASH_ROUNDS and MOSAIC_CRASH_SEED
@@ -99,7 +100,7 @@ func TestNodeCrash(t *testing.T) {
 	bin := crashBinary(t)
 	files := crashCohort(t, filepath.Join(tmp, "cohort"))
 	data := filepath.Join(tmp, "node")
-	crashCLI(t, bin, "node", "dataset", "create", "--data", data, "--id", crashDataset, "--title", "Crash test")
+	crashCLI(t, bin, "node", "dataset", "create", "--create", "--data", data, "--id", crashDataset, "--title", "Crash test")
 	tok := strings.TrimSpace(crashCLI(t, bin, "node", "token", "create", "--data", data, "--name", "crash-test", "--scope", "write", "--dataset", crashDataset))
 	if tok == "" || strings.ContainsAny(tok, " \n") {
 		t.Fatalf("token create printed %q", tok)
@@ -412,21 +413,21 @@ func crashStart(t *testing.T, bin, data, logPath string) *crashNode {
 	case a := <-addr:
 		n.base = strings.TrimSuffix(a, "/") + "/dicom-web/" + crashDataset + "/"
 		ready := strings.TrimSuffix(a, "/") + "/readyz"
-		deadline := time.Now().Add(20 * time.Second)
-		for {
+		if err := testutil.Poll(20*time.Second, func() error {
 			resp, err := http.Get(ready)
-			if err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return n
-				}
+			if err != nil {
+				return err
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("serve not ready after 20 s (%v)\n%s", err, n.tail())
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("readyz: %s", resp.Status)
 			}
-			time.Sleep(20 * time.Millisecond)
+			return nil
+		}); err != nil {
+			t.Fatalf("serve not ready: %v\n%s", err, n.tail())
 		}
+		return n
 	case <-n.exited:
 		t.Fatalf("serve exited before listening: %v\n%s", n.state, n.tail())
 	case <-time.After(30 * time.Second):

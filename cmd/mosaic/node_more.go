@@ -89,7 +89,7 @@ when any row was skipped.`,
 func newNodeCheckCmd(e *env) *cobra.Command {
 	var f nodeFlags
 	var dataset string
-	var asJSON, verify bool
+	var verify bool
 	var examples int
 	var format string
 	cmd := &cobra.Command{
@@ -118,7 +118,6 @@ found.`,
 			if err := validOutput(format); err != nil {
 				return err
 			}
-			asJSON = asJSON || format == outputJSON
 			n, err := f.open(e, cmd)
 			if err != nil {
 				return err
@@ -155,7 +154,7 @@ found.`,
 					errs++
 				}
 			}
-			if asJSON {
+			if format == outputJSON {
 				out := map[string]any{"dataset": dataset, "tier": d.Tier, "checked": time.Now().UTC(), "problems": probs,
 					"publish": pub.Publish, "held_back": pub.HeldBack}
 				if verified != nil {
@@ -183,10 +182,10 @@ found.`,
 			return nil
 		},
 	}
-	f.register(cmd.Flags(), false)
+	f.registerStore(cmd.Flags())
 	cmd.Flags().StringVar(&dataset, "dataset", "", "dataset to check (required)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (as -o json)")
 	addOutputFlag(cmd, &format)
+	addJSONAlias(cmd, &format)
 	cmd.Flags().IntVar(&examples, "examples", 3, "examples listed per problem")
 	cmd.Flags().BoolVar(&verify, "verify-objects", false, "also read back every stored object and check its size and SHA-256")
 	return cmd
@@ -242,7 +241,7 @@ command.`,
 			return nil
 		},
 	}
-	f.register(cmd.Flags(), false)
+	f.registerStore(cmd.Flags())
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "only count what would be removed")
 	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "keep unreferenced objects younger than this")
 	addOutputFlag(cmd, &format)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/synth"
 )
 
@@ -29,22 +30,29 @@ func TestNodeCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := filepath.Join(t.TempDir(), "node")
+	// The commands that de-identify take the policy; the others only
+	// where the node is.
 	common := []string{"--data", data, "--policy", "longitudinal"}
+	adm := []string{"--data", data}
 
-	code, out, errOut := runMosaic(t, append([]string{"node", "dataset", "create", "--id", "breast-mr", "--title", "Breast MR", "--tier", "3"}, common...)...)
+	code, out, errOut := runMosaic(t, append([]string{"node", "init"}, common...)...)
+	if code != 0 || !strings.Contains(out, "node made at "+data) {
+		t.Fatalf("node init: %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = runMosaic(t, append([]string{"node", "dataset", "create", "--id", "breast-mr", "--title", "Breast MR", "--tier", "3"}, adm...)...)
 	if code != 0 || !strings.Contains(out, "breast-mr") {
 		t.Fatalf("dataset create: %d %s %s", code, out, errOut)
 	}
-	if code, _, errOut := runMosaic(t, append([]string{"node", "dataset", "create", "--id", "breast-mr", "--title", "Again"}, common...)...); code != 1 || !strings.Contains(errOut, "already exists") {
+	if code, _, errOut := runMosaic(t, append([]string{"node", "dataset", "create", "--id", "breast-mr", "--title", "Again"}, adm...)...); code != 1 || !strings.Contains(errOut, "already exists") {
 		t.Errorf("duplicate dataset: %d %s", code, errOut)
 	}
 	if code, _, _ := runMosaic(t, "node", "dataset", "create", "--id", "x", "--title", "no data dir"); code != 2 {
 		t.Errorf("missing --data: exit %d, want 2", code)
 	}
-	if code, _, errOut := runMosaic(t, append([]string{"node", "token", "create", "--name", "no scope"}, common...)...); code != 2 || !strings.Contains(errOut, "--scope") {
+	if code, _, errOut := runMosaic(t, append([]string{"node", "token", "create", "--name", "no scope"}, adm...)...); code != 2 || !strings.Contains(errOut, "--scope") {
 		t.Errorf("token create without --scope: %d %s", code, errOut)
 	}
-	code, tok, errOut := runMosaic(t, append([]string{"node", "token", "create", "--name", "test", "--scope", "read", "--dataset", "breast-mr"}, common...)...)
+	code, tok, errOut := runMosaic(t, append([]string{"node", "token", "create", "--name", "test", "--scope", "read", "--dataset", "breast-mr"}, adm...)...)
 	tok = strings.TrimSuffix(tok, "\n")
 	if code != 0 || !regexp.MustCompile(`^mnt_[a-z0-9]+_[a-z0-9]+$`).MatchString(tok) {
 		t.Fatalf("token create printed %q (%d %s)", tok, code, errOut)
@@ -134,7 +142,7 @@ func TestNodeCLI(t *testing.T) {
 		t.Errorf("bad clinical table: %d\n%s", code, out)
 	}
 
-	code, out, _ = runMosaic(t, append([]string{"node", "check", "--dataset", "breast-mr", "--json"}, common...)...)
+	code, out, _ = runMosaic(t, append([]string{"node", "check", "--dataset", "breast-mr", "--json"}, adm...)...)
 	var chk struct {
 		Problems []struct {
 			Kind  string
@@ -156,28 +164,28 @@ func TestNodeCLI(t *testing.T) {
 	if code != 1 || chk.Publish || strings.Join(chk.HeldBack, ", ") != "no description, no licence, no contact point" {
 		t.Errorf("check of a dataset without licence: exit %d, publish %v, held back %q", code, chk.Publish, chk.HeldBack)
 	}
-	if _, out, _ := runMosaic(t, append([]string{"node", "dataset", "list"}, common...)...); !strings.Contains(out, "held back: no description, no licence, no contact point") {
+	if _, out, _ := runMosaic(t, append([]string{"node", "dataset", "list"}, adm...)...); !strings.Contains(out, "held back: no description, no licence, no contact point") {
 		t.Errorf("dataset list does not say the dataset is held back:\n%s", out)
 	}
 	if code, out, errOut := runMosaic(t, append([]string{"node", "dataset", "update", "breast-mr", "--description", "Synthetic breast MR.",
-		"--licence", "CC-BY-4.0", "--contact", "data@example.org"}, common...)...); code != 0 {
+		"--licence", "CC-BY-4.0", "--contact", "data@example.org"}, adm...)...); code != 0 {
 		t.Fatalf("dataset update: %d %s %s", code, out, errOut)
 	}
-	code, out, _ = runMosaic(t, append([]string{"node", "check", "--dataset", "breast-mr"}, common...)...)
+	code, out, _ = runMosaic(t, append([]string{"node", "check", "--dataset", "breast-mr"}, adm...)...)
 	if code != 0 || !strings.Contains(out, "hub: published") {
 		t.Errorf("check of a complete dataset: exit %d\n%s", code, out)
 	}
-	code, out, _ = runMosaic(t, append([]string{"node", "check", "--dataset", "breast-mr", "-o", "json"}, common...)...)
+	code, out, _ = runMosaic(t, append([]string{"node", "check", "--dataset", "breast-mr", "-o", "json"}, adm...)...)
 	chk.Publish, chk.HeldBack = false, nil
 	if err := json.Unmarshal([]byte(out), &chk); err != nil || code != 0 || !chk.Publish || len(chk.HeldBack) != 0 {
 		t.Errorf("check -o json of a complete dataset: exit %d, %v\n%s", code, err, out)
 	}
-	code, out, _ = runMosaic(t, append([]string{"node", "gc", "--dry-run", "-o", "json"}, common...)...)
+	code, out, _ = runMosaic(t, append([]string{"node", "gc", "--dry-run", "-o", "json"}, adm...)...)
 	var gc struct{ Referenced, Removed int }
 	if err := json.Unmarshal([]byte(out), &gc); err != nil || code != 0 || gc.Referenced == 0 || gc.Removed != 0 {
 		t.Errorf("gc --dry-run -o json: exit %d, %v\n%s", code, err, out)
 	}
-	if code, _, _ := runMosaic(t, append([]string{"node", "gc", "-o", "yaml"}, common...)...); code != 2 {
+	if code, _, _ := runMosaic(t, append([]string{"node", "gc", "-o", "yaml"}, adm...)...); code != 2 {
 		t.Errorf("gc -o yaml: exit %d, want 2", code)
 	}
 
@@ -245,7 +253,7 @@ func TestNodeCLI(t *testing.T) {
 	// are damaged and another's record header, and check names both.
 	verify := func() (int, []string, int) {
 		t.Helper()
-		code, out, errOut := runMosaic(t, append([]string{"node", "check", "--dataset", "breast-mr", "--json", "--verify-objects"}, common...)...)
+		code, out, errOut := runMosaic(t, append([]string{"node", "check", "--dataset", "breast-mr", "--json", "--verify-objects"}, adm...)...)
 		var r struct {
 			Problems []struct {
 				Kind  string
@@ -327,7 +335,192 @@ func TestNodeConfig(t *testing.T) {
 	if _, err := f.configFor(e, cmd); err == nil || !strings.Contains(err.Error(), "polcy") {
 		t.Errorf("unknown field: %v", err)
 	}
-	if code, _, errOut := runMosaic(t, "node", "serve", "--data", t.TempDir(), "--policy", "no-such-policy", "--listen", "127.0.0.1:0"); code != 1 || !strings.Contains(errOut, "no-such-policy") {
+	if code, _, errOut := runMosaic(t, "node", "serve", "--create", "--data", t.TempDir(), "--policy", "no-such-policy", "--listen", "127.0.0.1:0"); code != 1 || !strings.Contains(errOut, "no-such-policy") {
 		t.Errorf("bad policy: %d %s", code, errOut)
+	}
+}
+
+// TestDataDirRefused: a --data that names no node or hub (a missing or
+// empty directory) is refused with a message naming init and --create,
+// and nothing is made there; init and --create make one.
+func TestDataDirRefused(t *testing.T) {
+	root := t.TempDir()
+	missing := filepath.Join(root, "mistyped")
+	empty := filepath.Join(root, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ kind, dir string }{{"node", missing}, {"node", empty}, {"hub", missing}, {"hub", empty}} {
+		args := []string{c.kind, "node", "list", "--data", c.dir}
+		if c.kind == "node" {
+			args = []string{"node", "dataset", "list", "--data", c.dir}
+		}
+		code, _, errOut := runMosaic(t, args...)
+		want := "no " + c.kind + " at " + c.dir
+		if code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, "mosaic "+c.kind+" init --data "+c.dir) || !strings.Contains(errOut, "--create") {
+			t.Errorf("%v: exit %d, %q; want 1 and %q with the init command and --create", args, code, errOut, want)
+		}
+		if _, err := os.Stat(missing); err == nil {
+			t.Fatalf("%v made %s", args, missing)
+		}
+		if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+			t.Fatalf("%v wrote into %s", args, empty)
+		}
+	}
+	// --create on a command that makes something, and init, make them.
+	if code, _, errOut := runMosaic(t, "node", "token", "create", "--create", "--data", filepath.Join(root, "n1"), "--scope", "admin"); code != 0 {
+		t.Errorf("token create --create: %d %s", code, errOut)
+	}
+	if code, _, errOut := runMosaic(t, "node", "dataset", "list", "--data", filepath.Join(root, "n1")); code != 0 {
+		t.Errorf("dataset list after --create: %d %s", code, errOut)
+	}
+	if code, out, errOut := runMosaic(t, "hub", "init", "--data", missing); code != 0 || !strings.Contains(out, "hub made at") {
+		t.Errorf("hub init: %d %s %s", code, out, errOut)
+	}
+	if code, out, errOut := runMosaic(t, "hub", "init", "--data", missing); code != 0 || !strings.Contains(out, "already") {
+		t.Errorf("hub init again: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := runMosaic(t, "hub", "node", "list", "--data", missing); code != 0 {
+		t.Errorf("hub node list after init: %d %s", code, errOut)
+	}
+	if code, _, errOut := runMosaic(t, "hub", "user", "add", "--create", "--data", empty, "bob"); code != 0 {
+		t.Errorf("hub user add --create: %d %s", code, errOut)
+	}
+}
+
+// TestHelpFlags: each command's --help lists only the flags it uses; the
+// policy, site key and server flags are not inherited by the commands
+// that never de-identify or serve.
+func TestHelpFlags(t *testing.T) {
+	for _, c := range []struct {
+		cmd       string
+		want, not []string
+	}{
+		{"node enroll", []string{"--data", "--hub", "--token", "--refresh", "--create"}, []string{"--policy", "--site-key", "--workers", "--listen", "--max-object-bytes"}},
+		{"node dataset list", []string{"--data", "--output"}, []string{"--policy", "--site-key", "--listen", "--create"}},
+		{"node dataset create", []string{"--data", "--id", "--title", "--create"}, []string{"--policy", "--site-key", "--listen"}},
+		{"node token create", []string{"--scope", "--create", "--output"}, []string{"--policy", "--site-key", "--listen"}},
+		{"node token list", []string{"--data", "--output"}, []string{"--policy", "--site-key", "--create"}},
+		{"node check", []string{"--dataset", "--output"}, []string{"--policy", "--site-key", "--create"}},
+		{"node gc", []string{"--grace", "--output"}, []string{"--policy", "--site-key", "--create"}},
+		{"node init", []string{"--data", "--policy", "--site-key"}, []string{"--listen", "--create"}},
+		{"node ingest", []string{"--policy", "--site-key", "--workers"}, []string{"--listen"}},
+		{"node serve", []string{"--policy", "--site-key", "--listen", "--create"}, []string{"--workers"}},
+		{"hub node list", []string{"--data", "--output"}, []string{"--listen", "--nats-listen", "--create"}},
+		{"hub user add", []string{"--admin", "--create"}, []string{"--listen", "--nats-listen"}},
+		{"hub init", []string{"--data", "--db"}, []string{"--listen", "--create"}},
+		{"audit verify", []string{"--head", "--output"}, nil},
+	} {
+		code, out, errOut := runMosaic(t, append(strings.Fields(c.cmd), "--help")...)
+		if code != 0 {
+			t.Errorf("%s --help: %d %s", c.cmd, code, errOut)
+			continue
+		}
+		_, flags, _ := strings.Cut(out, "\nFlags:\n")
+		for _, f := range c.want {
+			if !strings.Contains(flags, f+" ") {
+				t.Errorf("%s --help lacks %s:\n%s", c.cmd, f, flags)
+			}
+		}
+		for _, f := range c.not {
+			if strings.Contains(flags, f+" ") {
+				t.Errorf("%s --help lists %s, which it does not use:\n%s", c.cmd, f, flags)
+			}
+		}
+	}
+}
+
+// TestOutputJSON: the list and result commands print one JSON document
+// with -o json, holding what the table shows; -o with another format is
+// a usage error.
+func TestOutputJSON(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "node")
+	adm := []string{"--data", data}
+	decode := func(args []string, v any) {
+		t.Helper()
+		code, out, errOut := runMosaic(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+		dec := json.NewDecoder(strings.NewReader(out))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil || dec.More() {
+			t.Fatalf("%v: not one JSON document of the expected shape (%v):\n%s", args, err, out)
+		}
+	}
+	if code, _, errOut := runMosaic(t, append([]string{"node", "init"}, adm...)...); code != 0 {
+		t.Fatalf("node init: %s", errOut)
+	}
+	if code, _, errOut := runMosaic(t, append([]string{"node", "dataset", "create", "--id", "lung", "--title", "Lung",
+		"--description", "Synthetic.", "--licence", "CC-BY-4.0", "--contact", "data@example.org"}, adm...)...); code != 0 {
+		t.Fatalf("dataset create: %s", errOut)
+	}
+	var tok struct {
+		Token, ID, Name, Scope, Dataset string
+		Created                         time.Time
+	}
+	decode(append([]string{"node", "token", "create", "--scope", "write", "--dataset", "lung", "--name", "pacs", "-o", "json"}, adm...), &tok)
+	if !strings.HasPrefix(tok.Token, "mnt_") || tok.ID == "" || tok.Scope != "write" || tok.Dataset != "lung" || tok.Name != "pacs" || tok.Created.IsZero() {
+		t.Errorf("token create -o json: %+v", tok)
+	}
+	var toks struct {
+		Tokens []struct {
+			ID, Name, Scope, Dataset string
+			Created                  time.Time
+			LastUsed                 *time.Time `json:"last_used"`
+			Revoked                  *time.Time
+		}
+	}
+	decode(append([]string{"node", "token", "list", "-o", "json"}, adm...), &toks)
+	if len(toks.Tokens) != 1 || toks.Tokens[0].ID != tok.ID || toks.Tokens[0].Scope != "write" {
+		t.Errorf("token list -o json: %+v, want the token %s", toks, tok.ID)
+	}
+	var ds struct{ Datasets []map[string]any }
+	decode(append([]string{"node", "dataset", "list", "-o", "json"}, adm...), &ds)
+	if len(ds.Datasets) != 1 || ds.Datasets[0]["id"] != "lung" || ds.Datasets[0]["instances"] != float64(0) {
+		t.Errorf("dataset list -o json: %+v", ds)
+	}
+	var chk struct {
+		Dataset  string
+		Tier     int
+		Checked  time.Time
+		Problems []index.Problem
+		Publish  bool
+		HeldBack []string `json:"held_back"`
+	}
+	decode(append([]string{"node", "check", "--dataset", "lung", "-o", "json"}, adm...), &chk)
+	if chk.Dataset != "lung" || chk.Checked.IsZero() || !chk.Publish || len(chk.HeldBack) != 0 {
+		t.Errorf("check -o json: %+v", chk)
+	}
+	var gc map[string]any
+	decode(append([]string{"node", "gc", "--dry-run", "-o", "json"}, adm...), &gc)
+	if gc["dry_run"] != true || gc["referenced"] != float64(0) || gc["removed"] != float64(0) || gc["grace"] != "1h0m0s" {
+		t.Errorf("gc -o json: %v", gc)
+	}
+	hubData := filepath.Join(t.TempDir(), "hub")
+	if code, _, errOut := runMosaic(t, "hub", "init", "--data", hubData); code != 0 {
+		t.Fatalf("hub init: %s", errOut)
+	}
+	if code, _, errOut := runMosaic(t, "hub", "node", "add", "--data", hubData, "north", "--title", "North"); code != 0 {
+		t.Fatalf("hub node add: %s", errOut)
+	}
+	var nodes struct {
+		Nodes []struct {
+			ID, Title, Version string
+			Created            time.Time
+		}
+	}
+	decode([]string{"hub", "node", "list", "--data", hubData, "-o", "json"}, &nodes)
+	if len(nodes.Nodes) != 1 || nodes.Nodes[0].ID != "north" || nodes.Nodes[0].Title != "North" {
+		t.Errorf("hub node list -o json: %+v", nodes)
+	}
+	for _, args := range [][]string{
+		append([]string{"node", "dataset", "list", "-o", "yaml"}, adm...),
+		append([]string{"node", "gc", "-o", "xml"}, adm...),
+		{"hub", "node", "list", "--data", hubData, "-o", "yaml"},
+	} {
+		if code, _, errOut := runMosaic(t, args...); code != exitUsage || !strings.Contains(errOut, "--output must be table or json") {
+			t.Errorf("%v: exit %d %q, want a usage error", args, code, errOut)
+		}
 	}
 }

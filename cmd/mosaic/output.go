@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"strconv"
 
 	"github.com/spf13/cobra"
 )
@@ -33,4 +34,33 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// addJSONAlias keeps --json, which some commands had before -o, as a
+// hidden synonym of -o json.
+func addJSONAlias(cmd *cobra.Command, format *string) {
+	cmd.Flags().Var(jsonAlias{format}, "json", "same as -o json")
+	cmd.Flags().Lookup("json").NoOptDefVal = "true"
+	cmd.Flags().MarkHidden("json")
+}
+
+// jsonAlias is the flag value of --json: true sets the output format to
+// json, false to table.
+type jsonAlias struct{ format *string }
+
+func (j jsonAlias) String() string {
+	return strconv.FormatBool(j.format != nil && *j.format == outputJSON)
+}
+func (j jsonAlias) Type() string { return "bool" }
+func (j jsonAlias) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	if b {
+		*j.format = outputJSON
+	} else {
+		*j.format = outputTable
+	}
+	return nil
 }

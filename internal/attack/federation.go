@@ -155,7 +155,7 @@ func Start(ctx context.Context, s Setup) (f *Federation, err error) {
 
 	for i := range s.Nodes {
 		name := nodeName(i)
-		cfg := node.Config{Data: filepath.Join(dir, "nodes", name), Policy: "eucaim", Clock: f.Clock.Now, Log: s.Log.With("node", name)}
+		cfg := node.Config{Data: filepath.Join(dir, "nodes", name), Policy: "eucaim", Clock: f.Clock.Now, Log: s.Log.With("site", name)}
 		cfg.SiteKey = filepath.Join(cfg.Data, "site.key")
 		if s.Node != nil {
 			s.Node(&cfg)

@@ -82,6 +82,7 @@ func verifyFile(t *testing.T, path string) (Summary, error) {
 // TestCanonicalVector pins the file format and the hash definition of the
 // package documentation with a record written out by hand.
 func TestCanonicalVector(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "audit.log")
 	l, err := OpenWith(path, Options{Now: func() time.Time {
 		return time.Date(2025, 1, 2, 4, 4, 5, 6, time.FixedZone("CET", 3600))
@@ -136,6 +137,7 @@ func TestCanonicalVector(t *testing.T) {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	path, recs := writeLog(t, 20)
 	s, err := verifyFile(t, path)
 	if err != nil {
@@ -159,6 +161,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestVerifyEmpty(t *testing.T) {
+	t.Parallel()
 	s, err := Verify(strings.NewReader(""))
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +201,7 @@ func rehash(line []byte) []byte {
 }
 
 func TestVerifyDetectsTampering(t *testing.T) {
+	t.Parallel()
 	path, recs := writeLog(t, 8)
 	orig, err := os.ReadFile(path)
 	if err != nil {
@@ -329,6 +333,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 // elsewhere catches: a log cut at a line boundary, or rewritten from the
 // first changed record on with fresh hashes, still verifies.
 func TestVerifyCannotSeeConsistentRewrite(t *testing.T) {
+	t.Parallel()
 	path, recs := writeLog(t, 6)
 	orig, err := os.ReadFile(path)
 	if err != nil {
@@ -363,6 +368,7 @@ func TestVerifyCannotSeeConsistentRewrite(t *testing.T) {
 }
 
 func TestOpenRepairsTornLastLine(t *testing.T) {
+	t.Parallel()
 	path, recs := writeLog(t, 5)
 	orig, err := os.ReadFile(path)
 	if err != nil {
@@ -407,6 +413,7 @@ func TestOpenRepairsTornLastLine(t *testing.T) {
 }
 
 func TestOpenRefusesBrokenLog(t *testing.T) {
+	t.Parallel()
 	path, _ := writeLog(t, 5)
 	orig, err := os.ReadFile(path)
 	if err != nil {
@@ -446,6 +453,7 @@ func TestOpenRefusesBrokenLog(t *testing.T) {
 }
 
 func TestReopenContinuesChain(t *testing.T) {
+	t.Parallel()
 	path, recs := writeLog(t, 3)
 	l := openTest(t, path)
 	if seq, h := l.Head(); seq != 3 || h != recs[2].Hash {
@@ -473,6 +481,7 @@ func TestReopenContinuesChain(t *testing.T) {
 }
 
 func TestConcurrentAppends(t *testing.T) {
+	t.Parallel()
 	const goroutines, each = 16, 40
 	path := filepath.Join(t.TempDir(), "audit.log")
 	l, err := Open(path) // the real clock
@@ -525,6 +534,7 @@ func TestConcurrentAppends(t *testing.T) {
 }
 
 func TestAppendRejects(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "audit.log")
 	l := openTest(t, path)
 	ok := Entry{Actor: "user:alice", Action: "search"}
@@ -577,6 +587,7 @@ func TestAppendRejects(t *testing.T) {
 }
 
 func TestCloseAndLock(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "sub", "dir", "audit.log")
 	l, err := Open(path)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 )
 
 func TestJSONLDShape(t *testing.T) {
+	t.Parallel()
 	c := testCatalogue()
 	var buf bytes.Buffer
 	if err := WriteJSONLD(&buf, c, nil); err != nil {
@@ -49,6 +50,7 @@ func TestJSONLDShape(t *testing.T) {
 }
 
 func TestDeterministic(t *testing.T) {
+	t.Parallel()
 	c := testCatalogue()
 	for _, format := range []string{FormatJSONLD, FormatTurtle} {
 		var a, b bytes.Buffer
@@ -65,6 +67,7 @@ func TestDeterministic(t *testing.T) {
 }
 
 func TestTurtleString(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{`plain`, `"plain"`},
 		{`say "hi"`, `"say \"hi\""`},
@@ -84,6 +87,7 @@ func TestTurtleString(t *testing.T) {
 }
 
 func TestIRIs(t *testing.T) {
+	t.Parallel()
 	c := Catalogue{BaseURL: "https://hub.example.org/base/"}
 	for _, tc := range []struct{ id, want string }{
 		{"n1/ds1", "https://hub.example.org/base/datasets/n1/ds1"},
@@ -111,6 +115,7 @@ func TestIRIs(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	good := testCatalogue()
 	if err := good.Validate(); err != nil {
 		t.Fatalf("valid catalogue: %v", err)
@@ -163,6 +168,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestVocabularies(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"female", "COM1001370"}, {"F", "COM1001370"}, {"Male", "COM1001366"},
 		{"o", "COM1001288"}, {"unknown", "COM1002760"},
@@ -211,6 +217,7 @@ func TestVocabularies(t *testing.T) {
 }
 
 func TestNegotiate(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ accept, want string }{
 		{"", FormatJSONLD},
 		{"*/*", FormatJSONLD},

@@ -246,6 +246,7 @@ func testCatalogue() Catalogue {
 }
 
 func TestOracleCatalogue(t *testing.T) {
+	t.Parallel()
 	c := testCatalogue()
 	res := oracle(t, both(t, func(format string, w *bytes.Buffer) error { return Write(w, c, nil, format) })...)
 	checkSame(t, res)
@@ -487,6 +488,7 @@ func checkIRIs(t *testing.T, g *rdfGraph, s, p string, want ...string) {
 }
 
 func TestOracleOneDataset(t *testing.T) {
+	t.Parallel()
 	c := testCatalogue()
 	for _, d := range c.Datasets {
 		t.Run(d.ID, func(t *testing.T) {
@@ -520,6 +522,7 @@ func TestOracleOneDataset(t *testing.T) {
 }
 
 func TestOracleFDP(t *testing.T) {
+	t.Parallel()
 	c := testCatalogue()
 	res := oracle(t, both(t, func(format string, w *bytes.Buffer) error { return WriteFDP(w, c, format) })...)
 	checkSame(t, res)

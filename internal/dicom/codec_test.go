@@ -61,6 +61,7 @@ func encode(t testing.TB, f *File) []byte {
 }
 
 func TestWriteReadRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, syn := range []Syntax{
 		{UID: ExplicitVRLittleEndian},
 		{UID: ImplicitVRLittleEndian, Implicit: true},
@@ -105,6 +106,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 }
 
 func TestEditRecomputesLengthsAndMeta(t *testing.T) {
+	t.Parallel()
 	f0, err := Parse(encode(t, sampleFile(t, Syntax{UID: ExplicitVRLittleEndian})), ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +164,7 @@ func TestEditRecomputesLengthsAndMeta(t *testing.T) {
 }
 
 func TestCharsetSwitchesToUTF8(t *testing.T) {
+	t.Parallel()
 	f := sampleFile(t, Syntax{UID: ExplicitVRLittleEndian})
 	data := encode(t, f)
 	g, err := Parse(data, ReadOptions{})
@@ -195,6 +198,7 @@ func TestCharsetSwitchesToUTF8(t *testing.T) {
 }
 
 func TestTruncatedInputFailsCleanly(t *testing.T) {
+	t.Parallel()
 	data := encode(t, sampleFile(t, Syntax{UID: ExplicitVRLittleEndian}))
 	for n := 0; n < len(data); n++ {
 		_, err := Parse(data[:n], ReadOptions{})
@@ -221,6 +225,7 @@ type unsizedReader struct{ r io.Reader }
 func (u unsizedReader) Read(p []byte) (int, error) { return u.r.Read(p) }
 
 func TestHugeLengthIsNotAllocated(t *testing.T) {
+	// Not parallel: it measures the allocations of the whole process.
 	var b bytes.Buffer
 	b.Write(make([]byte, 128))
 	b.WriteString("DICM")
@@ -259,6 +264,7 @@ func TestHugeLengthIsNotAllocated(t *testing.T) {
 }
 
 func TestDeflateBombIsBounded(t *testing.T) {
+	t.Parallel()
 	f := sampleFile(t, Syntax{UID: DeflatedExplicitVRLittleEndian, Deflated: true})
 	f.Dataset.SetBytes(NewTag(0x0009, 0x1002), OB, make([]byte, 8<<20))
 	data := encode(t, f)
@@ -275,6 +281,7 @@ func TestDeflateBombIsBounded(t *testing.T) {
 }
 
 func TestNestingDepthIsBounded(t *testing.T) {
+	t.Parallel()
 	f := &File{Preamble: make([]byte, 128), Syntax: Syntax{UID: ExplicitVRLittleEndian}}
 	f.Dataset.SetStrings(TagSOPInstanceUID, UI, "1.2.3")
 	cur := &f.Dataset
@@ -293,6 +300,7 @@ func TestNestingDepthIsBounded(t *testing.T) {
 }
 
 func TestUNSequenceReadAsImplicit(t *testing.T) {
+	t.Parallel()
 	// An explicit VR file holding a sequence with VR UN and undefined
 	// length, its items in implicit VR little endian (PS3.5 6.2.2).
 	var b bytes.Buffer
@@ -385,6 +393,7 @@ func (c *checkWriter) Write(b []byte) (int, error) {
 }
 
 func TestRewriteStreamsLargePixelData(t *testing.T) {
+	// Not parallel: it measures the allocations of the whole process.
 	if testing.Short() {
 		t.Skip("streams 2 GB through memory; skipped with -short")
 	}
@@ -426,6 +435,7 @@ func TestRewriteStreamsLargePixelData(t *testing.T) {
 }
 
 func TestRewriteWithEdit(t *testing.T) {
+	t.Parallel()
 	data := encode(t, sampleFile(t, Syntax{UID: ExplicitVRLittleEndian}))
 	var out bytes.Buffer
 	err := Rewrite(&out, unsizedReader{bytes.NewReader(data)}, RewriteOptions{Edit: func(f *File) error {
@@ -454,6 +464,7 @@ func TestRewriteWithEdit(t *testing.T) {
 }
 
 func TestStopAtPixelData(t *testing.T) {
+	t.Parallel()
 	data := encode(t, sampleFile(t, Syntax{UID: ExplicitVRLittleEndian}))
 	f, err := NewDecoder(unsizedReader{bytes.NewReader(data)}, ReadOptions{StopAtPixelData: true}).ReadFile()
 	if err != nil {
@@ -469,6 +480,7 @@ func TestStopAtPixelData(t *testing.T) {
 }
 
 func TestStreamedValuesOfEverySize(t *testing.T) {
+	t.Parallel()
 	// Values around the arena and buffer sizes, read from a stream.
 	for _, n := range []int{1, 2047, 2048, 2049, 3117, 4096, 4097, 8191, 8192, 8193, 70000} {
 		// A bare dataset whose first value is the decoder's first
@@ -492,6 +504,7 @@ func TestStreamedValuesOfEverySize(t *testing.T) {
 // before the pixel data and a trailer after it, and a file cut inside
 // its pixel data is reported as truncated.
 func TestRewriteFileToFile(t *testing.T) {
+	t.Parallel()
 	f := sampleFile(t, Syntax{UID: ExplicitVRLittleEndian})
 	pix := make([]byte, 3*bufSize+18)
 	for i := range pix {

@@ -41,6 +41,7 @@ func lineWith(out, prefix string, parts ...string) (string, bool) {
 }
 
 func TestDumpElements(t *testing.T) {
+	t.Parallel()
 	f := &dicom.File{Syntax: dicom.Syntax{UID: dicom.ExplicitVRLittleEndian}}
 	ds := &f.Dataset
 	ds.Set(raw(dicom.TagSpecificCharacterSet, dicom.CS, "ISO_IR 192"))
@@ -129,6 +130,7 @@ func TestDumpElements(t *testing.T) {
 }
 
 func TestDumpBigEndianAndMeta(t *testing.T) {
+	t.Parallel()
 	f, err := dicom.Parse(bigEndianFile(t), dicom.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +180,7 @@ var goldenDumps = []string{
 // kept under testdata/dump; run with -update-dump to rewrite them after a
 // deliberate change of format.
 func TestDumpGolden(t *testing.T) {
+	t.Parallel()
 	_, err := os.Stat(filepath.Join(oracleData, goldenDumps[0]))
 	needOracle(t, err == nil, "pydicom's test files are missing from %s (Debian package python3-pydicom)", oracleData)
 	for _, rel := range goldenDumps {

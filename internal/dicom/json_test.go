@@ -69,6 +69,7 @@ func raw(tag dicom.Tag, vr dicom.VR, v string) dicom.Element {
 }
 
 func TestJSONPersonNames(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		value string
@@ -97,6 +98,7 @@ func TestJSONPersonNames(t *testing.T) {
 }
 
 func TestJSONStringsAndEmptyValues(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		el   dicom.Element
@@ -127,6 +129,7 @@ func TestJSONStringsAndEmptyValues(t *testing.T) {
 }
 
 func TestJSONEscapesLineSeparators(t *testing.T) {
+	t.Parallel()
 	var ds dicom.Dataset
 	ds.Set(raw(dicom.TagSpecificCharacterSet, dicom.CS, "ISO_IR 192"))
 	ds.Set(raw(tagStudyDescription, dicom.LO, "a\u2028b\u2029c é"))
@@ -141,6 +144,7 @@ func TestJSONEscapesLineSeparators(t *testing.T) {
 }
 
 func TestJSONNumbers(t *testing.T) {
+	t.Parallel()
 	le := binary.LittleEndian
 	f32 := func(v ...float32) string {
 		var b []byte
@@ -215,6 +219,7 @@ func nestedDataset(t *testing.T) *dicom.Dataset {
 }
 
 func TestJSONNestedSequencesInheritCharset(t *testing.T) {
+	t.Parallel()
 	ds := nestedDataset(t)
 	got := string(marshal(t, ds, dicom.JSONOptions{}))
 	want := `{"00080005":{"vr":"CS","Value":["ISO_IR 100"]},` +
@@ -246,6 +251,7 @@ func TestJSONNestedSequencesInheritCharset(t *testing.T) {
 }
 
 func TestJSONBulkData(t *testing.T) {
+	t.Parallel()
 	small := bytes.Repeat([]byte{1, 2, 3, 4}, 4)
 	large := bytes.Repeat([]byte{0xAB}, 2000)
 	var ds dicom.Dataset
@@ -287,6 +293,7 @@ func TestJSONBulkData(t *testing.T) {
 }
 
 func TestJSONUnreadPixelData(t *testing.T) {
+	t.Parallel()
 	// Native pixel data left unread: its length is known.
 	f, err := dicom.Parse(bigEndianFile(t), dicom.ReadOptions{StopAtPixelData: true})
 	if err != nil {
@@ -354,6 +361,7 @@ func bigEndianFile(t *testing.T) []byte {
 }
 
 func TestJSONBigEndian(t *testing.T) {
+	t.Parallel()
 	data := bigEndianFile(t)
 	f, err := dicom.Parse(data, dicom.ReadOptions{})
 	if err != nil {
@@ -398,6 +406,7 @@ func (failWriter) Write([]byte) (int, error) { return 0, errTestWrite }
 var errTestWrite = &dicom.Error{Op: "test", Err: dicom.ErrNotEncodable}
 
 func TestJSONWriteError(t *testing.T) {
+	t.Parallel()
 	ds := nestedDataset(t)
 	if err := dicom.WriteJSON(failWriter{}, ds, dicom.JSONOptions{}); err == nil {
 		t.Fatal("WriteJSON to a failing writer succeeded")
@@ -405,6 +414,7 @@ func TestJSONWriteError(t *testing.T) {
 }
 
 func TestJSONBulkURIPrefix(t *testing.T) {
+	t.Parallel()
 	ds := &dicom.Dataset{}
 	ds.SetBytes(dicom.NewTag(0x0009, 0x1010), dicom.OB, make([]byte, 2000))
 	item := dicom.NewItem()

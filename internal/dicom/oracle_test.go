@@ -181,6 +181,7 @@ func (h hideSize) Read(p []byte) (int, error) { return h.r.Read(p) }
 // meta information included. Files on the exception list must be
 // rejected with a *dicom.Error by every path.
 func TestOracleRoundTrip(t *testing.T) {
+	t.Parallel()
 	var ok, rejected int
 	for _, of := range oracleCorpus(t) {
 		data, err := os.ReadFile(of.path)
@@ -814,6 +815,7 @@ func (c *dumpCompare) compareUTF8(ds *dicom.Dataset, doc *dumpDoc) int {
 // converted to UTF-8 checks our character set decoding of every SH, LO,
 // UC, ST, LT, UT and PN value, nested ones included.
 func TestOracleDcmdump(t *testing.T) {
+	t.Parallel()
 	_, err := exec.LookPath("dcmdump")
 	needOracle(t, err == nil, "dcmdump (Debian package dcmtk) is not installed")
 	files := readableCorpus(t)
@@ -1276,6 +1278,7 @@ func pydicomKeptPadding(i, n int, ours, theirs string) bool {
 // every number, and the item count of every sequence. Elements present in
 // one export and not the other are differences too.
 func TestOracleJSONvsPydicom(t *testing.T) {
+	t.Parallel()
 	_, err := os.Stat("/usr/bin/python3")
 	needOracle(t, err == nil, "/usr/bin/python3 is missing")
 	probe := exec.Command("/usr/bin/python3", "-c", "import pydicom")

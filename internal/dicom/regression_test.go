@@ -81,6 +81,7 @@ func countTag(ds *Dataset, t Tag) int {
 // delimiter, so an unedited file is not written back as read and the
 // output no longer parses.
 func TestRegressionDelimiterInDefinedLengthSequenceRoundTrip(t *testing.T) {
+	t.Parallel()
 	body := newRaw()
 	body.el(TagSOPClassUID, UI, "1.2\x00")
 	item := newRaw()
@@ -116,6 +117,7 @@ func TestRegressionDelimiterInDefinedLengthSequenceRoundTrip(t *testing.T) {
 // built before being attached to a big-endian dataset stays little endian
 // forever, so SetInts writes little-endian bytes into a big-endian file.
 func TestRegressionNestedItemValuesInBigEndian(t *testing.T) {
+	t.Parallel()
 	f := &File{Preamble: make([]byte, 128), Syntax: Syntax{UID: ExplicitVRBigEndian, BigEndian: true}}
 	f.Dataset.bigEndian = true
 	f.Dataset.SetStrings(TagSOPInstanceUID, UI, "1.2.3")
@@ -174,6 +176,7 @@ func TestRegressionNestedItemValuesInBigEndian(t *testing.T) {
 // full length) and nothing after it, without reporting an error: the
 // output is a corrupt file.
 func TestRegressionWriteFileOfHeaderOnlyParse(t *testing.T) {
+	t.Parallel()
 	data := encode(t, sampleFile(t, Syntax{UID: ExplicitVRLittleEndian}))
 	f, err := Parse(data, ReadOptions{StopAtPixelData: true})
 	if err != nil {
@@ -193,6 +196,7 @@ func TestRegressionWriteFileOfHeaderOnlyParse(t *testing.T) {
 // f.Dataset.Elements[n0-1] panics instead of returning the intended
 // "edit removed or replaced streamed pixel data" error.
 func TestRegressionRewriteEditRemovingEverythingPanics(t *testing.T) {
+	t.Parallel()
 	data := encode(t, sampleFile(t, Syntax{UID: ExplicitVRLittleEndian}))
 	defer func() {
 		if r := recover(); r != nil {
@@ -236,6 +240,7 @@ func trailerFile(t *testing.T) []byte {
 // lengths: a change inside an item of a defined-length sequence in the
 // trailer leaves the old item and sequence lengths in the output.
 func TestRegressionRewriteEditTrailerLengths(t *testing.T) {
+	t.Parallel()
 	data := trailerFile(t)
 	var out bytes.Buffer
 	err := Rewrite(&out, bytes.NewReader(data), RewriteOptions{EditTrailer: func(tail *Dataset) error {
@@ -262,6 +267,7 @@ func TestRegressionRewriteEditTrailerLengths(t *testing.T) {
 // to UTF-8 and inserts a second (0008,0005) after the pixel data, while
 // the file still declares ISO_IR 100 up front.
 func TestRegressionRewriteEditTrailerCharset(t *testing.T) {
+	t.Parallel()
 	data := trailerFile(t)
 	var out bytes.Buffer
 	err := Rewrite(&out, bytes.NewReader(data), RewriteOptions{EditTrailer: func(tail *Dataset) error {
@@ -287,6 +293,7 @@ func TestRegressionRewriteEditTrailerCharset(t *testing.T) {
 // has no SOP Common attributes) loses these Type 1 meta elements as soon
 // as its dataset is edited.
 func TestRegressionRebuildMetaKeepsMediaStorageUIDs(t *testing.T) {
+	t.Parallel()
 	body := newRaw()
 	body.el(NewTag(0x0004, 0x1130), CS, "MYDIR ")
 	body.hdr(NewTag(0x0004, 0x1220), SQ, 0)
@@ -319,6 +326,7 @@ func TestRegressionRebuildMetaKeepsMediaStorageUIDs(t *testing.T) {
 // from f.Syntax.UID, so the "corrected" file again declares Explicit VR
 // Little Endian while the writer encodes it in implicit VR.
 func TestRegressionRebuiltMetaMatchesEncoding(t *testing.T) {
+	t.Parallel()
 	body := newRaw()
 	body.implicit = true
 	body.el(TagSOPClassUID, UI, "1.2\x00")
@@ -354,6 +362,7 @@ func TestRegressionRebuiltMetaMatchesEncoding(t *testing.T) {
 // meta information that still declares the old one, with defined item
 // lengths computed for the old encoding.
 func TestRegressionSyntaxChangeUpdatesMetaAndLengths(t *testing.T) {
+	t.Parallel()
 	f, err := Parse(encode(t, sampleFile(t, Syntax{UID: ExplicitVRLittleEndian})), ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -375,6 +384,7 @@ func TestRegressionSyntaxChangeUpdatesMetaAndLengths(t *testing.T) {
 // every 1.2.840.10008.1.2.4.* UID in with the encapsulated syntaxes, so
 // such files are parsed as raw explicit VR and fail.
 func TestRegressionJPIPReferencedDeflate(t *testing.T) {
+	t.Parallel()
 	for _, uid := range []string{"1.2.840.10008.1.2.4.95", "1.2.840.10008.1.2.4.205"} {
 		s, _ := LookupSyntax(uid)
 		if !s.Deflated {
@@ -401,6 +411,7 @@ func TestRegressionJPIPReferencedDeflate(t *testing.T) {
 // repeating-group masks (0xFF00FFFF for 60xx/50xx/7Fxx) also match odd
 // groups, so (6001,3000) is reported as Overlay Data.
 func TestRegressionLookupPrivateRepeating(t *testing.T) {
+	t.Parallel()
 	for _, tag := range []Tag{NewTag(0x6001, 0x3000), NewTag(0x6001, 0x0010), NewTag(0x5001, 0x3000), NewTag(0x7F01, 0x0010)} {
 		if e, ok := Lookup(tag); ok {
 			t.Errorf("Lookup(%s) = %q, want not found (private tag)", tag, e.Keyword)
@@ -412,6 +423,7 @@ func TestRegressionLookupPrivateRepeating(t *testing.T) {
 // four on, sibling sequences write into the same backing array, so a path
 // kept by the callback changes under it.
 func TestRegressionWalkPathAliasing(t *testing.T) {
+	t.Parallel()
 	var ds Dataset
 	cur := &ds
 	tags := []Tag{NewTag(0x0040, 0xA730), NewTag(0x0040, 0xA731), NewTag(0x0040, 0xA732)}
@@ -463,6 +475,7 @@ func (z *zeroReader) Read(p []byte) (int, error) {
 // (or endless) stream is buffered entirely, even though the deflate data
 // is invalid from its first bytes.
 func TestRegressionStreamInflateBuffersWholeInput(t *testing.T) {
+	// Not parallel: it measures the allocations of the whole process.
 	head := rawPart10(DeflatedExplicitVRLittleEndian, nil, nil)
 	src := io.MultiReader(bytes.NewReader(head), &zeroReader{n: 64 << 20})
 	var before, after runtime.MemStats
@@ -484,6 +497,7 @@ func TestRegressionStreamInflateBuffersWholeInput(t *testing.T) {
 // onto the date, so 2016-12-31 23:59:60 is returned as 2016-12-31
 // 00:00:00, a day early.
 func TestRegressionParseDTLeapSecond(t *testing.T) {
+	t.Parallel()
 	dt, err := ParseDT("20161231235960", nil)
 	if err != nil {
 		return // rejecting is acceptable
@@ -495,6 +509,7 @@ func TestRegressionParseDTLeapSecond(t *testing.T) {
 }
 
 func TestRegressionEditedOverrunSequenceReadsBack(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile("/usr/lib/python3/dist-packages/pydicom/data/test_files/dicomdirtests/DICOMDIR-nooffset")
 	if err != nil {
 		if os.Getenv("CI") != "" {

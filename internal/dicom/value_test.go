@@ -6,6 +6,7 @@ import (
 )
 
 func TestLookup(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		tag     Tag
 		keyword string
@@ -34,6 +35,7 @@ func TestLookup(t *testing.T) {
 }
 
 func TestTypedValues(t *testing.T) {
+	t.Parallel()
 	for _, big := range []bool{false, true} {
 		var ds Dataset
 		ds.bigEndian = big
@@ -65,6 +67,7 @@ func TestTypedValues(t *testing.T) {
 }
 
 func TestStringTrimming(t *testing.T) {
+	t.Parallel()
 	var ds Dataset
 	ds.Set(Element{Tag: NewTag(0x0008, 0x0060), VR: CS, Value: []byte(" CT ")})
 	ds.Set(Element{Tag: NewTag(0x0008, 0x0018), VR: UI, Value: []byte("1.2.3\x00")})
@@ -85,6 +88,7 @@ func TestStringTrimming(t *testing.T) {
 }
 
 func TestDatesAndTimes(t *testing.T) {
+	t.Parallel()
 	d, err := ParseDA("20240229")
 	if err != nil || d.Time != time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC) {
 		t.Errorf("DA: %v %v", d.Time, err)
@@ -118,6 +122,7 @@ func TestDatesAndTimes(t *testing.T) {
 }
 
 func TestPersonName(t *testing.T) {
+	t.Parallel()
 	pn := ParsePN("Yamada^Tarou=山田^太郎=やまだ^たろう")
 	if pn.Alphabetic.Family != "Yamada" || pn.Ideographic.Given != "太郎" || pn.Phonetic.Family != "やまだ" {
 		t.Errorf("groups: %+v", pn)

@@ -3,6 +3,7 @@ package dicomweb
 import "testing"
 
 func TestAcceptsMultipartDICOM(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		accept string
 		ok     bool
@@ -47,6 +48,7 @@ func TestAcceptsMultipartDICOM(t *testing.T) {
 }
 
 func TestAcceptsJSON(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		accept string
 		want   bool
@@ -75,6 +77,7 @@ func TestAcceptsJSON(t *testing.T) {
 }
 
 func TestParseMediaType(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in     string
 		mt     string

@@ -107,6 +107,7 @@ func wantError(t *testing.T, err error, sentinel error, status int) {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	bodies := [][]byte{
 		[]byte("DICM"),
@@ -207,6 +208,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestTruncatedBody(t *testing.T) {
+	t.Parallel()
 	full := buildBody(dicomPart("hello"), dicomPart("world, a longer one"))
 	closeEnd := strings.Index(full, "--B--") + len("--B--")
 	for cut := 0; cut <= len(full); cut++ {
@@ -235,6 +237,7 @@ func TestTruncatedBody(t *testing.T) {
 // TestTruncatedAfterDelimiter covers the case that mime/multipart reports
 // as a clean end: a body cut right after a boundary line.
 func TestTruncatedAfterDelimiter(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		body string
 		// partEnds is set when the part's own read ends cleanly: the
@@ -276,6 +279,7 @@ func TestTruncatedAfterDelimiter(t *testing.T) {
 }
 
 func TestPartTooLarge(t *testing.T) {
+	t.Parallel()
 	body := buildBody(
 		dicomPart("12345"),
 		dicomPart("12345678901"), // 11 bytes, limit 10
@@ -315,6 +319,7 @@ func TestPartTooLarge(t *testing.T) {
 }
 
 func TestRequestContentType(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		ct       string
 		sentinel error
@@ -364,6 +369,7 @@ func TestRequestContentType(t *testing.T) {
 }
 
 func TestPartContentTypes(t *testing.T) {
+	t.Parallel()
 	body := buildBody(
 		rawPart{"Content-Type: application/dicom+json\r\n", "{}"},
 		rawPart{"Content-Location: x\r\n", "no type"},
@@ -423,6 +429,7 @@ func TestPartContentTypes(t *testing.T) {
 }
 
 func TestZeroParts(t *testing.T) {
+	t.Parallel()
 	for _, body := range []string{"--B--\r\n", "--B--", "preamble\r\n--B--\r\n", ""} {
 		pr := newReader(t, body, Limits{})
 		_, err := pr.Next()
@@ -438,6 +445,7 @@ func TestZeroParts(t *testing.T) {
 }
 
 func TestBoundaryInsideData(t *testing.T) {
+	t.Parallel()
 	datas := []string{
 		"--B",
 		"--B--",
@@ -472,6 +480,7 @@ func TestBoundaryInsideData(t *testing.T) {
 }
 
 func TestPreamblePaddingEpilogue(t *testing.T) {
+	t.Parallel()
 	body := "This is a preamble.\r\n--B \t \r\nContent-Type: application/dicom\r\n\r\none\r\n--B\r\n" +
 		"Content-Type: application/dicom\r\nX-Folded: a\r\n  b\r\n\r\ntwo\r\n--B-- \r\nepilogue, never read"
 	pr := newReader(t, body, Limits{})
@@ -491,6 +500,7 @@ func TestPreamblePaddingEpilogue(t *testing.T) {
 }
 
 func TestHeaderLimits(t *testing.T) {
+	t.Parallel()
 	tests := map[string]string{
 		"too long":     buildBody(rawPart{"Content-Type: application/dicom\r\nX-Big: " + strings.Repeat("a", 200) + "\r\n", "x"}),
 		"bare LF":      "--B\r\nContent-Type: application/dicom\n\r\nx\r\n--B--",
@@ -509,6 +519,7 @@ func TestHeaderLimits(t *testing.T) {
 }
 
 func TestTooManyParts(t *testing.T) {
+	t.Parallel()
 	pr := newReader(t, buildBody(dicomPart("1"), dicomPart("2"), dicomPart("3")), Limits{MaxParts: 2})
 	res := readAll(t, pr, false)
 	wantError(t, res.end, ErrTooManyParts, http.StatusRequestEntityTooLarge)
@@ -526,6 +537,7 @@ func TestTooManyParts(t *testing.T) {
 }
 
 func TestBodyLimit(t *testing.T) {
+	t.Parallel()
 	body := buildBody(dicomPart("hello"), dicomPart("world"))
 	res := readAll(t, newReader(t, body, Limits{MaxBodyBytes: int64(len(body))}), false)
 	if res.end != io.EOF {
@@ -554,6 +566,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 }
 
 func TestBodyReadError(t *testing.T) {
+	t.Parallel()
 	cause := errors.New("connection reset")
 	body := buildBody(dicomPart(strings.Repeat("z", 1000)))
 	pr, _ := NewPartReader(testCT, &failingReader{data: []byte(body[:500]), err: cause}, Limits{})
@@ -565,6 +578,7 @@ func TestBodyReadError(t *testing.T) {
 }
 
 func TestReadAfterNext(t *testing.T) {
+	t.Parallel()
 	pr := newReader(t, buildBody(dicomPart("first part"), dicomPart("second")), Limits{})
 	p1, _ := pr.Next()
 	buf := make([]byte, 3)
@@ -599,6 +613,7 @@ func (r *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
 }
 
 func TestPartWriter(t *testing.T) {
+	t.Parallel()
 	var out readFromRecorder
 	pw := NewPartWriter(&out, "")
 	ct := pw.ContentType()
@@ -681,6 +696,7 @@ func (e *errWriter) Write(p []byte) (int, error) {
 }
 
 func TestPartWriterErrors(t *testing.T) {
+	t.Parallel()
 	pw := NewPartWriter(&errWriter{n: 0}, "")
 	if _, err := pw.CreatePart(nil); err == nil {
 		t.Error("header write error lost")
@@ -706,6 +722,7 @@ func (s *stuckReader) Read(p []byte) (int, error) {
 }
 
 func TestStuckBody(t *testing.T) {
+	t.Parallel()
 	body := buildBody(dicomPart("hello"))
 	for _, lim := range []int64{int64(len(body)), 1 << 20} {
 		pr, _ := NewPartReader(testCT, &stuckReader{data: []byte(body[:30])}, Limits{MaxBodyBytes: lim})
@@ -722,6 +739,7 @@ func TestStuckBody(t *testing.T) {
 // after it (which may get the same buffer from the pool) see only their
 // own bodies.
 func TestPartReaderRelease(t *testing.T) {
+	t.Parallel()
 	first := strings.Repeat("a", 3*readBufferSize) // more than one scan window
 	pr, err := NewPartReader(testCT, strings.NewReader(buildBody(dicomPart(first), dicomPart("second"))), Limits{})
 	if err != nil {
@@ -773,6 +791,7 @@ func TestPartReaderRelease(t *testing.T) {
 // A body whose boundary is longer than RFC 2046's 70 characters, as
 // Orthanc's DICOMweb client sends it, reads part by part.
 func TestLongBoundaryBody(t *testing.T) {
+	t.Parallel()
 	b := strings.Repeat("orthanc-", 10)[:73]
 	body := "--" + b + "\r\nContent-Type: application/dicom\r\n\r\nfirst\r\n--" + b + "\r\nContent-Type: application/dicom\r\n\r\nsecond\r\n--" + b + "--\r\n"
 	r, err := NewPartReader(`multipart/related; type="application/dicom"; boundary=`+b, strings.NewReader(body), Limits{})

@@ -22,6 +22,7 @@ func mustQuery(t *testing.T, raw string) url.Values {
 }
 
 func TestParseQueryMatches(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		level Level
 		query string
@@ -84,6 +85,7 @@ func TestParseQueryMatches(t *testing.T) {
 }
 
 func TestParseQueryErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		level Level
 		query string
@@ -159,6 +161,7 @@ func TestParseQueryErrors(t *testing.T) {
 }
 
 func TestParseQueryParameters(t *testing.T) {
+	t.Parallel()
 	q, err := ParseQuery(Study, mustQuery(t,
 		"includefield=StudyDescription&includefield=00081030,PatientAge,%2000100040%20,&INCLUDEFIELD=00091010&limit=25&offset=50&PatientID=x&StudyDate=20200101-&accept=application/dicom%2Bjson&charset=utf-8"))
 	if err != nil {
@@ -186,6 +189,7 @@ func TestParseQueryParameters(t *testing.T) {
 }
 
 func TestParseQueryLimits(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		query       string
 		opts        QueryOptions
@@ -230,6 +234,7 @@ func TestParseQueryLimits(t *testing.T) {
 }
 
 func TestExtraMatchable(t *testing.T) {
+	t.Parallel()
 	opts := QueryOptions{ExtraMatchable: []dicom.Tag{0x00081030, 0x00080022, 0x0008002A, 0x00101010}} // StudyDescription, AcquisitionDate, AcquisitionDateTime, PatientAge
 	tests := []struct {
 		query string
@@ -274,6 +279,7 @@ func TestExtraMatchable(t *testing.T) {
 }
 
 func TestLikePattern(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		m      Match
 		escape byte
@@ -308,6 +314,7 @@ func TestLikePattern(t *testing.T) {
 }
 
 func TestMatchableTags(t *testing.T) {
+	t.Parallel()
 	study := Study.MatchableTags()
 	if len(study) != 9 || !slices.Contains(study, 0x00100010) || slices.Contains(study, 0x00080060) {
 		t.Errorf("study tags %v", study)

@@ -67,6 +67,7 @@ func (d dataset) items(t *testing.T, key string) []dataset {
 }
 
 func TestStoreResponseJSON(t *testing.T) {
+	t.Parallel()
 	var r StoreResponse
 	r.RetrieveURL = "https://node.example/dicomweb/studies/1.2.3?a=1&b=2"
 	r.AddStored("1.2.840.10008.5.1.4.1.1.2", "1.2.3.4", "https://node.example/dicomweb/studies/1.2.3/series/1.2.3.1/instances/1.2.3.4", 0)
@@ -157,6 +158,7 @@ func TestStoreResponseJSON(t *testing.T) {
 }
 
 func TestStoreResponseEmptySequences(t *testing.T) {
+	t.Parallel()
 	r := StoreResponse{}
 	r.AddStored("1.2", "1.3", "u", 0)
 	b, _ := json.Marshal(&r)
@@ -179,6 +181,7 @@ func TestStoreResponseEmptySequences(t *testing.T) {
 }
 
 func TestStoreResponseStatus(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		stored, warned, failed int
 		want                   int
@@ -208,6 +211,7 @@ func TestStoreResponseStatus(t *testing.T) {
 }
 
 func TestFailureReasonFor(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		err  error
 		want FailureReason
@@ -228,6 +232,7 @@ func TestFailureReasonFor(t *testing.T) {
 }
 
 func TestErrorJSON(t *testing.T) {
+	t.Parallel()
 	status, body := ErrorJSON(&Error{Status: 413, Reason: "part is larger than 10 bytes", Part: 3, Err: ErrPartTooLarge, Cause: errors.New("secret internal detail")})
 	var got struct {
 		Error  string `json:"error"`

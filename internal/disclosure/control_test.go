@@ -74,6 +74,7 @@ func newTestControl(t *testing.T, noise float64, s Settings) *Control {
 // A group under the floor is invisible to complement differencing: the
 // whole dataset minus the group gets the whole dataset's answer.
 func TestControlComplement(t *testing.T) {
+	t.Parallel()
 	for _, overlap := range []bool{true, false} {
 		c := newCohort("ds", 100, 1)
 		ctl := newTestControl(t, 3, Settings{NoOverlap: !overlap})
@@ -100,6 +101,7 @@ func TestControlComplement(t *testing.T) {
 // two, and the set-equality test (Q against Q AND female for a male
 // target) all get identical answers under the overlap control.
 func TestControlOverlap(t *testing.T) {
+	t.Parallel()
 	c := newCohort("ds", 200, 2)
 	ctl := newTestControl(t, 3, Settings{})
 	target := 7
@@ -148,6 +150,7 @@ func TestControlOverlap(t *testing.T) {
 // floor of an answered one gets that one's answer, so the estimate of a
 // small group's size from pairs is always 0.
 func TestControlTrackerDifferences(t *testing.T) {
+	t.Parallel()
 	c := newCohort("ds", 300, 3)
 	ctl := newTestControl(t, 3, Settings{})
 	inA := func(i int) bool { return c.ages[i] == 45 }
@@ -168,6 +171,7 @@ func TestControlTrackerDifferences(t *testing.T) {
 // next day, stops for good at the total cap, keeps budgets apart per
 // researcher, and does not charge a repeated question.
 func TestControlBudget(t *testing.T) {
+	t.Parallel()
 	c := newCohort("ds", 100, 4)
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	// Noise 4: each answer costs 2/4 = 0.5 (subjects and studies).
@@ -213,6 +217,7 @@ func TestControlBudget(t *testing.T) {
 
 // State survives a restart: the budget spent and the sets answered.
 func TestControlStore(t *testing.T) {
+	t.Parallel()
 	c := newCohort("ds", 100, 5)
 	st := NewMemStore()
 	mk := func() *Control {
@@ -251,6 +256,7 @@ func firstOf(c *cohort, match func(int) bool) int {
 
 // A sweep over one criterion raises an alert once.
 func TestControlSweepAlert(t *testing.T) {
+	t.Parallel()
 	c := newCohort("ds", 100, 6)
 	ctl := newTestControl(t, 3, Settings{})
 	var raised int
@@ -274,6 +280,7 @@ func TestControlSweepAlert(t *testing.T) {
 // Figures never name a category or an age decade held by fewer than the
 // floor, whatever the set.
 func TestFiguresFloor(t *testing.T) {
+	t.Parallel()
 	p := Policy{Floor: 10, Round: 1, Noise: 0, Key: key}
 	c := newCohort("ds", 60, 7)
 	f := p.Figures(c.tally(func(i int) bool { return i < 25 }), nil)
@@ -309,6 +316,7 @@ func TestFiguresFloor(t *testing.T) {
 // the floor, nothing else when subjects is 0, age ranges on whole
 // decades, and the same figures for the same set whatever the order.
 func TestFiguresProperties(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(3, 4))
 	c := newCohort("ds", 400, 8)
 	pop := c.tally(func(int) bool { return true })
@@ -346,6 +354,7 @@ func TestFiguresProperties(t *testing.T) {
 // A full history forgets its oldest sets but never the whole dataset's:
 // the complement control holds after thousands of questions.
 func TestControlHistoryBound(t *testing.T) {
+	t.Parallel()
 	c := newCohort("ds", 400, 9)
 	ctl := newTestControl(t, 3, Settings{MaxHistory: 20})
 	all := c.ask(t, ctl, "r1", "all", func(int) bool { return true })
@@ -366,6 +375,7 @@ func TestControlHistoryBound(t *testing.T) {
 // floor of the new population still gets the dataset's answer, even when
 // it is far from every answered set.
 func TestControlComplementAfterIngest(t *testing.T) {
+	t.Parallel()
 	c := newCohort("ds", 100, 10)
 	ctl := newTestControl(t, 3, Settings{})
 	all := func(int) bool { return true }
@@ -390,6 +400,7 @@ func TestControlComplementAfterIngest(t *testing.T) {
 // where each scan first gets a fresh answer, does not tell the target's
 // sex reliably (with a fixed radius of k it does, every time).
 func TestControlOverlapNoExactThreshold(t *testing.T) {
+	t.Parallel()
 	var right, wrong int
 	for trial := range 30 {
 		female := trial%2 == 0
@@ -444,6 +455,7 @@ func TestControlOverlapNoExactThreshold(t *testing.T) {
 // A patient with many studies does not show in three answers: studies
 // are counted at most StudiesCap a patient, with noise to match.
 func TestStudiesThreeSet(t *testing.T) {
+	t.Parallel()
 	right := 0
 	const trials = 100
 	for trial := range trials {
@@ -473,6 +485,7 @@ func TestStudiesThreeSet(t *testing.T) {
 // with the dataset's total: only the complement control, at exactly k,
 // reaches the whole dataset's answer.
 func TestControlPopulationOnlyByComplement(t *testing.T) {
+	t.Parallel()
 	for seed := range 20 {
 		c := newCohort(fmt.Sprint("ds", seed), 28, uint64(300+seed))
 		ctl := newTestControl(t, 2.5, Settings{})

@@ -48,6 +48,7 @@ func checkCount(t *testing.T, p Policy, n int, q []byte, label string) {
 }
 
 func TestCountProperties(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 200000; i++ {
 		p := randomPolicy(r)
@@ -61,6 +62,7 @@ func TestCountProperties(t *testing.T) {
 }
 
 func TestCountQuick(t *testing.T) {
+	t.Parallel()
 	f := func(n int, floor, round uint8, noise float64, q []byte, label string) bool {
 		p := Policy{Round: int(round%20) + 1, Noise: math.Abs(math.Mod(noise, 50)), Key: key}
 		p.Floor = p.Round * (int(floor%10) + 1)
@@ -76,6 +78,7 @@ func TestCountQuick(t *testing.T) {
 }
 
 func TestCountExamples(t *testing.T) {
+	t.Parallel()
 	var p Policy // defaults: floor 10, rounding 5, no noise
 	for n, want := range map[int]int{-1: 0, 0: 0, 1: 0, 9: 0, 10: 10, 11: 10, 12: 10, 13: 15, 17: 15, 18: 20, 102: 100, 103: 105} {
 		if got := p.Count(n, nil, "subjects"); got != want {
@@ -119,6 +122,7 @@ func TestCountExamples(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	good := []Policy{{}, {Floor: 10, Round: 5}, {Floor: 1, Round: 1}, {Floor: 20, Round: 10, Noise: 2, Key: key}}
 	for _, p := range good {
 		if err := p.Validate(); err != nil {
@@ -137,6 +141,7 @@ func TestValidate(t *testing.T) {
 // TestNoise checks the noise itself: deterministic per query and label,
 // independent across labels and keys, and Laplace-distributed.
 func TestNoise(t *testing.T) {
+	t.Parallel()
 	p := Policy{Floor: 10, Round: 1, Noise: 3, Key: key}
 	other := p
 	other.Key = []byte("fedcba9876543210fedcba9876543210")

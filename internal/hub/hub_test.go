@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mosaic-imaging/mosaic/internal/fed"
+	"github.com/mosaic-imaging/mosaic/internal/testutil"
 )
 
 // fakeNode is a NATS client that enrolled like a node and behaves as
@@ -210,13 +212,12 @@ func TestEnrollmentTokens(t *testing.T) {
 
 func waitUntil(t *testing.T, d time.Duration, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
+	testutil.Eventually(t, d, func() error {
+		if !ok() {
+			return errors.New("the condition is still false")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func readFile(p string) ([]byte, error) { return os.ReadFile(p) }

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -27,6 +28,7 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/hub"
 	"github.com/mosaic-imaging/mosaic/internal/node"
+	"github.com/mosaic-imaging/mosaic/internal/testutil"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -84,20 +86,18 @@ func startLink(t *testing.T, n *node.Node) *node.Link {
 // online waits up to d for the hub to see node online.
 func online(t *testing.T, h *hub.Hub, name string, d time.Duration) bool {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	return testutil.Poll(d, func() error {
 		infos, err := h.NodeInfos(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, i := range infos {
 			if i.ID == name && i.Status == "online" {
-				return true
+				return nil
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
+		return fmt.Errorf("%s is not online", name)
+	}) == nil
 }
 
 // TestNodeLinkOverTLS: by default enrolment hands out a tls:// address

@@ -27,7 +27,7 @@ import (
 // answers a query in about 0.1 ms of CPU, where the SQL statement of the
 // same query (federatedCountsSQL, kept as the reference the tests compare
 // against) takes tens of milliseconds. Both follow one set of rules,
-// documented on the SQL compiler in federated.go.
+// documented on the SQL compiler in federated_sql_test.go.
 
 type memCond struct {
 	age, year *int
@@ -463,7 +463,7 @@ func anyOf(ids []int32, t []bool) bool {
 }
 
 // compile turns the query tree into a function of the patient, with the
-// semantics of the SQL compiler (fedCompile and cond in federated.go).
+// semantics of the SQL compiler (fedCompile and cond in federated_sql_test.go).
 func (snap *memSnapshot) compile(n *lens.Node) (memEval, error) {
 	switch n.Op {
 	case lens.And, lens.Or:
@@ -610,7 +610,7 @@ func (snap *memSnapshot) cond(k *lens.Condition) (memEval, error) {
 // FederatedCounts runs a federated search over every dataset of the node
 // and returns the raw figures of each, datasets without a match included,
 // in dataset id order (see DatasetStats and the rules on the SQL
-// compiler in federated.go, which this evaluation follows).
+// compiler in federated_sql_test.go, which this evaluation follows).
 func (s *Store) FederatedCounts(ctx context.Context, q *lens.Query) ([]DatasetStats, error) {
 	snap, match, err := s.prepare(ctx, q)
 	if err != nil {
@@ -678,4 +678,45 @@ func (s *Store) FederatedCounts(ctx context.Context, q *lens.Query) ([]DatasetSt
 		}
 	}
 	return out, nil
+}
+
+// DatasetStats are the raw, unprotected figures of a federated search for
+// one dataset. They must pass the node's disclosure control before they
+// leave it.
+type DatasetStats struct {
+	Dataset string
+	// Subjects counts the matching patients: the patients of the dataset
+	// (imaged, with clinical rows, or both, by pseudonym) for whom the
+	// query is true.
+	Subjects int
+	// Studies counts all imaging studies of the matching subjects, not
+	// only those that satisfied imaging conditions: a study-level reading
+	// of a boolean tree is ill-defined (with "MR AND CT" a matching
+	// patient may have no study with both), would not add up with
+	// Subjects, and the studies of the matching patients are what an
+	// access request for them would deliver.
+	Studies int
+	// Genders counts matching subjects per gender (female, male, other,
+	// unknown); only genders present are keys.
+	Genders map[string]int
+	// Modalities and BodyParts count matching subjects per DICOM Modality
+	// and Body Part Examined among all their series (values as stored:
+	// DICOM code strings are upper case; empty values left out). A subject
+	// counts once under each value it has.
+	Modalities map[string]int
+	BodyParts  map[string]int
+	// AgeMin and AgeMax span the ages at diagnosis of the matching
+	// subjects' cancer conditions; nil when none is known.
+	AgeMin, AgeMax *int
+}
+
+// fedValues returns the values of the matches of kind in k.
+func fedValues(k *lens.Condition, kind lens.MatchKind) []string {
+	var out []string
+	for _, m := range k.Matches {
+		if m.Kind == kind {
+			out = append(out, m.Value)
+		}
+	}
+	return out
 }

@@ -32,6 +32,7 @@ func mustParse(t *testing.T, s string) *Query {
 // TestConditions covers every key with every type it allows: the
 // normalised matches (through the canonical form) and the description.
 func TestConditions(t *testing.T) {
+	t.Parallel()
 	const (
 		gender = "SNOMEDCT263495000"
 		age    = "SNOMEDCT423493009"
@@ -139,6 +140,7 @@ func TestConditions(t *testing.T) {
 // TestSystemICD10 reads a diagnosis value as ICD-10 when the system says
 // so, even where it would otherwise be a cancer type word.
 func TestSystemICD10(t *testing.T) {
+	t.Parallel()
 	q := mustParse(t, `{"key":"SNOMEDCT439401001","type":"EQUALS","system":"http://hl7.org/fhir/sid/icd-10","value":"C61"}`)
 	if got, want := q.Describe(), "diagnosis = C61"; got != want {
 		t.Errorf("got %q, want %q", got, want)
@@ -157,6 +159,7 @@ const lensQuery = `{"ast":{"nodeType":"branch","operand":"OR","children":[{"node
 	]}]},"id":"0b29f6b5-4b0c-4ee8-9d2f-4a7f1a7ef1ce__search__0b29f6b5-4b0c-4ee8-9d2f-4a7f1a7ef1cf"}`
 
 func TestForms(t *testing.T) {
+	t.Parallel()
 	want := mustParse(t, lensQuery)
 	if want.ID != "0b29f6b5-4b0c-4ee8-9d2f-4a7f1a7ef1ce__search__0b29f6b5-4b0c-4ee8-9d2f-4a7f1a7ef1cf" {
 		t.Errorf("id: %q", want.ID)
@@ -189,6 +192,7 @@ func TestForms(t *testing.T) {
 }
 
 func TestEmpty(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{
 		`{"ast":{"operand":"OR","children":[]},"id":"x"}`,
 		`{"operand":"AND","children":[]}`,
@@ -221,6 +225,7 @@ func TestEmpty(t *testing.T) {
 }
 
 func TestCanonical(t *testing.T) {
+	t.Parallel()
 	g := leaf("SNOMEDCT263495000", "EQUALS", `"SNOMEDCT248152002"`)
 	a := leaf("SNOMEDCT423493009", "BETWEEN", `{"min":50,"max":70}`)
 	a2 := leaf("SNOMEDCT423493009", "BETWEEN", `{"max":70.0,"min":49.2}`)
@@ -255,6 +260,7 @@ func TestCanonical(t *testing.T) {
 }
 
 func TestDescribe(t *testing.T) {
+	t.Parallel()
 	g := leaf("SNOMEDCT263495000", "EQUALS", `"F"`)
 	a := leaf("SNOMEDCT423493009", "GREATER_THAN", `60`)
 	m := leaf("RID10311", "EQUALS", `"CT"`)
@@ -283,6 +289,7 @@ func TestDescribe(t *testing.T) {
 }
 
 func TestEval(t *testing.T) {
+	t.Parallel()
 	q := mustParse(t, or(and(leaf("SNOMEDCT263495000", "EQUALS", `"F"`), not(leaf("RID10311", "EQUALS", `"CT"`))), leaf("SNOMEDCT423493009", "GREATER_THAN", `80`)))
 	for _, tc := range []struct {
 		female, ct, old, want bool
@@ -306,6 +313,7 @@ func TestEval(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	deep := leaf("RID10311", "EQUALS", `"CT"`)
 	for i := 0; i < 16; i++ {
 		deep = and(deep)
@@ -407,6 +415,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
+	t.Parallel()
 	q := and(leaf("RID10311", "EQUALS", `"CT"`), leaf("RID10311", "EQUALS", `"MR"`))
 	if _, err := (Limits{MaxLeaves: 1}).Parse([]byte(q)); err == nil {
 		t.Error("MaxLeaves 1 accepted two conditions")
@@ -444,6 +453,7 @@ func roundTrip(t *testing.T, q *Query) {
 }
 
 func TestMarshalJSON(t *testing.T) {
+	t.Parallel()
 	q := mustParse(t, lensQuery)
 	b, _ := q.MarshalJSON()
 	want := `{"ast":{"operand":"AND","children":[{"key":"SNOMEDCT263495000","type":"EQUALS","system":"","value":"female"},` +

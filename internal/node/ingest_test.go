@@ -3,11 +3,13 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"testing"
 	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/blobstore"
+	"github.com/mosaic-imaging/mosaic/internal/testutil"
 )
 
 // failingSync is a blob store whose Sync fails: nothing written through it
@@ -88,21 +90,17 @@ func TestResendLeavesOneCopy(t *testing.T) {
 		t.Fatalf("%d instances indexed, want %d", indexed, len(files))
 	}
 	// The copies go in the background, off the commit path.
-	blobs := 0
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		blobs = 0
+	testutil.Eventually(t, 10*time.Second, func() error {
+		blobs := 0
 		err := n.blobs.List(context.Background(), func(blobstore.Ref, int64, time.Time) error { blobs++; return nil })
 		if err != nil {
 			t.Fatal(err)
 		}
-		if blobs == indexed || time.Now().After(deadline) {
-			break
+		if blobs != indexed {
+			return fmt.Errorf("%d blobs stored for %d indexed objects sent three times", blobs, indexed)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if blobs != indexed {
-		t.Errorf("%d blobs stored for %d indexed objects sent three times", blobs, indexed)
-	}
+		return nil
+	})
 	st, err := n.CollectGarbage(context.Background(), 0, false)
 	if err != nil {
 		t.Fatal(err)

@@ -133,6 +133,7 @@ func treeBytes(t *testing.T, dir string) map[string][]byte {
 }
 
 func TestDeterministic(t *testing.T) {
+	t.Parallel()
 	dir, _, _ := cohortFixture(t)
 	// Same seed, one worker instead of several: the same bytes.
 	again := t.TempDir()
@@ -165,6 +166,7 @@ func TestDeterministic(t *testing.T) {
 }
 
 func TestManifestMatchesFiles(t *testing.T) {
+	t.Parallel()
 	dir, m, files := cohortFixture(t)
 
 	// The manifest on disk is the one returned.
@@ -268,6 +270,7 @@ func keys[V any](m map[string]V) []string {
 }
 
 func TestIdentifyingValues(t *testing.T) {
+	t.Parallel()
 	_, _, files := cohortFixture(t)
 	required := []string{
 		"PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge",
@@ -382,6 +385,7 @@ func validUID(u string) bool {
 }
 
 func TestClinicalTable(t *testing.T) {
+	t.Parallel()
 	dir, m, files := cohortFixture(t)
 	fh, err := os.Open(filepath.Join(dir, ClinicalFile))
 	if err != nil {
@@ -479,6 +483,7 @@ func TestClinicalTable(t *testing.T) {
 
 // TestClinicalDocs keeps docs/clinical-csv.md in step with the columns.
 func TestClinicalDocs(t *testing.T) {
+	t.Parallel()
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "clinical-csv.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -521,6 +526,7 @@ func tool(t *testing.T, path, pkg string) string {
 }
 
 func TestDciodvfy(t *testing.T) {
+	t.Parallel()
 	bin := tool(t, "/usr/bin/dciodvfy", "dicom3tools")
 	dir, _, files := cohortFixture(t)
 	classes := map[string]int{}
@@ -549,6 +555,7 @@ func TestDciodvfy(t *testing.T) {
 }
 
 func TestDcmdump(t *testing.T) {
+	t.Parallel()
 	bin := tool(t, "dcmdump", "dcmtk")
 	dir, _, files := cohortFixture(t)
 	done := map[string]bool{}
@@ -577,6 +584,7 @@ func TestDcmdump(t *testing.T) {
 // TestPhantomLesion checks that the tumour is drawn where the plan puts
 // it, with its own attenuation, and that the organs around are there.
 func TestPhantomLesion(t *testing.T) {
+	t.Parallel()
 	o := Options{Dir: "unused", Patients: 30, Seed: 3}
 	if err := o.normalise(); err != nil {
 		t.Fatal(err)
@@ -625,6 +633,7 @@ func TestPhantomLesion(t *testing.T) {
 // TestBenchPlan checks, without writing, that the bench size meets its
 // promise for the default patient count whatever the seed.
 func TestBenchPlan(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(40) {
 		o := Options{Dir: "unused", Patients: DefaultPatients, Seed: seed, Size: SizeBench}
 		if err := o.normalise(); err != nil {
@@ -646,6 +655,7 @@ func TestBenchPlan(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, o := range []Options{
 		{Dir: dir, Patients: 0},
@@ -672,6 +682,7 @@ func TestOptions(t *testing.T) {
 }
 
 func TestProgress(t *testing.T) {
+	t.Parallel()
 	var calls, last, total int
 	m, err := Generate(context.Background(), Options{Dir: t.TempDir(), Patients: 2, Seed: 9, Progress: func(done, n int) {
 		calls++
@@ -715,6 +726,7 @@ func BenchmarkCTSlice(b *testing.B) {
 }
 
 func TestCancerTypeAndManufacturerOptions(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	m, err := Generate(context.Background(), Options{Dir: dir, Patients: 8, Seed: 5, CancerTypes: []string{"prostate", "liver"}, Manufacturers: []string{"Norden Scientific"}})
 	if err != nil {

@@ -106,6 +106,7 @@ func mustParse(t testing.TB, terms []string) *Set {
 }
 
 func TestDecodeExamples(t *testing.T) {
+	t.Parallel()
 	for _, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
 			s := mustParse(t, ex.terms)
@@ -117,6 +118,7 @@ func TestDecodeExamples(t *testing.T) {
 }
 
 func TestEncodeExamples(t *testing.T) {
+	t.Parallel()
 	for _, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
 			s := mustParse(t, ex.terms)
@@ -142,6 +144,7 @@ func TestEncodeExamples(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		terms     []string
 		want      []string
@@ -189,6 +192,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestUnknownTermDecodesAsLatin1(t *testing.T) {
+	t.Parallel()
 	s, err := Parse([]string{"ISO_IR 999"})
 	if !errors.Is(err, ErrUnknownTerm) {
 		t.Fatalf("error %v, want ErrUnknownTerm", err)
@@ -199,6 +203,7 @@ func TestUnknownTermDecodesAsLatin1(t *testing.T) {
 }
 
 func TestZeroAndNilSet(t *testing.T) {
+	t.Parallel()
 	var zero Set
 	for _, s := range []*Set{nil, &zero} {
 		if !s.IsDefault() || s.IsUTF8() || s.Terms() != nil || s.UsesCodeExtensions() {
@@ -222,6 +227,7 @@ func TestZeroAndNilSet(t *testing.T) {
 }
 
 func TestDelimitersByKind(t *testing.T) {
+	t.Parallel()
 	korean := mustParse(t, []string{"", "ISO 2022 IR 149"})
 	// After '^' a PN returns to the initial state, where G1 is empty and
 	// bytes above 0x7F read as ISO 8859-1; in text '^' is an ordinary
@@ -285,6 +291,7 @@ func TestDelimitersByKind(t *testing.T) {
 }
 
 func TestDecodeInvalid(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		terms []string
 		kind  Kind
@@ -326,6 +333,7 @@ func TestDecodeInvalid(t *testing.T) {
 }
 
 func TestEncodeUnrepresentable(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		terms []string
 		text  string
@@ -368,6 +376,7 @@ func TestEncodeUnrepresentable(t *testing.T) {
 }
 
 func TestEncodeChoosesSets(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		terms []string
 		kind  Kind
@@ -427,6 +436,7 @@ func TestAllocations(t *testing.T) {
 }
 
 func TestConcurrentFirstUse(t *testing.T) {
+	t.Parallel()
 	// Tables are built on first use; decoding from many goroutines at
 	// once must be safe (run with -race).
 	s := mustParse(t, []string{"", "ISO 2022 IR 87", "ISO 2022 IR 159", "ISO 2022 IR 149", "ISO 2022 IR 58"})

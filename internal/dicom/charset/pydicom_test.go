@@ -275,6 +275,7 @@ func comparisonCases(t *testing.T) []pyCase {
 }
 
 func TestAgainstPydicom(t *testing.T) {
+	t.Parallel()
 	cases := comparisonCases(t)
 	res := runPydicom(t, cases)
 	t.Logf("pydicom %s: %d values from the test files, %d constructed values", res.Version, len(res.Files), len(cases))

@@ -1,5 +1,9 @@
 package index
 
+// The SQL reference of the federated search: the statement each query
+// compiles to, run by the database. It is not shipped; the tests compare
+// FederatedCounts (fedmem.go) with it, figure for figure.
+
 import (
 	"context"
 	"database/sql"
@@ -10,36 +14,6 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/lens"
 	"github.com/mosaic-imaging/mosaic/internal/sqldb"
 )
-
-// DatasetStats are the raw, unprotected figures of a federated search for
-// one dataset. They must pass the node's disclosure control before they
-// leave it.
-type DatasetStats struct {
-	Dataset string
-	// Subjects counts the matching patients: the patients of the dataset
-	// (imaged, with clinical rows, or both, by pseudonym) for whom the
-	// query is true.
-	Subjects int
-	// Studies counts all imaging studies of the matching subjects, not
-	// only those that satisfied imaging conditions: a study-level reading
-	// of a boolean tree is ill-defined (with "MR AND CT" a matching
-	// patient may have no study with both), would not add up with
-	// Subjects, and the studies of the matching patients are what an
-	// access request for them would deliver.
-	Studies int
-	// Genders counts matching subjects per gender (female, male, other,
-	// unknown); only genders present are keys.
-	Genders map[string]int
-	// Modalities and BodyParts count matching subjects per DICOM Modality
-	// and Body Part Examined among all their series (values as stored:
-	// DICOM code strings are upper case; empty values left out). A subject
-	// counts once under each value it has.
-	Modalities map[string]int
-	BodyParts  map[string]int
-	// AgeMin and AgeMax span the ages at diagnosis of the matching
-	// subjects' cancer conditions; nil when none is known.
-	AgeMin, AgeMax *int
-}
 
 // Every patient of every dataset is a subject once, from one of two
 // branches: the patients with clinical rows (fedClinicalSQL), then the
@@ -457,16 +431,6 @@ func (c *fedCompiler) prefixes(ps []string) string {
 		parts = append(parts, "SUBSTR("+fedICDExpr+", 1, ?) IN ("+c.bind(byLen[l]...)+")")
 	}
 	return strings.Join(parts, " OR ")
-}
-
-func fedValues(k *lens.Condition, kind lens.MatchKind) []string {
-	var out []string
-	for _, m := range k.Matches {
-		if m.Kind == kind {
-			out = append(out, m.Value)
-		}
-	}
-	return out
 }
 
 // fedEscapeLike escapes LIKE's wildcards and its escape character.
