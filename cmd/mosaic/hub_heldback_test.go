@@ -21,7 +21,7 @@ func TestHubNodeListHeldBack(t *testing.T) {
 		code := run(context.Background(), args, func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr)
 		return code, stdout.String(), stderr.String()
 	}
-	if code, _, errs := cli("hub", "node", "add", "--data", data, "--title", "North Hospital", "north"); code != 0 {
+	if code, _, errs := cli("hub", "node", "add", "--create", "--data", data, "--title", "North Hospital", "north"); code != 0 {
 		t.Fatalf("node add: %d %q", code, errs)
 	}
 	// What the hub stores from the node's catalogue message.
