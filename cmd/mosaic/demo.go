@@ -321,7 +321,7 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 		if err != nil {
 			return fail(err)
 		}
-		say("node %-28s %d patients: %d objects stored, %d clinical rows", site.name, site.patients, stored, rep.Imported)
+		say("node %-28s %d patients: %d objects stored, clinical data for %d patients", site.name, site.patients, stored, rep.Imported)
 		if refused > 0 {
 			// The synthetic cohorts hold a few such objects on purpose.
 			say("     %-28s %d objects refused at the door and not stored, as they could show who the patient is: text", "", refused)

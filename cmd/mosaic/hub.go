@@ -393,7 +393,7 @@ it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 				return writeJSON(e.stdout, map[string]any{"nodes": nodes})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "NODE\tTITLE\tENROLLED\tVERSION\tLAST CONTACT\tREMOVED")
+			fmt.Fprintln(tw, "NODE\tTITLE\tENROLLED\tVERSION\tLAST CONTACT\tREMOVED\tHELD BACK")
 			t := func(p *time.Time) string {
 				if p == nil {
 					return "-"
@@ -401,7 +401,15 @@ it to the node's operator, who runs 'mosaic node enroll --hub URL --token T'.`,
 				return p.Format(time.RFC3339)
 			}
 			for _, n := range nodes {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Title, t(n.Enrolled), n.Version, t(n.LastSeen), t(n.Removed))
+				held := "-"
+				if len(n.HeldBack) > 0 {
+					var hs []string
+					for _, h := range n.HeldBack {
+						hs = append(hs, h.ID+" ("+strings.Join(h.Reasons, ", ")+")")
+					}
+					held = strings.Join(hs, "; ")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Title, t(n.Enrolled), n.Version, t(n.LastSeen), t(n.Removed), held)
 			}
 			return tw.Flush()
 		},

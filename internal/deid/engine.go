@@ -53,7 +53,10 @@ type Result struct {
 	SeriesUID        string
 	SOPInstanceUID   string
 	SOPClassUID      string
-	Counts           Counts
+	// UIDsKept is set when the input was Mosaic's own output and kept its
+	// UIDs: its study is named by the same UID before and after.
+	UIDsKept bool
+	Counts   Counts
 	// File is the de-identified header as written by Rewrite (pixel data
 	// and what follows it not held), or the object given to Apply.
 	File *dicom.File
@@ -214,6 +217,7 @@ func (j *job) finish(f *dicom.File, res *Result) error {
 		SeriesUID:        ds.UID(tagSeriesInstanceUID),
 		SOPInstanceUID:   ds.UID(dicom.TagSOPInstanceUID),
 		SOPClassUID:      j.sopClass,
+		UIDsKept:         j.own && j.keepUIDs,
 		Counts:           j.counts,
 	}
 	switch {

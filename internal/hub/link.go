@@ -128,9 +128,12 @@ func (h *Hub) onCatalogue(node string, data []byte) {
 	if !h.verifyFrom(node, data, &c) || c.Node != node {
 		return
 	}
-	if len(c.Datasets) > 1000 {
+	if len(c.Datasets) > 1000 || len(c.HeldBack) > 1000 {
 		h.log.Warn("catalogue refused: too many datasets", "node", node)
 		return
+	}
+	for i := range c.HeldBack {
+		c.HeldBack[i] = trimHeldBack(c.HeldBack[i])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -138,7 +141,26 @@ func (h *Hub) onCatalogue(node string, data []byte) {
 		h.log.Error("catalogue update failed", "node", node, "err", err)
 		return
 	}
-	h.log.Info("catalogue updated", "node", node, "datasets", len(c.Datasets))
+	h.log.Info("catalogue updated", "node", node, "datasets", len(c.Datasets), "held_back", len(c.HeldBack))
+}
+
+// trimHeldBack bounds what the hub keeps of a held-back dataset: its
+// title and at most 20 reasons, each cut to 200 characters.
+func trimHeldBack(hb fed.HeldBack) fed.HeldBack {
+	cut := func(s string) string {
+		if r := []rune(s); len(r) > 200 {
+			return string(r[:200]) + "…"
+		}
+		return s
+	}
+	hb.Title = cut(hb.Title)
+	if len(hb.Reasons) > 20 {
+		hb.Reasons = hb.Reasons[:20]
+	}
+	for i, r := range hb.Reasons {
+		hb.Reasons[i] = cut(r)
+	}
+	return hb
 }
 
 // onLeaving takes a node offline at once: it said it is stopping.

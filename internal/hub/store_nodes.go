@@ -22,6 +22,10 @@ type Node struct {
 	Version   string     `json:"version"`
 	LastSeen  *time.Time `json:"last_seen,omitempty"`
 	Removed   *time.Time `json:"removed,omitempty"`
+	// HeldBack are the datasets the node holds back from the catalogue
+	// until their checks pass, with the reasons, as its last catalogue
+	// said. For administrators only: never in the public catalogue.
+	HeldBack []fed.HeldBack `json:"held_back,omitempty"`
 }
 
 // AddNode registers a node and returns a one-time enrolment token valid
@@ -105,6 +109,9 @@ func (s *store) RemoveNode(ctx context.Context, id string, rec record) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM catalogue WHERE node_id = ?`, id); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM held_back WHERE node_id = ?`, id); err != nil {
+			return err
+		}
 		return rec.run()
 	})
 }
@@ -134,6 +141,39 @@ func (s *store) Nodes(ctx context.Context) ([]Node, error) {
 		n.Enrolled, n.LastSeen, n.Removed = msTime(en), msTime(ls), msTime(rm)
 		out = append(out, n)
 	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	held, err := s.heldBack(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].HeldBack = held[out[i].ID]
+	}
+	return out, nil
+}
+
+// heldBack lists the datasets each node holds back, by node.
+func (s *store) heldBack(ctx context.Context) (map[string][]fed.HeldBack, error) {
+	rows, err := s.db.Query(ctx, `SELECT node_id, dataset_id, title, tier, reasons FROM held_back ORDER BY node_id, dataset_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][]fed.HeldBack{}
+	for rows.Next() {
+		var node, reasons string
+		var h fed.HeldBack
+		if err := rows.Scan(&node, &h.ID, &h.Title, &h.Tier, &reasons); err != nil {
+			return nil, err
+		}
+		if json.Unmarshal([]byte(reasons), &h.Reasons) != nil {
+			h.Reasons = []string{"(reasons unreadable)"}
+		}
+		out[node] = append(out[node], h)
+	}
 	return out, rows.Err()
 }
 
@@ -145,13 +185,33 @@ func msTime(v sql.NullInt64) *time.Time {
 	return &t
 }
 
-// PutCatalogue replaces a node's published datasets.
+// PutCatalogue replaces a node's published datasets and the list of
+// those it holds back. A dataset the message both publishes and holds
+// back is held back.
 func (s *store) PutCatalogue(ctx context.Context, c fed.Catalogue) error {
+	held := map[string]bool{}
+	for _, h := range c.HeldBack {
+		held[h.ID] = true
+	}
 	return s.db.InTx(ctx, func(tx *sqldb.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM catalogue WHERE node_id = ?`, c.Node); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM held_back WHERE node_id = ?`, c.Node); err != nil {
+			return err
+		}
+		for _, h := range c.HeldBack {
+			b, _ := json.Marshal(h.Reasons)
+			if _, err := tx.Exec(ctx, `INSERT INTO held_back (node_id, dataset_id, title, tier, reasons, reported_at) VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT (node_id, dataset_id) DO NOTHING`,
+				c.Node, h.ID, h.Title, h.Tier, string(b), s.now().UnixMilli()); err != nil {
+				return err
+			}
+		}
 		for _, d := range c.Datasets {
+			if held[d.ID] {
+				continue
+			}
 			b, _ := json.Marshal(d)
 			if _, err := tx.Exec(ctx, `INSERT INTO catalogue (node_id, dataset_id, summary, published_at) VALUES (?, ?, ?, ?)`,
 				c.Node, d.ID, string(b), s.now().UnixMilli()); err != nil {

@@ -38,6 +38,9 @@ type Outcome struct {
 	// Internal reports a failure of the node rather than of the object
 	// (storage or database errors): STOW-RS answers it as a server error.
 	Internal bool `json:"-"`
+	// uidsKept is set when the object was Mosaic's own output and kept
+	// its UIDs (see deid.Result.UIDsKept).
+	uidsKept bool
 }
 
 // Ticket is an object de-identified and written, waiting for its index
@@ -110,7 +113,7 @@ func (n *Node) Ingest(ctx context.Context, dataset, path string, r io.Reader) *T
 		n.dropCopy(ref)
 		return done(Outcome{Status: StatusFailed, Code: "metadata", Reason: err.Error(), Internal: true})
 	}
-	o := Outcome{SOPClassUID: res.SOPClassUID, SOPInstanceUID: res.SOPInstanceUID, StudyUID: res.StudyUID, SeriesUID: res.SeriesUID, Size: size}
+	o := Outcome{SOPClassUID: res.SOPClassUID, SOPInstanceUID: res.SOPInstanceUID, StudyUID: res.StudyUID, SeriesUID: res.SeriesUID, Size: size, uidsKept: res.UIDsKept}
 	t := &Ticket{n: n, out: o, path: path, t0: t0}
 	t.p = n.commit.submit(inst)
 	return t

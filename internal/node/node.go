@@ -397,3 +397,36 @@ const closeGrace = 5 * time.Second
 func (n *Node) dbContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, n.cfg.CommitTimeout)
 }
+
+// rowWatch bounds a streamed query by the commit timeout between rows:
+// the query is cancelled when the database gives no row for that long,
+// while the time the caller spends on each row (between pause and
+// resume) does not count. stop ends the watch; err turns the error of a
+// query it cancelled into one that wraps context.DeadlineExceeded.
+func (n *Node) rowWatch(ctx context.Context) (context.Context, *watch) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	w := &watch{d: n.cfg.CommitTimeout, ctx: ctx, cancel: cancel}
+	w.t = time.AfterFunc(w.d, func() { cancel(errRowTimeout) })
+	return ctx, w
+}
+
+// errRowTimeout is the cause of a query rowWatch cancelled.
+var errRowTimeout = fmt.Errorf("no row from the index database in time: %w", context.DeadlineExceeded)
+
+type watch struct {
+	d      time.Duration
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	t      *time.Timer
+}
+
+func (w *watch) pause()  { w.t.Stop() }
+func (w *watch) resume() { w.t.Reset(w.d) }
+func (w *watch) stop()   { w.t.Stop(); w.cancel(nil) }
+
+func (w *watch) err(err error) error {
+	if err != nil && errors.Is(context.Cause(w.ctx), errRowTimeout) {
+		return fmt.Errorf("%w (%v)", errRowTimeout, err)
+	}
+	return err
+}

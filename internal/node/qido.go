@@ -90,7 +90,9 @@ func (n *Node) qido(level index.Level) http.HandlerFunc {
 			}
 			s.Filters = append(s.Filters, f)
 		}
-		hits, err := n.ix.Search(r.Context(), s)
+		qctx, cancel := n.dbContext(r.Context())
+		hits, err := n.ix.Search(qctx, s)
+		cancel()
 		if err != nil {
 			n.storeError(w, err)
 			return

@@ -17,9 +17,12 @@ func (n *Node) stow(w http.ResponseWriter, r *http.Request) {
 	if !ok || !uidsOK(w, r) {
 		return
 	}
-	wantStudy := ""
-	if s := r.PathValue("study"); s != "" {
-		wantStudy = n.eng.StudyUID(s)
+	// The study the URL names, as the engine maps an original UID, and
+	// as it is: objects Mosaic already de-identified keep their UIDs, so
+	// for them the URL names the study by the UID they keep.
+	urlStudy, wantStudy := r.PathValue("study"), ""
+	if urlStudy != "" {
+		wantStudy = n.eng.StudyUID(urlStudy)
 	}
 	pr, err := dicomweb.NewPartReader(r.Header.Get("Content-Type"), r.Body, dicomweb.Limits{
 		MaxPartBytes: n.cfg.MaxObjectBytes + 1, // our own limit reports the object as too large
@@ -59,6 +62,7 @@ func (n *Node) stow(w http.ResponseWriter, r *http.Request) {
 	wctx, cancel := n.dbContext(r.Context())
 	defer cancel()
 	internal, timedOut := 0, 0
+	retrieveStudy := wantStudy
 	for _, it := range items {
 		o := it.t.Wait(wctx)
 		if o.Code == CodeCommitTimeout {
@@ -66,11 +70,18 @@ func (n *Node) stow(w http.ResponseWriter, r *http.Request) {
 		}
 		switch {
 		case o.Status == StatusStored || o.Status == StatusDuplicate:
-			if wantStudy != "" && o.StudyUID != wantStudy {
+			want := wantStudy
+			if o.uidsKept {
+				want = urlStudy
+			}
+			if want != "" && o.StudyUID != want {
 				// Stored already (it is a valid object), but the request
 				// named another study: report it as PS3.18 asks.
 				resp.AddFailed(o.SOPClassUID, o.SOPInstanceUID, dicomweb.FailureDataSetMismatch, "the instance belongs to another study than the one in the request path; it was stored in its own study")
 				continue
+			}
+			if o.uidsKept {
+				retrieveStudy = urlStudy
 			}
 			url := root + "studies/" + o.StudyUID + "/series/" + o.SeriesUID + "/instances/" + o.SOPInstanceUID
 			resp.AddStored(o.SOPClassUID, o.SOPInstanceUID, url, dicomweb.WarningCoercion)
@@ -102,8 +113,8 @@ func (n *Node) stow(w http.ResponseWriter, r *http.Request) {
 		// are reported; the request itself failed past them.
 		resp.AddFailed("", "", dicomweb.FailureReasonFor(fatal), "the rest of the request could not be read: "+fatal.Error())
 	}
-	if wantStudy != "" {
-		resp.RetrieveURL = root + "studies/" + wantStudy
+	if retrieveStudy != "" {
+		resp.RetrieveURL = root + "studies/" + retrieveStudy
 	}
 	body, err := resp.MarshalJSON()
 	if err != nil {

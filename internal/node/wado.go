@@ -105,7 +105,9 @@ func (n *Node) lookup(w http.ResponseWriter, r *http.Request) (string, []index.S
 	if !ok || !uidsOK(w, r) {
 		return "", nil, false
 	}
-	list, err := n.ix.Instances(r.Context(), ds, r.PathValue("study"), r.PathValue("series"), r.PathValue("instance"))
+	ctx, cancel := n.dbContext(r.Context())
+	list, err := n.ix.Instances(ctx, ds, r.PathValue("study"), r.PathValue("series"), r.PathValue("instance"))
+	cancel()
 	if err != nil {
 		if errors.Is(err, index.ErrNotFound) {
 			dwError(w, http.StatusNotFound, "no such study, series or instance in this dataset")
@@ -184,7 +186,13 @@ func (n *Node) metadata(w http.ResponseWriter, r *http.Request) {
 	marker := []byte(`"` + BulkMarker)
 	first := true
 	var bw *bufWriter
-	err := n.ix.Metadata(r.Context(), ds, r.PathValue("study"), r.PathValue("series"), r.PathValue("instance"), func(meta []byte) error {
+	// The database must answer each row within the commit timeout; the
+	// time spent writing to the client does not count.
+	ctx, wd := n.rowWatch(r.Context())
+	defer wd.stop()
+	err := n.ix.Metadata(ctx, ds, r.PathValue("study"), r.PathValue("series"), r.PathValue("instance"), func(meta []byte) error {
+		wd.pause()
+		defer wd.resume()
 		if first {
 			w.Header().Set("Content-Type", "application/dicom+json")
 			bw = newBufWriter(w)
@@ -196,6 +204,7 @@ func (n *Node) metadata(w http.ResponseWriter, r *http.Request) {
 		bw.Write(bytes.ReplaceAll(meta, marker, root))
 		return bw.err
 	})
+	err = wd.err(err)
 	if err != nil {
 		if first {
 			if errors.Is(err, index.ErrNotFound) {
