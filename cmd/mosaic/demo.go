@@ -321,10 +321,10 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site demoSit
 		if err != nil {
 			return fail(err)
 		}
-		say("node %-28s %d patients: %d objects stored, clinical data for %d patients", site.name, site.patients, stored, rep.Imported)
+		say("node %-28s %s: %s stored, clinical data for %s", site.name, plural(site.patients, "patient"), plural(stored, "object"), plural(rep.Imported, "patient"))
 		if refused > 0 {
 			// The synthetic cohorts hold a few such objects on purpose.
-			say("     %-28s %d objects refused at the door and not stored, as they could show who the patient is: text", "", refused)
+			say("     %-28s %s refused at the door and not stored, as they could show who the patient is: text", "", plural(refused, "object"))
 			say("     %-28s burned into pixels (ultrasound, screen captures) cannot be removed. The leak guard working, not a fault.", "")
 		}
 	}

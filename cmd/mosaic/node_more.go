@@ -138,7 +138,7 @@ found.`,
 				st, err := n.VerifyObjects(e.ctx, dataset, func(done, bytes int64) {
 					if now := time.Now(); now.Sub(last) >= 2*time.Second {
 						last = now
-						fmt.Fprintf(e.stderr, "verifying: %d objects, %d MB\n", done, bytes/1e6)
+						fmt.Fprintf(e.stderr, "verifying: %s, %d MB\n", plural(int(done), "object"), bytes/1e6)
 					}
 				})
 				if err != nil {
@@ -146,7 +146,7 @@ found.`,
 				}
 				verified = &st
 				probs = append(probs, node.VerifyProblems(st, examples)...)
-				fmt.Fprintf(e.stderr, "verified %d objects, %d MB in %.1f s\n", st.Objects, st.Bytes/1e6, time.Since(t0).Seconds())
+				fmt.Fprintf(e.stderr, "verified %s, %d MB in %.1f s\n", plural(int(st.Objects), "object"), st.Bytes/1e6, time.Since(t0).Seconds())
 			}
 			errs := 0
 			for _, p := range probs {
@@ -164,10 +164,10 @@ found.`,
 					return err
 				}
 			} else {
-				fmt.Fprintf(e.stdout, "check of %s (tier %d): %d problems, %d errors\n", dataset, d.Tier, len(probs), errs)
+				fmt.Fprintf(e.stdout, "check of %s (tier %d): %s, %s\n", dataset, d.Tier, plural(len(probs), "problem"), plural(errs, "error"))
 				fmt.Fprintf(e.stdout, "  hub: %s\n", publicationText(pub))
 				if verified != nil {
-					fmt.Fprintf(e.stdout, "  %d objects read back and verified\n", verified.Objects)
+					fmt.Fprintf(e.stdout, "  %s read back and verified\n", plural(int(verified.Objects), "object"))
 				}
 				for _, p := range probs {
 					fmt.Fprintf(e.stdout, "  %-7s %-24s %6d  %s\n", p.Severity, p.Kind, p.Count, p.Message)

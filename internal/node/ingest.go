@@ -93,7 +93,7 @@ func (n *Node) Ingest(ctx context.Context, dataset, path string, r io.Reader) *T
 		case errors.As(err, &rj):
 			return done(Outcome{Status: StatusRejected, Code: rj.Code, Reason: rj.Reason})
 		case ctx.Err() != nil:
-			return done(Outcome{Status: StatusFailed, Code: "cancelled", Reason: "the upload was interrupted"})
+			return done(Outcome{Status: StatusFailed, Code: "cancelled", Reason: "the upload was cancelled"})
 		}
 		var de *dicom.Error
 		if errors.As(err, &de) {
