@@ -17,7 +17,7 @@ trap 'rm -rf "$work"' EXIT
 
 go build -o "$work/mosaic" ./cmd/mosaic
 go build -o "$work/codec" ./bench/codec
-"$work/mosaic" synth -o "$work/cohort" --patients "$patients" --seed 42 --size "$size" >/dev/null 2>&1
+"$work/mosaic" synth --out "$work/cohort" --patients "$patients" --seed 42 --size "$size" >/dev/null 2>&1
 find "$work/cohort/dicom" -name '*.dcm' | sort > "$work/files"
 n=$(wc -l < "$work/files")
 bytes=$(du -sb "$work/cohort/dicom" | cut -f1)

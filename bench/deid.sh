@@ -39,7 +39,7 @@ fi
 gdcm_version=$(dpkg-query -W -f '${Version}' libgdcm-tools 2>/dev/null || echo unknown)
 
 go build -o "$work/mosaic" ./cmd/mosaic
-"$work/mosaic" synth -o "$work/cohort" --patients "$patients" --seed 42 --size bench -q >/dev/null
+"$work/mosaic" synth --out "$work/cohort" --patients "$patients" --seed 42 --size bench -q >/dev/null
 corpus="$work/cohort/dicom"
 n=$(find "$corpus" -type f | wc -l)
 bytes=$(du -sb "$corpus" | cut -f1)

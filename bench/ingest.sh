@@ -145,7 +145,7 @@ if [ $need_mosaic = 1 ] && ! "$mosaic" node --help >/dev/null 2>&1; then
 	exit 1
 fi
 
-"$mosaic" synth -o "$work/cohort" --patients "$patients" --seed 42 --size bench -q >/dev/null
+"$mosaic" synth --out "$work/cohort" --patients "$patients" --seed 42 --size bench -q >/dev/null
 corpus="$work/cohort/dicom"
 manifest="$work/cohort/manifest.json"
 n=$(find "$corpus" -type f -name '*.dcm' | wc -l)

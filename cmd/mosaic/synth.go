@@ -21,9 +21,10 @@ func newSynthCmd(e *env) *cobra.Command {
 		ctMatrix int
 		workers  int
 		quiet    bool
+		format   string
 	)
 	cmd := &cobra.Command{
-		Use:   "synth -o DIR [--patients N] [--seed S] [--size small|bench]",
+		Use:   "synth --out DIR [--patients N] [--seed S] [--size small|bench] [-o table|json]",
 		Short: "Generate a synthetic cohort (DICOM files, clinical table, manifest)",
 		Long: `Generate a deterministic synthetic cancer-imaging cohort in DIR, as a hospital
 would send it: CT, MR and PET studies (one to three per patient, one to three
@@ -44,7 +45,8 @@ DIR receives:
                               and SOP class, the risky objects, total bytes
 
 The same seed gives byte-identical output, whatever the machine or the number
-of workers. DIR must not already hold a cohort.
+of workers. DIR must not already hold a cohort. -o json prints the summary
+(the manifest's counts) as one JSON document.
 
 Sizes:
   small  (default) reduced matrices for speed: CT and MR 128x128, PET 64x64,
@@ -54,12 +56,15 @@ Sizes:
          160 CT slices per series; the default 20 patients write 2.5 to 3 GB
          in 6,000 to 7,000 files (well over 1 GB and 2,000 files whatever the
          seed), in about ten seconds on two cores.`,
-		Example: `  mosaic synth -o demo --patients 20 --seed 7
-  mosaic synth -o /data/bench --size bench`,
+		Example: `  mosaic synth --out demo --patients 20 --seed 7
+  mosaic synth --out /data/bench --size bench -o json`,
 		Args: argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := formatFlag("synth", format, "--out DIR"); err != nil {
+				return err
+			}
 			if dir == "" {
-				return usagef("synth: missing output directory (-o DIR)")
+				return usagef("synth: missing output directory (--out DIR)")
 			}
 			if patients < 1 || patients > synth.MaxPatients {
 				return usagef("synth: --patients must be between 1 and %d, not %d", synth.MaxPatients, patients)
@@ -77,7 +82,7 @@ Sizes:
 				Dir: dir, Patients: patients, Seed: seed, Size: synth.Size(size),
 				CTMatrix: ctMatrix, Workers: workers,
 			}
-			if !quiet {
+			if !quiet && format != outputJSON {
 				opts.Progress = progressLines(e)
 			}
 			start := time.Now()
@@ -88,12 +93,16 @@ Sizes:
 				}
 				return err
 			}
+			if format == outputJSON {
+				return writeJSON(e.stdout, synthSummary{Dir: dir, Seconds: time.Since(start).Seconds(), Manifest: m})
+			}
 			printSummary(e, dir, m, time.Since(start))
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&dir, "output", "o", "", "output directory (required; must not hold a cohort yet)")
+	f.StringVar(&dir, "out", "", "output directory (required; must not hold a cohort yet)")
+	addOutputFlag(cmd, &format)
 	f.IntVar(&patients, "patients", synth.DefaultPatients, "number of patients")
 	f.Uint64Var(&seed, "seed", 1, "seed: the same seed gives the same bytes")
 	f.StringVar(&size, "size", string(synth.SizeSmall), "small (reduced matrices, for tests and demos) or bench (CT 512x512)")
@@ -101,6 +110,13 @@ Sizes:
 	f.IntVar(&workers, "workers", 0, "files written at once (0: one per CPU); never changes the output")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print no progress on standard error")
 	return cmd
+}
+
+// synthSummary is what synth -o json prints.
+type synthSummary struct {
+	Dir     string  `json:"dir"`
+	Seconds float64 `json:"seconds"`
+	synth.Manifest
 }
 
 // progressLines reports progress as plain lines on stderr, about every

@@ -23,7 +23,7 @@ func runSynth(t *testing.T, args ...string) (int, string, string) {
 
 func TestSynthWritesCohort(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cohort")
-	code, stdout, stderr := runSynth(t, "-o", dir, "--patients", "3", "--seed", "1")
+	code, stdout, stderr := runSynth(t, "--out", dir, "--patients", "3", "--seed", "1")
 	if code != exitOK {
 		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
 	}
@@ -67,7 +67,7 @@ func TestSynthWritesCohort(t *testing.T) {
 	}
 
 	// A second run into the same directory refuses to mix cohorts.
-	if code, _, stderr := runSynth(t, "-o", dir, "--patients", "3"); code != exitFailure {
+	if code, _, stderr := runSynth(t, "--out", dir, "--patients", "3"); code != exitFailure {
 		t.Errorf("second run: exit %d, want %d; stderr:\n%s", code, exitFailure, stderr)
 	}
 }
@@ -76,12 +76,12 @@ func TestSynthUsage(t *testing.T) {
 	dir := t.TempDir()
 	for _, args := range [][]string{
 		{"--patients", "3"},
-		{"-o", dir, "--patients", "0"},
-		{"-o", dir, "--patients", "-2"},
-		{"-o", dir, "--size", "huge"},
-		{"-o", dir, "--ct-matrix", "7"},
-		{"-o", dir, "--seed", "x"},
-		{"-o", dir, "extra"},
+		{"--out", dir, "--patients", "0"},
+		{"--out", dir, "--patients", "-2"},
+		{"--out", dir, "--size", "huge"},
+		{"--out", dir, "--ct-matrix", "7"},
+		{"--out", dir, "--seed", "x"},
+		{"--out", dir, "extra"},
 	} {
 		code, stdout, stderr := runSynth(t, args...)
 		if code != exitUsage {
@@ -93,5 +93,42 @@ func TestSynthUsage(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("usage errors wrote %d entries into the output directory", len(entries))
+	}
+}
+
+func TestSynthJSON(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cohort")
+	code, stdout, stderr := runSynth(t, "--out", dir, "--patients", "2", "-o", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+	}
+	if stderr != "" {
+		t.Errorf("-o json printed progress on stderr: %q", stderr)
+	}
+	var got synthSummary
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("stdout is not one JSON document: %v\n%s", err, stdout)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, synth.ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m synth.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if got.Dir != dir || got.Patients != 2 || got.Instances != m.Instances || got.Instances == 0 {
+		t.Errorf("summary dir %q, %d patients, %d instances; want %q, 2, %d", got.Dir, got.Patients, got.Instances, dir, m.Instances)
+	}
+
+	// -o was the output directory before: a path given to it is refused
+	// with a pointer to --out, and nothing is written.
+	other := filepath.Join(t.TempDir(), "other")
+	code, _, stderr = runSynth(t, "-o", other, "--patients", "2")
+	if code != exitUsage || !strings.Contains(stderr, "--out") {
+		t.Errorf("synth -o PATH: exit %d, stderr %q; want a usage error naming --out", code, stderr)
+	}
+	if _, err := os.Stat(other); !os.IsNotExist(err) {
+		t.Errorf("synth -o PATH wrote %s", other)
 	}
 }
