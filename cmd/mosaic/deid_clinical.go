@@ -50,8 +50,12 @@ ID. Say where the issuer comes from: --issuer-column for a table that has
 it; --issuers-from with the original (not de-identified) DICOM files,
 folders or zip archives, whose headers give each Patient ID its issuer,
 for a table without an issuer column; or
---issuer for a site with a single issuer. With none of them the issuer is
-taken as empty, which matches only images without an issuer.
+--issuer for a site with a single issuer. With none of them a column named
+issuer_of_patient_id (Mosaic's clinical table format) is used and left
+out; without that either the issuer is taken as empty, which matches only
+images without an issuer. Columns copied unchanged whose names say dates
+(birth_date, last_contact_date, ...) get a warning: name them in
+--date-columns or --drop-columns.
 
 Rows without an ID, or whose ID the --issuers-from images give several
 issuers, are left out and reported by row number; the exit status is then
@@ -188,7 +192,14 @@ func printClinicalSummary(e *env, s clinicalSummary, dates string) {
 	if len(s.Dropped) > 0 {
 		fmt.Fprintf(w, "  left out: %s\n", strings.Join(s.Dropped, ", "))
 	}
+	if s.IssuerColumnFound != "" {
+		fmt.Fprintf(w, "  issuers: column %s (Mosaic's clinical table format), left out\n", s.IssuerColumnFound)
+	}
 	fmt.Fprintf(w, "  copied unchanged: %s\n", plural(s.Copied, "column"))
+	if len(s.DateLikeCopied) > 0 {
+		fmt.Fprintf(e.stderr, "deid clinical: warning: %s copied unchanged although the names say dates: %s; name them in --date-columns (or --drop-columns)\n",
+			plural(len(s.DateLikeCopied), "column"), strings.Join(s.DateLikeCopied, ", "))
+	}
 	if s.BadDates > 0 {
 		fmt.Fprintf(w, "  values that were not dates, emptied: %d\n", s.BadDates)
 	}

@@ -848,15 +848,30 @@ func TestDeidClinicalJoin(t *testing.T) {
 		t.Errorf("summary:\n%s", stdout)
 	}
 
-	// Without the issuers the pseudonyms cannot match the images, which
-	// key them with the Issuer of Patient ID too.
-	code, _, stderr = runMosaic(t, "deid", "clinical", "--site-key", key, "--id-column", "patient_id", "--out", csvOut, clinical)
+	// Without issuer options the table's own issuer_of_patient_id column
+	// (Mosaic's clinical format) keys the pseudonyms, so they match the
+	// images, and the summary says so.
+	code, stdout, stderr = runMosaic(t, "deid", "clinical", "--site-key", key, "--id-column", "patient_id", "--out", csvOut, clinical)
 	if code != exitOK {
-		t.Fatalf("clinical without issuers: exit %d; stderr:\n%s", code, stderr)
+		t.Fatalf("clinical without issuer options: exit %d; stderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "issuers: column issuer_of_patient_id") {
+		t.Errorf("summary does not name the issuer column it took:\n%s", stdout)
+	}
+	for i, r := range readCSV(csvOut)[1:] {
+		if !folders[r[idCol]] {
+			t.Errorf("row %d: pseudonym %s matches no image folder", i+1, r[idCol])
+		}
+	}
+	// With another issuer the pseudonyms cannot match the images, which
+	// key them with the Issuer of Patient ID too.
+	code, _, stderr = runMosaic(t, "deid", "clinical", "--site-key", key, "--id-column", "patient_id", "--issuer", "ANOTHER HOSPITAL", "--out", csvOut, clinical)
+	if code != exitOK {
+		t.Fatalf("clinical with another issuer: exit %d; stderr:\n%s", code, stderr)
 	}
 	for _, r := range readCSV(csvOut)[1:] {
 		if folders[r[idCol]] {
-			t.Errorf("a pseudonym matched without the issuer: the synth table now carries it? update the docs")
+			t.Errorf("a pseudonym keyed with another issuer matched the images")
 		}
 	}
 

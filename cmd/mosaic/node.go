@@ -120,6 +120,11 @@ func (f *nodeFlags) configFor(e *env, cmd *cobra.Command) (node.Config, error) {
 	if err := c.Validate(); err != nil {
 		return c, usageError{err}
 	}
+	if !f.create {
+		if err := siteKeyPresent(c.SiteKey); err != nil {
+			return c, err
+		}
+	}
 	return c, nil
 }
 
@@ -269,8 +274,15 @@ Running it on an existing node changes nothing.`,
 			}
 			if existed {
 				fmt.Fprintf(e.stdout, "a node is already at %s: nothing changed\n", c.Data)
-			} else {
-				fmt.Fprintf(e.stdout, "node made at %s (site key %s)\n", c.Data, c.SiteKey)
+				return nil
+			}
+			saved, err := saveNodeSettings(c)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "node made at %s (site key %s)\n", c.Data, c.SiteKey)
+			if saved {
+				fmt.Fprintf(e.stdout, "its settings are in %s: the other node commands need only --data\n", filepath.Join(c.Data, "node.json"))
 			}
 			return nil
 		},

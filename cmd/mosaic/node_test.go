@@ -524,3 +524,45 @@ func TestOutputJSON(t *testing.T) {
 		}
 	}
 }
+
+// node init keeps the settings it was given in node.json, so the later
+// commands, given only --data, use the same site key; a command whose
+// site key file is missing is refused and makes no new key.
+func TestNodeInitKeepsSettings(t *testing.T) {
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "node")
+	key := filepath.Join(tmp, "keys", "site.key")
+	if code, _, errOut := runMosaic(t, "node", "init", "--data", data, "--site-key", key, "--policy", "longitudinal"); code != exitOK {
+		t.Fatalf("node init: %d %s", code, errOut)
+	}
+	raw, err := os.ReadFile(filepath.Join(data, "node.json"))
+	if err != nil {
+		t.Fatalf("node init wrote no node.json: %v", err)
+	}
+	var saved map[string]string
+	if err := json.Unmarshal(raw, &saved); err != nil {
+		t.Fatal(err)
+	}
+	if saved["site_key"] != key || saved["policy"] != "longitudinal" {
+		t.Errorf("node.json = %v; want site_key %s and policy longitudinal", saved, key)
+	}
+	if code, _, errOut := runMosaic(t, "node", "dataset", "create", "--data", data, "--id", "x", "--title", "X"); code != exitOK {
+		t.Fatalf("dataset create with only --data: %d %s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(data, "site.key")); !os.IsNotExist(err) {
+		t.Errorf("a second site key was made in the data directory (%v)", err)
+	}
+
+	// Without node.json the key path falls back to DATA/site.key, which
+	// does not exist: refused, and no key is made.
+	if err := os.Remove(filepath.Join(data, "node.json")); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runMosaic(t, "node", "dataset", "list", "--data", data)
+	if code == exitOK || !strings.Contains(errOut, "does not exist") {
+		t.Errorf("missing site key: exit %d, stderr %q; want a refusal", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(data, "site.key")); !os.IsNotExist(err) {
+		t.Errorf("a refused command made a site key (%v)", err)
+	}
+}

@@ -88,6 +88,31 @@ type TableReport struct {
 	Dropped []string `json:"dropped_columns"`
 	Dates   []string `json:"date_columns"`
 	Copied  int      `json:"copied_columns"`
+	// IssuerColumnFound names the issuer column taken without being
+	// asked for: the table has StandardIssuerColumn and no other source
+	// of issuers was given.
+	IssuerColumnFound string `json:"issuer_column_found,omitempty"`
+	// DateLikeCopied names the columns copied unchanged whose names say
+	// they hold dates (see dateLikeName): most likely a date column the
+	// options forgot, worth a warning.
+	DateLikeCopied []string `json:"date_like_copied,omitempty"`
+}
+
+// StandardIssuerColumn is the issuer column of Mosaic's clinical table
+// format (docs/clinical-csv.md). A table that has it uses it for the
+// issuers unless the options give another source.
+const StandardIssuerColumn = "issuer_of_patient_id"
+
+// dateLikeName reports whether a column name says it holds dates:
+// "date", or a name starting or ending with a date word.
+func dateLikeName(name string) bool {
+	n := strings.ToLower(strings.TrimSpace(name))
+	for _, w := range []string{"date", "dob", "birth"} {
+		if n == w || strings.HasPrefix(n, w+"_") || strings.HasSuffix(n, "_"+w) {
+			return true
+		}
+	}
+	return strings.HasSuffix(n, "_dt") || strings.Contains(n, "date_of_")
 }
 
 func columnErr(format string, a ...any) error {
@@ -265,6 +290,9 @@ func readLayout(cr *csv.Reader, opts TableOptions, rep *TableReport) (layout, er
 		if issuerCol, err = need("issuer column", opts.IssuerColumn); err != nil {
 			return l, err
 		}
+	} else if i, ok := col[StandardIssuerColumn]; ok && opts.Issuer == "" && opts.Issuers == nil && i != idCol {
+		issuerCol = i
+		rep.IssuerColumnFound = StandardIssuerColumn
 	}
 	dateCol := map[int]bool{}
 	for _, c := range opts.DateColumns {
@@ -299,6 +327,9 @@ func readLayout(cr *csv.Reader, opts TableOptions, rep *TableReport) (layout, er
 			rep.Dates = append(rep.Dates, h)
 		case i != idCol:
 			rep.Copied++
+			if dateLikeName(h) {
+				rep.DateLikeCopied = append(rep.DateLikeCopied, h)
+			}
 		}
 	}
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -128,5 +129,49 @@ func TestIssuersRead(t *testing.T) {
 	}
 	if err := is.Read(strings.NewReader("not DICOM"), 1<<20); err == nil {
 		t.Error("not DICOM: no error")
+	}
+}
+
+// A table in Mosaic's own format names its issuers in
+// StandardIssuerColumn: without other issuer options that column keys the
+// pseudonyms (as the images' IssuerOfPatientID does) and is left out;
+// columns named as dates but not changed are reported.
+func TestTableStandardIssuerAndDateLike(t *testing.T) {
+	p, err := Preset("basic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(p, testKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := "patient_id,issuer_of_patient_id,diagnosis_date,birth_date,cancer\nP1,HOSP A,2021-01-02,1950-03-04,lung\n"
+	var out strings.Builder
+	rep, err := e.DeidentifyTable(&out, strings.NewReader(in), TableOptions{IDColumn: "patient_id", DateColumns: []string{"diagnosis_date"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.IssuerColumnFound != StandardIssuerColumn {
+		t.Errorf("issuer column found %q, want %q", rep.IssuerColumnFound, StandardIssuerColumn)
+	}
+	if strings.Contains(out.String(), "HOSP A") || strings.Contains(out.String(), "issuer_of_patient_id") {
+		t.Errorf("the issuer column was copied:\n%s", out.String())
+	}
+	want := e.PatientPseudonym("P1", "HOSP A")
+	if !strings.Contains(out.String(), want+",") {
+		t.Errorf("pseudonym %s (keyed with the issuer) not in\n%s", want, out.String())
+	}
+	if !slices.Equal(rep.DateLikeCopied, []string{"birth_date"}) {
+		t.Errorf("date-like columns copied %v, want [birth_date]", rep.DateLikeCopied)
+	}
+
+	// An explicit issuer wins over the column, which is then copied.
+	out.Reset()
+	rep, err = e.DeidentifyTable(&out, strings.NewReader(in), TableOptions{IDColumn: "patient_id", Issuer: "HOSP B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.IssuerColumnFound != "" || !strings.Contains(out.String(), e.PatientPseudonym("P1", "HOSP B")+",") {
+		t.Errorf("with --issuer the column was still used (found %q):\n%s", rep.IssuerColumnFound, out.String())
 	}
 }

@@ -115,7 +115,7 @@ func (c *Config) Defaults() {
 		c.Blobs = filepath.Join(c.Data, "blobs")
 	}
 	if c.Policy == "" {
-		c.Policy = "eucaim"
+		c.Policy = DefaultPolicy
 	}
 	if c.BlobLayout == "" {
 		c.BlobLayout = "packs"
@@ -215,6 +215,10 @@ func (c *Config) disclosureSettings() disclosure.Settings {
 	return disclosure.Settings{NoOverlap: !*c.SearchOverlap, Epsilon: c.SearchEpsilon,
 		DailyEpsilon: c.SearchDailyEpsilon, TotalEpsilon: c.SearchTotalEpsilon, Clock: c.Clock}
 }
+
+// DefaultPolicy is the de-identification policy of a node whose
+// configuration names none.
+const DefaultPolicy = "eucaim"
 
 // Node is an open node. Its index, blob store and de-identification
 // engine are its own: callers use its methods (facade.go and the rest).
