@@ -307,8 +307,11 @@ func (j *job) apply(ds *dicom.Dataset) {
 		case tagPatientID:
 			pid := strings.TrimSpace(ds.Text(el))
 			v := j.idPseudo
-			if ds.Parent() != nil && pid != "" && j.own {
-				v = pid // already a pseudonym of this site
+			if ds.Parent() != nil && pid != "" && j.own && j.e.isPseudonym(pid) {
+				// Already a pseudonym of this site. The seal covers only
+				// the top level, so a nested ID is kept only when it has
+				// a pseudonym's form; any other is mapped as in raw input.
+				v = pid
 			} else if ds.Parent() != nil && pid != "" {
 				// A patient ID inside an item names some patient: the same
 				// keyed mapping keeps it consistent.

@@ -59,7 +59,8 @@ const minNeedle = 4
 // attributes the policy keeps on purpose.
 //
 // For input already de-identified with this key (own), the patient's ID
-// and name are this site's pseudonyms, kept on purpose: not collected.
+// and name at the top level are this site's pseudonyms, kept on purpose:
+// not collected.
 //
 // With a scrubber (Clean Descriptors), the same walk gives it the names
 // and identifying values collected here, and every date and time.
@@ -97,7 +98,9 @@ func (e *Engine) collect(ds *dicom.Dataset, own bool, sc *scrubber) []needle {
 		if el.VR != dicom.PN && !listed {
 			return true
 		}
-		if own && (el.Tag == tagPatientID || el.Tag == tagPatientName) {
+		if own && d.Parent() == nil && (el.Tag == tagPatientID || el.Tag == tagPatientName) {
+			// Only the top level is sealed (see mark.go); nested IDs and
+			// names are searched for as in any input.
 			return true
 		}
 		if a, _, row := e.p.action(el.Tag); row != nil || a != 0 {

@@ -138,3 +138,24 @@ func TestClinicalPseudonymKept(t *testing.T) {
 		t.Errorf("basic pseudonym under eucaim: %s", got)
 	}
 }
+
+// Only the top level of own output is sealed: a raw patient ID put into a
+// sequence item since is mapped (and never kept), as in any input.
+func TestOwnOutputNestedIDMapped(t *testing.T) {
+	for _, preset := range Presets {
+		e := testEngine(t, preset)
+		_, raw1, _ := deidBytes(t, e, encodeFile(t, ctFile(t)))
+		f, err := dicom.Parse(raw1, dicom.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		item := dicom.NewItem()
+		f.Dataset.SetSequence(0x00082218, item) // Anatomic Region Sequence, kept by every policy
+		item.Dataset.SetStrings(tagPatientID, dicom.LO, "MRN-77123456")
+		var out bytes.Buffer
+		_, err = e.Rewrite(&out, bytes.NewReader(encodeFile(t, f)), dicom.ReadOptions{})
+		if err == nil && bytes.Contains(out.Bytes(), []byte("77123456")) {
+			t.Errorf("%s: a raw patient ID in a sequence of own output was kept", preset)
+		}
+	}
+}
