@@ -68,7 +68,8 @@ var (
 // sends anything, and actionSearch (per-node statuses and the counts
 // returned) after the answers; both have the search id as their subject,
 // so an auditor can pair them. An issued record without its result
-// record is a search the nodes saw but whose answer the hub withheld.
+// record is a search whose result the hub did not give: its result
+// record could not be written, it could not be sent, or the hub stopped.
 const (
 	actionSearchIssued = "search-issued"
 	actionSearch       = "search"
