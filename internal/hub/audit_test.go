@@ -363,3 +363,45 @@ func TestUnwritableAuditLogSendsNoSearch(t *testing.T) {
 		t.Errorf("last record %+v, want the search-issued record of %s", last, got[0])
 	}
 }
+
+// TestLargestQueryOnRecord: the largest query the limits allow (200
+// manufacturer conditions of 256 bytes, each full of characters JSON
+// escapes) still fits in its audit records, so it runs with the log
+// working; the issued record then carries the query's hash and its
+// description instead of the whole canonical form.
+func TestLargestQueryOnRecord(t *testing.T) {
+	h, _, _ := testHub(t)
+	var conds []*lens.Node
+	for i := range lens.DefaultLimits.MaxLeaves {
+		v := fmt.Sprintf("%03d", i) + strings.Repeat(`"\`, 253/2) + "x"
+		c, err := lens.Contains(lens.Manufacturer, v[:256])
+		if err != nil {
+			t.Fatal(err)
+		}
+		conds = append(conds, c)
+	}
+	q, err := lens.NewQuery(lens.AnyOf(conds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q.Canonical()) < 50<<10 {
+		t.Fatalf("canonical form of %d bytes: not the large query this test needs", len(q.Canonical()))
+	}
+	res, err := h.Search(context.Background(), User{ID: "alice", Role: RoleResearcher}, q)
+	if err != nil {
+		t.Fatalf("the largest query: %v", err)
+	}
+	var found bool
+	for _, rec := range auditRecords(t, h) {
+		if rec.Action == "search-issued" && rec.Subject == res.QueryID {
+			found = true
+			sum := sha256.Sum256(q.Canonical())
+			if rec.Detail["query_sha256"] != hex.EncodeToString(sum[:]) || rec.Detail["query"] != q.Describe() || rec.Detail["query_canonical_bytes"] == nil {
+				t.Errorf("search-issued record of the largest query: %+v", rec.Detail)
+			}
+		}
+	}
+	if !found {
+		t.Error("no search-issued record for the largest query")
+	}
+}

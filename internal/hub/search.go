@@ -75,6 +75,12 @@ const (
 	actionSearch       = "search"
 )
 
+// maxRecordedQuery bounds the canonical query an issued record carries in
+// full. The limits of a query allow canonical forms of about 60 KiB, which
+// JSON escaping in the record can double past the audit log's 64 KiB per
+// record; a longer one is recorded by its hash, length and description.
+const maxRecordedQuery = 16 << 10
+
 // Search checks the user's quota, signs and publishes a query (parsed
 // with lens.Parse or built with lens.NewQuery) to every node, and merges
 // the answers that arrive before the deadline. Nodes that do not answer
@@ -129,9 +135,13 @@ func (h *Hub) Search(ctx context.Context, u User, q *lens.Query) (SearchResult, 
 		addressed = append(addressed, id)
 	}
 	sort.Strings(addressed)
-	if err := h.record("user:"+u.ID, actionSearchIssued, res.QueryID, map[string]any{
-		"query_canonical": string(canon), "query_sha256": hex.EncodeToString(sum[:]), "nodes": addressed,
-	}); err != nil {
+	issued := map[string]any{"query": res.Query, "query_sha256": hex.EncodeToString(sum[:]), "nodes": addressed}
+	if len(canon) <= maxRecordedQuery {
+		issued["query_canonical"] = string(canon)
+	} else {
+		issued["query_canonical_bytes"] = len(canon)
+	}
+	if err := h.record("user:"+u.ID, actionSearchIssued, res.QueryID, issued); err != nil {
 		h.m.searches.WithLabelValues("audit").Inc()
 		return SearchResult{}, err
 	}
