@@ -438,6 +438,11 @@ func TestFederation(t *testing.T) {
 	if n := bytes.Count(hubLog, []byte(`"action":"search"`)); n < len(cases) {
 		t.Errorf("hub audit log holds %d searches", n)
 	}
+	// Each search was on record as issued before it was sent; the log
+	// verified above holds both kinds.
+	if issued, n := bytes.Count(hubLog, []byte(`"action":"search-issued"`)), bytes.Count(hubLog, []byte(`"action":"search"`)); issued != n {
+		t.Errorf("hub audit log holds %d search-issued records for %d searches", issued, n)
+	}
 	// Each node knows the researcher by a pseudonym of its own: never the
 	// user's name, and not the same at two nodes.
 	seen := map[string]string{}

@@ -19,7 +19,7 @@ func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		searches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mosaic_hub_searches_total", Help: "Federated searches by outcome (ok, invalid, quota).",
+			Name: "mosaic_hub_searches_total", Help: "Federated searches by outcome (ok, invalid, quota, audit: refused because the audit log cannot be written).",
 		}, []string{"outcome"}),
 		searchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "mosaic_hub_search_seconds", Help: "Time of a federated search, from request to merged answer.",

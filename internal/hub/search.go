@@ -63,12 +63,35 @@ var (
 	ErrQuota = errors.New("hub: daily query limit reached")
 )
 
+// Audit actions of a search: the hub writes actionSearchIssued (who, the
+// canonical query and its hash, the nodes it is addressed to) before it
+// sends anything, and actionSearch (per-node statuses and the counts
+// returned) after the answers; both have the search id as their subject,
+// so an auditor can pair them. An issued record without its result
+// record is a search whose result the hub did not give: its result
+// record could not be written, it could not be sent, or the hub stopped.
+const (
+	actionSearchIssued = "search-issued"
+	actionSearch       = "search"
+)
+
+// maxRecordedQuery bounds the canonical query an issued record carries in
+// full. The limits of a query allow canonical forms of about 60 KiB, which
+// JSON escaping in the record can double past the audit log's 64 KiB per
+// record; a longer one is recorded by its hash, length and description.
+const maxRecordedQuery = 16 << 10
+
 // Search checks the user's quota, signs and publishes a query (parsed
 // with lens.Parse or built with lens.NewQuery) to every node, and merges
 // the answers that arrive before the deadline. Nodes that do not answer
-// in time are reported, never waited for. A search whose audit record (or
-// the record of a node's disclosure alert about it) cannot be written
-// fails with ErrAudit, and its result is not given.
+// in time are reported, never waited for.
+//
+// The search is on record before it reaches any node: when its "search
+// issued" audit record cannot be written, Search fails with ErrAudit and
+// nothing is sent, so no node runs the query or charges the researcher's
+// privacy budget. When the record of the result (or of a node's
+// disclosure alert about it) cannot be written, the nodes have answered
+// but Search still fails with ErrAudit and gives no result.
 func (h *Hub) Search(ctx context.Context, u User, q *lens.Query) (SearchResult, error) {
 	t0 := time.Now()
 	if q == nil || q.Root == nil {
@@ -105,6 +128,22 @@ func (h *Hub) Search(ctx context.Context, u User, q *lens.Query) (SearchResult, 
 	msg, err := fed.Seal(h.key, fed.SignerHub, task)
 	if err != nil {
 		return res, err
+	}
+	sum := sha256.Sum256(canon)
+	addressed := make([]string, 0, len(researchers))
+	for id := range researchers {
+		addressed = append(addressed, id)
+	}
+	sort.Strings(addressed)
+	issued := map[string]any{"query": res.Query, "query_sha256": hex.EncodeToString(sum[:]), "nodes": addressed}
+	if len(canon) <= maxRecordedQuery {
+		issued["query_canonical"] = string(canon)
+	} else {
+		issued["query_canonical_bytes"] = len(canon)
+	}
+	if err := h.record("user:"+u.ID, actionSearchIssued, res.QueryID, issued); err != nil {
+		h.m.searches.WithLabelValues("audit").Inc()
+		return SearchResult{}, err
 	}
 
 	// Nodes that leave or lose their connection while the search runs
@@ -212,7 +251,6 @@ collect:
 	h.m.searches.WithLabelValues("ok").Inc()
 	h.m.searchSeconds.Observe(time.Since(t0).Seconds())
 
-	sum := sha256.Sum256(canon)
 	var statuses []string
 	for _, st := range res.Nodes {
 		statuses = append(statuses, st.Node+"="+st.Status)
@@ -225,7 +263,7 @@ collect:
 		}
 		counts = append(counts, c)
 	}
-	if err := h.record("user:"+u.ID, "search", res.QueryID, map[string]any{
+	if err := h.record("user:"+u.ID, actionSearch, res.QueryID, map[string]any{
 		"query": res.Query, "query_sha256": hex.EncodeToString(sum[:]), "nodes": statuses, "subjects": counts,
 	}); err != nil {
 		return SearchResult{}, err
