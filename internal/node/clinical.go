@@ -77,6 +77,11 @@ var mandatoryColumns = []string{"patient_id", "birth_sex", "age_at_diagnosis", "
 // patient IDs and treats the dates with the node's key and policy, and
 // replaces those patients' rows in the CDM of dataset. Rows with errors
 // are skipped and reported; the rest are imported in one transaction.
+// A row 'mosaic deid clinical' wrote with this node's key (its
+// mosaic_deid mark verifies, deid.ClinicalRow) keeps its pseudonym and
+// its dates are kept or treated on top; any other row is original data,
+// even when its ID looks like a pseudonym (counted in Unsealed, with a
+// warning). A table marked with another site key is refused whole.
 func (n *Node) ImportClinical(ctx context.Context, dataset string, r io.Reader) (ClinicalReport, error) {
 	rep := ClinicalReport{Errors: []ClinicalIssue{}, Warnings: []ClinicalIssue{}}
 	if _, err := n.ix.Dataset(ctx, dataset); err != nil {
