@@ -170,8 +170,9 @@ var knownPrefixes = []string{"MOS-", "EUCAIM-"}
 
 // isPseudonym reports whether id has the form of a patient pseudonym of
 // this engine's policy or of a preset: the prefix and 16 characters of
-// the pseudonym alphabet. Clinical tables carry no seal, so this is the
-// form alone; a hospital's own IDs do not look like this.
+// the pseudonym alphabet. The form alone proves nothing: it keeps a
+// nested ID of sealed own output, and it makes a clinical row without a
+// valid seal count as unsealed (rowmark.go); it never keeps a row's ID.
 func (e *Engine) isPseudonym(id string) bool {
 	if len(id) < 17 {
 		return false
