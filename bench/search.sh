@@ -127,7 +127,7 @@ http_port=$(free_port)
 nats_port=$(free_port)
 while [ "$nats_port" = "$http_port" ]; do nats_port=$(free_port); done
 hub_url="http://127.0.0.1:$http_port"
-"$mosaic" hub serve --data "$hub" --listen "127.0.0.1:$http_port" --nats-listen "127.0.0.1:$nats_port" >"$work/hub.log" 2>&1 &
+"$mosaic" hub serve --create --data "$hub" --listen "127.0.0.1:$http_port" --nats-listen "127.0.0.1:$nats_port" >"$work/hub.log" 2>&1 &
 hub_pid=$!
 pids+=("$hub_pid")
 for i in $(seq 1 600); do
@@ -152,8 +152,9 @@ for n in "${names[@]}"; do
 	# caps, which would refuse one researcher after 12 searches a day.
 	mkdir -p "$work/$n"
 	echo '{"search_daily_epsilon": -1, "search_total_epsilon": -1}' >"$work/$n/node.json"
-	must "$work/$n-create.log" "$mosaic" node dataset create --data "$work/$n" --id cohort \
-		--title "Synthetic cohort of $n" --tier 3
+	must "$work/$n-create.log" "$mosaic" node dataset create --create --data "$work/$n" --id cohort \
+		--title "Synthetic cohort of $n" --tier 3 --description "Synthetic patients for the search benchmark." \
+		--licence CC-BY-4.0 --contact bench@example.org
 done
 
 echo "loading $nodes nodes, $loaders at a time..."

@@ -174,7 +174,9 @@ func TestFederation(t *testing.T) {
 			t.Fatal(err)
 		}
 		adm := []string{"--data", s.data}
-		crashCLI(t, bin, append([]string{"node", "dataset", "create", "--id", s.dataset, "--title", s.name + " cohort", "--tier", "3",
+		// The first command makes the node (--create): the directory
+		// holds only node.json, no site key yet.
+		crashCLI(t, bin, append([]string{"node", "dataset", "create", "--create", "--id", s.dataset, "--title", s.name + " cohort", "--tier", "3",
 			"--description", "Synthetic patients.", "--licence", "CC-BY-4.0", "--contact", "data@" + s.name + ".example"}, adm...)...)
 		crashCLI(t, bin, append([]string{"node", "ingest", "-q", "--dataset", s.dataset, filepath.Join(s.dir, "dicom")}, common...)...)
 		crashCLI(t, bin, append([]string{"node", "import-clinical", "--dataset", s.dataset, filepath.Join(s.dir, "clinical.csv")}, common...)...)

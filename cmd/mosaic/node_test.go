@@ -306,7 +306,7 @@ func TestNodeConfig(t *testing.T) {
 	data := t.TempDir()
 	os.WriteFile(filepath.Join(data, "node.json"), []byte(`{"policy": "basic", "listen": "127.0.0.1:1", "max_qido_limit": 50}`), 0o600)
 	e := &env{ctx: context.Background(), stdout: io.Discard, stderr: io.Discard}
-	f := nodeFlags{data: data}
+	f := nodeFlags{data: data, create: true} // no site key yet
 	env := map[string]string{}
 	e.getenv = func(k string) string { return env[k] }
 	cmd := newNodeServeCmd(e)

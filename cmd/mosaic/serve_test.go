@@ -22,7 +22,7 @@ func TestNodeServeLinkFailure(t *testing.T) {
 	var stdout, stderr strings.Builder
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	code := run(ctx, []string{"node", "serve", "--data", data, "--listen", "127.0.0.1:0"}, func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr)
+	code := run(ctx, []string{"node", "serve", "--create", "--data", data, "--listen", "127.0.0.1:0"}, func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr)
 	if code == 0 || ctx.Err() != nil {
 		t.Fatalf("node serve with a broken link: exit %d (%v), want a failure at once", code, ctx.Err())
 	}
