@@ -101,7 +101,9 @@ func (e *Engine) ClinicalRow(header, rec []string, markCol int, id, issuer strin
 	}
 	if !strings.HasPrefix(mark, methodPrefix) || fp == "" || dates == "" || issuer != "" || len(id) < sealLen+1 ||
 		seal != e.rowSeal(header, rec, markCol, dates) {
-		r.Unsealed = true
+		// A mark of this key that does not verify, or a pseudonym-like
+		// ID: counted. Anything else in the column is no mark at all.
+		r.Unsealed = looks || strings.HasPrefix(mark, methodPrefix)
 		return r, nil
 	}
 	r.Own = true
