@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mosaic-imaging/mosaic/internal/fsx"
 )
 
 // Layout of a local store's root directory. All three are on one file
@@ -309,7 +311,7 @@ func (s *Local) Create(ctx context.Context) (Writer, error) {
 		return nil, fmt.Errorf("blobstore: create: %w", ErrClosed)
 	}
 	if !s.noUnnamed.Load() {
-		f, err := createUnnamed(s.pendDir, fileMode)
+		f, err := fsx.CreateUnnamed(s.pendDir, fileMode)
 		if err == nil {
 			if err := f.Chmod(fileMode); err != nil { // not subject to the umask
 				f.Close()
@@ -488,7 +490,7 @@ func (w *LocalWriter) commitUnnamed() (Ref, int64, bool, error) {
 	}
 	startWriteback(w.f)
 	k := Key(hex.EncodeToString(w.h.Sum(nil)))
-	existed, err := w.s.placeWith(k, func(dst string) error { return linkUnnamed(w.f, dst) })
+	existed, err := w.s.placeWith(k, func(dst string) error { return fsx.LinkUnnamed(w.f, dst) })
 	if err != nil {
 		return Ref{}, 0, false, fmt.Errorf("blobstore: commit %s: %w", k, err)
 	}

@@ -4,10 +4,7 @@ package blobstore
 
 import (
 	"errors"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,34 +35,6 @@ func startWriteback(f *os.File) {
 		return
 	}
 	rc.Control(func(fd uintptr) { unix.SyncFileRange(int(fd), 0, 0, unix.SYNC_FILE_RANGE_WRITE) })
-}
-
-// createUnnamed opens a new file in dir that has no name (O_TMPFILE): if
-// the process dies before linkUnnamed, nothing is left behind, and the
-// file system allocates no directory entry for it. It returns
-// errors.ErrUnsupported where the file system cannot.
-func createUnnamed(dir string, mode os.FileMode) (*os.File, error) {
-	fd, err := unix.Open(dir, unix.O_RDWR|unix.O_TMPFILE|unix.O_CLOEXEC, uint32(mode.Perm()))
-	if err != nil {
-		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-			return nil, errors.ErrUnsupported
-		}
-		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
-	}
-	return os.NewFile(uintptr(fd), filepath.Join(dir, "(unnamed)")), nil
-}
-
-// linkUnnamed gives an O_TMPFILE file the name dest, failing with
-// fs.ErrExist when dest exists.
-func linkUnnamed(f *os.File, dest string) error {
-	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.AT_FDCWD, dest, unix.AT_SYMLINK_FOLLOW)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, unix.EEXIST):
-		return fs.ErrExist
-	}
-	return &os.LinkError{Op: "link", Old: f.Name(), New: dest, Err: err}
 }
 
 // startWritebackRange is startWriteback for n bytes of f from off.

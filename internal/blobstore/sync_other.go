@@ -13,10 +13,6 @@ func syncfs(*os.File) error { return errors.ErrUnsupported }
 
 func startWriteback(*os.File) {}
 
-func createUnnamed(string, os.FileMode) (*os.File, error) { return nil, errors.ErrUnsupported }
-
-func linkUnnamed(*os.File, string) error { return errors.ErrUnsupported }
-
 func startWritebackRange(*os.File, int64, int64) {}
 
 func fdatasync(f *os.File) error { return f.Sync() }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mosaic-imaging/mosaic/internal/dicom"
+	"github.com/mosaic-imaging/mosaic/internal/fsx"
 )
 
 // Statuses of an object written to a Tree.
@@ -98,7 +99,7 @@ func (t *Tree) Sync() error {
 	if !t.wrote.Load() {
 		return nil
 	}
-	return syncFS(t.dir)
+	return fsx.SyncFS(t.dir)
 }
 
 // TreeWriter writes objects into a Tree; each goroutine uses its own.
@@ -177,7 +178,7 @@ func (w *TreeWriter) Write(src io.Reader, opts dicom.ReadOptions, check func() (
 
 // unnamedWorks tries an unnamed file in dir, named and removed at once.
 func unnamedWorks(dir string) bool {
-	f, err := openUnnamed(dir)
+	f, err := fsx.CreateUnnamed(dir, 0o600)
 	if err != nil {
 		return false
 	}
@@ -185,7 +186,7 @@ func unnamedWorks(dir string) bool {
 	var b [12]byte
 	rand.Read(b[:])
 	probe := filepath.Join(dir, ".deid-probe-"+hex.EncodeToString(b[:]))
-	if err := linkUnnamed(f, probe); err != nil {
+	if err := fsx.LinkUnnamed(f, probe); err != nil {
 		return false
 	}
 	return os.Remove(probe) == nil
@@ -231,7 +232,7 @@ type outFile struct {
 // it.
 func (t *Tree) newOutFile(dir string) (*outFile, error) {
 	if !t.noTmpfile.Load() {
-		f, err := openUnnamed(dir)
+		f, err := fsx.CreateUnnamed(dir, 0o600)
 		if err == nil {
 			return &outFile{f: f}, nil
 		}
@@ -255,7 +256,7 @@ func (t *Tree) newOutFile(dir string) (*outFile, error) {
 // when a file already has it; nothing is ever replaced.
 func (o *outFile) publish(dest string) error {
 	if o.name == "" {
-		if err := linkUnnamed(o.f, dest); err != nil {
+		if err := fsx.LinkUnnamed(o.f, dest); err != nil {
 			return err
 		}
 		o.published = true
@@ -264,7 +265,7 @@ func (o *outFile) publish(dest string) error {
 	if err := o.f.Close(); err != nil {
 		return err
 	}
-	if err := renameNoReplace(o.name, dest); err != nil {
+	if err := fsx.RenameNoReplace(o.name, dest); err != nil {
 		return err
 	}
 	o.published = true

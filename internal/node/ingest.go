@@ -47,10 +47,15 @@ type Outcome struct {
 // commit. Wait returns its outcome once the commit is durable.
 type Ticket struct {
 	n    *Node
-	out  Outcome
+	out  Outcome // set before the ticket is shared, read only after
 	p    *pending
 	path string
 	t0   time.Time
+	// final is the outcome once the commit ended, computed (and counted
+	// in the metrics) once: by the committer as the commit ends, or by
+	// the first Wait to see it end, whichever comes first.
+	settled sync.Once
+	final   Outcome
 }
 
 // Outcome codes of a wait that ended before the commit did (Status
@@ -64,7 +69,9 @@ const (
 // Wait blocks until the object is durably indexed (or refused) and
 // returns its outcome, or until ctx ends: then the outcome is failed with
 // code CodeWaitCancelled or CodeCommitTimeout, and Wait may be called
-// again for the final outcome.
+// again for the final outcome. A commit that ended by the time ctx did
+// gives its own outcome. The final outcome is counted in the metrics as
+// the commit ends, whether or not anyone still waits for it.
 func (t *Ticket) Wait(ctx context.Context) Outcome { return t.finish(ctx) }
 
 // Ingest de-identifies one object read from r into the blob store and
@@ -115,7 +122,7 @@ func (n *Node) Ingest(ctx context.Context, dataset, path string, r io.Reader) *T
 	}
 	o := Outcome{SOPClassUID: res.SOPClassUID, SOPInstanceUID: res.SOPInstanceUID, StudyUID: res.StudyUID, SeriesUID: res.SeriesUID, Size: size, uidsKept: res.UIDsKept}
 	t := &Ticket{n: n, out: o, path: path, t0: t0}
-	t.p = n.commit.submit(inst)
+	t.p = n.commit.submit(inst, func(p *pending) { t.settle(p) })
 	return t
 }
 
@@ -258,6 +265,18 @@ type pending struct {
 	done   chan struct{}
 	status index.PutStatus
 	err    error
+	// ended, when set, is called once done is closed: the ticket counts
+	// its outcome then, whether or not anyone still waits for it.
+	// It is given p, as the ticket may not hold p yet.
+	ended func(p *pending)
+}
+
+// end closes done and calls ended.
+func (p *pending) end() {
+	close(p.done)
+	if p.ended != nil {
+		p.ended(p)
+	}
 }
 
 // committer batches index commits: every object written while a commit
@@ -279,13 +298,15 @@ func newCommitter(n *Node, max int) *committer {
 	return &committer{n: n, max: max, wake: make(chan struct{}, 1)}
 }
 
-func (c *committer) submit(inst index.Instance) *pending {
-	p := &pending{inst: inst, done: make(chan struct{})}
+// submit queues inst for the next commit; ended (which may be nil) is
+// called once its commit ended.
+func (c *committer) submit(inst index.Instance, ended func(*pending)) *pending {
+	p := &pending{inst: inst, done: make(chan struct{}), ended: ended}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		p.err = errors.New("node is shutting down")
-		close(p.done)
+		p.end()
 		return p
 	}
 	c.queue = append(c.queue, p)
@@ -363,7 +384,7 @@ func (c *committer) commit(ctx context.Context, batch []*pending) {
 				c.n.dropCopy(blobRef(p.inst.BlobKey, p.inst.BlobLoc))
 			}
 		}
-		close(p.done)
+		p.end()
 	}
 }
 
@@ -388,7 +409,8 @@ func (n *Node) dropCopy(ref blobstore.Ref) {
 var errCommitTimeout = errors.New("the commit did not finish in time")
 
 // finish waits for a pending commit, or for ctx, and turns it into the
-// ticket's outcome.
+// ticket's outcome. When the commit and ctx end together, the commit's
+// outcome wins: an object stored is never reported as a timeout.
 func (t *Ticket) finish(ctx context.Context) Outcome {
 	if t.p == nil {
 		return t.out
@@ -396,6 +418,12 @@ func (t *Ticket) finish(ctx context.Context) Outcome {
 	select {
 	case <-t.p.done:
 	case <-ctx.Done():
+		select {
+		case <-t.p.done:
+			return t.settle(t.p)
+		default:
+		}
+		// The outcome is counted when the commit ends (settle).
 		o := t.out
 		o.Status, o.Internal = StatusFailed, true
 		if ctx.Err() == context.DeadlineExceeded {
@@ -405,21 +433,30 @@ func (t *Ticket) finish(ctx context.Context) Outcome {
 		}
 		return o
 	}
+	return t.settle(t.p)
+}
+
+// settle turns the ended commit into the ticket's final outcome and
+// counts it, once.
+func (t *Ticket) settle(p *pending) Outcome {
+	t.settled.Do(func() { t.final = t.outcome(p); t.n.observe(t, t.final) })
+	return t.final
+}
+
+// outcome is the ticket's outcome once its commit ended.
+func (t *Ticket) outcome(p *pending) Outcome {
 	o := t.out
 	switch {
-	case errors.Is(t.p.err, errCommitTimeout):
+	case errors.Is(p.err, errCommitTimeout):
 		o.Status, o.Code, o.Reason, o.Internal = StatusFailed, CodeCommitTimeout, fmt.Sprintf("the node's index database did not commit the object within %s; it is not acknowledged: send it again", t.n.cfg.CommitTimeout), true
-	case t.p.err != nil:
+	case p.err != nil:
 		o.Status, o.Code, o.Reason, o.Internal = StatusFailed, "storage", "index commit failed", true
-	case t.p.status == index.Duplicate:
+	case p.status == index.Duplicate:
 		o.Status = StatusDuplicate
-	case t.p.status == index.Conflict:
+	case p.status == index.Conflict:
 		o.Status, o.Code, o.Reason = StatusConflict, "conflict", "an object with this SOP Instance UID but other content is already stored"
 	default:
 		o.Status = StatusStored
 	}
-	t.p = nil
-	t.out = o
-	t.n.observe(t, o)
 	return o
 }

@@ -55,11 +55,9 @@ func newMetrics() *metrics {
 	return m
 }
 
-// observe counts an object's final outcome.
+// observe counts an object's final outcome, once per ticket: for a
+// refused object as it is refused, else as its commit ends.
 func (n *Node) observe(t *Ticket, o Outcome) {
-	if t.p != nil {
-		return // not final yet
-	}
 	n.m.objects.WithLabelValues(t.path, o.Status).Inc()
 	if o.Status == StatusStored {
 		n.m.bytes.WithLabelValues(t.path).Add(float64(o.Size))

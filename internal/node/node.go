@@ -240,6 +240,8 @@ type Node struct {
 	drops     chan blobstore.Ref
 	stopDrops chan struct{}
 	dropsDone chan struct{}
+	// cancelDrops ends runDrops's deletes when Close's context ended.
+	cancelDrops context.CancelFunc
 	// touched is when this process last recorded each token's use;
 	// touches are the recordings under way (see touchToken).
 	touched sync.Map // token id -> time.Time
@@ -316,26 +318,35 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.drops = make(chan blobstore.Ref, 4096)
 	n.stopDrops = make(chan struct{})
 	n.dropsDone = make(chan struct{})
-	go n.runDrops()
+	dctx, dcancel := context.WithCancel(context.Background())
+	n.cancelDrops = dcancel
+	go n.runDrops(dctx)
 	return n, nil
 }
 
 // runDrops deletes the copies dropCopy queues until Close, then those
-// still queued. The channel is never closed, so a late dropCopy cannot
-// panic; what it queues after the end is left to gc.
-func (n *Node) runDrops() {
+// still queued, unless ctx ends first: it then returns after the delete
+// under way, and the copies left are gc's. The channel is never closed,
+// so a late dropCopy cannot panic; what it queues after the end is left
+// to gc.
+func (n *Node) runDrops(ctx context.Context) {
 	defer close(n.dropsDone)
 	del := func(ref blobstore.Ref) {
-		if err := n.blobs.Delete(context.Background(), ref); err != nil {
+		if err := n.blobs.Delete(ctx, ref); err != nil && ctx.Err() == nil {
 			n.log.Warn("could not delete an unneeded copy; gc will", "err", err)
 		}
 	}
 	for {
 		select {
+		case <-ctx.Done():
+			return
 		case ref := <-n.drops:
+			if ctx.Err() != nil {
+				return
+			}
 			del(ref)
 		case <-n.stopDrops:
-			for {
+			for ctx.Err() == nil {
 				select {
 				case ref := <-n.drops:
 					del(ref)
@@ -343,6 +354,7 @@ func (n *Node) runDrops() {
 					return
 				}
 			}
+			return
 		}
 	}
 }
@@ -365,7 +377,10 @@ func (n *Node) Config() Config { return n.cfg }
 // way is cancelled and what is still queued fails (none of it was
 // acknowledged), and Close returns ctx's error. If the commit under way
 // does not give up within a few seconds of that (a store that ignores
-// cancellation), Close returns without closing the stores.
+// cancellation), Close returns without closing the stores. Unneeded
+// copies still queued for deletion are deleted before the stores close,
+// or, once ctx ended, left to gc; either way no delete runs after Close
+// returns.
 func (n *Node) Close(ctx context.Context) error {
 	n.commit.close()
 	var errs []error
@@ -376,6 +391,7 @@ func (n *Node) Close(ctx context.Context) error {
 		select {
 		case <-n.done:
 		case <-time.After(closeGrace):
+			n.cancelDrops()
 			return fmt.Errorf("node: close: the commit under way did not stop; the stores are left open: %w", ctx.Err())
 		}
 		errs = append(errs, fmt.Errorf("node: close: stopped waiting for queued commits (they were not acknowledged): %w", ctx.Err()))
@@ -384,8 +400,12 @@ func (n *Node) Close(ctx context.Context) error {
 	select {
 	case <-n.dropsDone:
 	case <-ctx.Done():
-		// Copies not deleted are left to gc.
+		// Copies not deleted yet are left to gc; the delete under way
+		// ends before the stores close.
+		n.cancelDrops()
+		<-n.dropsDone
 	}
+	n.cancelDrops()
 	n.touches.Wait() // each bounded by the commit timeout
 	n.cancel()
 	errs = append(errs, n.blobs.Close(), n.ix.Close())

@@ -5,13 +5,16 @@
 //
 //  1. every HTTP server stops accepting connections;
 //  2. requests in flight drain, for at most Options.Drain, after which
-//     the connections still open are cut;
+//     the connections still open are cut; cutting a connection does not
+//     stop its handler, so Run then waits, for at most Options.Finish,
+//     until every handler of the group's servers returned (past that it
+//     reports the handlers still running and goes on);
 //  3. the federation links stop (a node tells its hub it is leaving);
 //  4. background work is cancelled and waited for;
 //  5. the stores close, the last registered first.
 //
 // Run returns the first real error: the one that made the process stop,
-// else the first met while stopping. The end of the caller's context
+// else those met while stopping, joined. The end of the caller's context
 // is the ordinary way to stop and is no error.
 package serve
 
@@ -31,11 +34,19 @@ import (
 // when Options.Drain is zero.
 const DefaultDrain = 30 * time.Second
 
+// DefaultFinish is how long handlers still running after their
+// connections were cut may take to return when Options.Finish is zero.
+const DefaultFinish = 30 * time.Second
+
 // Options steer Run.
 type Options struct {
 	// Drain bounds how long requests in flight may take once the HTTP
 	// servers stopped accepting (default DefaultDrain).
 	Drain time.Duration
+	// Finish bounds how long Run then waits for handlers still running
+	// (their connections cut) before it stops the links and closes the
+	// stores anyway (default DefaultFinish).
+	Finish time.Duration
 	// Log receives a line per stopping step and the errors met after
 	// the first (nil: discarded).
 	Log *slog.Logger
@@ -60,11 +71,59 @@ type Group struct {
 
 	mu      sync.Mutex
 	err     error
+	failed  bool // err made the group stop (else it was met while stopping)
 	servers []named[Server]
 	links   []named[func() error]
 	closers []named[func() error]
 	serving sync.WaitGroup // the goroutines of Serve
 	working sync.WaitGroup // the goroutines of Go
+	running inflight       // the handlers of the group's servers
+}
+
+// inflight counts handlers running. Unlike a sync.WaitGroup it may
+// count up again while someone waits for it to reach zero.
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n reaches zero
+}
+
+func (f *inflight) enter() {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.idle = make(chan struct{})
+	}
+	f.n++
+	f.mu.Unlock()
+}
+
+func (f *inflight) leave() {
+	f.mu.Lock()
+	f.n--
+	if f.n == 0 {
+		close(f.idle)
+	}
+	f.mu.Unlock()
+}
+
+// wait waits until no handler runs, or ctx ends; it returns how many
+// still run.
+func (f *inflight) wait(ctx context.Context) int {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.mu.Unlock()
+		return 0
+	}
+	idle := f.idle
+	f.mu.Unlock()
+	select {
+	case <-idle:
+		return 0
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
 }
 
 type named[T any] struct {
@@ -80,6 +139,9 @@ type named[T any] struct {
 func Run(ctx context.Context, opts Options, setup func(g *Group) error) error {
 	if opts.Drain <= 0 {
 		opts.Drain = DefaultDrain
+	}
+	if opts.Finish <= 0 {
+		opts.Finish = DefaultFinish
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -108,7 +170,7 @@ func (g *Group) stopped(err error) bool {
 func (g *Group) fail(err error) {
 	g.mu.Lock()
 	if g.err == nil {
-		g.err = err
+		g.err, g.failed = err, true
 	} else {
 		g.opts.Log.Warn("serve: another error", "err", err)
 	}
@@ -116,23 +178,38 @@ func (g *Group) fail(err error) {
 	g.cancel()
 }
 
-// note records err met while stopping, if nothing failed before.
+// note records err met while stopping, if nothing failed before; the
+// errors met while stopping are joined (a cut and the handlers it left
+// running are both worth telling).
 func (g *Group) note(err error) {
 	if err == nil {
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.err == nil {
+	switch {
+	case g.err == nil:
 		g.err = err
-	} else {
+	case !g.failed:
+		g.err = errors.Join(g.err, err)
+	default:
 		g.opts.Log.Warn("serve: another error while stopping", "err", err)
 	}
 }
 
 // Serve serves srv on ln until the group stops. An error of Serve (other
 // than the server being shut down) stops the group, prefixed with name.
+// An *http.Server's handler is wrapped with Handler, so that the group
+// waits for its requests before it stops the links and closes the
+// stores; another Server should wrap its handlers itself.
 func (g *Group) Serve(name string, srv Server, ln net.Listener) {
+	if hs, ok := srv.(*http.Server); ok {
+		h := hs.Handler
+		if h == nil {
+			h = http.DefaultServeMux
+		}
+		hs.Handler = g.Handler(h)
+	}
 	g.mu.Lock()
 	g.servers = append(g.servers, named[Server]{name, srv})
 	g.mu.Unlock()
@@ -143,6 +220,18 @@ func (g *Group) Serve(name string, srv Server, ln net.Listener) {
 			g.fail(fmt.Errorf("%s: %w", name, err))
 		}
 	}()
+}
+
+// Handler returns h counted as running while it serves a request: Run
+// waits, bounded by Options.Finish, for every request so counted before
+// it stops the links and closes the stores, even when the request's
+// connection was cut.
+func (g *Group) Handler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.running.enter()
+		defer g.running.leave()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Link starts a federation link with start, which returns the function
@@ -228,6 +317,17 @@ func (g *Group) stop() {
 		cancel()
 	}
 	g.serving.Wait()
+	// Cut connections leave their handlers running: they may still be
+	// using what the links and stores below provide.
+	ctx, cancel := context.WithTimeout(context.Background(), g.opts.Finish)
+	if left := g.running.wait(ctx); left > 0 {
+		what := "1 request handler was"
+		if left > 1 {
+			what = fmt.Sprintf("%d request handlers were", left)
+		}
+		g.note(fmt.Errorf("serve: %s still running %s after the connections were cut; the links stopped and the stores closed regardless", what, g.opts.Finish))
+	}
+	cancel()
 
 	// 3: the links.
 	for i := len(links) - 1; i >= 0; i-- {

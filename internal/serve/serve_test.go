@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -269,4 +270,129 @@ func TestStoppedBeforeStart(t *testing.T) {
 			t.Errorf("steps %q: want the server shut down and no link started", got)
 		}
 	})
+}
+
+// TestHandlerOutlivesDrain: a request whose handler runs past the drain
+// time has its connection cut, but the links stop and the stores close
+// only once the handler returned; one that runs past Options.Finish
+// too is reported, and then the links stop and the stores close.
+func TestHandlerOutlivesDrain(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		handler time.Duration // how long the handler runs
+		took    time.Duration // from the cancellation to Run's return
+		steps   []string
+		errs    []string
+	}{
+		{"returns", 12 * time.Second, 17 * time.Second,
+			[]string{"link started", "http stops accepting", "http cut", "handler returned", "link stopped",
+				"background cancelled", "background done", "second store closed", "first store closed"},
+			[]string{"cut off"}},
+		// 7 s of draining, 10 s of waiting for the handler, 5 s of background work.
+		{"bound passes", 100 * time.Second, 22 * time.Second,
+			[]string{"link started", "http stops accepting", "http cut", "link stopped",
+				"background cancelled", "background done", "second store closed", "first store closed"},
+			[]string{"cut off", "1 request handler was still running 10s after the connections were cut"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ev := &events{}
+				ctx, cancel := context.WithCancel(context.Background())
+				srv := newFake("http", ev)
+				srv.slow = true
+				slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					time.Sleep(c.handler)
+					ev.add("handler returned")
+				})
+				done, served := make(chan error, 1), make(chan struct{})
+				go func() {
+					done <- Run(ctx, Options{Drain: 7 * time.Second, Finish: 10 * time.Second}, func(g *Group) error {
+						h := g.Handler(slow)
+						go func() {
+							defer close(served)
+							h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/studies", nil))
+						}()
+						return parts(g, ev, srv)
+					})
+				}()
+				synctest.Wait()
+				cancel()
+				t0 := time.Now()
+				err := <-done
+				if took := time.Since(t0); took != c.took {
+					t.Errorf("stopping took %s, want %s", took, c.took)
+				}
+				for _, want := range c.errs {
+					if err == nil || !strings.Contains(err.Error(), want) {
+						t.Errorf("Run: %v, want it to say %q", err, want)
+					}
+				}
+				if got := ev.get(); !slices.Equal(got, c.steps) {
+					t.Errorf("steps:\n got %q\nwant %q", got, c.steps)
+				}
+				<-served
+			})
+		})
+	}
+}
+
+// TestServeWaitsForHandler: with a real HTTP server, a handler still
+// running when its connection is cut at the end of the drain keeps the
+// store open until it returns.
+func TestServeWaitsForHandler(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var closed, closedWhileRunning bool
+	running := false
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		running = true
+		mu.Unlock()
+		close(entered)
+		<-release
+		mu.Lock()
+		running = false
+		mu.Unlock()
+	})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Drain: 100 * time.Millisecond, Finish: time.Minute}, func(g *Group) error {
+			g.OnClose("store", func() error {
+				mu.Lock()
+				closed, closedWhileRunning = true, running
+				mu.Unlock()
+				return nil
+			})
+			g.Serve("http", srv, ln)
+			return nil
+		})
+	}()
+	go func() {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	cancel()
+	time.Sleep(500 * time.Millisecond) // well past the drain: the connection is cut
+	mu.Lock()
+	early := closed
+	mu.Unlock()
+	if early {
+		t.Error("the store closed while a handler still ran")
+	}
+	close(release)
+	err = <-done
+	if err == nil || !strings.Contains(err.Error(), "cut off") {
+		t.Errorf("Run: %v, want requests cut off", err)
+	}
+	if !closed || closedWhileRunning {
+		t.Errorf("store closed %v, while the handler ran %v: want closed after it returned", closed, closedWhileRunning)
+	}
 }
