@@ -200,6 +200,14 @@ func printClinicalSummary(e *env, s clinicalSummary, dates string) {
 		fmt.Fprintf(e.stderr, "deid clinical: warning: %s copied unchanged although the names say dates: %s; name them in --date-columns (or --drop-columns)\n",
 			plural(len(s.DateLikeCopied), "column"), strings.Join(s.DateLikeCopied, ", "))
 	}
+	fmt.Fprintf(w, "  %s: each row's keyed mark for the node\n", deid.ClinicalMarkColumn)
+	if s.Sealed > 0 {
+		fmt.Fprintf(w, "  rows this site key de-identified before, pseudonyms kept: %d\n", s.Sealed)
+	}
+	if s.Unsealed > 0 {
+		fmt.Fprintf(e.stderr, "deid clinical: warning: %s look like Mosaic pseudonyms but carry no valid %s mark of this site key: taken as original IDs, pseudonymised and their dates treated again\n",
+			plural(s.Unsealed, "row"), deid.ClinicalMarkColumn)
+	}
 	if s.BadDates > 0 {
 		fmt.Fprintf(w, "  values that were not dates, emptied: %d\n", s.BadDates)
 	}

@@ -820,8 +820,9 @@ func TestDeidClinicalJoin(t *testing.T) {
 		t.Fatalf("clinical: exit %d; stderr:\n%s", code, stderr)
 	}
 	rows := readCSV(csvOut)
-	// The issuer column names the hospital: it is left out.
-	wantHeader := slices.DeleteFunc(slices.Clone(orig[0]), func(c string) bool { return c == "issuer_of_patient_id" })
+	// The issuer column names the hospital: it is left out. Each row's
+	// keyed mark comes last.
+	wantHeader := append(slices.DeleteFunc(slices.Clone(orig[0]), func(c string) bool { return c == "issuer_of_patient_id" }), "mosaic_deid")
 	if len(rows) != m.Patients+1 || !slices.Equal(rows[0], wantHeader) {
 		t.Fatalf("clinical output: %d rows, header %v", len(rows), rows[0])
 	}
@@ -921,7 +922,7 @@ func TestDeidClinicalJoin(t *testing.T) {
 		t.Errorf("-o json summary %+v, want %d patients", js, m.Patients)
 	}
 	rows = readCSV(csvOut)
-	if slices.Contains(rows[0], "topography_label") || len(rows[0]) != len(orig[0])-1 {
+	if slices.Contains(rows[0], "topography_label") || len(rows[0]) != len(orig[0]) { // one dropped, the mark added
 		t.Errorf("dropped column still there: %v", rows[0])
 	}
 	dx := slices.Index(rows[0], "diagnosis_date")

@@ -63,6 +63,9 @@ when any row was skipped.`,
 			} else {
 				fmt.Fprintf(e.stdout, "clinical import into %s: %s, %s imported, %s skipped\n", dataset,
 					plural(rep.Rows, "row"), plural(rep.Imported, "patient"), plural(rep.Skipped, "row"))
+				if rep.Sealed > 0 {
+					fmt.Fprintf(e.stdout, "  %s from 'mosaic deid clinical' with this site key: pseudonyms kept\n", plural(rep.Sealed, "row"))
+				}
 				for _, x := range rep.Errors {
 					fmt.Fprintf(e.stdout, "  error   row %d %s: %s\n", x.Row, x.Column, x.Problem)
 				}

@@ -9,19 +9,13 @@ import (
 
 // PatientPseudonym returns the pseudonym the engine gives a patient with
 // this ID and issuer in DICOM objects, so clinical rows join the images.
-// An empty ID has no pseudonym: the result is empty.
-//
-// An ID that is already a pseudonym (a table 'mosaic deid clinical' wrote,
-// so without an issuer) keeps its keyed part and takes this policy's
-// prefix, so that such a table joins the images de-identified with the
-// same key instead of being pseudonymised twice.
+// An empty ID has no pseudonym: the result is empty. The ID is taken as
+// an original ID, whatever it looks like: a row of a table 'mosaic deid
+// clinical' wrote is recognised by its seal (CheckRow), not by its ID.
 func (e *Engine) PatientPseudonym(id, issuer string) string {
 	id = strings.TrimSpace(id)
 	if id == "" {
 		return ""
-	}
-	if strings.TrimSpace(issuer) == "" && e.isPseudonym(id) {
-		return e.reprefix(id)
 	}
 	var ds dicom.Dataset
 	return e.h.pseudonym(e.p.PatientIDPrefix, "patient-id", patientKey(&ds, id, issuer))
@@ -31,9 +25,9 @@ func (e *Engine) PatientPseudonym(id, issuer string) string {
 // with this ID and issuer, as it is applied to that patient's DICOM dates:
 // the same shift, or the first of the month. The date is YYYYMMDD or
 // YYYY-MM-DD and is returned in the same form; with the remove policy the
-// result is empty, with keep it is unchanged. The dates of a patient whose
-// ID is already a pseudonym (see PatientPseudonym) were shifted already:
-// they are not shifted again.
+// result is empty, with keep it is unchanged. Like PatientPseudonym it
+// takes the ID as an original ID; a sealed row's dates go through
+// Row.ChangeDate.
 func (e *Engine) ChangeDate(id, issuer, date string) (string, error) {
 	date = strings.TrimSpace(date)
 	if date == "" {
@@ -51,13 +45,6 @@ func (e *Engine) ChangeDate(id, issuer, date string) (string, error) {
 		compact = date[:4] + date[5:7] + date[8:]
 	}
 	shift := 0
-	if e.p.Dates == DatesShift && strings.TrimSpace(issuer) == "" && e.isPseudonym(strings.TrimSpace(id)) {
-		// Checked as a date, returned as it is.
-		if _, ok := changeDate(compact, dicom.DA, DatesKeep, 0); !ok || len(compact) != 8 {
-			return "", fmt.Errorf("deid: not a date (want YYYYMMDD or YYYY-MM-DD)")
-		}
-		return date, nil
-	}
 	if e.p.Dates == DatesShift {
 		var ds dicom.Dataset
 		shift = e.h.shiftDays(patientKey(&ds, id, issuer), e.p.MaxShiftDays)

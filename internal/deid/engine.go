@@ -148,7 +148,8 @@ type job struct {
 	ids      []needle // identifying values of the input
 	// own is set for input Mosaic already de-identified with this site
 	// key: its pseudonyms stay (with this policy's prefix), and so do its
-	// UIDs when keepUIDs is set and its dates when noShift is set.
+	// UIDs when keepUIDs is set and its dates when noShift is set (they
+	// were shifted with this key by the shift this policy gives).
 	own, keepUIDs, noShift bool
 	// scrub and scrubState clean kept descriptions (Clean Descriptors).
 	scrub      *scrubber
@@ -166,7 +167,7 @@ func (e *Engine) start(f *dicom.File) (*job, error) {
 	if ds.UID(dicom.TagSOPInstanceUID) == "" {
 		return nil, reject("missing-uid", "no SOP Instance UID")
 	}
-	own, err := e.checkMark(ds)
+	own, dates, err := e.checkMark(ds)
 	if err != nil {
 		return nil, err
 	}
@@ -178,8 +179,11 @@ func (e *Engine) start(f *dicom.File) (*job, error) {
 		j.own = true
 		j.idPseudo = e.reprefix(pid)
 		j.keepUIDs = !hasMethodCode(ds, optionCodes[RetainUIDs].value)
-		state, _ := ds.String(tagLongitudinalTemporalInfoModified)
-		j.noShift = strings.EqualFold(state, "MODIFIED")
+		// Dates are left as they are only when they were shifted as
+		// this policy shifts them: same key (checked), same greatest
+		// shift. Any other treatment, or an older mark that does not say
+		// which, gets this policy's treatment on top (mark.go).
+		j.noShift = e.p.Dates == DatesShift && dates == e.dateMark()
 	} else {
 		j.idPseudo = e.h.pseudonym(e.p.PatientIDPrefix, "patient-id", j.patient)
 	}

@@ -92,6 +92,12 @@ type TableReport struct {
 	// asked for: the table has StandardIssuerColumn and no other source
 	// of issuers was given.
 	IssuerColumnFound string `json:"issuer_column_found,omitempty"`
+	// Sealed counts the rows this site key's 'mosaic deid clinical'
+	// wrote (their seal verified): their pseudonyms are kept. Unsealed
+	// counts the rows whose ID looks like a pseudonym, or that carry a
+	// mark of this key, without a valid seal: taken as original data.
+	Sealed   int `json:"sealed_rows,omitempty"`
+	Unsealed int `json:"unsealed_pseudonym_rows,omitempty"`
 	// DateLikeCopied names the columns copied unchanged whose names say
 	// they hold dates (see dateLikeName): most likely a date column the
 	// options forgot, worth a warning.
@@ -123,7 +129,11 @@ func columnErr(format string, a ...any) error {
 // and writes it to w with each row's patient ID replaced by the
 // pseudonym the images get, date columns changed per the policy for that
 // patient (a value that is not a date is emptied), the drop columns and
-// the issuer column left out, and the other columns copied.
+// the issuer column left out, and the other columns copied. Each row gets
+// the keyed mark of rowmark.go in the last column, ClinicalMarkColumn; a
+// mark in the input is replaced. A row of a table this key marked keeps
+// its pseudonym (see ClinicalRow); a table marked with another key is
+// refused.
 func (e *Engine) DeidentifyTable(w io.Writer, r io.Reader, opts TableOptions) (TableReport, error) {
 	rep := TableReport{LeftOut: []string{}, Dropped: []string{}, Dates: []string{}}
 	cr := csv.NewReader(bufio.NewReader(r))
@@ -144,7 +154,8 @@ func (e *Engine) DeidentifyTable(w io.Writer, r io.Reader, opts TableOptions) (T
 		}
 		return out
 	}
-	if err := cw.Write(keep(header)); err != nil {
+	outHeader := keep(header)
+	if err := cw.Write(append(slices.Clone(outHeader), ClinicalMarkColumn)); err != nil {
 		return rep, err
 	}
 	patients := map[string]struct{}{}
@@ -179,17 +190,28 @@ func (e *Engine) DeidentifyTable(w io.Writer, r io.Reader, opts TableOptions) (T
 				continue
 			}
 		}
-		rec[idCol] = e.PatientPseudonym(id, issuer)
+		row, err := e.ClinicalRow(header, rec, l.markCol, id, issuer)
+		if err != nil {
+			return rep, fmt.Errorf("line %d: %w", line, err)
+		}
+		switch {
+		case row.Own:
+			rep.Sealed++
+		case row.Unsealed:
+			rep.Unsealed++
+		}
+		rec[idCol] = row.Pseudonym()
 		patients[rec[idCol]] = struct{}{}
 		for i := range dateCol {
-			v, err := e.ChangeDate(id, issuer, rec[i])
+			v, err := row.ChangeDate(rec[i])
 			if err != nil {
 				v = ""
 				rep.BadDates++
 			}
 			rec[i] = v
 		}
-		if err := cw.Write(keep(rec)); err != nil {
+		out := keep(rec)
+		if err := cw.Write(append(out, e.rowMark(outHeader, out))); err != nil {
 			return rep, err
 		}
 		rep.Written++
@@ -248,6 +270,7 @@ func (e *Engine) DeidentifyTableFile(out, in string, opts TableOptions) (TableRe
 type layout struct {
 	header           []string
 	idCol, issuerCol int
+	markCol          int // ClinicalMarkColumn, or -1
 	dateCol, drop    map[int]bool
 }
 
@@ -319,8 +342,16 @@ func readLayout(cr *csv.Reader, opts TableOptions, rep *TableReport) (layout, er
 	if issuerCol >= 0 {
 		drop[issuerCol] = true
 	}
+	markCol := MarkColumn(header)
+	if markCol >= 0 {
+		if markCol == idCol || dateCol[markCol] {
+			return l, columnErr("the ID or date columns name the mark column %q", ClinicalMarkColumn)
+		}
+		drop[markCol] = true // replaced by a new mark
+	}
 	for i, h := range header {
 		switch {
+		case i == markCol:
 		case drop[i]:
 			rep.Dropped = append(rep.Dropped, h)
 		case dateCol[i]:
@@ -333,7 +364,7 @@ func readLayout(cr *csv.Reader, opts TableOptions, rep *TableReport) (layout, er
 		}
 	}
 
-	l = layout{header: header, idCol: idCol, issuerCol: issuerCol, dateCol: dateCol, drop: drop}
+	l = layout{header: header, idCol: idCol, issuerCol: issuerCol, markCol: markCol, dateCol: dateCol, drop: drop}
 	return l, nil
 }
 

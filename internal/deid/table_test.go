@@ -40,7 +40,7 @@ func TestDeidentifyTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(rows[0], ",") != "patient_id,diagnosis_date,stage" || len(rows) != 4 {
+	if strings.Join(rows[0], ",") != "patient_id,diagnosis_date,stage,"+ClinicalMarkColumn || len(rows) != 4 {
 		t.Fatalf("output %v", rows)
 	}
 	d1, _ := e.ChangeDate("P1", "H1", "2020-03-17")

@@ -32,6 +32,15 @@ type ClinicalReport struct {
 	Errors   []ClinicalIssue      `json:"errors"`
 	Warnings []ClinicalIssue      `json:"warnings"`
 	Join     index.ClinicalCounts `json:"join"`
+	// Sealed counts the rows 'mosaic deid clinical' wrote with this
+	// node's site key (their mark verified): their pseudonyms are kept
+	// and their dates kept or treated on top (internal/deid/rowmark.go).
+	// Unsealed counts the rows whose ID looks like a pseudonym, or that
+	// carry a mark of this key, without a valid seal: they were taken as
+	// original IDs, pseudonymised again and their dates treated, so they
+	// will not join images de-identified before.
+	Sealed   int `json:"sealed_rows"`
+	Unsealed int `json:"unsealed_pseudonym_rows"`
 }
 
 // Vocabularies checked on import: the code systems EUCAIM's search keys
@@ -68,6 +77,11 @@ var mandatoryColumns = []string{"patient_id", "birth_sex", "age_at_diagnosis", "
 // patient IDs and treats the dates with the node's key and policy, and
 // replaces those patients' rows in the CDM of dataset. Rows with errors
 // are skipped and reported; the rest are imported in one transaction.
+// A row 'mosaic deid clinical' wrote with this node's key (its
+// mosaic_deid mark verifies, deid.ClinicalRow) keeps its pseudonym and
+// its dates are kept or treated on top; any other row is original data,
+// even when its ID looks like a pseudonym (counted in Unsealed, with a
+// warning). A table marked with another site key is refused whole.
 func (n *Node) ImportClinical(ctx context.Context, dataset string, r io.Reader) (ClinicalReport, error) {
 	rep := ClinicalReport{Errors: []ClinicalIssue{}, Warnings: []ClinicalIssue{}}
 	if _, err := n.ix.Dataset(ctx, dataset); err != nil {
@@ -92,6 +106,7 @@ func (n *Node) ImportClinical(ctx context.Context, dataset string, r io.Reader) 
 	if len(missing) > 0 {
 		return rep, fmt.Errorf("clinical table: missing mandatory columns %s (see docs/clinical-csv.md)", strings.Join(missing, ", "))
 	}
+	markCol := deid.MarkColumn(head)
 	var pats []index.ClinicalPatient
 	seen := map[string]int{}
 	for {
@@ -112,7 +127,24 @@ func (n *Node) ImportClinical(ctx context.Context, dataset string, r io.Reader) 
 			}
 			return rep, err
 		}
-		p, errs, warns := n.clinicalRow(rep.Rows, rec, col)
+		id, issuer := "", ""
+		if i := col["patient_id"]; i < len(rec) {
+			id = rec[i]
+		}
+		if i, ok := col["issuer_of_patient_id"]; ok && i < len(rec) {
+			issuer = rec[i]
+		}
+		row, err := n.eng.ClinicalRow(head, rec, markCol, id, issuer)
+		if err != nil {
+			return rep, fmt.Errorf("clinical table: row %d: %w", rep.Rows, err)
+		}
+		switch {
+		case row.Own:
+			rep.Sealed++
+		case row.Unsealed:
+			rep.Unsealed++
+		}
+		p, errs, warns := n.clinicalRow(rep.Rows, rec, col, row)
 		rep.Warnings = append(rep.Warnings, warns...)
 		if len(errs) > 0 {
 			rep.Errors = append(rep.Errors, errs...)
@@ -133,11 +165,17 @@ func (n *Node) ImportClinical(ctx context.Context, dataset string, r io.Reader) 
 		}
 	}
 	rep.Imported = len(pats)
+	if rep.Unsealed > 0 {
+		rep.Warnings = append(rep.Warnings, ClinicalIssue{Problem: fmt.Sprintf("%d rows have IDs that look like Mosaic pseudonyms "+
+			"but no valid %s mark of this site key: they were taken as original IDs, pseudonymised and their dates treated again, "+
+			"so they will not join images de-identified before; import the table as 'mosaic deid clinical' wrote it, "+
+			"or the original table", rep.Unsealed, deid.ClinicalMarkColumn)})
+	}
 	rep.Join, err = n.ix.CompareClinical(ctx, dataset, 20)
 	return rep, err
 }
 
-func (n *Node) clinicalRow(row int, rec []string, col map[string]int) (index.ClinicalPatient, []ClinicalIssue, []ClinicalIssue) {
+func (n *Node) clinicalRow(row int, rec []string, col map[string]int, dr deid.Row) (index.ClinicalPatient, []ClinicalIssue, []ClinicalIssue) {
 	var errs, warns []ClinicalIssue
 	get := func(c string) string {
 		if i, ok := col[c]; ok && i < len(rec) {
@@ -152,8 +190,7 @@ func (n *Node) clinicalRow(row int, rec []string, col map[string]int) (index.Cli
 			bad(c, "mandatory value missing")
 		}
 	}
-	id, issuer := get("patient_id"), get("issuer_of_patient_id")
-	p := index.ClinicalPatient{PatientID: n.eng.PatientPseudonym(id, issuer), BirthSex: get("birth_sex")}
+	p := index.ClinicalPatient{PatientID: dr.Pseudonym(), BirthSex: get("birth_sex")}
 	if p.BirthSex != "" && !birthSexes[p.BirthSex] {
 		bad("birth_sex", "unknown code (use female, male, other or unknown)")
 	}
@@ -210,7 +247,7 @@ func (n *Node) clinicalRow(row int, rec []string, col map[string]int) (index.Cli
 			y := diag.Year()
 			cond.DiagnosisYear = &y
 		}
-		d, err := n.eng.ChangeDate(id, issuer, diag.Format("20060102"))
+		d, err := dr.ChangeDate(diag.Format("20060102"))
 		if err == nil {
 			cond.DiagnosisDate = d
 		}
