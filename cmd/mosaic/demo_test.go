@@ -121,7 +121,7 @@ func TestDemo(t *testing.T) {
 		total := 0
 		for _, r := range res.Results {
 			if r.Node == "" || r.Dataset == "" || r.Subjects < 10 {
-				t.Errorf("result %+v", r)
+				t.Errorf("result %+v in the answer %s", r, b)
 			}
 			total += r.Subjects
 		}
