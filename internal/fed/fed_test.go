@@ -1,7 +1,10 @@
 package fed
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -31,14 +34,22 @@ func TestTaskSigning(t *testing.T) {
 	if _, err := OpenTask(pub, forged, "node-a", now, time.Second, nil); !errors.Is(err, ErrSignature) {
 		t.Errorf("forged: %v", err)
 	}
-	// Tampered payload.
-	tampered := []byte(string(msg))
-	for i := range tampered {
-		if tampered[i] == 'A' {
-			tampered[i] = 'B'
-			break
-		}
+	// Tampered payload: the body {"q":1} becomes {"q":2}, still well
+	// formed, so only the signature can catch it.
+	var env map[string]string
+	if err := json.Unmarshal(msg, &env); err != nil {
+		t.Fatal(err)
 	}
+	payload, err := base64.StdEncoding.DecodeString(env["payload"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := bytes.Replace(payload, []byte(`{"q":1}`), []byte(`{"q":2}`), 1)
+	if bytes.Equal(changed, payload) {
+		t.Fatalf("the sealed task does not hold its body: %s", payload)
+	}
+	env["payload"] = base64.StdEncoding.EncodeToString(changed)
+	tampered, _ := json.Marshal(env)
 	if _, err := OpenTask(pub, tampered, "node-a", now, time.Second, nil); err == nil {
 		t.Error("tampered message accepted")
 	}
