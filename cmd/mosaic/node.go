@@ -120,11 +120,7 @@ func (f *nodeFlags) configFor(e *env, cmd *cobra.Command) (node.Config, error) {
 	if err := c.Validate(); err != nil {
 		return c, usageError{err}
 	}
-	if !f.create {
-		if err := siteKeyPresent(c.SiteKey); err != nil {
-			return c, err
-		}
-	}
+	c.KeyMustExist = !f.create
 	return c, nil
 }
 
@@ -276,7 +272,7 @@ Running it on an existing node changes nothing.`,
 				fmt.Fprintf(e.stdout, "a node is already at %s: nothing changed\n", c.Data)
 				return nil
 			}
-			saved, err := saveNodeSettings(c)
+			saved, err := node.SaveSettings(c)
 			if err != nil {
 				return err
 			}

@@ -42,28 +42,35 @@ func NewKey(b []byte) (Key, error) {
 // ErrKeyFile marks a site key file that exists but cannot be used.
 var ErrKeyFile = errors.New("unusable site key file")
 
+// LoadKey reads the site key at path; an error wrapping fs.ErrNotExist
+// says there is none. A key file readable by others is refused.
+func LoadKey(path string) (Key, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Key{}, fmt.Errorf("deid: site key: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Key{}, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return Key{}, fmt.Errorf("deid: %w: %s is accessible to others (mode %v); chmod 600 it", ErrKeyFile, path, fi.Mode().Perm())
+	}
+	if len(b) != KeySize {
+		return Key{}, fmt.Errorf("deid: %w: %s holds %d bytes, want %d", ErrKeyFile, path, len(b), KeySize)
+	}
+	return NewKey(b)
+}
+
 // LoadOrCreateKey reads the site key at path, or creates it (32 random
 // bytes, mode 0600, written atomically) when the file does not exist. It
 // reports whether it created the key. A key file readable by others is
 // refused.
 func LoadOrCreateKey(path string) (Key, bool, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return Key{}, false, err
-		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			return Key{}, false, fmt.Errorf("deid: %w: %s is accessible to others (mode %v); chmod 600 it", ErrKeyFile, path, fi.Mode().Perm())
-		}
-		if len(b) != KeySize {
-			return Key{}, false, fmt.Errorf("deid: %w: %s holds %d bytes, want %d", ErrKeyFile, path, len(b), KeySize)
-		}
-		k, _ := NewKey(b)
+	if k, err := LoadKey(path); err == nil {
 		return k, false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return Key{}, false, fmt.Errorf("deid: site key: %w", err)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return Key{}, false, err
 	}
 	var k Key
 	if _, err := rand.Read(k.b[:]); err != nil {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -48,6 +49,11 @@ type Config struct {
 	// SiteKey is the file of the node's pseudonymisation key (created on
 	// first use).
 	SiteKey string `json:"site_key"`
+	// KeyMustExist makes Open refuse a SiteKey file that does not exist
+	// rather than create one: a new key would give every later object
+	// other pseudonyms than those the node holds. Commands that may not
+	// make a node set it.
+	KeyMustExist bool `json:"-"`
 	// MaxObjectBytes caps one DICOM object received (a STOW-RS part or a
 	// file), in bytes.
 	MaxObjectBytes int64 `json:"max_object_bytes"`
@@ -216,6 +222,10 @@ func (c *Config) disclosureSettings() disclosure.Settings {
 		DailyEpsilon: c.SearchDailyEpsilon, TotalEpsilon: c.SearchTotalEpsilon, Clock: c.Clock}
 }
 
+// ErrNoSiteKey marks an Open with KeyMustExist whose site key file does
+// not exist.
+var ErrNoSiteKey = errors.New("node: the site key does not exist")
+
 // DefaultPolicy is the de-identification policy of a node whose
 // configuration names none.
 const DefaultPolicy = "eucaim"
@@ -266,6 +276,17 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	var key deid.Key
+	if cfg.KeyMustExist {
+		k, err := deid.LoadKey(cfg.SiteKey)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s; pass the key this node was made with (its path is site_key in node.json), or make a new node", ErrNoSiteKey, cfg.SiteKey)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("node: site key: %w", err)
+		}
+		key = k
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("node: data directory: %w", err)
 	}
@@ -273,9 +294,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, _, err := deid.LoadOrCreateKey(cfg.SiteKey)
-	if err != nil {
-		return nil, fmt.Errorf("node: site key: %w", err)
+	if !cfg.KeyMustExist {
+		k, _, err := deid.LoadOrCreateKey(cfg.SiteKey)
+		if err != nil {
+			return nil, fmt.Errorf("node: site key: %w", err)
+		}
+		key = k
 	}
 	eng, err := deid.NewEngine(pol, key)
 	if err != nil {
