@@ -84,3 +84,47 @@ func (a *Admin) Nodes(ctx context.Context) ([]Node, error) { return a.st.Nodes(c
 func (a *Admin) RemoveNode(ctx context.Context, id string) error {
 	return a.st.RemoveNode(ctx, id, nil)
 }
+
+// SetEmail sets a user's e-mail address (where access requests'
+// notifications go) and display name.
+func (h *Hub) SetEmail(ctx context.Context, user, email, name string) error {
+	return h.store.SetEmail(ctx, user, email, name, h.recorder("hub", "user-email-set", user, nil))
+}
+
+// AddRepresentative makes user a representative of a dataset (or with
+// AnyDataset, of every dataset of a node): they decide access requests
+// for it.
+func (h *Hub) AddRepresentative(ctx context.Context, user string, r Representation) error {
+	return h.store.AddRepresentative(ctx, user, r, h.recorder("hub", "representative-added", user, map[string]any{"node": r.Node, "dataset": r.Dataset}))
+}
+
+// RemoveRepresentative ends a representation.
+func (h *Hub) RemoveRepresentative(ctx context.Context, user string, r Representation) error {
+	return h.store.RemoveRepresentative(ctx, user, r, h.recorder("hub", "representative-removed", user, map[string]any{"node": r.Node, "dataset": r.Dataset}))
+}
+
+// Represents reports whether user represents dataset at node.
+func (h *Hub) Represents(ctx context.Context, user, node, dataset string) (bool, error) {
+	return h.store.Represents(ctx, user, node, dataset)
+}
+
+// Representatives lists the users who represent dataset at node.
+func (h *Hub) Representatives(ctx context.Context, node, dataset string) ([]Person, error) {
+	return h.store.Representatives(ctx, node, dataset)
+}
+
+// Admins lists the hub's administrators.
+func (h *Hub) Admins(ctx context.Context) ([]Person, error) { return h.store.Admins(ctx) }
+
+// Person returns one user with their e-mail address.
+func (h *Hub) Person(ctx context.Context, id string) (Person, error) { return h.store.Person(ctx, id) }
+
+// SetEmail sets a user's e-mail address, as Hub.SetEmail does.
+func (a *Admin) SetEmail(ctx context.Context, user, email, name string) error {
+	return a.st.SetEmail(ctx, user, email, name, nil)
+}
+
+// AddRepresentative makes user a representative, as Hub.AddRepresentative does.
+func (a *Admin) AddRepresentative(ctx context.Context, user string, r Representation) error {
+	return a.st.AddRepresentative(ctx, user, r, nil)
+}

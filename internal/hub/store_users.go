@@ -66,7 +66,7 @@ func (s *store) AddUser(ctx context.Context, id, password, role string, rec reco
 	if len(password) < 12 {
 		return fmt.Errorf("%w: passwords have at least 12 characters", ErrInvalid)
 	}
-	if role != RoleAdmin && role != RoleResearcher {
+	if !validRole(role) {
 		return fmt.Errorf("%w: role %q", ErrInvalid, role)
 	}
 	hash := hashPassword(password)
