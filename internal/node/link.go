@@ -239,6 +239,12 @@ func (n *Node) StartLinkContext(ctx context.Context, opts LinkOptions) (*Link, e
 		al.Close()
 		return nil, err
 	}
+	if _, err := nc.Subscribe(fed.TaskSubject(f.Node), l.onTask); err != nil {
+		nc.Close()
+		cancel()
+		al.Close()
+		return nil, err
+	}
 	go l.loop(lctx, opts)
 	return l, nil
 }
