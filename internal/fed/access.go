@@ -86,7 +86,11 @@ type RelayRequest struct {
 	Method     string `json:"method"`
 	// Path is below the permit's root ("/studies", "/studies/1.2/series",
 	// ...), Query the raw query string.
-	Path   string              `json:"path"`
+	Path string `json:"path"`
+	// Root is the URL of the permit's root on the hub as the researcher
+	// reached it ("https://hub/dicom-web/permits/ID/"): URLs in answers
+	// (RetrieveURL, BulkDataURI) point below it, never at the node.
+	Root   string              `json:"root"`
 	Query  string              `json:"query,omitempty"`
 	Header map[string][]string `json:"header,omitempty"` // Accept, Range, If-None-Match only
 }
