@@ -146,12 +146,21 @@ func (h *Hub) Snapshot(ctx context.Context, node string, body fed.SnapshotBody) 
 	h.nc.Flush()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	// The hub's watch wakes changed when a node it saw linked goes; a
+	// look every half second also catches one that came and went
+	// between two of its looks.
+	look := time.NewTicker(500 * time.Millisecond)
+	defer look.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return fail(fmt.Errorf("%w: %s, snapshot %s: %v", ErrNodeTimeout, node, body.Snapshot, ctx.Err()))
 		case <-timer.C:
 			return fail(fmt.Errorf("%w: %s made no snapshot within %s", ErrNodeTimeout, node, wait.Round(time.Millisecond)))
+		case <-look.C:
+			if _, ok := h.online()[node]; !ok {
+				return fail(fmt.Errorf("%w: %s went offline before answering the snapshot", ErrNodeOffline, node))
+			}
 		case <-changed:
 			changed = h.nodesChanged()
 			if _, ok := h.online()[node]; !ok {
