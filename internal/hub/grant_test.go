@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,13 +20,7 @@ import (
 // grantHub is a hub that sends revocation lists every interval.
 func grantHub(t *testing.T, interval time.Duration) *Hub {
 	t.Helper()
-	h, err := Open(context.Background(), Config{Data: t.TempDir(), NATSListen: "127.0.0.1:0", RevocationInterval: interval,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
+	return grantHubConfig(t, Config{RevocationInterval: interval})
 }
 
 // link connects f with its node's credentials (and so its NATS
@@ -354,5 +346,23 @@ func TestRevocationsPeriodic(t *testing.T) {
 	}
 	if got < 4 {
 		t.Errorf("%d lists in 1.1 s at a 200 ms interval (and one on coming online), want at least 4", got)
+	}
+}
+
+// TestSnapshotNeedsAudit: a snapshot request that cannot be put on
+// record is not sent.
+func TestSnapshotNeedsAudit(t *testing.T) {
+	h := grantHub(t, time.Hour)
+	f := enrollFake(t, h, "north")
+	var asked atomic.Int32
+	answer := snapshotResponder(t, h, f, f.key, nil)
+	f.link(t, h, func(m *nats.Msg) { asked.Add(1); answer(m) })
+	h.audit = failingAction{auditLog: h.audit, action: actionSnapshotRequested}
+	if _, err := h.Snapshot(context.Background(), "north", snapBody()); !errors.Is(err, ErrAudit) {
+		t.Errorf("audit log unwritable: %v, want ErrAudit", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := asked.Load(); n != 0 {
+		t.Errorf("the node was sent %d snapshot tasks", n)
 	}
 }

@@ -170,12 +170,12 @@ func (h *Hub) relayRoot(r *http.Request, id string) string {
 // archive of a download permit. UIDs are digits and dots, at most 64
 // characters; anything escaped (an encoded slash or dot) is refused.
 func relayPath(escaped, id string) (string, error) {
+	if strings.ContainsAny(escaped, "%\\") {
+		return "", errors.New("escaped characters are not allowed in DICOMweb paths")
+	}
 	rest, ok := strings.CutPrefix(escaped, relayPrefix+id+"/")
 	if !ok {
 		return "", errors.New("not a permit's DICOMweb path")
-	}
-	if strings.ContainsAny(rest, "%\\") {
-		return "", errors.New("escaped characters are not allowed in DICOMweb paths")
 	}
 	seg := strings.Split(rest, "/")
 	if len(seg) > 40 {
