@@ -356,7 +356,12 @@ func TestSnapshotNeedsAudit(t *testing.T) {
 	f := enrollFake(t, h, "north")
 	var asked atomic.Int32
 	answer := snapshotResponder(t, h, f, f.key, nil)
-	f.link(t, h, func(m *nats.Msg) { asked.Add(1); answer(m) })
+	f.link(t, h, func(m *nats.Msg) {
+		if task, err := fed.OpenTask(h.PublicKey(), m.Data, f.id, time.Now(), time.Minute, nil); err == nil && task.Kind == fed.TaskSnapshot {
+			asked.Add(1)
+		}
+		answer(m)
+	})
 	h.audit = failingAction{auditLog: h.audit, action: actionSnapshotRequested}
 	if _, err := h.Snapshot(context.Background(), "north", snapBody()); !errors.Is(err, ErrAudit) {
 		t.Errorf("audit log unwritable: %v, want ErrAudit", err)
