@@ -226,9 +226,10 @@ const revokeTaskTTL = time.Minute
 const maxRevocationsPerTask = 2000
 
 // Revoked sends node a revoke task for one revoked permit at once. A
-// node that is not connected is sent nothing now: it gets the full list
-// when it comes back (see revocationLoop), so Revoked fails only when
-// the task cannot be sent. It implements access.Publisher.
+// node that is not connected misses it and gets the full list when it
+// comes back (see revocationLoop), so Revoked fails only when the task
+// cannot be sent (the hub's own NATS connection is down). It implements
+// access.Publisher.
 func (h *Hub) Revoked(ctx context.Context, node string, r fed.Revocation) error {
 	if !fed.ValidNodeID(node) {
 		return fmt.Errorf("hub: revocation: %q is not a node id", node)
@@ -236,10 +237,9 @@ func (h *Hub) Revoked(ctx context.Context, node string, r fed.Revocation) error 
 	if r.Permit == "" {
 		return errors.New("hub: revocation: the permit id is required")
 	}
-	if _, ok := h.online()[node]; !ok {
-		h.log.Info("revocation kept for a node that is offline", "node", node, "permit", r.Permit)
-		return nil
-	}
+	// Sent whether or not the hub counts the node online: a node
+	// connected a moment ago gets it, and NATS drops it when no one
+	// listens.
 	return h.sendRevocations(node, []fed.Revocation{r})
 }
 
