@@ -127,6 +127,10 @@ type Link struct {
 	closed                       chan struct{} // closed when the NATS connection is
 	closeOnce, closedOnce        sync.Once
 
+	// now is the link's clock for permits (permits.go); time.Now unless
+	// a test sets it.
+	now func() time.Time
+
 	mu          sync.Mutex
 	lastChanged time.Time
 	connected   bool
