@@ -16,12 +16,12 @@ const maxRevocations = 100000
 
 // onRevoke takes a fed.TaskRevoke task: the hub's list of the permits
 // revoked and not yet expired for this node, sent every 15 s and at once
-// on a new revocation. Every revocation is stored (those of permits
-// already expired are dropped, as are stored ones whose permits have
-// expired since), and the list's time is recorded as the last time the
-// hub was heard, even for an empty list: permits are refused when that
-// is older than permit_offline_limit. A revocation counts from the next
-// permit check. Nothing is answered.
+// on a new revocation. Every revocation is stored but those of permits
+// past their expiry (refused as expired anyway), which are dropped, as
+// are stored ones whose permits have expired since. The list's time is
+// recorded as the last time the hub was heard, even for an empty list:
+// permits are refused when that is older than permit_offline_limit. A
+// revocation counts from the next permit check. Nothing is answered.
 func (l *Link) onRevoke(m *nats.Msg, task fed.Task) {
 	now := l.clock()
 	var body fed.RevokeBody
@@ -43,7 +43,7 @@ func (l *Link) onRevoke(m *nats.Msg, task fed.Task) {
 		case checkPermitID(r.Permit) != nil || len(r.By) > 64:
 			skipped++
 		case !r.Expires.IsZero() && r.Expires.Before(now):
-			// The permit expired: it is refused anyway.
+			// The permit expired: it is refused as expired anyway.
 		default:
 			revs = append(revs, index.PermitRevocation{Permit: r.Permit, Time: r.Time, Expires: r.Expires, By: r.By, Source: index.RevokedAtHub})
 		}

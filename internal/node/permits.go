@@ -174,7 +174,7 @@ func (l *Link) decide(ctx context.Context, token, researcher string, op permit.O
 		return c, ReasonOperation
 	case st.RevokedBy != "":
 		return c, ReasonRevoked
-	case st.HubHeard.IsZero() || now.Sub(st.HubHeard) > l.n.cfg.PermitOfflineLimit:
+	case now.Sub(st.HubHeard) > l.n.cfg.PermitOfflineLimit: // never heard: zero, long ago
 		return c, ReasonHubUnheard
 	case st.RequireApproval && !st.Approved:
 		return c, ReasonApprovalRequired

@@ -397,6 +397,11 @@ func TestRevocationListHandling(t *testing.T) {
 	if len(recs) != 1 || recs[0].ID != "p-live" || recs[0].RevokedBy != "representative" || recs[0].RevokedAt != index.RevokedAtHub {
 		t.Fatalf("stored revocations: %+v; want p-live alone", recs)
 	}
+	for _, r := range e.audit() {
+		if r.Action == "permit-revoked" && r.Subject != "p-live" {
+			t.Errorf("revocation of %s recorded; want p-live's alone", r.Subject)
+		}
+	}
 	// Once p-live expires, the next list forgets it.
 	e.advance(2 * time.Hour)
 	e.revoke()
@@ -415,6 +420,14 @@ func TestRevocationListHandling(t *testing.T) {
 	e.l.onTask(&nats.Msg{Data: msg})
 	if st, _ := e.n.ix.PermitStatus(ctx, "x", "lung"); !st.HubHeard.Equal(e.clock()) {
 		t.Errorf("a list from the future: heard at %v; want %v", st.HubHeard, e.clock())
+	}
+	// A list issued before the last one heard (late, within the skew)
+	// does not move the time back.
+	e.advance(10 * time.Second)
+	e.l.onTask(&nats.Msg{Data: revokeTask(t, e.hubKey, "north", e.clock())})
+	e.l.onTask(&nats.Msg{Data: revokeTask(t, e.hubKey, "north", e.clock().Add(-20*time.Second))})
+	if st, _ := e.n.ix.PermitStatus(ctx, "x", "lung"); !st.HubHeard.Equal(e.clock()) {
+		t.Errorf("a late list moved the hub's last word back to %v; want %v", st.HubHeard, e.clock())
 	}
 	// A malformed list is refused and not heard.
 	e.advance(time.Minute)
