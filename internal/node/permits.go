@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -96,8 +97,9 @@ func (l *Link) clock() time.Time {
 // within permit_offline_limit (else every permit is refused: fail
 // closed); and, for a dataset that requires it, the node's own approval.
 // Every check, allowed or refused, is in the node's audit log before
-// CheckPermit returns (a use that cannot be recorded is refused), and a
-// permit whose signature is good is recorded as seen (Node.Permits).
+// CheckPermit returns (a use that cannot be recorded there is refused),
+// and a permit whose signature is good is counted as seen
+// (Node.Permits).
 // Refusals are *PermitError. Nothing is cached: a revocation or an
 // approval counts from the next check on.
 func (l *Link) CheckPermit(ctx context.Context, token, researcher string, op permit.Op) (permit.Claims, error) {
@@ -113,21 +115,28 @@ func (l *Link) CheckPermit(ctx context.Context, token, researcher string, op per
 		status = http.StatusServiceUnavailable
 	}
 	detail := map[string]any{"researcher": researcher, "op": string(op)}
+	// The use is counted (for 'permits list') beside the audit record,
+	// not before it: the two writes wait for their disks together. The
+	// audit log is the record that counts; a count that fails is logged.
+	var wg sync.WaitGroup
 	if c.ID != "" {
 		detail["dataset"], detail["snapshot"], detail["request"], detail["node"] = c.Dataset, c.Snapshot, c.Request, c.Node
-		if rerr := l.n.ix.RecordPermitUse(ctx, index.PermitUse{ID: c.ID, Researcher: c.Researcher, Node: c.Node, Dataset: c.Dataset,
-			Snapshot: c.Snapshot, Ops: opStrings(c.Operations), Expires: c.ExpiresAt(), Time: now, Allowed: reason == ""}); rerr != nil {
-			l.n.log.Error("permit use not recorded; refused", "permit", c.ID, "err", rerr)
-			if reason == "" {
-				reason, status = ReasonUnavailable, http.StatusServiceUnavailable
+		use := index.PermitUse{ID: c.ID, Researcher: c.Researcher, Node: c.Node, Dataset: c.Dataset,
+			Snapshot: c.Snapshot, Ops: opStrings(c.Operations), Expires: c.ExpiresAt(), Time: now, Allowed: reason == ""}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.n.ix.RecordPermitUse(context.WithoutCancel(ctx), use); err != nil {
+				l.n.log.Error("permit use not counted", "permit", use.ID, "err", err)
 			}
-		}
+		}()
 	} else {
 		// Not a permit the hub signed: its claims mean nothing, but a
 		// digest lets repeated attempts with one token be told apart.
 		sum := sha256.Sum256([]byte(token))
 		detail["token_sha256"] = hex.EncodeToString(sum[:8])
 	}
+	defer wg.Wait()
 	action := actionPermitUse
 	if reason != "" {
 		action = actionPermitRefused
