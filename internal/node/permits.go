@@ -99,9 +99,10 @@ func (l *Link) clock() time.Time {
 // Every check, allowed or refused, is in the node's audit log before
 // CheckPermit returns (a use that cannot be recorded there is refused),
 // and a permit whose signature is good is counted as seen
-// (Node.Permits).
-// Refusals are *PermitError. Nothing is cached: a revocation or an
-// approval counts from the next check on.
+// (Node.Permits). Refusals are *PermitError (the claims returned with
+// one, when its signature was good, are for the caller's record, not to
+// act on). Nothing is cached: a revocation or an approval counts from
+// the next check on.
 func (l *Link) CheckPermit(ctx context.Context, token, researcher string, op permit.Op) (permit.Claims, error) {
 	now := l.clock()
 	c, reason := l.decide(ctx, token, researcher, op, now)
