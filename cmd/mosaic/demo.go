@@ -46,13 +46,26 @@ var demoSites = []demoSite{
 
 // DemoInfo is written to DIR/demo.json.
 type DemoInfo struct {
-	HubURL   string     `json:"hub_url"`
-	User     string     `json:"user"`
-	Password string     `json:"password"`
-	Token    string     `json:"token"`
-	Admin    string     `json:"admin_user"`
-	AdminPW  string     `json:"admin_password"`
-	Nodes    []DemoNode `json:"nodes"`
+	HubURL   string `json:"hub_url"`
+	User     string `json:"user"` // the researcher
+	Password string `json:"password"`
+	// Token is the researcher's API token, also given as ResearcherToken.
+	Token           string `json:"token"`
+	ResearcherToken string `json:"researcher_token"`
+	Admin           string `json:"admin_user"`
+	AdminPW         string `json:"admin_password"`
+	AdminToken      string `json:"admin_token"`
+	// Representatives are the users who decide access requests for each
+	// node's dataset, by node name.
+	Representatives map[string]DemoAccount `json:"representatives"`
+	Nodes           []DemoNode             `json:"nodes"`
+}
+
+// DemoAccount is a demo user with their password and API token.
+type DemoAccount struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+	Token    string `json:"token"`
 }
 
 // DemoNode is one node of the demo in demo.json.
@@ -64,6 +77,10 @@ type DemoNode struct {
 	Token   string `json:"token"`
 	Scope   string `json:"token_scope"`
 	Dataset string `json:"dataset"`
+	// Representative decides access requests for Dataset at the hub;
+	// RepresentativeToken is their hub API token.
+	Representative      string `json:"representative"`
+	RepresentativeToken string `json:"representative_token"`
 }
 
 func newDemoCmd(e *env) *cobra.Command {
@@ -186,7 +203,9 @@ func runDemo(e *env, data, addr string, reset bool) error {
 			}); err != nil {
 				return fmt.Errorf("demo: node %s: %w", site.name, err)
 			}
-			info.Nodes = append(info.Nodes, DemoNode{Name: site.name, URL: "http://" + nl.Addr().String(), Token: toks[i], Scope: index.ScopeRead, Dataset: site.dataset.ID})
+			rep := info.Representatives[site.name]
+			info.Nodes = append(info.Nodes, DemoNode{Name: site.name, URL: "http://" + nl.Addr().String(), Token: toks[i], Scope: index.ScopeRead, Dataset: site.dataset.ID,
+				Representative: rep.User, RepresentativeToken: rep.Token})
 		}
 		// Ready when every node is online and its datasets are in the
 		// catalogue.
@@ -226,6 +245,8 @@ func runDemo(e *env, data, addr string, reset bool) error {
 		say("  admin    user %q, password %q", info.Admin, info.AdminPW)
 		for _, n := range info.Nodes {
 			say("  node     %-28s %s (DICOMweb %s/dicom-web/%s/)", n.Name, n.URL, n.URL, n.Dataset)
+			rep := info.Representatives[n.Name]
+			say("           representative user %q, password %q", rep.User, rep.Password)
 		}
 		say("  details  %s", filepath.Join(data, "demo.json"))
 		say("Stop with Ctrl-C.")
@@ -240,7 +261,7 @@ func demoAccounts(ctx context.Context, h *hub.Hub, data, hubURL string) (DemoInf
 	if b, err := os.ReadFile(filepath.Join(data, "demo.json")); err == nil && json.Unmarshal(b, &info) == nil && info.Token != "" {
 		if _, err := h.Authenticate(ctx, info.Token); err == nil {
 			info.HubURL, info.Nodes = hubURL, nil
-			return info, nil
+			return demoAccessAccounts(ctx, h, info)
 		}
 	}
 	info = DemoInfo{HubURL: hubURL, User: "demo", Password: randomPassword(), Admin: "admin", AdminPW: randomPassword()}
@@ -254,6 +275,50 @@ func demoAccounts(ctx context.Context, h *hub.Hub, data, hubURL string) (DemoInf
 		return info, err
 	}
 	info.Token = tok
+	return demoAccessAccounts(ctx, h, info)
+}
+
+// demoAccessAccounts gives the demo what the road from a count to data
+// needs: API tokens of the researcher and the admin, e-mail addresses
+// for notifications, and a representative for each node's dataset. Demo
+// folders made before there were any get them on their next run.
+func demoAccessAccounts(ctx context.Context, h *hub.Hub, info DemoInfo) (DemoInfo, error) {
+	var err error
+	if info.ResearcherToken == "" {
+		info.ResearcherToken = info.Token
+	}
+	if info.AdminToken == "" {
+		if info.AdminToken, err = h.NewUserToken(ctx, info.Admin, "demo"); err != nil {
+			return info, err
+		}
+	}
+	for _, u := range []string{info.User, info.Admin} {
+		if err := h.SetEmail(ctx, u, u+"@hub.example", ""); err != nil {
+			return info, err
+		}
+	}
+	if info.Representatives == nil {
+		info.Representatives = map[string]DemoAccount{}
+	}
+	for _, site := range demoSites {
+		a, ok := info.Representatives[site.name]
+		if !ok || a.Token == "" {
+			a = DemoAccount{User: "rep-" + site.name, Password: randomPassword()}
+			if err := h.AddUser(ctx, a.User, a.Password, hub.RoleRepresentative); err != nil {
+				return info, fmt.Errorf("demo: the hub in this folder has other accounts; start afresh with --reset: %w", err)
+			}
+			if a.Token, err = h.NewUserToken(ctx, a.User, "demo"); err != nil {
+				return info, err
+			}
+		}
+		if err := h.AddRepresentative(ctx, a.User, hub.Representation{Node: site.name, Dataset: site.dataset.ID}); err != nil {
+			return info, err
+		}
+		if err := h.SetEmail(ctx, a.User, a.User+"@"+site.name+".example", ""); err != nil {
+			return info, err
+		}
+		info.Representatives[site.name] = a
+	}
 	return info, nil
 }
 

@@ -90,6 +90,28 @@ func TestDemo(t *testing.T) {
 				}
 			}
 		}
+		// The access accounts: the admin token is an admin's, the
+		// researcher's is not, and each node has a representative.
+		for _, c := range []struct {
+			who, token string
+			want       int
+		}{{"admin", info.AdminToken, 200}, {"researcher", info.ResearcherToken, 403}} {
+			req, _ := http.NewRequest("GET", info.HubURL+"/api/v1/nodes", nil)
+			req.Header.Set("Authorization", "Bearer "+c.token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Errorf("GET /api/v1/nodes with the demo's %s token: %d, want %d", c.who, resp.StatusCode, c.want)
+			}
+		}
+		for _, n := range info.Nodes {
+			if n.Representative == "" || n.RepresentativeToken == "" || info.Representatives[n.Name].Token != n.RepresentativeToken {
+				t.Errorf("node %s: no representative in demo.json: %+v", n.Name, n)
+			}
+		}
 		resp, err := http.Get(info.HubURL + "/api/v1/datasets")
 		if err != nil {
 			t.Fatal(err)
