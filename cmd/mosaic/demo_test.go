@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mosaic-imaging/mosaic/internal/demo"
 	"github.com/mosaic-imaging/mosaic/internal/testutil"
 )
 
@@ -38,7 +39,7 @@ func TestDemo(t *testing.T) {
 		go func() {
 			done <- run(ctx, []string{"demo", "--data", data, "--addr", "127.0.0.1:0"}, func(string) string { return "" }, strings.NewReader(""), io.Discard, &stderr)
 		}()
-		var info DemoInfo
+		var info demo.Info
 		testutil.Eventually(t, 90*time.Second, func() error {
 			select {
 			case code := <-done:
