@@ -143,6 +143,18 @@ func TestNodePermitsCLI(t *testing.T) {
 			t.Errorf("%s: %s; want %q", strings.Join(c.args, " "), out, c.want)
 		}
 	}
+	// The limit is a setting of node.json; a negative one is refused.
+	settings := filepath.Join(data, "node.json")
+	if err := os.WriteFile(settings, []byte(`{"permit_offline_limit": 60000000000}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mosaic(0, "node", "permits", "list")
+	if err := os.WriteFile(settings, []byte(`{"permit_offline_limit": -1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := mosaic(2, "node", "permits", "list"); !strings.Contains(out, "permit_offline_limit") {
+		t.Errorf("negative permit_offline_limit: %s", out)
+	}
 	if code, out, _ := runMosaic(t, "node", "permits", "revoke", "--help"); code != 0 || !strings.Contains(out, "does NOT go to the hub") {
 		t.Errorf("revoke --help: %d %s", code, out)
 	}
