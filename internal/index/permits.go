@@ -15,29 +15,25 @@ import (
 // approval, and when it last heard the hub's revocation list. The node
 // (internal/node/permits.go) decides; this file only stores.
 
-// PermitUse is one check of a permit whose signature was good: its
-// claims, the time, and whether it was honoured.
+// PermitUse is one or more checks of a permit whose signature was good:
+// its claims, the first and last of the checks, and how many were
+// honoured (Uses) and refused (Refusals).
 type PermitUse struct {
 	ID, Researcher, Node, Dataset, Snapshot string
 	Ops                                     []string
 	Expires                                 time.Time
-	Time                                    time.Time
-	Allowed                                 bool
+	First, Last                             time.Time
+	Uses, Refusals                          int64
 }
 
-// RecordPermitUse notes a check of a permit: the first one adds it to
-// the permits seen, every one moves its last use on and counts it (as a
-// use when allowed, else as a refusal).
+// RecordPermitUse notes checks of a permit: the first adds it to the
+// permits seen, every one moves its last use on and adds to its counts.
 func (s *Store) RecordPermitUse(ctx context.Context, u PermitUse) error {
-	uses, refusals := 0, 1
-	if u.Allowed {
-		uses, refusals = 1, 0
-	}
-	t := u.Time.UnixMilli()
 	_, err := s.db.Exec(ctx, `INSERT INTO permits_seen (id, researcher, node, dataset_id, snapshot, ops, expires_at, first_at, last_at, uses, refusals)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET last_at = excluded.last_at, uses = permits_seen.uses + excluded.uses, refusals = permits_seen.refusals + excluded.refusals`,
-		u.ID, u.Researcher, u.Node, u.Dataset, u.Snapshot, strings.Join(u.Ops, ","), u.Expires.UnixMilli(), t, t, uses, refusals)
+		ON CONFLICT (id) DO UPDATE SET last_at = CASE WHEN excluded.last_at > permits_seen.last_at THEN excluded.last_at ELSE permits_seen.last_at END,
+			uses = permits_seen.uses + excluded.uses, refusals = permits_seen.refusals + excluded.refusals`,
+		u.ID, u.Researcher, u.Node, u.Dataset, u.Snapshot, strings.Join(u.Ops, ","), u.Expires.UnixMilli(), u.First.UnixMilli(), u.Last.UnixMilli(), u.Uses, u.Refusals)
 	return err
 }
 

@@ -130,6 +130,8 @@ type Link struct {
 	// now is the link's clock for permits (permits.go); time.Now unless
 	// a test sets it.
 	now func() time.Time
+	// uses counts the checks of permits not yet written (permits.go).
+	uses permitUses
 
 	mu          sync.Mutex
 	lastChanged time.Time
@@ -370,6 +372,9 @@ func (l *Link) Close() {
 			}
 		}
 		l.nc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), l.n.cfg.CommitTimeout)
+		l.flushPermitUses(ctx)
+		cancel()
 		l.audit.Close()
 	})
 }

@@ -99,7 +99,8 @@ func (l *Link) clock() time.Time {
 // Every check, allowed or refused, is in the node's audit log before
 // CheckPermit returns (a use that cannot be recorded there is refused),
 // and a permit whose signature is good is counted as seen
-// (Node.Permits). Refusals are *PermitError (the claims returned with
+// (Node.Permits; allowed uses after the first are written at most once
+// a second, see useEvery). Refusals are *PermitError (the claims returned with
 // one, when its signature was good, are for the caller's record, not to
 // act on). Nothing is cached: a revocation or an approval counts from
 // the next check on.
@@ -116,28 +117,27 @@ func (l *Link) CheckPermit(ctx context.Context, token, researcher string, op per
 		status = http.StatusServiceUnavailable
 	}
 	detail := map[string]any{"researcher": researcher, "op": string(op)}
-	// The use is counted (for 'permits list') beside the audit record,
-	// not before it: the two writes wait for their disks together. The
-	// audit log is the record that counts; a count that fails is logged.
-	var wg sync.WaitGroup
 	if c.ID != "" {
 		detail["dataset"], detail["snapshot"], detail["request"], detail["node"] = c.Dataset, c.Snapshot, c.Request, c.Node
-		use := index.PermitUse{ID: c.ID, Researcher: c.Researcher, Node: c.Node, Dataset: c.Dataset,
-			Snapshot: c.Snapshot, Ops: opStrings(c.Operations), Expires: c.ExpiresAt(), Time: now, Allowed: reason == ""}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := l.n.ix.RecordPermitUse(context.WithoutCancel(ctx), use); err != nil {
-				l.n.log.Error("permit use not counted", "permit", use.ID, "err", err)
-			}
-		}()
+		// The use is counted (for 'permits list') beside the audit
+		// record, not before it: when both write, they wait for their
+		// disks together. The audit log is the record that counts; a
+		// count that fails is logged.
+		if w, ok := l.uses.add(c, reason == "", now); ok {
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l.writeUse(context.WithoutCancel(ctx), w)
+			}()
+			defer wg.Wait()
+		}
 	} else {
 		// Not a permit the hub signed: its claims mean nothing, but a
 		// digest lets repeated attempts with one token be told apart.
 		sum := sha256.Sum256([]byte(token))
 		detail["token_sha256"] = hex.EncodeToString(sum[:8])
 	}
-	defer wg.Wait()
 	action := actionPermitUse
 	if reason != "" {
 		action = actionPermitRefused
@@ -154,6 +154,89 @@ func (l *Link) CheckPermit(ctx context.Context, token, researcher string, op per
 		return c, &PermitError{Status: status, Reason: reason}
 	}
 	return c, nil
+}
+
+// useEvery is how often the allowed uses of one permit are written to
+// the index: the first check and every refusal are written at once,
+// further uses at most this often (a viewer fetching frames checks its
+// permit for each), and what is left when the link closes.
+const useEvery = time.Second
+
+// permitUses counts the checks of permits not yet written to the index.
+type permitUses struct {
+	mu      sync.Mutex
+	pending map[string]*pendingUse
+}
+
+type pendingUse struct {
+	use     index.PermitUse // the counts not yet written
+	written time.Time       // when the counts were last taken for writing
+}
+
+// add counts a check of c and returns the counts to write now, if any.
+func (u *permitUses) add(c permit.Claims, allowed bool, now time.Time) (index.PermitUse, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.pending == nil {
+		u.pending = map[string]*pendingUse{}
+	}
+	p := u.pending[c.ID]
+	first := p == nil
+	if first {
+		// Forget permits that expired with nothing left to write: the
+		// map holds live ones only.
+		for id, q := range u.pending {
+			if q.use.Uses == 0 && q.use.Refusals == 0 && now.After(q.use.Expires) {
+				delete(u.pending, id)
+			}
+		}
+		p = &pendingUse{}
+		u.pending[c.ID] = p
+	}
+	if p.use.Uses == 0 && p.use.Refusals == 0 {
+		p.use = index.PermitUse{ID: c.ID, Researcher: c.Researcher, Node: c.Node, Dataset: c.Dataset, Snapshot: c.Snapshot,
+			Ops: opStrings(c.Operations), Expires: c.ExpiresAt(), First: now}
+	}
+	p.use.Last = now
+	if allowed {
+		p.use.Uses++
+	} else {
+		p.use.Refusals++
+	}
+	if allowed && now.Sub(p.written) < useEvery { // a first use: written is zero
+		return index.PermitUse{}, false
+	}
+	w := p.use
+	p.use.Uses, p.use.Refusals, p.written = 0, 0, now
+	return w, true
+}
+
+// take returns every count not yet written, and forgets them.
+func (u *permitUses) take() []index.PermitUse {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []index.PermitUse
+	for _, p := range u.pending {
+		if p.use.Uses > 0 || p.use.Refusals > 0 {
+			out = append(out, p.use)
+			p.use.Uses, p.use.Refusals = 0, 0
+		}
+	}
+	return out
+}
+
+func (l *Link) writeUse(ctx context.Context, w index.PermitUse) {
+	if err := l.n.ix.RecordPermitUse(ctx, w); err != nil {
+		l.n.log.Error("permit use not counted", "permit", w.ID, "err", err)
+	}
+}
+
+// flushPermitUses writes the counts of uses not written yet (Close
+// calls it while the index is still open).
+func (l *Link) flushPermitUses(ctx context.Context) {
+	for _, w := range l.uses.take() {
+		l.writeUse(ctx, w)
+	}
 }
 
 // decide runs CheckPermit's checks and returns the claims (empty when

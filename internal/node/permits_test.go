@@ -338,6 +338,7 @@ func testCheckPermit(t *testing.T, db string) {
 		e.check(tok, "u-7", permit.OpView, 403, ReasonRevoked)
 	})
 
+	e.l.flushPermitUses(ctx)
 	list, err := e.n.Permits(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -355,6 +356,57 @@ func testCheckPermit(t *testing.T, db string) {
 }
 
 var jsonB64 = base64.RawURLEncoding
+
+// TestPermitUseCounts: the first check of a permit and every refusal
+// are written at once; further uses at most once a second, and the rest
+// when the link closes, so that the counts come out exact.
+func TestPermitUseCounts(t *testing.T) {
+	e := newPermitEnv(t, "sqlite")
+	ctx := context.Background()
+	e.revoke()
+	c := e.claims()
+	tok := e.sign(c)
+	seen := func() index.PermitRecord {
+		t.Helper()
+		recs, err := e.n.ix.Permits(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.ID == c.ID {
+				return r
+			}
+		}
+		return index.PermitRecord{}
+	}
+	first := e.clock()
+	for range 5 {
+		if _, err := e.l.CheckPermit(ctx, tok, "u-7", permit.OpView); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := seen(); r.Uses != 1 || r.Researcher != "u-7" || r.FirstUsed == nil || !r.FirstUsed.Equal(first) {
+		t.Errorf("after five uses within a second: %+v; want the first written", r)
+	}
+	e.check(tok, "u-8", permit.OpView, 403, ReasonOtherResearcher)
+	if r := seen(); r.Uses != 5 || r.Refusals != 1 {
+		t.Errorf("after a refusal: %d uses, %d refusals; want 5 and 1 (a refusal writes what is pending)", r.Uses, r.Refusals)
+	}
+	e.advance(useEvery)
+	if _, err := e.l.CheckPermit(ctx, tok, "u-7", permit.OpView); err != nil {
+		t.Fatal(err)
+	}
+	if r := seen(); r.Uses != 6 || r.LastUsed == nil || !r.LastUsed.Equal(e.clock()) {
+		t.Errorf("a use a second later: %+v; want 6 uses, last now", r)
+	}
+	for range 3 {
+		e.l.CheckPermit(ctx, tok, "u-7", permit.OpView)
+	}
+	e.l.flushPermitUses(ctx)
+	if r := seen(); r.Uses != 9 || r.Refusals != 1 {
+		t.Errorf("after the flush: %d uses, %d refusals; want 9 and 1", r.Uses, r.Refusals)
+	}
+}
 
 // TestCheckPermitNeverHeard: a node that has never heard the hub's
 // revocation list refuses every permit (fail closed).
@@ -593,4 +645,47 @@ func BenchmarkCheckPermit(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestPermitUsesFlushedOnClose: the uses not written yet are written
+// when the link closes.
+func TestPermitUsesFlushedOnClose(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	n, err := Open(ctx, Config{Data: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(ctx)
+	if _, err := n.CreateDataset(ctx, index.Dataset{ID: "lung", Title: "Lung"}); err != nil {
+		t.Fatal(err)
+	}
+	hubPub, hubKey, _ := ed25519.GenerateKey(rand.Reader)
+	// A hub that is not there: the link retries in the background.
+	f := Federation{EnrollResponse: fed.EnrollResponse{Node: "north", NATSURLs: []string{"nats://127.0.0.1:1"}, HubKey: fed.EncodeKey(hubPub)}, Enrolled: time.Now()}
+	b, _ := json.Marshal(f)
+	if err := os.WriteFile(filepath.Join(dir, "federation.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := n.StartLink(LinkOptions{Heartbeat: time.Hour})
+	if err != nil || l == nil {
+		t.Fatalf("start link: %v", err)
+	}
+	l.onTask(&nats.Msg{Data: revokeTask(t, hubKey, "north", time.Now())})
+	now := time.Now()
+	tok, err := permit.Sign(hubKey, permit.Claims{ID: "p-close", Researcher: "u-7", Node: "north", Dataset: "lung", Snapshot: "s-1",
+		Operations: []permit.Op{permit.OpView}, NotBefore: now.Add(-time.Minute).Unix(), Expires: now.Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := l.CheckPermit(ctx, tok, "u-7", permit.OpView); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	recs, err := n.ix.Permits(ctx)
+	if err != nil || len(recs) != 1 || recs[0].Uses != 3 {
+		t.Fatalf("after close: %+v %v; want p-close with 3 uses", recs, err)
+	}
 }
