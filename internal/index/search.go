@@ -56,6 +56,10 @@ type Search struct {
 	// NoMeta leaves Hit.Meta empty, for searches that return only the
 	// attributes the index holds (no includefield beyond them).
 	NoMeta bool
+	// Snapshot, when set, limits results to the cohort snapshot of that
+	// id in Dataset (its studies, and the series and instances they held
+	// when it was made).
+	Snapshot string
 }
 
 // column is how the index stores one matchable or returned attribute.
@@ -224,6 +228,11 @@ func (s *Store) Search(ctx context.Context, q Search) ([]Hit, error) {
 	if q.SeriesUID != "" {
 		where = append(where, "se.series_uid = ?")
 		args = append(args, q.SeriesUID)
+	}
+	if q.Snapshot != "" {
+		cond, a := snapshotScope(q.Snapshot, q.Dataset, q.Level)
+		where = append(where, cond)
+		args = append(args, a...)
 	}
 	for _, f := range q.Filters {
 		c, ok := columns[f.Tag]
