@@ -31,6 +31,12 @@ type SnapshotMember struct {
 	Patient, Study string
 }
 
+// memberRow is a member with its study's row.
+type memberRow struct {
+	SnapshotMember
+	pk int64
+}
+
 // Snapshot is a cohort snapshot as the node keeps it.
 type Snapshot struct {
 	ID      string
@@ -108,17 +114,17 @@ type querier interface {
 
 // studiesOf returns the studies of the given patients in dataset, in
 // patient then study order.
-func studiesOf(ctx context.Context, db querier, dataset string, patients map[string]bool) ([]SnapshotMember, error) {
-	rows, err := db.Query(ctx, `SELECT p.patient_id, st.study_uid FROM studies st JOIN patients p ON p.pk = st.patient_pk
+func studiesOf(ctx context.Context, db querier, dataset string, patients map[string]bool) ([]memberRow, error) {
+	rows, err := db.Query(ctx, `SELECT p.patient_id, st.study_uid, st.pk FROM studies st JOIN patients p ON p.pk = st.patient_pk
 		WHERE st.dataset_id = ? ORDER BY p.patient_id, st.study_uid`, dataset)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []SnapshotMember{}
+	out := []memberRow{}
 	for rows.Next() {
-		var m SnapshotMember
-		if err := rows.Scan(&m.Patient, &m.Study); err != nil {
+		var m memberRow
+		if err := rows.Scan(&m.Patient, &m.Study, &m.pk); err != nil {
 			return nil, err
 		}
 		if patients[m.Patient] {
@@ -137,7 +143,15 @@ func (s *Store) SnapshotMembers(ctx context.Context, q *lens.Query, dataset stri
 	if err != nil {
 		return nil, err
 	}
-	return studiesOf(ctx, s.db, dataset, pats)
+	rows, err := studiesOf(ctx, s.db, dataset, pats)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SnapshotMember, len(rows))
+	for i, r := range rows {
+		out[i] = r.SnapshotMember
+	}
+	return out, nil
 }
 
 // errMoved is returned inside MakeSnapshot's transaction when the
@@ -217,15 +231,28 @@ func (s *Store) MakeSnapshot(ctx context.Context, sn Snapshot, q *lens.Query) (o
 				return err
 			}
 			subjects := map[string]bool{}
-			for _, m := range members {
+			list := make([]SnapshotMember, len(members))
+			for i, m := range members {
+				list[i] = m.SnapshotMember
 				subjects[m.Patient] = true
-				if _, err := tx.Exec(ctx, `INSERT INTO snapshot_members (snapshot_id, dataset_id, patient_id, study_uid) VALUES (?, ?, ?, ?)`,
-					sn.ID, sn.Dataset, m.Patient, m.Study); err != nil {
+			}
+			// Members are written a few hundred rows a statement.
+			const chunk = 200
+			for rest := members; len(rest) > 0; {
+				part := rest[:min(chunk, len(rest))]
+				rest = rest[len(part):]
+				args := make([]any, 0, 5*len(part))
+				for _, m := range part {
+					args = append(args, sn.ID, sn.Dataset, m.pk, m.Patient, m.Study)
+				}
+				q := `INSERT INTO snapshot_members (snapshot_id, dataset_id, study_pk, patient_id, study_uid) VALUES (?, ?, ?, ?, ?)` +
+					strings.Repeat(`, (?, ?, ?, ?, ?)`, len(part)-1)
+				if _, err := tx.Exec(ctx, q, args...); err != nil {
 					return err
 				}
 			}
 			if _, err := tx.Exec(ctx, `UPDATE snapshots SET digest = ?, subjects = ?, studies = ?, last_instance_pk = ? WHERE id = ? AND dataset_id = ?`,
-				SnapshotDigest(members), len(subjects), len(members), last, sn.ID, sn.Dataset); err != nil {
+				SnapshotDigest(list), len(subjects), len(members), last, sn.ID, sn.Dataset); err != nil {
 				return err
 			}
 			created = true
@@ -316,7 +343,7 @@ func (s *Store) SnapshotMetadata(ctx context.Context, id, dataset, studyUID, ser
 // arguments: the study is a member, and the series or instance was
 // stored when the snapshot was made.
 func snapshotScope(id, dataset string, level Level) (string, []any) {
-	conds := []string{`EXISTS (SELECT 1 FROM snapshot_members sm WHERE sm.snapshot_id = ? AND sm.dataset_id = ? AND sm.study_uid = st.study_uid)`}
+	conds := []string{`EXISTS (SELECT 1 FROM snapshot_members sm WHERE sm.snapshot_id = ? AND sm.dataset_id = ? AND sm.study_pk = st.pk)`}
 	args := []any{id, dataset}
 	last := `(SELECT sn.last_instance_pk FROM snapshots sn WHERE sn.id = ? AND sn.dataset_id = ?)`
 	switch level {

@@ -4,6 +4,7 @@
 -- key is (id, dataset_id). Members are the studies of the matching
 -- patients at that moment; last_instance_pk is the highest instance row
 -- then, so that objects stored later in a member study stay outside.
+-- Members are found by study row (study_pk) when searches are scoped.
 -- Nothing here changes after the snapshot is made.
 CREATE TABLE snapshots (
 	id TEXT NOT NULL,
@@ -20,7 +21,9 @@ CREATE TABLE snapshots (
 CREATE TABLE snapshot_members (
 	snapshot_id TEXT NOT NULL,
 	dataset_id TEXT NOT NULL,
+	study_pk {{int64}} NOT NULL,
 	patient_id TEXT NOT NULL,
 	study_uid TEXT NOT NULL,
-	PRIMARY KEY (snapshot_id, dataset_id, study_uid)
+	PRIMARY KEY (snapshot_id, dataset_id, study_pk),
+	UNIQUE (snapshot_id, dataset_id, study_uid)
 );
