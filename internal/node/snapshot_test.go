@@ -29,17 +29,21 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/permit"
+	"github.com/mosaic-imaging/mosaic/internal/sqldb/sqltest"
 )
 
 const allQuery = `{"operand":"AND","children":[]}`
 
-// snapshotNode opens a node on SQLite with the given disclosure floor and
-// ingests, by STOW-RS, the synthetic cohort's patients numbered from
-// first to last-1 into dataset "lung".
-func snapshotNode(t *testing.T, floor int) (*Node, *httptest.Server, string, func(first, last int)) {
+// snapshotNode opens a node on SQLite (or PostgreSQL: db "postgres")
+// with the given disclosure floor and ingests, by STOW-RS, the synthetic
+// cohort's patients numbered from first to last-1 into dataset "lung".
+func snapshotNode(t *testing.T, db string, floor int) (*Node, *httptest.Server, string, func(first, last int)) {
 	t.Helper()
 	dir, _ := testCohort(t)
 	cfg := Config{Data: t.TempDir(), Policy: "longitudinal", SearchFloor: floor, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxObjectBytes: 64 << 20}
+	if db == "postgres" {
+		cfg.DB = sqltest.PostgresURL(t)
+	}
 	n, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +135,7 @@ func digestOf(ms []index.SnapshotMember) string {
 // input is refused with a clear error.
 func TestMakeSnapshot(t *testing.T) {
 	ctx := context.Background()
-	n, srv, tok, ingest := snapshotNode(t, 10)
+	n, srv, tok, ingest := snapshotNode(t, "sqlite", 10)
 	ingest(0, 4)
 	before := datasetStudies(t, srv, tok)
 	if len(before) < 4 {
@@ -182,10 +186,17 @@ func TestMakeSnapshot(t *testing.T) {
 // root; metadata and frames of its studies are served; a study outside
 // it answers exactly as one that does not exist; a view permit cannot
 // retrieve or download; the archive's checksums match the bytes served,
-// and a Range request resumes a download; path tricks are refused.
+// and a Range request resumes a download; path tricks are refused. On
+// SQLite and PostgreSQL.
 func TestSnapshotHandler(t *testing.T) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) { testSnapshotHandler(t, db) })
+	}
+}
+
+func testSnapshotHandler(t *testing.T, db string) {
 	ctx := context.Background()
-	n, srv, tok, ingest := snapshotNode(t, 1)
+	n, srv, tok, ingest := snapshotNode(t, db, 1)
 	ingest(0, 3)
 	members := datasetStudies(t, srv, tok)
 	if _, err := n.MakeSnapshot(ctx, fed.SnapshotBody{Snapshot: "s1", Dataset: "lung", Query: json.RawMessage(allQuery)}); err != nil {
@@ -428,7 +439,7 @@ func outsideInstance(t *testing.T, srv *httptest.Server, tok, study string) stri
 // by its own key and records it; a task signed by another key gets no
 // answer and is recorded as refused.
 func TestOnSnapshotRoundTrip(t *testing.T) {
-	n, _, _, ingest := snapshotNode(t, 1)
+	n, _, _, ingest := snapshotNode(t, "sqlite", 1)
 	ingest(0, 2)
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
