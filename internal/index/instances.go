@@ -376,7 +376,7 @@ func (s *Store) Instances(ctx context.Context, dataset, studyUID, seriesUID, sop
 // instanceWhere is the condition shared by Instances and Metadata (and
 // their snapshot forms): a dataset, a study unless snapshot names a
 // snapshot (then every study of it), optionally a series and an instance.
-func instanceWhere(snapshot, dataset, studyUID, seriesUID, sopUID string) (string, []any) {
+func instanceWhere(snapshot string, last int64, dataset, studyUID, seriesUID, sopUID string) (string, []any) {
 	q := ` WHERE st.dataset_id = ?`
 	args := []any{dataset}
 	if studyUID != "" || snapshot == "" {
@@ -392,7 +392,7 @@ func instanceWhere(snapshot, dataset, studyUID, seriesUID, sopUID string) (strin
 		args = append(args, sopUID)
 	}
 	if snapshot != "" {
-		cond, a := snapshotScope(snapshot, dataset, InstanceLevel)
+		cond, a := snapshotScope(snapshot, dataset, InstanceLevel, last)
 		q += ` AND ` + cond
 		args = append(args, a...)
 	}
@@ -400,7 +400,11 @@ func instanceWhere(snapshot, dataset, studyUID, seriesUID, sopUID string) (strin
 }
 
 func (s *Store) instances(ctx context.Context, snapshot, dataset, studyUID, seriesUID, sopUID string) ([]StoredInstance, error) {
-	where, args := instanceWhere(snapshot, dataset, studyUID, seriesUID, sopUID)
+	last, err := s.scopeLast(ctx, snapshot, dataset)
+	if err != nil {
+		return nil, err
+	}
+	where, args := instanceWhere(snapshot, last, dataset, studyUID, seriesUID, sopUID)
 	q := `SELECT st.study_uid, se.series_uid, i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.instance_number, i.rows_, i.columns_,
 		i.frames, i.bits_allocated, i.samples_per_pixel, i.blob_key, i.blob_loc, i.size, i.pixel_offset, i.pixel_length
 		FROM instances i JOIN series se ON se.pk = i.series_pk JOIN studies st ON st.pk = se.study_pk` + where
@@ -440,7 +444,11 @@ func (s *Store) Metadata(ctx context.Context, dataset, studyUID, seriesUID, sopU
 }
 
 func (s *Store) metadata(ctx context.Context, snapshot, dataset, studyUID, seriesUID, sopUID string, fn func(meta []byte) error) error {
-	where, args := instanceWhere(snapshot, dataset, studyUID, seriesUID, sopUID)
+	last, err := s.scopeLast(ctx, snapshot, dataset)
+	if err != nil {
+		return err
+	}
+	where, args := instanceWhere(snapshot, last, dataset, studyUID, seriesUID, sopUID)
 	q := `SELECT i.meta FROM instances i JOIN series se ON se.pk = i.series_pk JOIN studies st ON st.pk = se.study_pk` + where
 	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {

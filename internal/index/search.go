@@ -176,6 +176,16 @@ func (s *Store) Search(ctx context.Context, q Search) ([]Hit, error) {
 	default:
 		return nil, fmt.Errorf("%w: search level", ErrInvalid)
 	}
+	col := func(t dicom.Tag) (column, bool) { c, ok := columns[t]; return c, ok }
+	var last int64
+	if q.Snapshot != "" {
+		var ok bool
+		var err error
+		if last, ok, err = s.snapshotLast(ctx, q.Snapshot, q.Dataset); err != nil || !ok {
+			return nil, err
+		}
+		col = snapshotColumns(last)
+	}
 	ret := Returned(q.Level)
 	if q.Level != StudyLevel {
 		// Series and instance results carry the study's attributes too
@@ -210,7 +220,7 @@ func (s *Store) Search(ctx context.Context, q Search) ([]Hit, error) {
 		sel.WriteString("'', m.meta")
 	}
 	for _, t := range ret {
-		c := columns[t]
+		c, _ := col(t)
 		if c.vr == dicom.IS || c.vr == dicom.US {
 			sel.WriteString(", CAST(" + c.expr + " AS TEXT)")
 		} else {
@@ -230,12 +240,12 @@ func (s *Store) Search(ctx context.Context, q Search) ([]Hit, error) {
 		args = append(args, q.SeriesUID)
 	}
 	if q.Snapshot != "" {
-		cond, a := snapshotScope(q.Snapshot, q.Dataset, q.Level)
+		cond, a := snapshotScope(q.Snapshot, q.Dataset, q.Level, last)
 		where = append(where, cond)
 		args = append(args, a...)
 	}
 	for _, f := range q.Filters {
-		c, ok := columns[f.Tag]
+		c, ok := col(f.Tag)
 		if !ok || c.level > q.Level {
 			return nil, fmt.Errorf("%w: matching on %s is not supported at this level", ErrInvalid, f.Tag)
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mosaic-imaging/mosaic/internal/dicom"
 	"github.com/mosaic-imaging/mosaic/internal/lens"
 	"github.com/mosaic-imaging/mosaic/internal/sqldb"
 )
@@ -338,21 +339,61 @@ func (s *Store) SnapshotMetadata(ctx context.Context, id, dataset, studyUID, ser
 	return s.metadata(ctx, id, dataset, studyUID, seriesUID, sopUID, fn)
 }
 
+// snapshotLast returns the highest instance row of a snapshot; ok is
+// false when there is no such snapshot.
+func (s *Store) snapshotLast(ctx context.Context, id, dataset string) (last int64, ok bool, err error) {
+	err = s.db.QueryRow(ctx, `SELECT last_instance_pk FROM snapshots WHERE id = ? AND dataset_id = ?`, id, dataset).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return last, err == nil, err
+}
+
+// scopeLast is snapshotLast for listings: 0 without a snapshot,
+// ErrNotFound for one that does not exist.
+func (s *Store) scopeLast(ctx context.Context, id, dataset string) (int64, error) {
+	if id == "" {
+		return 0, nil
+	}
+	last, ok, err := s.snapshotLast(ctx, id, dataset)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: no such study, series or instance", ErrNotFound)
+	}
+	return last, err
+}
+
 // snapshotScope is the SQL condition that keeps a search or listing at
-// level inside a snapshot (aliases as in Search: st, se, i), with its
-// arguments: the study is a member, and the series or instance was
-// stored when the snapshot was made.
-func snapshotScope(id, dataset string, level Level) (string, []any) {
+// level inside a snapshot whose highest instance row is last (aliases as
+// in Search: st, se, i), with its arguments: the study is a member, and
+// the series or instance was stored when the snapshot was made.
+func snapshotScope(id, dataset string, level Level, last int64) (string, []any) {
 	conds := []string{`EXISTS (SELECT 1 FROM snapshot_members sm WHERE sm.snapshot_id = ? AND sm.dataset_id = ? AND sm.study_pk = st.pk)`}
 	args := []any{id, dataset}
-	last := `(SELECT sn.last_instance_pk FROM snapshots sn WHERE sn.id = ? AND sn.dataset_id = ?)`
+	n := strconv.FormatInt(last, 10)
 	switch level {
 	case SeriesLevel:
-		conds = append(conds, `se.first_instance_pk <= `+last)
-		args = append(args, id, dataset)
+		conds = append(conds, `se.first_instance_pk <= `+n)
 	case InstanceLevel:
-		conds = append(conds, `i.pk <= `+last)
-		args = append(args, id, dataset)
+		conds = append(conds, `i.pk <= `+n)
 	}
 	return "(" + strings.Join(conds, " AND ") + ")", args
+}
+
+// snapshotColumns returns the index's columns as a search within a
+// snapshot sees them: the numbers of series and instances count only
+// those stored when the snapshot was made.
+func snapshotColumns(last int64) func(dicom.Tag) (column, bool) {
+	n := strconv.FormatInt(last, 10)
+	counts := map[dicom.Tag]string{
+		0x00201206: `(SELECT COUNT(*) FROM series cs WHERE cs.study_pk = st.pk AND cs.first_instance_pk <= ` + n + `)`,
+		0x00201208: `(SELECT COUNT(*) FROM series cs JOIN instances ci ON ci.series_pk = cs.pk WHERE cs.study_pk = st.pk AND ci.pk <= ` + n + `)`,
+		0x00201209: `(SELECT COUNT(*) FROM instances ci WHERE ci.series_pk = se.pk AND ci.pk <= ` + n + `)`,
+	}
+	return func(t dicom.Tag) (column, bool) {
+		c, ok := columns[t]
+		if e, counted := counts[t]; ok && counted {
+			c.expr = e
+		}
+		return c, ok
+	}
 }

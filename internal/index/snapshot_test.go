@@ -9,6 +9,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/mosaic-imaging/mosaic/internal/dicom"
 	"github.com/mosaic-imaging/mosaic/internal/lens"
 )
 
@@ -170,6 +171,25 @@ func TestSnapshots(t *testing.T) {
 		}
 		if c := count(SeriesLevel, "2.25.20"); c != 0 {
 			t.Errorf("series of a study outside: %d", c)
+		}
+		// The numbers of series and instances are those of the snapshot.
+		for _, c := range []struct {
+			snap  string
+			level Level
+			tag   dicom.Tag
+			want  string
+		}{
+			{"snap-1", StudyLevel, 0x00201206, "2"}, {"snap-1", StudyLevel, 0x00201208, "6"}, {"snap-1", SeriesLevel, 0x00201209, "3"},
+			{"snap-2", StudyLevel, 0x00201206, "3"}, {"snap-2", StudyLevel, 0x00201208, "8"}, {"snap-2", SeriesLevel, 0x00201209, "4"},
+		} {
+			hits, err := s.Search(ctx, Search{Dataset: "lung", Level: c.level, StudyUID: "2.25.10", Snapshot: c.snap, NoMeta: true,
+				Filters: []Filter{{Tag: 0x0020000E, Kind: MatchList, Values: []string{"2.25.100"}}}[:int(c.level)]})
+			if err != nil || len(hits) != 1 || hits[0].Values[c.tag] != c.want {
+				t.Errorf("%s %s in %s: %v %v, want %s", c.tag, "2.25.10", c.snap, hits, err, c.want)
+			}
+		}
+		if hits, err := s.Search(ctx, Search{Dataset: "lung", Level: StudyLevel, Snapshot: "nope"}); err != nil || len(hits) != 0 {
+			t.Errorf("search in no snapshot: %v %v", hits, err)
 		}
 		if hits, _ := s.Search(ctx, Search{Dataset: "lung", Level: StudyLevel, NoMeta: true}); len(hits) != 16 {
 			t.Errorf("studies without a snapshot: %d", len(hits))
