@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/dicom"
 	"github.com/mosaic-imaging/mosaic/internal/lens"
+	"github.com/mosaic-imaging/mosaic/internal/sqldb"
 )
 
 func femaleQuery(t *testing.T) *lens.Query {
@@ -238,6 +240,79 @@ func TestSnapshotRace(t *testing.T) {
 		sn, _, err := s.MakeSnapshot(ctx, Snapshot{ID: "s", Dataset: "lung"}, femaleQuery(t))
 		if err != nil || sn.Subjects != 2 || sn.Studies != 4 || calls != 2 {
 			t.Fatalf("snapshot made while a patient was stored: %+v %v (%d evaluations)", sn, err, calls)
+		}
+	})
+}
+
+// TestSnapshotWaitsForWriters: an object being written into a member
+// study while the snapshot is made is either in it or not, for good: the
+// snapshot waits for the write to commit (on PostgreSQL, whose row
+// numbers may commit out of order, by locking the tables; on SQLite by
+// its single writer), so what it lists right after it is made is what it
+// lists later.
+func TestSnapshotWaitsForWriters(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if _, err := s.CreateDataset(ctx, Dataset{ID: "lung", Title: "Lung"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PutInstances(ctx, cohort("lung", 1)); err != nil {
+			t.Fatal(err)
+		}
+		var seriesPK int64
+		if err := s.db.QueryRow(ctx, `SELECT pk FROM series WHERE series_uid = '2.25.100'`).Scan(&seriesPK); err != nil {
+			t.Fatal(err)
+		}
+		// A writer in flight: an instance of a member series, not yet
+		// committed.
+		tx, err := s.db.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.Exec(ctx, `INSERT INTO instances (dataset_id, series_pk, sop_uid, blob_key, size, ingested_at) VALUES ('lung', ?, '2.25.77', 'k', 1, 0)`, seriesPK); err != nil {
+			t.Fatal(err)
+		}
+		if s.db.Dialect == sqldb.Postgres {
+			// Another writer commits meanwhile, its row numbered after
+			// the one in flight (SQLite has one writer at a time).
+			more := cohort("lung", 1)[0]
+			more.SOPUID, more.BlobKey = "2.25.78", fmt.Sprintf("%064d", 78)
+			if _, err := s.PutInstances(ctx, []Instance{more}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		type made struct {
+			first []StoredInstance
+			err   error
+		}
+		done := make(chan made, 1)
+		go func() {
+			_, _, err := s.MakeSnapshot(ctx, Snapshot{ID: "s", Dataset: "lung"}, femaleQuery(t))
+			if err != nil {
+				done <- made{err: err}
+				return
+			}
+			l, err := s.SnapshotInstances(ctx, "s", "lung", "", "", "")
+			done <- made{l, err}
+		}()
+		var m made
+		select {
+		case m = <-done:
+		case <-time.After(500 * time.Millisecond):
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if m.first == nil && m.err == nil {
+			m = <-done
+		}
+		if m.err != nil {
+			t.Fatal(m.err)
+		}
+		later, err := s.SnapshotInstances(ctx, "s", "lung", "", "", "")
+		if err != nil || len(later) != len(m.first) {
+			t.Fatalf("the snapshot listed %d objects when made and %d once the writer committed (%v)", len(m.first), len(later), err)
 		}
 	})
 }
