@@ -71,6 +71,13 @@ func (n *Node) MakeSnapshot(ctx context.Context, body fed.SnapshotBody) (fed.Sna
 	return ans, nil
 }
 
+// Snapshot returns a snapshot the node made, with its raw counts (for
+// the node's operator; they must pass the floor before leaving the
+// node). index.ErrNotFound when there is none.
+func (n *Node) Snapshot(ctx context.Context, id, dataset string) (index.Snapshot, error) {
+	return n.ix.Snapshot(ctx, id, dataset)
+}
+
 // floorCount is n, or 0 when n is under the floor.
 func floorCount(n, floor int) int {
 	if n < floor {

@@ -149,7 +149,7 @@ func TestMakeSnapshot(t *testing.T) {
 	if ans.Digest != digestOf(before) || ans.Floor != 10 || ans.Subjects != 0 || ans.Studies != 0 || ans.Created.IsZero() {
 		t.Fatalf("snapshot of 4 patients under a floor of 10: %+v (digest here %s)", ans, digestOf(before))
 	}
-	if sn, _ := n.ix.Snapshot(ctx, "s1", "lung"); sn.Subjects != 4 || sn.Studies != len(before) {
+	if sn, _ := n.Snapshot(ctx, "s1", "lung"); sn.Subjects != 4 || sn.Studies != len(before) {
 		t.Fatalf("stored snapshot: %+v", sn)
 	}
 
