@@ -3,7 +3,10 @@ package hub_test
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,15 +17,16 @@ import (
 
 	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/hub"
+	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/node"
 )
 
 // TestRevocationReachesRealNode: a real node enrolled over HTTP and
 // linked over NATS with TLS takes the hub's revoke tasks (its link
-// refuses none: signature, audience and time window pass its checks),
-// and a revocation is delivered on its task subject within a second,
-// seen by a second connection with the node's own credentials and so
-// its permissions.
+// refuses none: signature, audience and time window pass its checks); a
+// revocation is delivered on its task subject, as a second connection
+// with the node's own credentials (and so its permissions) sees, and is
+// stored by the node within a second.
 func TestRevocationReachesRealNode(t *testing.T) {
 	h, srv := tlsHub(t, hub.Config{RevocationInterval: 300 * time.Millisecond})
 	n := enrolNode(t, h, srv, "north", node.Config{})
@@ -84,6 +88,21 @@ func TestRevocationReachesRealNode(t *testing.T) {
 		}
 	}
 	t.Logf("revocation on the node's subject after %s", time.Since(t0).Round(time.Microsecond))
+	// And the node itself has it among its revoked permits.
+	for stored := false; !stored; {
+		ps, err := n.Permits(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			stored = stored || (p.ID == "pm-1" && p.State == node.PermitRevoked)
+		}
+		if !stored && time.Since(t0) > time.Second {
+			t.Fatalf("the node does not hold the revocation a second after it was made: %+v", ps)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("revocation stored at the node after %s", time.Since(t0).Round(time.Microsecond))
 	time.Sleep(200 * time.Millisecond)
 	if refused := nodeAuditActions(t, filepath.Join(n.Config().Data, "audit.log"), "task-refused"); len(refused) != 0 {
 		t.Errorf("the node's link refused the hub's tasks: %v", refused)
@@ -118,4 +137,39 @@ func nodeAuditActions(t *testing.T, path, action string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// TestSnapshotFromRealNode: a real node, linked over NATS with TLS,
+// answers the hub's snapshot task and the hub accepts its signed answer
+// (here an empty dataset: the digest of an empty member list); a
+// snapshot of a dataset the node does not hold comes back as the node's
+// error, without data.
+func TestSnapshotFromRealNode(t *testing.T) {
+	h, srv := tlsHub(t, hub.Config{})
+	n := enrolNode(t, h, srv, "north", node.Config{})
+	ctx := context.Background()
+	if _, err := n.CreateDataset(ctx, index.Dataset{ID: "lung", Title: "Lung CT", AccessRights: "RESTRICTED", Tier: 2}); err != nil {
+		t.Fatal(err)
+	}
+	startLink(t, n)
+	if !online(t, h, "north", 10*time.Second) {
+		t.Fatal("the node did not come online")
+	}
+	body := fed.SnapshotBody{Snapshot: "snap-1", Request: "req-1", Dataset: "lung", Query: json.RawMessage(`{"operand":"AND","children":[]}`)}
+	t0 := time.Now()
+	a, err := h.Snapshot(ctx, "north", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a real node's snapshot in %s: %+v", time.Since(t0).Round(time.Millisecond), a)
+	empty := sha256.Sum256(nil)
+	if a.Node != "north" || a.Snapshot != "snap-1" || a.Dataset != "lung" || a.Subjects != 0 || a.Digest != hex.EncodeToString(empty[:]) {
+		t.Errorf("answer %+v", a)
+	}
+	body.Dataset, body.Snapshot = "nope", "snap-2"
+	if a, err := h.Snapshot(ctx, "north", body); !errors.Is(err, hub.ErrNodeAnswer) || a.Digest != "" {
+		t.Errorf("a dataset the node does not hold: %+v, %v; want ErrNodeAnswer", a, err)
+	} else {
+		t.Logf("refused as it should be: %v", err)
+	}
 }

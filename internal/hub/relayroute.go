@@ -60,8 +60,8 @@ func (h *Hub) SetForwarder(f Forwarder) {
 	h.acc.mu.Unlock()
 }
 
-// permitID is the shape of a permit id in a URL.
-var permitID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// permitID is the shape of a permit id in a URL (as nodes take them).
+var permitID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
 // maxRelayQuery bounds the query string of a relayed request.
 const maxRelayQuery = 4096

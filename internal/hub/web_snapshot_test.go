@@ -52,7 +52,7 @@ func TestUISnapshotPage(t *testing.T) {
 	if r := uiGetPlain(t, srv.URL+"/snapshots/unknown"); r.code != 404 || !strings.Contains(r.body, "Snapshot not found") {
 		t.Errorf("unknown snapshot: %d", r.code)
 	}
-	if r := uiGetPlain(t, srv.URL+"/snapshots/"+strings.Repeat("x", 65)); r.code != 404 {
+	if r := uiGetPlain(t, srv.URL+"/snapshots/"+strings.Repeat("x", 129)); r.code != 404 {
 		t.Errorf("overlong id: %d", r.code)
 	}
 	if r := uiGetPlain(t, srv.URL+"/snapshots/broken"); r.code != 500 || strings.Contains(r.body, "secret") {
