@@ -94,6 +94,8 @@ func (h *Hub) SetRevocations(fn func(ctx context.Context, node string) ([]fed.Re
 func (h *Hub) Snapshot(ctx context.Context, node string, body fed.SnapshotBody) (fed.SnapshotAnswer, error) {
 	var none fed.SnapshotAnswer
 	switch {
+	case ctx.Err() != nil:
+		return none, ctx.Err()
 	case !fed.ValidNodeID(node):
 		return none, fmt.Errorf("hub: snapshot: %q is not a node id", node)
 	case body.Snapshot == "" || body.Dataset == "":
