@@ -16,7 +16,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -100,14 +99,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "config.json":
 		h.config(w, r)
 		return
-	case "", "index.html":
-		if !h.built {
-			notBuilt(w)
-			return
-		}
+	case "":
 		name = "index.html"
 	}
-	if !fs.ValidPath(name) || strings.HasPrefix(path.Base(name), ".") {
+	// Hidden files are never served. (Paths with dot segments or empty
+	// elements are refused by every fs.FS: Open answers fs.ErrInvalid.)
+	if strings.HasPrefix(path.Base(name), ".") {
 		problem(w, http.StatusNotFound, "no such file in the viewer")
 		return
 	}
@@ -178,16 +175,11 @@ func (h *handler) serveFile(w http.ResponseWriter, r *http.Request, name string)
 		problem(w, http.StatusInternalServerError, "the viewer's file cannot be read")
 		return
 	}
-	ctype := mime.TypeByExtension(path.Ext(name))
-	switch path.Ext(name) {
-	case ".js", ".mjs":
-		ctype = "text/javascript; charset=utf-8"
-	case ".wasm":
-		ctype = "application/wasm"
-	case "":
-		ctype = "application/octet-stream"
-	}
-	if ctype == "" {
+	// A fixed table, not the host's MIME database, which may name
+	// JavaScript otherwise: browsers refuse module scripts and workers
+	// of another type under nosniff.
+	ctype, ok := contentTypes[path.Ext(name)]
+	if !ok {
 		ctype = "application/octet-stream"
 	}
 	hd := w.Header()
@@ -197,6 +189,18 @@ func (h *handler) serveFile(w http.ResponseWriter, r *http.Request, name string)
 	// time, and get 304 while the binary is the same.
 	hd.Set("Cache-Control", "no-cache")
 	http.ServeContent(w, r, name, time.Time{}, rs)
+}
+
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".mjs":  "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".txt":  "text/plain; charset=utf-8",
+	".json": "application/json",
+	".wasm": "application/wasm",
+	".png":  "image/png",
+	".svg":  "image/svg+xml",
 }
 
 // etag is a strong validator of a file's content, computed once.
