@@ -27,10 +27,11 @@ import (
 var embedded embed.FS
 
 // CSP is the Content Security Policy of every answer: scripts and workers
-// from the page's origin only ('wasm-unsafe-eval' lets the image
-// decoders compile WebAssembly, never JavaScript), requests to the same
-// origin only, no plugins, no framing, no forms.
-const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; " +
+// from the page's origin only (no inline script, no eval, no WebAssembly:
+// the node serves native frames, which the loader decodes in plain
+// JavaScript, so the codecs' WebAssembly is neither shipped nor allowed),
+// requests to the same origin only, no plugins, no framing, no forms.
+const CSP = "default-src 'none'; script-src 'self'; worker-src 'self'; " +
 	"connect-src 'self'; img-src 'self' data: blob:; style-src 'self'; font-src 'self'; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 

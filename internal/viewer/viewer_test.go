@@ -57,12 +57,12 @@ func TestHeaders(t *testing.T) {
 		if csp != viewer.CSP {
 			t.Errorf("%s: Content-Security-Policy %q", target, csp)
 		}
-		for _, must := range []string{"script-src 'self' 'wasm-unsafe-eval';", "connect-src 'self';", "default-src 'none'", "frame-ancestors 'none'"} {
+		for _, must := range []string{"script-src 'self';", "connect-src 'self';", "default-src 'none'", "frame-ancestors 'none'"} {
 			if !strings.Contains(csp, must) {
 				t.Errorf("%s: the policy lacks %q", target, must)
 			}
 		}
-		if strings.Contains(csp, "'unsafe-inline'") || strings.Contains(csp, "'unsafe-eval'") {
+		if strings.Contains(csp, "'unsafe-inline'") || strings.Contains(csp, "unsafe-eval'") {
 			t.Errorf("%s: the policy allows inline or eval'd scripts: %q", target, csp)
 		}
 		for k, v := range map[string]string{"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"} {
