@@ -151,6 +151,9 @@ function showState() {
 
 async function listSeries(studyFilter) {
   const studies = await client.searchForStudies(studyFilter ? { queryParams: { StudyInstanceUID: studyFilter } } : {});
+  // Newest first, then by UID, so that the list is the same each time.
+  studies.sort((a, b) => String(value(b, '00080020') ?? '').localeCompare(String(value(a, '00080020') ?? ''))
+    || String(value(a, '0020000D')).localeCompare(String(value(b, '0020000D'))));
   const nav = $('series');
   nav.replaceChildren();
   const buttons = [];
