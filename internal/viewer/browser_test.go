@@ -27,8 +27,9 @@ const chromiumPath = "/usr/bin/chromium"
 // series of every study are listed, a series is drawn (pixels read back
 // from the canvas are not all one value), the mouse wheel moves to the
 // next slice (and the pixels change), dragging changes window/level (and
-// the pixels change), the centre and width fields set the window, and the
-// page's Content Security Policy is never violated.
+// the pixels change), the centre and width fields set the window, a link
+// to a study and series opens just those, and the page's Content Security
+// Policy is never violated.
 func TestViewerBrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		needTool(t, fmt.Errorf("%s is missing (apt-get install chromium, or make test-deps): %w", chromiumPath, err))
@@ -190,6 +191,28 @@ func TestViewerBrowser(t *testing.T) {
 	}
 	t.Logf("slices %d→%d, windows %s → %s → %s, %d grey levels", s0.Index, s1.Index, s1.VOI, s2.VOI, s3.VOI, s3.Distinct)
 
+	// A link to one study and series lists that study's series only and
+	// opens that series first.
+	v, err := viewertest.Open(bctx, fx.srv.URL+"/viewer/?study="+study+"&series="+series)
+	if err != nil {
+		fail("open a study by link: %v", err)
+	}
+	if v.Series != series || v.Count != count {
+		t.Errorf("the link to series %s opened %s (%d slices)", series, v.Series, v.Count)
+	}
+	listed, err = viewertest.Listed(bctx)
+	if err != nil {
+		fail("series list: %v", err)
+	}
+	if len(listed) != len(fx.want[study]) {
+		t.Errorf("the link to study %s lists %d series, want %d", study, len(listed), len(fx.want[study]))
+	}
+	for _, se := range listed {
+		if _, ok := fx.want[study][se]; !ok {
+			t.Errorf("the link to study %s lists series %s of another study", study, se)
+		}
+	}
+
 	if dir := os.Getenv("MOSAIC_UI_SCREENSHOTS"); dir != "" {
 		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 		if err == nil {
@@ -202,8 +225,12 @@ func TestViewerBrowser(t *testing.T) {
 	mu.Lock()
 	t.Logf("console: %d errors and warnings %q", len(console), console)
 	mu.Unlock()
-	if s3.CSP != 0 {
-		fail("%d Content Security Policy violations", s3.CSP)
+	final, err := viewertest.Read(bctx)
+	if err != nil {
+		fail("read the page: %v", err)
+	}
+	if s3.CSP != 0 || final.CSP != 0 {
+		fail("%d and %d Content Security Policy violations on the two pages", s3.CSP, final.CSP)
 	}
 	if errors.Is(bctx.Err(), context.DeadlineExceeded) {
 		t.Fatal("the browser steps ran out of time")
