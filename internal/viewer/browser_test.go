@@ -213,6 +213,17 @@ func TestViewerBrowser(t *testing.T) {
 		}
 	}
 
+	// Nothing to show, or a root the server refuses: the page says why.
+	for _, c := range []struct{ path, says string }{
+		{"/viewer-none/", "there is nothing to view here"},
+		{"/viewer-refused/", "the server answered HTTP 403"},
+	} {
+		v, err := viewertest.Open(bctx, fx.srv.URL+c.path)
+		if err == nil || v.State != "error" || !strings.Contains(v.Message, c.says) {
+			t.Errorf("%s: state %q, message %q, want an error saying %q", c.path, v.State, v.Message, c.says)
+		}
+	}
+
 	if dir := os.Getenv("MOSAIC_UI_SCREENSHOTS"); dir != "" {
 		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 		if err == nil {

@@ -136,6 +136,10 @@ func startFixture(t *testing.T) *fixture {
 	}))
 	root := func(r *http.Request) (string, bool) { return "/dicom-web/" + fxDataset + "/", true }
 	mux.Handle("/viewer/", http.StripPrefix("/viewer", viewer.Handler(root)))
+	// A viewer with nothing to show, and one whose root the node refuses
+	// (the token is for another dataset).
+	mux.Handle("/viewer-none/", http.StripPrefix("/viewer-none", viewer.Handler(func(*http.Request) (string, bool) { return "", false })))
+	mux.Handle("/viewer-refused/", http.StripPrefix("/viewer-refused", viewer.Handler(func(*http.Request) (string, bool) { return "/dicom-web/other/", true })))
 	fx.srv = httptest.NewServer(mux)
 	t.Cleanup(fx.srv.Close)
 	return fx

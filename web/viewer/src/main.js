@@ -39,6 +39,16 @@ document.addEventListener('securitypolicyviolation', (e) => {
   console.error('CSP violation:', e.violatedDirective, e.blockedURI);
 });
 
+// describe turns a failure into words: dicomweb-client rejects with an Error
+// that carries the request's status and the server's answer.
+function describe(err) {
+  if (err && typeof err === 'object' && typeof err.status === 'number') {
+    const said = err.response && typeof err.response === 'object' && typeof err.response.error === 'string' ? `: ${err.response.error}` : '';
+    return `the server answered HTTP ${err.status}${said}`;
+  }
+  return String(err?.message || err);
+}
+
 function say(text, error = false) {
   const m = $('message');
   m.textContent = text;
@@ -236,7 +246,7 @@ async function openSeries(button) {
     say(`${ids.length} images`);
     el.focus();
   } catch (err) {
-    say(`Cannot show the series: ${err.message || err}`, true);
+    say(`Cannot show the series: ${describe(err)}`, true);
   }
 }
 
@@ -244,7 +254,7 @@ async function main() {
   try {
     const cfg = await loadConfig();
     root = cfg.root;
-    client = new api.DICOMwebClient({ url: root, singlepart: 'bulkdata,video,image' });
+    client = new api.DICOMwebClient({ url: root, singlepart: 'bulkdata,video,image', verbose: false });
     setupViewport();
     const params = new URLSearchParams(location.search);
     const buttons = await listSeries(params.get('study') || cfg.study || '');
@@ -256,7 +266,7 @@ async function main() {
     const want = params.get('series');
     await openSeries(buttons.find((b) => b.dataset.series === want) || buttons[0]);
   } catch (err) {
-    say(`The viewer cannot start: ${err.message || err}`, true);
+    say(`The viewer cannot start: ${describe(err)}`, true);
   }
 }
 

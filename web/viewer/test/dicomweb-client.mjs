@@ -22,7 +22,7 @@ if (!root) {
 const maxInstances = Number(maxArg || 0);
 const headers = {};
 if (process.env.MOSAIC_DICOMWEB_TOKEN) headers.Authorization = `Bearer ${process.env.MOSAIC_DICOMWEB_TOKEN}`;
-const client = new api.DICOMwebClient({ url: root.replace(/\/+$/, ''), headers });
+const client = new api.DICOMwebClient({ url: root.replace(/\/+$/, ''), headers, verbose: false });
 
 const first = (ds, tag) => ds?.[tag]?.Value?.[0];
 const uid = (ds, tag) => {
