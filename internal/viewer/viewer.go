@@ -147,7 +147,20 @@ func sameOriginPath(p string) bool {
 }
 
 func (h *handler) serveFile(w http.ResponseWriter, r *http.Request, name string) {
-	f, err := h.assets.Open(name)
+	ctype, ok := contentTypes[path.Ext(name)]
+	if !ok {
+		ctype = "application/octet-stream"
+	}
+	hd := w.Header()
+	hd.Set("Vary", "Accept-Encoding")
+	// The build's gzipped copy, NAME.gz, to a browser that takes gzip.
+	file := name
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		if st, err := fs.Stat(h.assets, name+".gz"); err == nil && !st.IsDir() {
+			file = name + ".gz"
+		}
+	}
+	f, err := h.assets.Open(file)
 	if err != nil {
 		if !h.built {
 			notBuilt(w)
@@ -171,25 +184,34 @@ func (h *handler) serveFile(w http.ResponseWriter, r *http.Request, name string)
 		}
 		rs = bytes.NewReader(b)
 	}
-	etag, err := h.etag(name, rs)
+	etag, err := h.etag(file, rs)
 	if err != nil {
 		problem(w, http.StatusInternalServerError, "the viewer's file cannot be read")
 		return
 	}
-	// A fixed table, not the host's MIME database, which may name
-	// JavaScript otherwise: browsers refuse module scripts and workers
-	// of another type under nosniff.
-	ctype, ok := contentTypes[path.Ext(name)]
-	if !ok {
-		ctype = "application/octet-stream"
+	if file != name {
+		hd.Set("Content-Encoding", "gzip")
 	}
-	hd := w.Header()
 	hd.Set("Content-Type", ctype)
 	hd.Set("ETag", etag)
 	// The file names are not content-hashed: browsers revalidate each
 	// time, and get 304 while the binary is the same.
 	hd.Set("Cache-Control", "no-cache")
 	http.ServeContent(w, r, name, time.Time{}, rs)
+}
+
+// acceptsGzip reports whether an Accept-Encoding header takes gzip (with
+// a q-value other than 0).
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
+		}
+		q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+	}
+	return false
 }
 
 var contentTypes = map[string]string{

@@ -1,6 +1,8 @@
 package viewer_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,6 +16,7 @@ import (
 
 // fakeBuild is a viewer build of a few bytes, for the handler's own tests.
 var fakeBuild = fstest.MapFS{
+	"app.js.gz":                 {Data: gzipped("console.log(1)")},
 	"index.html":                {Data: []byte("<!doctype html><title>v</title>")},
 	"app.js":                    {Data: []byte("console.log(1)")},
 	"decodeImageFrameWorker.js": {Data: []byte("//")},
@@ -22,6 +25,14 @@ var fakeBuild = fstest.MapFS{
 	"data.bin":                  {Data: []byte("\x01")},
 	".hidden":                   {Data: []byte("secret")},
 	"sub/inner.css":             {Data: []byte("a{}")},
+}
+
+func gzipped(s string) []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(s))
+	zw.Close()
+	return b.Bytes()
 }
 
 func serve(t *testing.T, h http.Handler, method, target string, hdr ...string) (*http.Response, string) {
@@ -104,6 +115,42 @@ func TestFiles(t *testing.T) {
 	}
 	if resp, body := serve(t, h, "GET", "/viewer/sub/inner.css"); resp.StatusCode != 200 || body != "a{}" || resp.Header.Get("Content-Type") != "text/css; charset=utf-8" {
 		t.Errorf("sub/inner.css: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestGzip: a browser that takes gzip gets the build's gzipped copy, with
+// the file's own type; others, and files without a copy, get the file.
+func TestGzip(t *testing.T) {
+	h := viewer.New(fakeBuild, permitRoot)
+	resp, body := serve(t, h, "GET", "/viewer/app.js", "Accept-Encoding", "br, gzip;q=0.8")
+	if resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" {
+		t.Fatalf("gzip: Content-Encoding %q, Content-Type %q", resp.Header.Get("Content-Encoding"), resp.Header.Get("Content-Type"))
+	}
+	zr, err := gzip.NewReader(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, _ := io.ReadAll(zr); string(plain) != "console.log(1)" {
+		t.Errorf("gzipped body: %q", plain)
+	}
+	if resp.Header.Get("Vary") != "Accept-Encoding" {
+		t.Errorf("Vary %q", resp.Header.Get("Vary"))
+	}
+	gzTag := resp.Header.Get("ETag")
+	for _, ae := range []string{"", "gzip;q=0", "br", "identity"} {
+		resp, body := serve(t, h, "GET", "/viewer/app.js", "Accept-Encoding", ae)
+		if resp.Header.Get("Content-Encoding") != "" || body != "console.log(1)" {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q, body %q", ae, resp.Header.Get("Content-Encoding"), body)
+		}
+		if resp.Header.Get("ETag") == gzTag {
+			t.Errorf("Accept-Encoding %q: the plain file has the gzipped copy's ETag", ae)
+		}
+	}
+	if resp, body := serve(t, h, "GET", "/viewer/LICENSES.txt", "Accept-Encoding", "gzip"); resp.Header.Get("Content-Encoding") != "" || body != "MIT" {
+		t.Errorf("a file without a gzipped copy: Content-Encoding %q, body %q", resp.Header.Get("Content-Encoding"), body)
+	}
+	if resp, body := serve(t, h, "GET", "/viewer/nothing.js", "Accept-Encoding", "gzip"); resp.StatusCode != 404 || resp.Header.Get("Content-Encoding") != "" || !strings.Contains(body, "error") {
+		t.Errorf("a missing file: %d, Content-Encoding %q", resp.StatusCode, resp.Header.Get("Content-Encoding"))
 	}
 }
 
