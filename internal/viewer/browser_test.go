@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/mosaic-imaging/mosaic/internal/viewer"
 	"github.com/mosaic-imaging/mosaic/internal/viewer/viewertest"
@@ -27,7 +28,8 @@ const chromiumPath = "/usr/bin/chromium"
 // series of every study are listed, a series is drawn (pixels read back
 // from the canvas are not all one value), the mouse wheel moves to the
 // next slice (and the pixels change), dragging changes window/level (and
-// the pixels change), the centre and width fields set the window, a link
+// the pixels change), the centre and width fields set the window, the
+// arrow keys scroll and keep the window, a link
 // to a study and series opens just those, and the page's Content Security
 // Policy is never violated.
 func TestViewerBrowser(t *testing.T) {
@@ -190,6 +192,15 @@ func TestViewerBrowser(t *testing.T) {
 		t.Errorf("window 300/500 and window %s look the same on the canvas", s2.VOI)
 	}
 	t.Logf("slices %d→%d, windows %s → %s → %s, %d grey levels", s0.Index, s1.Index, s1.VOI, s2.VOI, s3.VOI, s3.Distinct)
+
+	// The arrow keys scroll too, keeping the window.
+	s4, err := viewertest.Key(bctx, s3, kb.ArrowUp)
+	if err != nil {
+		fail("arrow up: %v", err)
+	}
+	if s4.Index != s3.Index-1 || s4.VOI != s3.VOI || s4.Hash == s3.Hash {
+		t.Errorf("arrow up: slice %d → %d (want %d), window %s → %s", s3.Index, s4.Index, s3.Index-1, s3.VOI, s4.VOI)
+	}
 
 	// A link to one study and series lists that study's series only and
 	// opens that series first.

@@ -155,3 +155,12 @@ func SetWindow(ctx context.Context, centre, width int) (View, error) {
 	}
 	return wait(ctx, "the window of the fields", fmt.Sprintf(`%s.dataset.voi === "%d,%d"`, vp, centre, width))
 }
+
+// Key focuses the image, presses a key (kb.ArrowUp, kb.ArrowDown,
+// kb.PageUp, kb.PageDown scroll) and waits until another slice is drawn.
+func Key(ctx context.Context, before View, key string) (View, error) {
+	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.ID("viewport")), chromedp.KeyEvent(key)); err != nil {
+		return View{}, err
+	}
+	return wait(ctx, "another slice", fmt.Sprintf(`Number(%s.dataset.index) !== %d && Number(%s.dataset.rendered) > %d`, vp, before.Index, vp, before.Rendered))
+}
