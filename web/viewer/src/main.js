@@ -42,6 +42,7 @@ document.addEventListener('securitypolicyviolation', (e) => {
 // describe turns a failure into words: dicomweb-client rejects with an Error
 // that carries the request's status and the server's answer.
 function describe(err) {
+  if (err && typeof err === 'object' && err.status === 0) return 'the server did not answer';
   if (err && typeof err === 'object' && typeof err.status === 'number') {
     const said = err.response && typeof err.response === 'object' && typeof err.response.error === 'string' ? `: ${err.response.error}` : '';
     return `the server answered HTTP ${err.status}${said}`;

@@ -32,7 +32,9 @@ const uid = (ds, tag) => {
 };
 
 function describeError(err) {
-  // dicomweb-client rejects with the request's status, not an Error.
+  // dicomweb-client rejects with an Error carrying the request's status
+  // (0 when nothing answered).
+  if (err && typeof err === 'object' && err.status === 0) return 'no answer from the server (refused, cut or timed out)';
   if (err && typeof err === 'object' && 'status' in err) return `HTTP ${err.status} ${err.message || ''}`.trim();
   return String(err?.message || err);
 }
