@@ -77,9 +77,10 @@ for (const name of [...pkgs.keys()].sort()) {
   const dir = pkgs.get(name);
   const pj = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
   text += '='.repeat(72) + '\n' + `${name} ${pj.version}, licence: ${pj.license || 'see below'}\n`;
-  if (pj.homepage) text += `${pj.homepage}\n`;
+  const repo = typeof pj.repository === 'string' ? pj.repository : pj.repository?.url;
+  for (const u of new Set([pj.homepage, repo].filter(Boolean))) text += `${u}\n`;
   const lic = fs.readdirSync(dir).find((f) => /^(licen[cs]e|copying)(\.(md|txt))?$/i.test(f));
-  text += '\n' + (lic ? fs.readFileSync(path.join(dir, lic), 'utf8').trim() : `(the package ships no licence file; its package.json names ${pj.license})`) + '\n\n';
+  text += '\n' + (lic ? fs.readFileSync(path.join(dir, lic), 'utf8').trim() : `(the package ships no licence file; its package.json names the ${pj.license} licence, whose text is in the repository above)`) + '\n\n';
 }
 fs.writeFileSync(path.join(out, 'LICENSES.txt'), text);
 
