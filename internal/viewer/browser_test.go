@@ -29,7 +29,8 @@ const chromiumPath = "/usr/bin/chromium"
 // from the canvas are not all one value), the mouse wheel moves to the
 // next slice (and the pixels change), dragging changes window/level (and
 // the pixels change), the centre and width fields set the window, the
-// arrow keys scroll and keep the window, a link
+// arrow keys scroll and keep the window, the viewer of a permit shows
+// its snapshot's series only, a link
 // to a study and series opens just those, and the page's Content Security
 // Policy is never violated.
 func TestViewerBrowser(t *testing.T) {
@@ -37,7 +38,7 @@ func TestViewerBrowser(t *testing.T) {
 		needTool(t, fmt.Errorf("%s is missing (apt-get install chromium, or make test-deps): %w", chromiumPath, err))
 	}
 	needTool(t, viewer.Check(viewer.Assets()))
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
 	defer cancel()
 	t0 := time.Now()
 	fx := startFixture(t)
@@ -75,7 +76,7 @@ func TestViewerBrowser(t *testing.T) {
 	defer cancelAlloc()
 	browser, cancelBrowser := chromedp.NewContext(alloc)
 	defer cancelBrowser()
-	bctx, cancelSteps := context.WithTimeout(browser, 60*time.Second)
+	bctx, cancelSteps := context.WithTimeout(browser, 80*time.Second)
 	defer cancelSteps()
 
 	// The page's console errors and exceptions, for the failure message.
@@ -222,6 +223,26 @@ func TestViewerBrowser(t *testing.T) {
 		if _, ok := fx.want[study][se]; !ok {
 			t.Errorf("the link to study %s lists series %s of another study", study, se)
 		}
+	}
+
+	// The viewer of a permit lists the snapshot's series only.
+	if _, err := viewertest.Open(bctx, fx.srv.URL+"/viewer-permit/"); err != nil {
+		fail("open the permit's viewer: %v", err)
+	}
+	if listed, err = viewertest.Listed(bctx); err != nil {
+		fail("series list: %v", err)
+	}
+	inSnap := 0
+	for st, ss := range fx.snapWant {
+		inSnap += len(ss)
+		for se := range ss {
+			if !slices.Contains(listed, se) {
+				t.Errorf("the permit's viewer does not list series %s of study %s", se, st)
+			}
+		}
+	}
+	if len(listed) != inSnap {
+		t.Errorf("the permit's viewer lists %d series, the snapshot has %d", len(listed), inSnap)
 	}
 
 	// Nothing to show, or a root the server refuses: the page says why.

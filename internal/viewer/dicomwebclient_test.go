@@ -15,7 +15,9 @@ import (
 // instance, and each frame must have Rows × Columns × Bits Allocated / 8
 // bytes and the very pixels of the input file. The node checks the
 // bearer token itself (no help from the test's server), so the client's
-// token handling is exercised too; without the token it must fail.
+// token handling is exercised too; without the token it must fail. The
+// same client then reads a permit's snapshot as the node serves it for
+// the hub's relay: only the snapshot's studies are there.
 //
 // MOSAIC_DICOMWEB_ROOT and MOSAIC_DICOMWEB_TOKEN point the same client
 // at another root (the hub's relay of a permit, say): then only the
@@ -80,6 +82,19 @@ func TestDICOMwebClient(t *testing.T) {
 	}
 	if frames < instances {
 		t.Errorf("%d frames read for %d instances", frames, instances)
+	}
+
+	// The snapshot of a permit, served by the node as the hub relays it:
+	// only the studies frozen in it exist, later ones do not.
+	snap, err := viewertest.Run(ctx, fx.srv.URL+fxPermitRoot, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range snap.Check(fx.snapWant) {
+		t.Errorf("snapshot: %v", err)
+	}
+	if len(snap.Studies) >= len(rep.Studies) {
+		t.Errorf("the snapshot has %d studies, the dataset %d: the test needs studies outside it", len(snap.Studies), len(rep.Studies))
 	}
 
 	if _, err := viewertest.Run(ctx, root, "not-a-token", 1); err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,11 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/mosaic-imaging/mosaic/internal/dicom"
+	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/node"
+	"github.com/mosaic-imaging/mosaic/internal/permit"
 	"github.com/mosaic-imaging/mosaic/internal/synth"
 	"github.com/mosaic-imaging/mosaic/internal/viewer"
 	"github.com/mosaic-imaging/mosaic/internal/viewer/viewertest"
@@ -35,9 +39,17 @@ type fixture struct {
 	// frame1 is the SHA-256 of frame 1 of each instance, read from the
 	// input files (de-identification keeps the pixels).
 	frame1 map[string]string
-	// series is the modality of each series.
+	// modality is the modality of each series.
 	modality map[string]string
+	// snapWant is what snapshot s1 holds: the first patient's studies,
+	// frozen before the others were ingested. Its DICOMweb root, served
+	// by the node's SnapshotHandler as the hub's relay serves a permit, is
+	// /dicom-web/permits/P1/, and the viewer of that permit is at
+	// /viewer-permit/.
+	snapWant viewertest.Want
 }
+
+const fxPermitRoot = "/dicom-web/permits/P1/"
 
 // startFixture runs the node and the server. The handler of /dicom-web/
 // adds the node's read token to requests without one, as the hub's relay
@@ -59,7 +71,7 @@ func startFixture(t *testing.T) *fixture {
 	if _, err := n.CreateDataset(ctx, index.Dataset{ID: fxDataset, Title: "Synthetic imaging for the viewer tests"}); err != nil {
 		t.Fatal(err)
 	}
-	fx := &fixture{node: n, want: viewertest.Want{}, frame1: map[string]string{}, modality: map[string]string{}}
+	fx := &fixture{node: n, want: viewertest.Want{}, snapWant: viewertest.Want{}, frame1: map[string]string{}, modality: map[string]string{}}
 
 	var files []string
 	err = filepath.WalkDir(filepath.Join(dir, "cohort", synth.DICOMDir), func(p string, d os.DirEntry, err error) error {
@@ -72,50 +84,22 @@ func startFixture(t *testing.T) *fixture {
 		t.Fatalf("the synthetic cohort has no files: %v", err)
 	}
 	sort.Strings(files)
-	type pending struct {
-		path string
-		tk   *node.Ticket
+	// The first patient's files, then snapshot s1 of everything the
+	// dataset holds, then the other patients' files.
+	first := filepath.Join(dir, "cohort", synth.DICOMDir, "0001") + string(filepath.Separator)
+	split := 0
+	for split < len(files) && strings.HasPrefix(files[split], first) {
+		split++
 	}
-	var tickets []pending
-	for _, p := range files {
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tickets = append(tickets, pending{p, n.Ingest(ctx, fxDataset, "test", f)})
-		f.Close()
+	if split == 0 || split == len(files) {
+		t.Fatalf("the cohort's files do not start with patient 0001's: %d of %d", split, len(files))
 	}
-	for _, pd := range tickets {
-		o := pd.tk.Wait(ctx)
-		switch o.Status {
-		case node.StatusStored:
-		case node.StatusRejected: // text burned into the pixels: refused at the door
-			continue
-		default:
-			t.Fatalf("ingest: %s %s: %s", o.Status, o.Code, o.Reason)
-		}
-		if fx.want[o.StudyUID] == nil {
-			fx.want[o.StudyUID] = map[string][]string{}
-		}
-		fx.want[o.StudyUID][o.SeriesUID] = append(fx.want[o.StudyUID][o.SeriesUID], o.SOPInstanceUID)
-		df, err := dicom.ReadFile(pd.path, dicom.ReadOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ds := &df.Dataset
-		num := func(tag dicom.Tag) int {
-			v, _ := ds.Int(tag)
-			return int(v)
-		}
-		size := num(0x00280010) * num(0x00280011) * max(num(0x00280002), 1) * num(0x00280100) / 8
-		px := ds.Get(dicom.TagPixelData)
-		if px == nil || size == 0 || len(px.Value) < size {
-			t.Fatalf("%s: no native pixel data of %d bytes", filepath.Base(pd.path), size)
-		}
-		sum := sha256.Sum256(px.Value[:size])
-		fx.frame1[o.SOPInstanceUID] = hex.EncodeToString(sum[:])
-		fx.modality[o.SeriesUID], _ = ds.String(0x00080060)
+	fx.ingest(t, files[:split], fx.snapWant)
+	if _, err := n.MakeSnapshot(ctx, fed.SnapshotBody{Snapshot: "s1", Request: "r1", Dataset: fxDataset,
+		Query: json.RawMessage(`{"operand":"AND","children":[]}`)}); err != nil {
+		t.Fatal(err)
 	}
+	fx.ingest(t, files[split:], nil)
 	if len(fx.want) == 0 {
 		t.Fatal("no object was stored")
 	}
@@ -140,8 +124,17 @@ func startFixture(t *testing.T) *fixture {
 	// (the token is for another dataset).
 	mux.Handle("/viewer-none/", http.StripPrefix("/viewer-none", viewer.Handler(func(*http.Request) (string, bool) { return "", false })))
 	mux.Handle("/viewer-refused/", http.StripPrefix("/viewer-refused", viewer.Handler(func(*http.Request) (string, bool) { return "/dicom-web/other/", true })))
+	mux.Handle("/viewer-permit/", http.StripPrefix("/viewer-permit", viewer.Handler(func(*http.Request) (string, bool) { return fxPermitRoot, true })))
 	fx.srv = httptest.NewServer(mux)
 	t.Cleanup(fx.srv.Close)
+	// The snapshot's DICOMweb, with URLs in answers under the permit's
+	// root on this server (the hub, in real life).
+	c := permit.Claims{ID: "P1", Researcher: "u1", Node: "test", Dataset: fxDataset, Snapshot: "s1", Operations: []permit.Op{permit.OpView}}
+	sh, err := n.SnapshotHandler(c, fx.srv.URL+fxPermitRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle(fxPermitRoot, http.StripPrefix(strings.TrimSuffix(fxPermitRoot, "/"), sh))
 	return fx
 }
 
@@ -156,4 +149,60 @@ func needTool(t *testing.T, err error) {
 		t.Fatalf("%v (CI must have it: make test runs scripts/test-deps.sh and make viewer)", err)
 	}
 	t.Skipf("%v", err)
+}
+
+// ingest stores files at the node and records them in fx.want (and in
+// also, when not nil).
+func (fx *fixture) ingest(t *testing.T, files []string, also viewertest.Want) {
+	t.Helper()
+	ctx := context.Background()
+	type pending struct {
+		path string
+		tk   *node.Ticket
+	}
+	var tickets []pending
+	for _, p := range files {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tickets = append(tickets, pending{p, fx.node.Ingest(ctx, fxDataset, "test", f)})
+		f.Close()
+	}
+	for _, pd := range tickets {
+		o := pd.tk.Wait(ctx)
+		switch o.Status {
+		case node.StatusStored:
+		case node.StatusRejected: // text burned into the pixels: refused at the door
+			continue
+		default:
+			t.Fatalf("ingest: %s %s: %s", o.Status, o.Code, o.Reason)
+		}
+		for _, w := range []viewertest.Want{fx.want, also} {
+			if w == nil {
+				continue
+			}
+			if w[o.StudyUID] == nil {
+				w[o.StudyUID] = map[string][]string{}
+			}
+			w[o.StudyUID][o.SeriesUID] = append(w[o.StudyUID][o.SeriesUID], o.SOPInstanceUID)
+		}
+		df, err := dicom.ReadFile(pd.path, dicom.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds := &df.Dataset
+		num := func(tag dicom.Tag) int {
+			v, _ := ds.Int(tag)
+			return int(v)
+		}
+		size := num(0x00280010) * num(0x00280011) * max(num(0x00280002), 1) * num(0x00280100) / 8
+		px := ds.Get(dicom.TagPixelData)
+		if px == nil || size == 0 || len(px.Value) < size {
+			t.Fatalf("%s: no native pixel data of %d bytes", filepath.Base(pd.path), size)
+		}
+		sum := sha256.Sum256(px.Value[:size])
+		fx.frame1[o.SOPInstanceUID] = hex.EncodeToString(sum[:])
+		fx.modality[o.SeriesUID], _ = ds.String(0x00080060)
+	}
 }
