@@ -90,6 +90,16 @@ func TestConflicts(t *testing.T) {
 	check("message on a draft", "alice", "POST", base+"/messages", map[string]string{"body": "hello"}, "submit")
 	w.must(t, 200, "alice", "POST", base+"/submit", nil, nil)
 	check("submit twice", "alice", "POST", base+"/submit", nil, StateSubmitted)
+	// Before negotiation a dataset's thread is the researcher's and the
+	// admins': its representatives are not told.
+	w.mail.reset()
+	w.must(t, 201, "alice", "POST", base+"/messages", map[string]string{"thread": "node-a/lung", "body": "Before review"}, nil)
+	if got := w.mail.to("repa@example.org"); len(got) != 0 {
+		t.Errorf("A's representative heard of a message before the review: %q", got)
+	}
+	if got := w.mail.to("root@example.org"); len(got) != 1 {
+		t.Errorf("the admin got %q for a message before the review", got)
+	}
 	check("edit when submitted", "alice", "PATCH", base, newInput(dsA), StateSubmitted)
 	w.must(t, 200, "root", "POST", base+"/review", map[string]string{"decision": "approve"}, nil)
 	check("review twice", "root", "POST", base+"/review", map[string]string{"decision": "decline"}, StateNegotiating)

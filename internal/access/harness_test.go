@@ -195,6 +195,7 @@ type granter struct {
 	mu    sync.Mutex
 	fail  map[string]string // node -> error text to answer with
 	down  map[string]bool   // node -> the task fails to reach it
+	lie   map[string]bool   // node -> answers for another snapshot
 	calls []fed.SnapshotBody
 }
 
@@ -206,7 +207,11 @@ func (g *granter) Snapshot(_ context.Context, node string, b fed.SnapshotBody) (
 		return fed.SnapshotAnswer{}, errors.New("node not connected")
 	}
 	if e := g.fail[node]; e != "" {
-		return fed.SnapshotAnswer{Node: node, Snapshot: b.Snapshot, Dataset: b.Dataset, Error: e}, nil
+		// A well-formed answer but for its error: only the error refuses it.
+		return fed.SnapshotAnswer{Node: node, Snapshot: b.Snapshot, Dataset: b.Dataset, Digest: strings.Repeat("0", 64), Error: e}, nil
+	}
+	if g.lie[node] {
+		return fed.SnapshotAnswer{Node: node, Snapshot: "snap-other", Dataset: b.Dataset, Digest: strings.Repeat("0", 64)}, nil
 	}
 	members := "pseudo-1 1.2.3.1\npseudo-2 1.2.3.2\n"
 	sum := sha256.Sum256([]byte(members))
@@ -293,7 +298,7 @@ func newWorld(t *testing.T, dsn string, cfg Config) *world {
 	w := &world{
 		mail:  newMailbox(t, nil),
 		dir:   &directory{people: map[string]Person{}, reps: map[string][]Dataset{"repA": {dsA}, "repB": {dsB}, "repB2": {{"node-b", "*"}}, "repC": {dsC}}},
-		grant: &granter{fail: map[string]string{}, down: map[string]bool{}},
+		grant: &granter{fail: map[string]string{}, down: map[string]bool{}, lie: map[string]bool{}},
 		pub:   &publisher{},
 		clock: &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)},
 	}

@@ -203,10 +203,10 @@ func TestSnapshotFailure(t *testing.T) {
 	w := newWorld(t, t.TempDir()+"/hub.db", Config{})
 	id := w.negotiating(t, dsA)
 	for _, c := range []struct {
-		down bool
-		fail string
-	}{{down: true}, {fail: "no such dataset"}} {
-		w.grant.down["node-a"], w.grant.fail["node-a"] = c.down, c.fail
+		down, lie bool
+		fail      string
+	}{{down: true}, {fail: "no such dataset"}, {lie: true}} {
+		w.grant.down["node-a"], w.grant.fail["node-a"], w.grant.lie["node-a"] = c.down, c.fail, c.lie
 		code, msg := w.call(t, "repA", "POST", decisionPath(id, dsA), map[string]string{"decision": "approve"}, nil)
 		if code != 502 || !strings.Contains(msg, "node-a") {
 			t.Fatalf("failed snapshot: %d %q, want 502 naming the node", code, msg)
@@ -217,7 +217,7 @@ func TestSnapshotFailure(t *testing.T) {
 			t.Fatalf("after a failed snapshot: %+v, permits %+v", r.Datasets[0], r.Permits)
 		}
 	}
-	w.grant.down["node-a"], w.grant.fail["node-a"] = false, ""
+	w.grant.down["node-a"], w.grant.fail["node-a"], w.grant.lie["node-a"] = false, "", false
 	var r Request
 	w.must(t, 200, "repA", "POST", decisionPath(id, dsA), map[string]string{"decision": "approve"}, &r)
 	if r.Datasets[0].State != DSGranted || r.Datasets[0].Error != "" || len(r.Permits) != 1 {

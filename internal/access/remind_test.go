@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"math/big"
+	"mime"
 	"net"
 	"strings"
 	"testing"
@@ -230,6 +231,9 @@ func TestSMTP(t *testing.T) {
 		if strings.Contains(got[0].Data, "\r\nBcc:") || !strings.Contains(got[0].Data, "line two") {
 			t.Errorf("message %q", got[0].Data)
 		}
+		if subj, err := new(mime.WordDecoder).DecodeHeader(got[0].Subject); err != nil || strings.ContainsAny(subj, "\r\n") {
+			t.Errorf("subject %q decodes to %q (%v), want one line", got[0].Subject, subj, err)
+		}
 		// A wrong certificate authority is refused.
 		m.TLSConfig = nil
 		if err := m.Send(ctx, []string{"a@example.org"}, "x", "y"); err == nil {
@@ -265,9 +269,13 @@ func TestSMTP(t *testing.T) {
 		if _, err := NewSMTP("localhost:25", "Hub <hub@example.org>", "", "", TLSStartTLS); err == nil {
 			t.Error("a sender with a display name was accepted")
 		}
-		m, _ := NewSMTP("127.0.0.1:1", "hub@example.org", "", "", TLSInsecure)
-		if err := m.Send(ctx, []string{"a@example.org>\r\nRCPT TO:<b@example.org"}, "x", "y"); err == nil {
-			t.Error("a recipient with a line break was accepted")
+		mb := newMailbox(t, nil)
+		m, _ := NewSMTP(mb.addr, "hub@example.org", "", "", TLSInsecure)
+		if err := m.Send(ctx, []string{"a@example.org>\r\nRCPT TO:<b@example.org"}, "x", "y"); err == nil || !strings.Contains(err.Error(), "recipient") {
+			t.Errorf("a recipient with a line break: %v", err)
+		}
+		if n := len(mb.all()); n != 0 {
+			t.Errorf("%d mails delivered", n)
 		}
 	})
 }
