@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/access"
 )
@@ -57,8 +58,8 @@ func (h *Hub) AccessDirectory() access.Directory { return accessDirectory{h.stor
 // pub reach the nodes (the hub itself implements them); mail may be nil.
 // Call it before serving: Handler then serves the API under
 // /api/v1/access-requests, /api/v1/permits/, /api/v1/snapshots/ and
-// /api/v1/notifications. The hub's owner calls the service's Tick every
-// minute.
+// /api/v1/notifications, and the web pages under /access. The service's
+// Tick runs every minute in RunAccessReminders.
 func (h *Hub) EnableAccess(cfg access.Config, granter access.Granter, pub access.Publisher, mail access.Mailer) (*access.Service, error) {
 	if cfg.DatasetExists == nil {
 		cfg.DatasetExists = func(ctx context.Context, node, dataset string) bool {
@@ -120,4 +121,30 @@ func (h *Hub) accessUser(r *http.Request) (access.Person, bool) {
 		return access.Person{}, false
 	}
 	return toAccess(p), true
+}
+
+// accessTick is how often RunAccessReminders ticks (tests shorten it).
+var accessTick = time.Minute
+
+// RunAccessReminders calls the access service's Tick (reminders to
+// representatives, escalation to admins) every minute until
+// ctx ends; run it with the hub's background work. It returns at once
+// when access requests are not enabled.
+func (h *Hub) RunAccessReminders(ctx context.Context) error {
+	st := h.access.Load()
+	if st == nil {
+		return nil
+	}
+	t := time.NewTicker(accessTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := st.svc.Tick(ctx); err != nil && ctx.Err() == nil {
+				h.log.Error("access reminders failed", "err", err)
+			}
+		}
+	}
 }

@@ -98,7 +98,8 @@ func TestAccessOnHub(t *testing.T) {
 		t.Fatalf("before EnableAccess: %d, want 503", got)
 	}
 	pub := &stubPublisher{}
-	if _, err := h.EnableAccess(access.Config{}, stubGranter{}, pub, nil); err != nil {
+	svc, err := h.EnableAccess(access.Config{RemindAfter: time.Millisecond}, stubGranter{}, pub, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -160,6 +161,25 @@ func TestAccessOnHub(t *testing.T) {
 	}
 	if len(pub.got) != 1 || pub.got[0].Permit != r.Permits[0].ID || pub.got[0].By != "representative" {
 		t.Errorf("published %+v", pub.got)
+	}
+
+	// The reminders loop reminds dave, whose dataset waits on him.
+	accessTick = 10 * time.Millisecond
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- h.RunAccessReminders(rctx) }()
+	waitUntil(t, 5*time.Second, func() bool {
+		ns, _ := svc.Notifications(ctx, "dave", true)
+		for _, n := range ns {
+			if strings.HasPrefix(n.Subject, "Reminder") {
+				return true
+			}
+		}
+		return false
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("RunAccessReminders: %v", err)
 	}
 
 	// Every change is in the hub's audit log.
