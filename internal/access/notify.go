@@ -250,7 +250,7 @@ func (s *Service) Tick(ctx context.Context) error {
 	remind, escalate := s.cfg.RemindAfter.Milliseconds(), s.cfg.EscalateAfter.Milliseconds()
 	for _, d := range all {
 		waited := now - d.since
-		if waited >= escalate && d.escalated == 0 {
+		if waited >= escalate { // once: the UPDATE only changes a row not escalated yet
 			res, err := s.db.Exec(ctx, `UPDATE access_datasets SET escalated_at = ? WHERE request_id = ? AND node_id = ? AND dataset_id = ? AND state = ? AND escalated_at = 0`,
 				now, d.id, d.node, d.ds, d.state)
 			if err != nil {
