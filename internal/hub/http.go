@@ -44,6 +44,8 @@ func (h *Hub) Handler() http.Handler {
 	// GET patterns also serve HEAD; other methods get 405.
 	route("GET "+relayPrefix+"{permit}/{path...}", h.relay)
 	h.catalogueRoutes(route)
+	h.accessRoutes(route)
+	h.viewerRoutes(mux)
 	h.uiRoutes(route)
 	return mux
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -214,10 +215,14 @@ type Hub struct {
 	linked  map[string]bool
 	changed chan struct{}
 	subs    []*nats.Subscription
-	// acc holds the hooks of access requests and permits (grant.go).
+	// acc holds the hooks of the snapshot, revocation, relay and
+	// landing-page wiring (grant.go).
 	acc    accessWiring
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// access is set by EnableAccess (access.go).
+	access atomic.Pointer[accessState]
 }
 
 type liveNode struct {
