@@ -16,6 +16,8 @@ import (
 // SnapshotView is a snapshot as its landing page shows it.
 type SnapshotView struct {
 	ID string
+	// Title is the title of the project the snapshot was made for.
+	Title string
 	// Query is the request's query described in words.
 	Query    string
 	Created  time.Time
