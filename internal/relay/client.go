@@ -286,11 +286,6 @@ func (s *clientStream) run(w http.ResponseWriter) {
 		switch kind {
 		case kindData:
 			chunks++
-			if chunks > s.granted {
-				log.Warn("relay: the node sent beyond its credit")
-				s.cancel()
-				panic(http.ErrAbortHandler)
-			}
 			if _, err := w.Write(payload); err != nil {
 				s.cancel()
 				panic(http.ErrAbortHandler)

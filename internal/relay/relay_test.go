@@ -174,6 +174,9 @@ func TestSmallAnswer(t *testing.T) {
 	if gotReq.URL.Path != "/studies/1.2.3/series" || gotReq.URL.Query().Get("offset") != "2" || gotReq.Header.Get("Accept") != "application/dicom+json" || gotReq.Header.Get("Range") != "bytes=0-9" {
 		t.Errorf("handler's request: %s %v", gotReq.URL, gotReq.Header)
 	}
+	if len(got.Header["Cookie"]) > 0 || len(got.Header["Authorization"]) > 0 {
+		t.Errorf("the hub sent its credentials to the node: %v", got.Header)
+	}
 	if gotReq.Header.Get("Cookie") != "" || gotReq.Header.Get("Authorization") != "" {
 		t.Errorf("the hub's credentials reached the node: %v", gotReq.Header)
 	}
@@ -687,5 +690,70 @@ func TestMethods(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.ContentLength != 5 {
 		t.Fatalf("HEAD: %d, length %d", resp.StatusCode, resp.ContentLength)
+	}
+}
+
+// TestNodeIgnoresCredit: a node that floods its stream without waiting
+// for credit while the client does not read overflows the hub's bounded
+// buffer for the stream; the lost chunks break the sequence and the
+// transfer fails instead of the hub's memory growing.
+func TestNodeIgnoresCredit(t *testing.T) {
+	f := newFixture(t, Options{IdleTimeout: 2 * time.Second})
+	nc := f.connect("n1")
+	chunk := make([]byte, ChunkSize)
+	const chunks = 200 // 50 MB
+	nc.Subscribe(fed.TaskSubject("n1"), func(m *nats.Msg) {
+		task, err := fed.OpenTask(f.pub, m.Data, "n1", time.Now(), time.Minute, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var req fed.RelayRequest
+		json.Unmarshal(task.Body, &req)
+		subj := fed.RelayDataSubject("n1", req.Stream)
+		nc.Publish(subj, frame(nil, kindHead, 0, []byte(`{"status":200}`)))
+		for i := 1; i <= chunks; i++ {
+			nc.Publish(subj, frame(nil, kindData, uint32(i), chunk))
+		}
+		nc.Publish(subj, frame(nil, kindEnd, chunks+1, []byte(fmt.Sprintf(`{"bytes":%d}`, chunks*ChunkSize))))
+	})
+	nc.Flush()
+	resp, err := http.Get(f.srv.URL + "/studies/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	time.Sleep(1500 * time.Millisecond) // the client does not read
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil {
+		t.Fatalf("a node that ignored its credit got %d bytes through", n)
+	}
+	t.Logf("the flooding node's transfer failed after %d of %d bytes: %v", n, chunks*ChunkSize, err)
+}
+
+// TestClientCancelBeforeHead: a client that leaves while the hub still
+// waits for the head cancels the node's handler too.
+func TestClientCancelBeforeHead(t *testing.T) {
+	f := newFixture(t, Options{})
+	cancelled := make(chan struct{})
+	started := make(chan struct{})
+	f.serveNode(f.connect("n1"), "n1", handler(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-started; cancel() }()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/studies/1", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the node's handler still runs 5 s after its client left")
 	}
 }
