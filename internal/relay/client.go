@@ -154,15 +154,9 @@ func (c *Client) Forward(w http.ResponseWriter, r *http.Request, node string, re
 	// loses messages and so fails the sequence check: the hub's memory
 	// per stream stays bounded either way.
 	sub.SetPendingLimits(Window+4, (Window+4)*(ChunkSize+1024))
-	// The subscription must be in place at the server before the node
-	// can answer.
-	fctx, fcancel := context.WithTimeout(r.Context(), c.opts.HeadTimeout)
-	err = c.nc.FlushWithContext(fctx)
-	fcancel()
-	if err != nil {
-		httpx.Error(w, http.StatusBadGateway, "the federation link is down")
-		return
-	}
+	// No flush is needed before the task goes: the server handles this
+	// connection's SUB before its PUB, so the subscription is in place
+	// before the node can see the task.
 	if err := c.nc.Publish(fed.TaskSubject(node), msg); err != nil {
 		httpx.Error(w, http.StatusBadGateway, "the federation link is down")
 		return

@@ -757,3 +757,37 @@ func TestClientCancelBeforeHead(t *testing.T) {
 		t.Fatal("the node's handler still runs 5 s after its client left")
 	}
 }
+
+// TestReadFrom: a handler that copies from a reader (the node's blob
+// readers do, through io.Copy and ReadFrom) sends its bytes whole, in
+// sizes that do not fall on chunk boundaries.
+func TestReadFrom(t *testing.T) {
+	f := newFixture(t, Options{})
+	const size = 3*ChunkSize + 17
+	src := make([]byte, size)
+	rand.Read(src)
+	f.serveNode(f.connect("n1"), "n1", handler(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(src[:100])
+		if n, err := io.Copy(w, io.LimitReader(strings.NewReader(string(src[100:])), size)); err != nil || n != size-100 {
+			t.Errorf("copy: %d %v", n, err)
+		}
+	}))
+	status, body := httpGet(t, f.srv.URL+"/studies/1")
+	if status != 200 || body != string(src) {
+		t.Fatalf("got %d, %d bytes, equal %v", status, len(body), body == string(src))
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}

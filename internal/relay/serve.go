@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -245,6 +246,30 @@ func (w *writer) Write(p []byte) (int, error) {
 		p, n = p[k:], n+k
 		if len(w.buf) == frameHeader+ChunkSize {
 			w.err = w.sendChunk()
+		}
+	}
+	return n, w.err
+}
+
+// ReadFrom reads straight into the chunk buffer (the node's blob
+// readers use it), saving a copy.
+func (w *writer) ReadFrom(r io.Reader) (int64, error) {
+	if !w.sent {
+		w.WriteHeader(http.StatusOK)
+	}
+	var n int64
+	for w.err == nil {
+		k, err := r.Read(w.buf[len(w.buf):frameHeader+ChunkSize])
+		w.buf = w.buf[:len(w.buf)+k]
+		n += int64(k)
+		if len(w.buf) == frameHeader+ChunkSize {
+			w.err = w.sendChunk()
+		}
+		if err == io.EOF {
+			return n, w.err
+		}
+		if err != nil {
+			return n, err
 		}
 	}
 	return n, w.err
