@@ -259,7 +259,7 @@ func (w *writer) ReadFrom(r io.Reader) (int64, error) {
 	}
 	var n int64
 	for w.err == nil {
-		k, err := r.Read(w.buf[len(w.buf):frameHeader+ChunkSize])
+		k, err := r.Read(w.buf[len(w.buf) : frameHeader+ChunkSize])
 		w.buf = w.buf[:len(w.buf)+k]
 		n += int64(k)
 		if len(w.buf) == frameHeader+ChunkSize {
