@@ -5,8 +5,9 @@
 #   bench/relay.sh [PATIENTS]     (default 3: about 560 MB of CT, MR and PET)
 #
 # The script makes a synthetic cohort with `mosaic synth --size bench`
-# (512x512 images), then runs bench/relay: it ingests the cohort into a
-# real node (internal/node, SQLite and pack files), serves the node's
+# (512x512 images), then runs bench/relay, which starts the node as a
+# second process of itself: it ingests the cohort into a real node
+# (internal/node, SQLite and pack files), serves the node's
 # DICOMweb directly over HTTP, and starts the node's real outbound link to
 # an embedded NATS server that confines the node exactly as the hub does
 # (fed.NodePublishAllow, fed.NodeSubscribeAllow), with the relay's client
@@ -17,9 +18,9 @@
 #   - QIDO-RS (RELAY_BENCH_QIDO searches each way, default 200: study
 #     searches with limit=10 and the series of a study): p50 and p95;
 #   - at least RELAY_BENCH_GB (default 1) GB through the relay, study
-#     after study, with the Go heap sampled every 20 ms: the peak heap in
-#     use (hub and node sides are one process here) and the process's
-#     peak RSS.
+#     after study: the peak RSS of the node's process and of the hub
+#     side's (NATS server, relay client and the measuring HTTP client),
+#     reset just before, and the hub side's peak Go heap in use.
 # RELAY_BENCH_PROFILE=FILE writes a CPU profile of the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

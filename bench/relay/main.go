@@ -3,12 +3,15 @@
 // the binary): a real node (internal/node) holding a synthetic cohort,
 // its real outbound link to an embedded NATS server that confines it as
 // the hub does, and the relay's client (internal/relay) behind an HTTP
-// server, as the hub mounts it. It prints WADO-RS throughput and time to
-// first byte both ways, QIDO-RS latency both ways, and the peak heap and
-// RSS of the process during a transfer of at least 1 GB through the relay.
+// server, as the hub mounts it. The node runs as a second process of this
+// program (-role node). It prints WADO-RS throughput and time to first
+// byte both ways, QIDO-RS latency both ways, and the peak RSS of the hub
+// side and of the node during a transfer of at least 1 GB through the
+// relay.
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -21,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -45,7 +49,17 @@ func main() {
 	qidos := flag.Int("qido", 300, "QIDO-RS searches each way")
 	bigGB := flag.Float64("big", 1, "GB to move through the relay for the memory figures")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	role := flag.String("role", "", "node: run as the node's process (started by the benchmark itself)")
+	natsURL := flag.String("nats", "", "the NATS server (role node)")
+	hubKey := flag.String("hubkey", "", "the hub's public key (role node)")
 	flag.Parse()
+	if *role == "node" {
+		if err := nodeRole(*cohort, *work, *natsURL, *hubKey); err != nil {
+			fmt.Fprintln(os.Stderr, "relay node:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err == nil {
@@ -65,28 +79,7 @@ func main() {
 }
 
 func run(cohort, work string, rounds, qidos int, bigGB float64) error {
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	data := filepath.Join(work, "node")
-	n, err := node.Open(ctx, node.Config{Data: data, Policy: "longitudinal", Log: log, MaxObjectBytes: 256 << 20})
-	if err != nil {
-		return err
-	}
-	defer n.Close(ctx)
-	if err := ingest(ctx, n, cohort); err != nil {
-		return err
-	}
-	tok, _, err := n.CreateToken(ctx, "bench", index.ScopeRead, "bench")
-	if err != nil {
-		return err
-	}
-
-	// The node served directly.
-	direct, err := serve(n.Handler())
-	if err != nil {
-		return err
-	}
-	// NATS with the hub's permission model, and the node's real link.
+	// NATS with the hub's permission model for nodes: the hub side.
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Users: []*server.User{
 		{Username: "hub", Password: "hub-secret"},
 		{Username: "bench-node", Password: "node-secret", Permissions: &server.Permissions{
@@ -104,25 +97,40 @@ func run(cohort, work string, rounds, qidos int, bigGB float64) error {
 	}
 	defer ns.Shutdown()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	fj, _ := json.Marshal(node.Federation{EnrollResponse: fed.EnrollResponse{Node: "bench-node", NATSURLs: []string{ns.ClientURL()},
-		NATSUser: "bench-node", NATSPassword: "node-secret", HubKey: fed.EncodeKey(pub)}, Enrolled: time.Now()})
-	if err := os.WriteFile(filepath.Join(data, "federation.json"), fj, 0o600); err != nil {
-		return err
-	}
-	l, err := n.StartLink(node.LinkOptions{Heartbeat: time.Hour})
+
+	// The node: a second process of this program.
+	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	defer l.Close()
-	nh := n.Handler()
-	l.SetRelayResolver(func(_ context.Context, req fed.RelayRequest) (http.Handler, error) {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			r.URL.Path = "/dicom-web/bench" + r.URL.Path
-			r.RequestURI = r.URL.RequestURI()
-			r.Header.Set("Authorization", "Bearer "+tok)
-			nh.ServeHTTP(w, r)
-		}), nil
-	})
+	child := exec.Command(self, "-role", "node", "-cohort", cohort, "-work", work, "-nats", ns.ClientURL(), "-hubkey", fed.EncodeKey(pub))
+	child.Stderr = os.Stderr
+	toNode, err := child.StdinPipe()
+	if err != nil {
+		return err
+	}
+	out, err := child.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := child.Start(); err != nil {
+		return err
+	}
+	defer func() { toNode.Close(); child.Wait() }()
+	fromNode := bufio.NewScanner(out)
+	var direct, tok string
+	for fromNode.Scan() {
+		line := fromNode.Text()
+		if rest, ok := strings.CutPrefix(line, "ready "); ok {
+			direct, tok, _ = strings.Cut(rest, " ")
+			break
+		}
+		fmt.Println(line)
+	}
+	if direct == "" {
+		return fmt.Errorf("the node process did not start")
+	}
+
 	hc, err := nats.Connect(ns.ClientURL(), nats.UserInfo("hub", "hub-secret"))
 	if err != nil {
 		return err
@@ -134,11 +142,6 @@ func run(cohort, work string, rounds, qidos int, bigGB float64) error {
 	}))
 	if err != nil {
 		return err
-	}
-	for deadline := time.Now().Add(10 * time.Second); !l.Connected(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the node's link did not come up")
-		}
 	}
 	directRoot := direct + "/dicom-web/bench"
 	relayRoot := hub + "/dicom-web/relay"
@@ -205,8 +208,13 @@ func run(cohort, work string, rounds, qidos int, bigGB float64) error {
 	fmt.Println()
 
 	// Memory: at least bigGB through the relay, study after study, with
-	// the heap sampled.
+	// the heap sampled and both processes' peak RSS reset first.
 	runtime.GC()
+	resetHWM()
+	fmt.Fprintln(toNode, "reset")
+	if !fromNode.Scan() || fromNode.Text() != "reset" {
+		return fmt.Errorf("the node process did not reset its peak RSS")
+	}
 	stop := make(chan struct{})
 	var peak uint64
 	var wg sync.WaitGroup
@@ -240,10 +248,81 @@ func run(cohort, work string, rounds, qidos int, bigGB float64) error {
 	took := time.Since(start)
 	close(stop)
 	wg.Wait()
-	fmt.Printf("memory: %.2f GB through the relay in %s (%.0f MB/s); peak Go heap in use (hub and node sides together) %.1f MB; peak RSS of the process %s\n",
-		float64(moved)/1e9, took.Round(time.Millisecond), float64(moved)/1e6/took.Seconds(), float64(peak)/(1<<20), vmHWM())
+	fmt.Fprintln(toNode, "report")
+	var nodeHWM string
+	if fromNode.Scan() {
+		nodeHWM = fromNode.Text()
+	}
+	fmt.Printf("memory: %.2f GB through the relay in %s (%.0f MB/s); peak Go heap in use at the hub side %.1f MB; peak RSS: hub side (NATS server, relay client, HTTP client) %s, node side %s\n",
+		float64(moved)/1e9, took.Round(time.Millisecond), float64(moved)/1e6/took.Seconds(), float64(peak)/(1<<20), vmHWM(), nodeHWM)
 	return nil
 }
+
+// nodeRole is the node's process: it ingests the cohort, serves DICOMweb
+// directly, links to the NATS server as the node, answers relayed
+// requests, prints "ready URL TOKEN", and then answers "reset" (peak RSS
+// cleared) and "report" (peak RSS) on stdin until it closes.
+func nodeRole(cohort, work, natsURL, hubKey string) error {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	data := filepath.Join(work, "node")
+	n, err := node.Open(ctx, node.Config{Data: data, Policy: "longitudinal", Log: log, MaxObjectBytes: 256 << 20})
+	if err != nil {
+		return err
+	}
+	defer n.Close(ctx)
+	if err := ingest(ctx, n, cohort); err != nil {
+		return err
+	}
+	tok, _, err := n.CreateToken(ctx, "bench", index.ScopeRead, "bench")
+	if err != nil {
+		return err
+	}
+	direct, err := serve(n.Handler())
+	if err != nil {
+		return err
+	}
+	fj, _ := json.Marshal(node.Federation{EnrollResponse: fed.EnrollResponse{Node: "bench-node", NATSURLs: []string{natsURL},
+		NATSUser: "bench-node", NATSPassword: "node-secret", HubKey: hubKey}, Enrolled: time.Now()})
+	if err := os.WriteFile(filepath.Join(data, "federation.json"), fj, 0o600); err != nil {
+		return err
+	}
+	l, err := n.StartLink(node.LinkOptions{Heartbeat: time.Hour})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	nh := n.Handler()
+	l.SetRelayResolver(func(_ context.Context, req fed.RelayRequest) (http.Handler, error) {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.URL.Path = "/dicom-web/bench" + r.URL.Path
+			r.RequestURI = r.URL.RequestURI()
+			r.Header.Set("Authorization", "Bearer "+tok)
+			nh.ServeHTTP(w, r)
+		}), nil
+	})
+	for deadline := time.Now().Add(10 * time.Second); !l.Connected(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the node's link did not come up")
+		}
+	}
+	fmt.Printf("ready %s %s\n", direct, tok)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "reset":
+			runtime.GC()
+			resetHWM()
+			fmt.Println("reset")
+		case "report":
+			fmt.Println(vmHWM())
+		}
+	}
+	return nil
+}
+
+// resetHWM clears the process's peak RSS (Linux: clear_refs 5).
+func resetHWM() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
 func ingest(ctx context.Context, n *node.Node, dir string) error {
 	if _, err := n.CreateDataset(ctx, index.Dataset{ID: "bench", Title: "Relay bench"}); err != nil {
