@@ -33,7 +33,10 @@ go build -o "$work/mosaic" ./cmd/mosaic
 go build -o "$work/relay" ./bench/relay
 echo "relay benchmark: $patients patients (synth --size bench)"
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg), $(go version | cut -d' ' -f3)"
-"$work/mosaic" synth --out "$work/cohort" --patients "$patients" --seed 1 --size bench >/dev/null
+"$work/mosaic" synth --out "$work/cohort" --patients "$patients" --seed 1 --size bench >"$work/synth.log" 2>&1 || {
+	cat "$work/synth.log" >&2
+	exit 1
+}
 echo "cohort: $(du -sm "$work/cohort/dicom" | cut -f1) MB"
 profile=()
 if [ -n "${RELAY_BENCH_PROFILE:-}" ]; then

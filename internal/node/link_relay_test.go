@@ -164,3 +164,48 @@ func TestLinkRelayClose(t *testing.T) {
 		t.Fatalf("the client learnt of the failure after %s", d)
 	}
 }
+
+// TestLinkRelayBusy: a node answers at most maxRelays relayed requests
+// at once; the next is answered 503 at once, and served again once one
+// ends.
+func TestLinkRelayBusy(t *testing.T) {
+	_, l, hub := relayLink(t)
+	release := make(chan struct{})
+	l.SetRelayResolver(func(context.Context, fed.RelayRequest) (http.Handler, error) {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}), nil
+	})
+	var resps []*http.Response
+	for i := 0; i < maxRelays; i++ {
+		resp, err := http.Get(hub.URL + "/studies/1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+		resps = append(resps, resp)
+	}
+	if status, body := get(t, hub.URL+"/studies/1"); status != http.StatusServiceUnavailable || !strings.Contains(body, "too many") {
+		t.Fatalf("beyond the node's limit: %d %s", status, body)
+	}
+	close(release)
+	for _, r := range resps {
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		l.relay.mu.Lock()
+		defer l.relay.mu.Unlock()
+		if l.relay.running != 0 {
+			return errors.New("relayed requests still counted as running")
+		}
+		return nil
+	})
+}
