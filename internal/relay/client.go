@@ -149,7 +149,12 @@ func (c *Client) Forward(w http.ResponseWriter, r *http.Request, node string, re
 		httpx.Error(w, http.StatusBadGateway, "the federation link is down")
 		return
 	}
-	defer sub.Unsubscribe()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			sub.Unsubscribe()
+		}
+	}()
 	// A node keeps to its window; one that does not overflows this limit,
 	// loses messages and so fails the sequence check: the hub's memory
 	// per stream stays bounded either way.
@@ -178,7 +183,7 @@ func (c *Client) Forward(w http.ResponseWriter, r *http.Request, node string, re
 		}
 	}
 	s := &clientStream{c: c, node: node, stream: req.Stream, sub: sub, ctx: ctx, granted: Window}
-	s.run(w)
+	handedOff = s.run(w)
 }
 
 type clientStream struct {
@@ -228,13 +233,29 @@ func (s *clientStream) cancel() {
 	s.c.nc.Publish(fed.RelayCreditSubject(s.node, s.stream), frame(nil, kindCancel, 0, nil))
 }
 
-func (s *clientStream) run(w http.ResponseWriter) {
+// cancelLate sends the cancel again when the node's first message comes
+// (or after HeadTimeout), then drops the subscription: a cancel sent
+// before the node subscribed to its credit subject is lost, but one sent
+// after any message of the node is not (the node subscribes before it
+// sends anything).
+func (s *clientStream) cancelLate() {
+	defer s.sub.Unsubscribe()
+	if _, err := s.sub.NextMsg(s.c.opts.HeadTimeout); err == nil {
+		s.cancel()
+	}
+}
+
+// run relays the answer to w; it returns true when it handed the
+// subscription to a goroutine of its own (which then drops it).
+func (s *clientStream) run(w http.ResponseWriter) (handedOff bool) {
 	log := s.c.opts.Log.With("node", s.node, "stream", s.stream)
 	kind, payload, err := s.next(s.c.opts.HeadTimeout)
 	if err != nil {
 		switch {
 		case errors.Is(err, errClient):
 			s.cancel()
+			go s.cancelLate()
+			return true
 		case errors.Is(err, errTimeout):
 			s.cancel()
 			log.Warn("relay: no answer from the node", "err", err)

@@ -29,7 +29,11 @@
 //     Window chunks in flight and neither side holds more than about
 //     Window*ChunkSize bytes per stream, whatever the object's size. A
 //     'x' message on the credit subject cancels the stream (the HTTP
-//     client went away): the node's handler sees its context end.
+//     client went away): the node's handler sees its context end. A
+//     cancel sent before the node subscribed is lost, so a hub whose
+//     client left before the head sends it again at the node's first
+//     message (the node subscribes before it sends anything); a node
+//     that hears nothing gives up after a minute without credit.
 //
 // The hub accepts messages only in sequence: a gap, a repeat or an
 // unknown kind ends the stream as failed. Messages on a stream the hub

@@ -86,7 +86,8 @@ func (f *fixture) connect(user string, opts ...nats.Option) *nats.Conn {
 	f.t.Helper()
 	nc, err := nats.Connect(f.url, append([]nats.Option{nats.UserInfo(user, user+"-secret"), nats.MaxReconnects(0)}, opts...)...)
 	if user == "hub" {
-		nc, err = nats.Connect(f.url, nats.UserInfo("hub", "hub-secret"))
+		// Slow consumers are expected when a test's node floods its stream.
+		nc, err = nats.Connect(f.url, nats.UserInfo("hub", "hub-secret"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	}
 	if err != nil {
 		f.t.Fatal(err)
@@ -257,7 +258,7 @@ func peakHeap(stop <-chan struct{}) <-chan uint64 {
 // above 64 MB, and arrives intact.
 func TestLargeAnswerBoundedMemory(t *testing.T) {
 	size := int64(1 << 30)
-	if testing.Short() {
+	if testing.Short() || raceOn {
 		size = 128 << 20
 	}
 	f := newFixture(t, Options{})
@@ -732,13 +733,18 @@ func TestNodeIgnoresCredit(t *testing.T) {
 }
 
 // TestClientCancelBeforeHead: a client that leaves while the hub still
-// waits for the head cancels the node's handler too.
+// waits for the head cancels the node's handler too, even when the
+// cancel overtook the node's subscription to its credit (the hub sends
+// it again when the head comes).
 func TestClientCancelBeforeHead(t *testing.T) {
 	f := newFixture(t, Options{})
 	cancelled := make(chan struct{})
 	started := make(chan struct{})
 	f.serveNode(f.connect("n1"), "n1", handler(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
+		time.Sleep(200 * time.Millisecond) // the client leaves meanwhile
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
 		select {
 		case <-r.Context().Done():
 			close(cancelled)
@@ -790,4 +796,46 @@ func httpGet(t *testing.T, url string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
+}
+
+// TestCancelOvertakesSubscription: a cancel the hub sent before the node
+// subscribed to its credit is lost; the hub sends it again when the
+// node's first message shows the subscription is in place.
+func TestCancelOvertakesSubscription(t *testing.T) {
+	f := newFixture(t, Options{})
+	nc := f.connect("n1")
+	streams := make(chan string, 1)
+	nc.Subscribe(fed.TaskSubject("n1"), func(m *nats.Msg) {
+		task, err := fed.OpenTask(f.pub, m.Data, "n1", time.Now(), time.Minute, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var req fed.RelayRequest
+		json.Unmarshal(task.Body, &req)
+		streams <- req.Stream
+	})
+	nc.Flush()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/studies/1", nil)
+	go func() {
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	stream := <-streams
+	cancel()                           // the client leaves: the hub cancels, and nobody hears it
+	time.Sleep(300 * time.Millisecond) // long enough for that first cancel to be gone
+	credit, err := nc.SubscribeSync(fed.RelayCreditSubject("n1", stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Publish(fed.RelayDataSubject("n1", stream), frame(nil, kindHead, 0, []byte(`{"status":200}`)))
+	m, err := credit.NextMsg(3 * time.Second)
+	if err != nil {
+		t.Fatalf("no cancel after the node's head: %v", err)
+	}
+	if kind, _, _, _ := parseFrame(m.Data); kind != kindCancel {
+		t.Fatalf("got %q, not a cancel", m.Data)
+	}
 }
