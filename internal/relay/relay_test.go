@@ -328,7 +328,7 @@ func TestNodeKeepsToCredit(t *testing.T) {
 			}
 		}
 	}
-	if got := countChunks(500 * time.Millisecond); got != Window {
+	if got := countChunks(time.Second); got != Window {
 		t.Fatalf("without credit the node sent %d chunks, want %d", got, Window)
 	}
 	// The handler is blocked: what it wrote is the window and one chunk
@@ -339,7 +339,7 @@ func TestNodeKeepsToCredit(t *testing.T) {
 		t.Fatalf("the blocked handler wrote %d then %d bytes", w1, w2)
 	}
 	f.hubConn.Publish(fed.RelayCreditSubject("n1", stream), frame(nil, kindCredit, Window+3, nil))
-	if got := countChunks(500 * time.Millisecond); got != 3 {
+	if got := countChunks(time.Second); got != 3 {
 		t.Fatalf("after 3 more chunks of credit the node sent %d", got)
 	}
 	f.hubConn.Publish(fed.RelayCreditSubject("n1", stream), frame(nil, kindCancel, 0, nil))
