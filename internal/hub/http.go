@@ -42,6 +42,8 @@ func (h *Hub) Handler() http.Handler {
 	route("GET /api/v1/nodes", h.requireAdmin(h.apiNodes))
 	route("DELETE /api/v1/nodes/{node}", h.requireAdmin(h.apiRemoveNode))
 	h.catalogueRoutes(route)
+	h.accessRoutes(route)
+	h.viewerRoutes(mux)
 	h.uiRoutes(route)
 	return mux
 }
