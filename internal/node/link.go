@@ -136,6 +136,8 @@ type Link struct {
 	mu          sync.Mutex
 	lastChanged time.Time
 	connected   bool
+
+	relay relayState // relayed DICOMweb requests (link_relay.go)
 }
 
 // LinkOptions steer a link.
@@ -363,6 +365,7 @@ func (l *Link) Close() {
 	l.closeOnce.Do(func() {
 		l.cancel()
 		<-l.done
+		l.stopRelays()
 		l.leave()
 		if err := l.nc.Drain(); err == nil {
 			select {
