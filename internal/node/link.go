@@ -241,6 +241,7 @@ func (n *Node) StartLinkContext(ctx context.Context, opts LinkOptions) (*Link, e
 		return nil, fmt.Errorf("node: hub link: %w", err)
 	}
 	l.nc = nc
+	l.SetRelayResolver(l.resolvePermit)
 	if _, err := nc.Subscribe(fed.SubjectSearch, l.onSearch); err != nil {
 		nc.Close()
 		cancel()

@@ -94,11 +94,17 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestLinkRelay: a node's link answers relayed requests: 503 until a
-// resolver is set, then the resolver's handler (here the node's own
-// DICOMweb root of dataset "lung"), over the real link.
+// TestLinkRelay: a node's link answers relayed requests: by default
+// through its permit check (a request without a valid permit is refused
+// 401 at the node), 503 with no resolver, then the resolver's handler
+// (here the node's own DICOMweb root of dataset "lung"), over the real
+// link.
 func TestLinkRelay(t *testing.T) {
 	n, l, hub := relayLink(t)
+	if status, body := get(t, hub.URL+"/studies"); status != http.StatusUnauthorized || !strings.Contains(body, "permit refused") {
+		t.Fatalf("with the default resolver and no permit: %d %s", status, body)
+	}
+	l.SetRelayResolver(nil)
 	if status, body := get(t, hub.URL+"/studies"); status != http.StatusServiceUnavailable || !strings.Contains(body, "relay not configured") {
 		t.Fatalf("without a resolver: %d %s", status, body)
 	}
