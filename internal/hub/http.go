@@ -126,7 +126,7 @@ func (h *Hub) requireUser(next http.HandlerFunc) http.HandlerFunc {
 			msg := "log in first: Authorization: Bearer TOKEN (mosaic login, mosaic hub token create) or a session"
 			switch {
 			case errors.Is(err, oidc.ErrToken):
-				msg = "bearer token refused: " + err.Error()
+				msg = "bearer token refused: " + strings.TrimPrefix(err.Error(), oidc.ErrToken.Error()+": ")
 			case errors.Is(err, oidc.ErrNoRole):
 				apiError(w, http.StatusForbidden, "the provider's claims give this account no role at this hub")
 				return

@@ -268,7 +268,18 @@ func (p *Provider) VerifyBearer(ctx context.Context, token string) (Identity, er
 		if errors.As(err, &exp) {
 			return Identity{}, fmt.Errorf("%w: the token expired at %s", ErrToken, exp.Expiry.UTC().Format(time.RFC3339))
 		}
-		return Identity{}, fmt.Errorf("%w: %s", ErrToken, strings.TrimPrefix(err.Error(), "oidc: "))
+		msg := strings.TrimPrefix(err.Error(), "oidc: ")
+		switch {
+		case strings.Contains(msg, "issued by a different provider"):
+			msg = "the token's issuer is not this hub's provider (" + p.cfg.Issuer + ")"
+		case strings.Contains(msg, "expected audience"):
+			msg = "the token's audience is not this hub (" + p.cfg.APIAudience + ")"
+		case strings.Contains(msg, "signature"):
+			msg = "the token's signature is not by a key of the provider"
+		case strings.Contains(msg, "malformed"):
+			msg = "the token is not a well-formed JWT"
+		}
+		return Identity{}, fmt.Errorf("%w: %s", ErrToken, msg)
 	}
 	claims := map[string]any{}
 	if err := t.Claims(&claims); err != nil {
