@@ -66,7 +66,9 @@ func TestLoginDeviceFlow(t *testing.T) {
 	var stdout syncBuffer
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"login", "--hub", srv.URL + "/"}, getenv, strings.NewReader(""), &stdout, &stderr) }()
+	go func() {
+		done <- run(ctx, []string{"login", "--hub", srv.URL + "/"}, getenv, strings.NewReader(""), &stdout, &stderr)
+	}()
 
 	var code string
 	codeRE := regexp.MustCompile(`enter the code ([A-Z]{4}-[A-Z]{4})`)
