@@ -507,3 +507,35 @@ func oidcAuditActions(t *testing.T, data string) []string {
 }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func TestOIDCCallbackChecksNonce(t *testing.T) {
+	f := oidcSetup(t, nil)
+	// A login stopped before the callback: its state cookie holds the
+	// state, nonce and verifier.
+	b := newOIDCBrowser(t)
+	var callback string
+	b.c.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+		if strings.HasPrefix(r.URL.String(), f.url+"/oidc/callback") {
+			callback = r.URL.String()
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	b.login(t, f, "alice", "alice-pass", "/")
+	raw, _, _ := strings.Cut(b.cookie(f, "mosaic_oidc"), ".")
+	js, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil || callback == "" {
+		t.Fatalf("state cookie %q, callback %q: %v", raw, callback, err)
+	}
+	var st struct{ State, Nonce, Verifier string }
+	if err := json.Unmarshal(js, &st); err != nil {
+		t.Fatal(err)
+	}
+	// The same state and verifier but another nonce: the ID token the
+	// provider issues carries the login's nonce, not this one.
+	cookie := f.h.SealOIDCState(st.State, "another-nonce", st.Verifier, "/")
+	resp, page := newOIDCBrowser(t).do(t, "GET", callback, nil, map[string]string{"Cookie": "mosaic_oidc=" + cookie})
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "could not be verified") {
+		t.Fatalf("a callback whose ID token has another nonce: %d\n%s", resp.StatusCode, page)
+	}
+}
