@@ -539,3 +539,32 @@ func TestOIDCCallbackChecksNonce(t *testing.T) {
 		t.Fatalf("a callback whose ID token has another nonce: %d\n%s", resp.StatusCode, page)
 	}
 }
+
+func TestOIDCRefreshForAnotherUserEndsSession(t *testing.T) {
+	// A refresh whose ID token names another subject ends the session.
+	f := oidcSetup(t, nil)
+	b := newOIDCBrowser(t)
+	b.login(t, f, "alice", "alice-pass", "/")
+	sess := b.cookie(f, "mosaic_session")
+	f.op.mu.Lock()
+	f.op.swapSubject = "b2c4-bob"
+	f.op.mu.Unlock()
+	f.clock.add(6 * time.Minute)
+	if u, err := f.h.Authenticate(context.Background(), sess); err != nil {
+		t.Fatalf("before use: %v", err)
+	} else if r := uiGet(t, f.url+"/nodes", sess); r.StatusCode == http.StatusOK || strings.Contains(r.body, `class="who"`) {
+		t.Fatalf("a session refreshed as another subject still works (%s): %d", u.ID, r.StatusCode)
+	}
+
+	// With user ids from a claim, a refresh under another name ends the
+	// session rather than move it to another account.
+	g := oidcSetup(t, func(c *hub.Config) { c.OIDC.Mapping.UserClaim = "preferred_username" })
+	b = newOIDCBrowser(t)
+	b.login(t, g, "bob", "bob-pass", "/")
+	sess = b.cookie(g, "mosaic_session")
+	g.op.rename("bob", "robert")
+	g.clock.add(6 * time.Minute)
+	if r := uiGet(t, g.url+"/", sess); strings.Contains(r.body, `class="who"`) {
+		t.Fatalf("a session refreshed under another user name still works:\n%s", r.body)
+	}
+}

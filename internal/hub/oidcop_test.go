@@ -136,7 +136,10 @@ type testOP struct {
 	terminated []string
 	challenges []zoidc.CodeChallengeMethod
 	refreshes  int
-	srv        *httptest.Server
+	// swapSubject, when set, makes refreshed tokens another user's (a
+	// provider gone wrong).
+	swapSubject string
+	srv         *httptest.Server
 }
 
 const (
@@ -170,6 +173,12 @@ func (o *testOP) addUser(u *testOPUser) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.users[u.username] = u
+}
+
+func (o *testOP) rename(username, to string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.users[username].username = to
 }
 
 func (o *testOP) setGroups(username string, groups ...string) {
@@ -328,6 +337,9 @@ func (o *testOP) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenReq
 		}
 		delete(o.refresh, current) // rotation: one use each
 		rt = old
+		if o.swapSubject != "" {
+			rt.subject = o.swapSubject
+		}
 		o.refreshes++
 	}
 	tok := testOPID()
