@@ -568,3 +568,21 @@ func TestOIDCRefreshForAnotherUserEndsSession(t *testing.T) {
 		t.Fatalf("a session refreshed under another user name still works:\n%s", r.body)
 	}
 }
+
+func TestOIDCRefreshChecksSubject(t *testing.T) {
+	// With user ids from a claim, a refreshed token of another subject
+	// that carries the same user name (a name reassigned at the provider)
+	// ends the session.
+	f := oidcSetup(t, func(c *hub.Config) { c.OIDC.Mapping.UserClaim = "preferred_username" })
+	b := newOIDCBrowser(t)
+	b.login(t, f, "alice", "alice-pass", "/")
+	sess := b.cookie(f, "mosaic_session")
+	f.op.rename("bob", "alice")
+	f.op.mu.Lock()
+	f.op.swapSubject = "b2c4-bob"
+	f.op.mu.Unlock()
+	f.clock.add(6 * time.Minute)
+	if r := uiGet(t, f.url+"/", sess); strings.Contains(r.body, `class="who"`) {
+		t.Fatalf("a session refreshed as another subject of the same name still works:\n%s", r.body)
+	}
+}
