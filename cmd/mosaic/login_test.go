@@ -157,3 +157,30 @@ func TestLoginNeedsHub(t *testing.T) {
 		}
 	}
 }
+
+// TestHubServeOIDCFlags checks that hub serve's OpenID flags reach the
+// hub: a bad issuer and local login off without a provider are refused
+// at start.
+func TestHubServeOIDCFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--oidc-issuer", "ftp://login.example", "--oidc-client-id", "hub"}, nil, "is not an http(s) URL"},
+		{[]string{"--oidc-client-id", "hub"}, map[string]string{"MOSAIC_HUB_OIDC_ISSUER": "ftp://login.example"}, "is not an http(s) URL"},
+		{[]string{"--oidc-issuer", "https://login.example"}, nil, "client id is required"},
+		{[]string{"--no-local-login"}, nil, "no_local_login needs an OpenID provider"},
+	} {
+		args := append([]string{"hub", "serve", "--create", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--nats-no-tls"}, c.args...)
+		getenv := func(k string) string { return c.env[k] }
+		var stdout, stderr bytes.Buffer
+		// A hub that starts would serve until the context ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		st := run(ctx, args, getenv, strings.NewReader(""), &stdout, &stderr)
+		cancel()
+		if st == 0 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want an error with %q", c.args, st, stderr.String(), c.want)
+		}
+	}
+}
