@@ -228,7 +228,19 @@ func TestOIDCLoginMapsRoles(t *testing.T) {
 }
 
 func TestOIDCSessionCookieFlags(t *testing.T) {
-	f := oidcSetup(t, nil)
+	oidcCheckSessionCookie(t, false)
+	// Published at an https URL (TLS ending at a proxy): Secure.
+	oidcCheckSessionCookie(t, true)
+}
+
+func oidcCheckSessionCookie(t *testing.T, https bool) {
+	var f *oidcFixture
+	f = oidcSetup(t, func(c *hub.Config) {
+		if https {
+			c.OIDC.RedirectURL = c.PublicURL + "/oidc/callback"
+			c.PublicURL = strings.Replace(c.PublicURL, "http://", "https://", 1)
+		}
+	})
 	b := newOIDCBrowser(t)
 	// Stop at the hub's callback to read its Set-Cookie.
 	b.c.CheckRedirect = func(r *http.Request, via []*http.Request) error {
@@ -250,8 +262,8 @@ func TestOIDCSessionCookieFlags(t *testing.T) {
 			sess = c
 		}
 	}
-	if sess == nil || !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode || sess.Secure {
-		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Lax, not Secure over http", sess)
+	if sess == nil || !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode || sess.Secure != https {
+		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Lax, Secure %v", sess, https)
 	}
 }
 
