@@ -598,3 +598,23 @@ func TestOIDCRefreshChecksSubject(t *testing.T) {
 		t.Fatalf("a session refreshed as another subject of the same name still works:\n%s", r.body)
 	}
 }
+
+func TestOIDCProviderDown(t *testing.T) {
+	// A hub whose provider cannot be reached starts, says so on the
+	// provider's login link and to bearer tokens, and local log-ins work.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close()
+	_, srv := uiTestHub(t, hub.Config{PublicURL: "http://hub.example", OIDC: oidc.Config{Issuer: down, ClientID: "hub", Name: "Down Login",
+		Mapping: oidc.Mapping{DefaultRole: "researcher"}}})
+	uiWant(t, uiGet(t, srv.URL+"/login", ""), http.StatusOK, "Log in with Down Login")
+	uiWant(t, uiGet(t, srv.URL+"/oidc/login?next=/", ""), http.StatusBadGateway, "cannot reach Down Login")
+	r := uiDo(t, "GET", srv.URL+"/api/v1/nodes", nil, map[string]string{"Authorization": "Bearer aaaa.bbbb.cccc"})
+	if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.body, "cannot reach its OpenID provider") {
+		t.Errorf("a JWT while the provider is down: %d %s", r.StatusCode, r.body)
+	}
+	uiLogin(t, srv, uiResearcher, uiResearcherPW)
+}
