@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mosaic-imaging/mosaic/internal/demo"
 	"github.com/mosaic-imaging/mosaic/internal/testutil"
 )
 
@@ -38,7 +39,7 @@ func TestDemo(t *testing.T) {
 		go func() {
 			done <- run(ctx, []string{"demo", "--data", data, "--addr", "127.0.0.1:0"}, func(string) string { return "" }, strings.NewReader(""), io.Discard, &stderr)
 		}()
-		var info DemoInfo
+		var info demo.Info
 		testutil.Eventually(t, 90*time.Second, func() error {
 			select {
 			case code := <-done:
@@ -88,6 +89,28 @@ func TestDemo(t *testing.T) {
 				if resp.StatusCode != c.want {
 					t.Errorf("node %s: %s %s with the demo token: %d, want %d", n.Name, c.method, c.path, resp.StatusCode, c.want)
 				}
+			}
+		}
+		// The access accounts: the admin token is an admin's, the
+		// researcher's is not, and each node has a representative.
+		for _, c := range []struct {
+			who, token string
+			want       int
+		}{{"admin", info.AdminToken, 200}, {"researcher", info.ResearcherToken, 403}} {
+			req, _ := http.NewRequest("GET", info.HubURL+"/api/v1/nodes", nil)
+			req.Header.Set("Authorization", "Bearer "+c.token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Errorf("GET /api/v1/nodes with the demo's %s token: %d, want %d", c.who, resp.StatusCode, c.want)
+			}
+		}
+		for _, n := range info.Nodes {
+			if n.Representative == "" || n.RepresentativeToken == "" || info.Representatives[n.Name].Token != n.RepresentativeToken {
+				t.Errorf("node %s: no representative in demo.json: %+v", n.Name, n)
 			}
 		}
 		resp, err := http.Get(info.HubURL + "/api/v1/datasets")

@@ -265,8 +265,10 @@ func newHubUserCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage the hub's local accounts"}
 	var f hubFlags
 	var admin, stdinPw bool
+	var role, email string
+	var represents []string
 	add := &cobra.Command{
-		Use:   "add --data DIR NAME [--admin] [--password-stdin]",
+		Use:   "add --data DIR NAME [--role researcher|representative|admin] [--email ADDR] [--represents NODE/DATASET]... [--password-stdin]",
 		Short: "Add an account; prints a generated password unless one comes on stdin",
 		Args:  argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -285,12 +287,25 @@ func newHubUserCmd(e *env) *cobra.Command {
 			} else {
 				pw = randomPassword()
 			}
-			role := hub.RoleResearcher
 			if admin {
 				role = hub.RoleAdmin
 			}
+			reps, err := parseRepresentations(represents)
+			if err != nil {
+				return err
+			}
 			if err := st.AddUser(e.ctx, args[0], pw, role); err != nil {
 				return err
+			}
+			if email != "" {
+				if err := st.SetEmail(e.ctx, args[0], email, ""); err != nil {
+					return err
+				}
+			}
+			for _, r := range reps {
+				if err := st.AddRepresentative(e.ctx, args[0], r); err != nil {
+					return err
+				}
 			}
 			if stdinPw {
 				fmt.Fprintf(e.stdout, "user %s added (%s)\n", args[0], role)
@@ -302,9 +317,12 @@ func newHubUserCmd(e *env) *cobra.Command {
 	}
 	f.register(add.Flags(), false)
 	f.registerCreate(add.Flags())
-	add.Flags().BoolVar(&admin, "admin", false, "an administrator (node management)")
+	add.Flags().BoolVar(&admin, "admin", false, "an administrator (node management, the review of access requests); same as --role admin")
+	add.Flags().StringVar(&role, "role", hub.RoleResearcher, "researcher, representative (decides access requests for the datasets of --represents) or admin")
+	add.Flags().StringVar(&email, "email", "", "the address access requests' notifications go to")
+	add.Flags().StringSliceVar(&represents, "represents", nil, "NODE/DATASET (or NODE/* for every dataset of the node) this user decides access requests for; repeat for more")
 	add.Flags().BoolVar(&stdinPw, "password-stdin", false, "read the password (12 characters or more) from stdin")
-	cmd.AddCommand(add)
+	cmd.AddCommand(add, newHubUserRepresentCmd(e))
 	return cmd
 }
 

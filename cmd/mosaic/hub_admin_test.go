@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mosaic-imaging/mosaic/internal/hub"
 )
 
 // TestHubAdminCommands: the user, token and node commands work on the
@@ -25,6 +29,35 @@ func TestHubAdminCommands(t *testing.T) {
 	if code, _, errs := cli("", "hub", "user", "add", "--data", data, "alice"); code == 0 || !strings.Contains(errs, "already exists") {
 		t.Errorf("second user add: %d %q", code, errs)
 	}
+	// Representatives: a role, an address and the datasets they decide for.
+	if code, out, errs := cli("", "hub", "user", "add", "--data", data, "--role", "representative", "--email", "rep@north.example", "--represents", "north/ds1", "--represents", "east/*", "rita"); code != 0 || !strings.Contains(out, "user rita added (representative)") {
+		t.Errorf("representative add: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := cli("", "hub", "user", "add", "--data", data, "--role", "boss", "bob"); code == 0 || !strings.Contains(errs, "role") {
+		t.Errorf("unknown role: %d %q", code, errs)
+	}
+	if code, _, errs := cli("", "hub", "user", "add", "--data", data, "--represents", "north", "carl"); code != 2 || !strings.Contains(errs, "NODE/DATASET") {
+		t.Errorf("bad --represents: %d %q", code, errs)
+	}
+	if code, out, errs := cli("", "hub", "user", "represent", "--data", data, "alice", "south/ds2"); code != 0 || out != "alice represents south/ds2\n" {
+		t.Errorf("user represent: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := cli("", "hub", "user", "represent", "--data", data, "nobody", "south/ds2"); code == 0 || !strings.Contains(errs, "not found") {
+		t.Errorf("represent for an unknown user: %d %q", code, errs)
+	}
+	func() {
+		a, err := hub.OpenAdmin(context.Background(), hub.Config{Data: data, DB: filepath.Join(data, "hub.db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		for user, want := range map[string]string{"rita": "[{east *} {north ds1}]", "alice": "[{south ds2}]"} {
+			got, err := a.Representations(context.Background(), user)
+			if err != nil || fmt.Sprint(got) != want {
+				t.Errorf("%s represents %v (%v), want %s", user, got, err, want)
+			}
+		}
+	}()
 	if code, out, errs := cli("", "hub", "token", "create", "--data", data, "--user", "alice"); code != 0 || !strings.HasPrefix(out, "mht_") {
 		t.Errorf("token create: %d %q %q", code, out, errs)
 	}

@@ -128,3 +128,8 @@ func (a *Admin) SetEmail(ctx context.Context, user, email, name string) error {
 func (a *Admin) AddRepresentative(ctx context.Context, user string, r Representation) error {
 	return a.st.AddRepresentative(ctx, user, r, nil)
 }
+
+// Representations lists what user represents.
+func (a *Admin) Representations(ctx context.Context, user string) ([]Representation, error) {
+	return a.st.Representations(ctx, user)
+}

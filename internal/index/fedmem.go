@@ -63,11 +63,13 @@ type memSnapshot struct {
 	// (FederatedSubjects); versions names each dataset's state.
 	subjects []disclosure.Subject
 	versions []string
-	genders  []string
-	diags    []memDiag
-	mods     []string
-	bodies   []string
-	manus    []memManu
+	// pids holds each patient's pseudonym (cohort snapshots list them).
+	pids    []string
+	genders []string
+	diags   []memDiag
+	mods    []string
+	bodies  []string
+	manus   []memManu
 }
 
 // memManu is a distinct manufacturer with the forms its conditions test.
@@ -327,8 +329,10 @@ func (s *Store) loadSnapshot(ctx context.Context, version string, ids []string) 
 		snap.manus = append(snap.manus, memManu{raw: m, upper: up, words: " " + manuSeparators.Replace(up) + " "})
 	}
 	snap.subjects = make([]disclosure.Subject, len(snap.patients))
+	snap.pids = make([]string, len(snap.patients))
 	for k, i := range byKey {
 		snap.subjects[i].Member = disclosure.MemberOf(k.ds, k.pid)
+		snap.pids[i] = k.pid
 	}
 	for i := range snap.patients {
 		snap.subjects[i] = snap.subject(&snap.patients[i], snap.subjects[i].Member)

@@ -370,11 +370,19 @@ type StoredInstance struct {
 // set) or one instance (sopUID set too), in series then instance number
 // order. ErrNotFound when nothing matches.
 func (s *Store) Instances(ctx context.Context, dataset, studyUID, seriesUID, sopUID string) ([]StoredInstance, error) {
-	q := `SELECT st.study_uid, se.series_uid, i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.instance_number, i.rows_, i.columns_,
-		i.frames, i.bits_allocated, i.samples_per_pixel, i.blob_key, i.blob_loc, i.size, i.pixel_offset, i.pixel_length
-		FROM instances i JOIN series se ON se.pk = i.series_pk JOIN studies st ON st.pk = se.study_pk
-		WHERE st.dataset_id = ? AND st.study_uid = ?`
-	args := []any{dataset, studyUID}
+	return s.instances(ctx, "", dataset, studyUID, seriesUID, sopUID)
+}
+
+// instanceWhere is the condition shared by Instances and Metadata (and
+// their snapshot forms): a dataset, a study unless snapshot names a
+// snapshot (then every study of it), optionally a series and an instance.
+func instanceWhere(snapshot string, last int64, dataset, studyUID, seriesUID, sopUID string) (string, []any) {
+	q := ` WHERE st.dataset_id = ?`
+	args := []any{dataset}
+	if studyUID != "" || snapshot == "" {
+		q += ` AND st.study_uid = ?`
+		args = append(args, studyUID)
+	}
 	if seriesUID != "" {
 		q += ` AND se.series_uid = ?`
 		args = append(args, seriesUID)
@@ -383,7 +391,23 @@ func (s *Store) Instances(ctx context.Context, dataset, studyUID, seriesUID, sop
 		q += ` AND i.sop_uid = ?`
 		args = append(args, sopUID)
 	}
-	q += ` ORDER BY se.series_number, se.pk, i.instance_number, i.pk`
+	if snapshot != "" {
+		cond, a := snapshotScope(snapshot, dataset, InstanceLevel, last)
+		q += ` AND ` + cond
+		args = append(args, a...)
+	}
+	return q + ` ORDER BY st.pk, se.series_number, se.pk, i.instance_number, i.pk`, args
+}
+
+func (s *Store) instances(ctx context.Context, snapshot, dataset, studyUID, seriesUID, sopUID string) ([]StoredInstance, error) {
+	last, err := s.scopeLast(ctx, snapshot, dataset)
+	if err != nil {
+		return nil, err
+	}
+	where, args := instanceWhere(snapshot, last, dataset, studyUID, seriesUID, sopUID)
+	q := `SELECT st.study_uid, se.series_uid, i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.instance_number, i.rows_, i.columns_,
+		i.frames, i.bits_allocated, i.samples_per_pixel, i.blob_key, i.blob_loc, i.size, i.pixel_offset, i.pixel_length
+		FROM instances i JOIN series se ON se.pk = i.series_pk JOIN studies st ON st.pk = se.study_pk` + where
 	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -416,18 +440,16 @@ func (s *Store) Instances(ctx context.Context, dataset, studyUID, seriesUID, sop
 // study, series or instance, in the order Instances gives, without
 // reading any blob. ErrNotFound when nothing matches.
 func (s *Store) Metadata(ctx context.Context, dataset, studyUID, seriesUID, sopUID string, fn func(meta []byte) error) error {
-	q := `SELECT i.meta FROM instances i JOIN series se ON se.pk = i.series_pk JOIN studies st ON st.pk = se.study_pk
-		WHERE st.dataset_id = ? AND st.study_uid = ?`
-	args := []any{dataset, studyUID}
-	if seriesUID != "" {
-		q += ` AND se.series_uid = ?`
-		args = append(args, seriesUID)
+	return s.metadata(ctx, "", dataset, studyUID, seriesUID, sopUID, fn)
+}
+
+func (s *Store) metadata(ctx context.Context, snapshot, dataset, studyUID, seriesUID, sopUID string, fn func(meta []byte) error) error {
+	last, err := s.scopeLast(ctx, snapshot, dataset)
+	if err != nil {
+		return err
 	}
-	if sopUID != "" {
-		q += ` AND i.sop_uid = ?`
-		args = append(args, sopUID)
-	}
-	q += ` ORDER BY se.series_number, se.pk, i.instance_number, i.pk`
+	where, args := instanceWhere(snapshot, last, dataset, studyUID, seriesUID, sopUID)
+	q := `SELECT i.meta FROM instances i JOIN series se ON se.pk = i.series_pk JOIN studies st ON st.pk = se.study_pk` + where
 	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {
 		return err

@@ -56,6 +56,10 @@ type Search struct {
 	// NoMeta leaves Hit.Meta empty, for searches that return only the
 	// attributes the index holds (no includefield beyond them).
 	NoMeta bool
+	// Snapshot, when set, limits results to the cohort snapshot of that
+	// id in Dataset (its studies, and the series and instances they held
+	// when it was made).
+	Snapshot string
 }
 
 // column is how the index stores one matchable or returned attribute.
@@ -172,6 +176,16 @@ func (s *Store) Search(ctx context.Context, q Search) ([]Hit, error) {
 	default:
 		return nil, fmt.Errorf("%w: search level", ErrInvalid)
 	}
+	col := func(t dicom.Tag) (column, bool) { c, ok := columns[t]; return c, ok }
+	var last int64
+	if q.Snapshot != "" {
+		var ok bool
+		var err error
+		if last, ok, err = s.snapshotLast(ctx, q.Snapshot, q.Dataset); err != nil || !ok {
+			return nil, err
+		}
+		col = snapshotColumns(last)
+	}
 	ret := Returned(q.Level)
 	if q.Level != StudyLevel {
 		// Series and instance results carry the study's attributes too
@@ -206,7 +220,7 @@ func (s *Store) Search(ctx context.Context, q Search) ([]Hit, error) {
 		sel.WriteString("'', m.meta")
 	}
 	for _, t := range ret {
-		c := columns[t]
+		c, _ := col(t)
 		if c.vr == dicom.IS || c.vr == dicom.US {
 			sel.WriteString(", CAST(" + c.expr + " AS TEXT)")
 		} else {
@@ -225,8 +239,13 @@ func (s *Store) Search(ctx context.Context, q Search) ([]Hit, error) {
 		where = append(where, "se.series_uid = ?")
 		args = append(args, q.SeriesUID)
 	}
+	if q.Snapshot != "" {
+		cond, a := snapshotScope(q.Snapshot, q.Dataset, q.Level, last)
+		where = append(where, cond)
+		args = append(args, a...)
+	}
 	for _, f := range q.Filters {
-		c, ok := columns[f.Tag]
+		c, ok := col(f.Tag)
 		if !ok || c.level > q.Level {
 			return nil, fmt.Errorf("%w: matching on %s is not supported at this level", ErrInvalid, f.Tag)
 		}

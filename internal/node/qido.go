@@ -48,7 +48,7 @@ func (n *Node) qido(level index.Level) http.HandlerFunc {
 			dwError(w, http.StatusNotAcceptable, "search results are served as application/dicom+json")
 			return
 		}
-		ds, ok := n.dataset(w, r)
+		sc, ok := n.scope(w, r)
 		if !ok || !uidsOK(w, r) {
 			return
 		}
@@ -60,7 +60,7 @@ func (n *Node) qido(level index.Level) http.HandlerFunc {
 			w.Write(body)
 			return
 		}
-		s := index.Search{Dataset: ds, Level: level, StudyUID: r.PathValue("study"), SeriesUID: r.PathValue("series"), Limit: q.Limit, Offset: q.Offset,
+		s := index.Search{Dataset: sc.dataset, Snapshot: sc.snapshot, Level: level, StudyUID: r.PathValue("study"), SeriesUID: r.PathValue("series"), Limit: q.Limit, Offset: q.Offset,
 			NoMeta: !q.IncludeAll && len(q.IncludeFields) == 0}
 		if q.Limit == 0 {
 			w.WriteHeader(http.StatusNoContent)
@@ -97,7 +97,7 @@ func (n *Node) qido(level index.Level) http.HandlerFunc {
 			n.storeError(w, err)
 			return
 		}
-		root := rootURL(r, ds)
+		root := sc.root
 		for _, wtext := range q.Warnings {
 			w.Header().Add("Warning", dicomweb.WarningHeader(root, wtext))
 		}

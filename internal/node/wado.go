@@ -73,6 +73,37 @@ func rootURL(r *http.Request, dataset string) string {
 	return scheme + "://" + r.Host + "/dicom-web/" + dataset + "/"
 }
 
+// dwScope is what a DICOMweb request reads: a dataset, or only a cohort
+// snapshot of it (SnapshotHandler), and the root that URLs in answers
+// (RetrieveURL, BulkDataURI, Content-Location) point below.
+type dwScope struct {
+	dataset, snapshot, root string
+}
+
+const scopeKey ctxKey = 1
+
+// scope returns the request's scope: the one SnapshotHandler put in its
+// context, else the dataset named in the path (false after answering 404)
+// with the root the client reached.
+func (n *Node) scope(w http.ResponseWriter, r *http.Request) (dwScope, bool) {
+	if sc, ok := r.Context().Value(scopeKey).(dwScope); ok {
+		return sc, true
+	}
+	ds, ok := n.dataset(w, r)
+	if !ok {
+		return dwScope{}, false
+	}
+	return dwScope{dataset: ds, root: rootURL(r, ds)}, true
+}
+
+// instances lists the instances of a study, series or instance in sc.
+func (n *Node) instances(ctx context.Context, sc dwScope, study, series, instance string) ([]index.StoredInstance, error) {
+	if sc.snapshot != "" {
+		return n.ix.SnapshotInstances(ctx, sc.snapshot, sc.dataset, study, series, instance)
+	}
+	return n.ix.Instances(ctx, sc.dataset, study, series, instance)
+}
+
 // uidsOK rejects path UIDs that cannot be UIDs (and so match nothing).
 func uidsOK(w http.ResponseWriter, r *http.Request) bool {
 	for _, k := range []string{"study", "series", "instance"} {
@@ -100,13 +131,17 @@ func validUID(s string) bool {
 	return true
 }
 
-func (n *Node) lookup(w http.ResponseWriter, r *http.Request) (string, []index.StoredInstance, bool) {
-	ds, ok := n.dataset(w, r)
+func (n *Node) lookup(w http.ResponseWriter, r *http.Request) (dwScope, []index.StoredInstance, bool) {
+	sc, ok := n.scope(w, r)
 	if !ok || !uidsOK(w, r) {
-		return "", nil, false
+		return sc, nil, false
+	}
+	if r.PathValue("study") == "" {
+		dwError(w, http.StatusNotFound, "no such study, series or instance in this dataset")
+		return sc, nil, false
 	}
 	ctx, cancel := n.dbContext(r.Context())
-	list, err := n.ix.Instances(ctx, ds, r.PathValue("study"), r.PathValue("series"), r.PathValue("instance"))
+	list, err := n.instances(ctx, sc, r.PathValue("study"), r.PathValue("series"), r.PathValue("instance"))
 	cancel()
 	if err != nil {
 		if errors.Is(err, index.ErrNotFound) {
@@ -114,9 +149,9 @@ func (n *Node) lookup(w http.ResponseWriter, r *http.Request) (string, []index.S
 		} else {
 			n.storeError(w, err)
 		}
-		return "", nil, false
+		return sc, nil, false
 	}
-	return ds, list, true
+	return sc, list, true
 }
 
 // retrieve answers WADO-RS retrieval of a study, series or instance as
@@ -127,7 +162,7 @@ func (n *Node) retrieve(w http.ResponseWriter, r *http.Request) {
 		dwError(w, http.StatusNotAcceptable, `this resource is served as multipart/related; type="application/dicom"`)
 		return
 	}
-	ds, list, ok := n.lookup(w, r)
+	sc, list, ok := n.lookup(w, r)
 	if !ok {
 		return
 	}
@@ -141,9 +176,8 @@ func (n *Node) retrieve(w http.ResponseWriter, r *http.Request) {
 	}
 	pw := dicomweb.NewPartWriter(w, dicomweb.MediaTypeDICOM)
 	w.Header().Set("Content-Type", pw.ContentType())
-	root := rootURL(r, ds)
 	for _, in := range list {
-		if err := n.writeBlobPart(r.Context(), pw, in, root); err != nil {
+		if err := n.writeBlobPart(r.Context(), pw, in, sc.root); err != nil {
 			// Headers are gone: all that is left is to cut the
 			// response, which the client sees as truncated.
 			n.log.Error("retrieve: object unreadable", "blob", in.BlobKey, "err", err)
@@ -178,11 +212,11 @@ func (n *Node) metadata(w http.ResponseWriter, r *http.Request) {
 		dwError(w, http.StatusNotAcceptable, "metadata is served as application/dicom+json")
 		return
 	}
-	ds, ok := n.dataset(w, r)
+	sc, ok := n.scope(w, r)
 	if !ok || !uidsOK(w, r) {
 		return
 	}
-	root := []byte(`"` + rootURL(r, ds))
+	root := []byte(`"` + sc.root)
 	marker := []byte(`"` + BulkMarker)
 	first := true
 	var bw *bufWriter
@@ -190,7 +224,13 @@ func (n *Node) metadata(w http.ResponseWriter, r *http.Request) {
 	// time spent writing to the client does not count.
 	ctx, wd := n.rowWatch(r.Context())
 	defer wd.stop()
-	err := n.ix.Metadata(ctx, ds, r.PathValue("study"), r.PathValue("series"), r.PathValue("instance"), func(meta []byte) error {
+	each := n.ix.Metadata
+	if sc.snapshot != "" {
+		each = func(ctx context.Context, dataset, study, series, instance string, fn func([]byte) error) error {
+			return n.ix.SnapshotMetadata(ctx, sc.snapshot, dataset, study, series, instance, fn)
+		}
+	}
+	err := each(ctx, sc.dataset, r.PathValue("study"), r.PathValue("series"), r.PathValue("instance"), func(meta []byte) error {
 		wd.pause()
 		defer wd.resume()
 		if first {
