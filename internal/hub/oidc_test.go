@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/mosaic-imaging/mosaic/internal/hub"
 	"github.com/mosaic-imaging/mosaic/internal/oidc"
 )
@@ -617,4 +619,47 @@ func TestOIDCProviderDown(t *testing.T) {
 		t.Errorf("a JWT while the provider is down: %d %s", r.StatusCode, r.body)
 	}
 	uiLogin(t, srv, uiResearcher, uiResearcherPW)
+}
+
+func TestOIDCProviderAccessToken(t *testing.T) {
+	// A script's real access token from the provider (code flow with
+	// PKCE as the hub's client), presented as a bearer token.
+	f := oidcSetup(t, nil)
+	conf := &oauth2.Config{ClientID: testOPClientID, ClientSecret: testOPClientSecret, RedirectURL: f.url + "/oidc/callback",
+		Endpoint: oauth2.Endpoint{AuthURL: f.op.issuer + "/authorize", TokenURL: f.op.issuer + "/oauth/token"}, Scopes: []string{"openid"}}
+	verifier := oauth2.GenerateVerifier()
+	b := newOIDCBrowser(t)
+	var callback string
+	b.c.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+		if strings.HasPrefix(r.URL.String(), f.url+"/oidc/callback") {
+			callback = r.URL.String()
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	_, page := b.do(t, "GET", conf.AuthCodeURL("script-state", oauth2.S256ChallengeOption(verifier)), nil, nil)
+	m := oidcProviderForm.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no login form:\n%s", page)
+	}
+	b.do(t, "POST", f.op.issuer+"/login", url.Values{"id": {m[1]}, "username": {"bob"}, "password": {"bob-pass"}}, nil)
+	u, err := url.Parse(callback)
+	if err != nil || u.Query().Get("code") == "" {
+		t.Fatalf("no code: %q", callback)
+	}
+	tok, err := conf.Exchange(context.Background(), u.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !oidc.LooksLikeJWT(tok.AccessToken) {
+		t.Fatalf("the provider's access token is not a JWT: %q", tok.AccessToken)
+	}
+	if st, body := oidcAPI(t, f, tok.AccessToken); st != http.StatusOK {
+		t.Fatalf("the provider's access token of an admin: %d %s", st, body)
+	}
+	if idt, _ := tok.Extra("id_token").(string); idt == "" {
+		t.Error("no ID token")
+	} else if st, body := oidcAPI(t, f, idt); st != http.StatusOK {
+		t.Errorf("the provider's ID token of an admin: %d %s", st, body)
+	}
 }
