@@ -57,9 +57,11 @@ type compiledRule struct {
 	re *regexp.Regexp // nil for an exact value
 }
 
+// The placeholders match the node and dataset id syntax of the
+// federation (fed.ValidNodeID, index.ValidDatasetID).
 var (
 	nodePart    = `(?P<node>[a-z0-9][a-z0-9-]{0,62})`
-	datasetPart = `(?P<dataset>\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})`
+	datasetPart = `(?P<dataset>\*|[a-z0-9][a-z0-9-]{0,62})`
 )
 
 func (m *Mapping) compile() error {

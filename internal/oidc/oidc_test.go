@@ -45,6 +45,7 @@ func TestMapping(t *testing.T) {
 			[]Representation{{"north", "lung-ct"}}},
 		{"a pattern's prefix only", ent(pre + "nodes:north:lung-ct" + post + "x"), "", nil},
 		{"a node id of another syntax", ent(pre + "nodes:North_1:x" + post), "", nil},
+		{"a dataset id of another syntax", ent(pre + "nodes:north:Lung.CT" + post), "", nil},
 		{"a single string claim", map[string]any{"eduperson_entitlement": pre + "researchers" + post}, RoleResearcher, nil},
 		{"nothing", map[string]any{}, "", nil},
 	} {
