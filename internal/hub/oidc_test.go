@@ -76,7 +76,7 @@ func oidcSetup(t *testing.T, mutate func(*hub.Config)) *oidcFixture {
 	cfg := hub.Config{Data: f.data, NATSListen: "127.0.0.1:0", PublicURL: f.url, Clock: f.clock.now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OIDC: oidc.Config{Issuer: f.op.issuer, ClientID: testOPClientID, ClientSecret: testOPClientSecret, Name: "Test Login",
-			Mapping: oidcTestMapping, Now: f.clock.now}}
+			Mapping: oidcTestMapping, Now: f.clock.now, KeyRefetch: time.Second}}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -453,6 +453,23 @@ func TestOIDCBearerTokens(t *testing.T) {
 	// keys again; then tokens of the removed key are refused.
 	f.op.rotate()
 	fresh := f.op.mint(t, claims(nil))
+	// Within KeyRefetch of the last fetch the hub does not fetch again:
+	// forged tokens cannot make it hammer the provider.
+	oidcAPI(t, f, good[:len(good)-4]+"AAAA") // a forged signature: a fetch, or none within the interval
+	f.op.mu.Lock()
+	fetches := f.op.keyFetches
+	f.op.mu.Unlock()
+	for i := 0; i < 10; i++ {
+		if st, _ := oidcAPI(t, f, fresh); st != http.StatusUnauthorized {
+			t.Fatalf("a token of a key not fetched yet, within the refetch interval: %d", st)
+		}
+	}
+	f.op.mu.Lock()
+	if f.op.keyFetches > fetches+1 {
+		t.Errorf("%d key fetches for 10 tokens of an unknown key", f.op.keyFetches-fetches)
+	}
+	f.op.mu.Unlock()
+	time.Sleep(1100 * time.Millisecond)
 	if st, body := oidcAPI(t, f, fresh); st != http.StatusOK {
 		t.Fatalf("a token of the provider's new key: %d %s", st, body)
 	}

@@ -136,6 +136,7 @@ type testOP struct {
 	terminated []string
 	challenges []zoidc.CodeChallengeMethod
 	refreshes  int
+	keyFetches int
 	// swapSubject, when set, makes refreshed tokens another user's (a
 	// provider gone wrong).
 	swapSubject string
@@ -154,7 +155,14 @@ func newTestOP(t *testing.T, hubURL string) *testOP {
 		refresh: map[string]*testOPRefresh{}, accessTTL: 5 * time.Minute}
 	o.rotate()
 	mux := http.NewServeMux()
-	o.srv = httptest.NewServer(mux)
+	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/keys" {
+			o.mu.Lock()
+			o.keyFetches++
+			o.mu.Unlock()
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	t.Cleanup(o.srv.Close)
 	o.issuer = o.srv.URL
 	o.client = &testOPClient{id: testOPClientID, secret: testOPClientSecret, redirect: hubURL + "/oidc/callback", postLogout: hubURL + "/", issuer: o.issuer}

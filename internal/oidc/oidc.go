@@ -54,6 +54,10 @@ type Config struct {
 	HTTPClient *http.Client `json:"-"`
 	// Now, when set, replaces time.Now when tokens are checked.
 	Now func() time.Time `json:"-"`
+	// KeyRefetch is the shortest time between two fetches of the
+	// provider's keys (default 5 s): a token signed by a key not seen
+	// yet is refused until then.
+	KeyRefetch time.Duration `json:"key_refetch"`
 }
 
 // Validate checks a configuration.
@@ -86,6 +90,7 @@ type Provider struct {
 	p          *gooidc.Provider
 	endSession string
 	bearer     *gooidc.IDTokenVerifier
+	limit      *keyFetchLimit
 	ctx        context.Context // carries the HTTP client for go-oidc
 }
 
@@ -109,7 +114,19 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Name == "" {
 		cfg.Name = "your institution"
 	}
-	return &Provider{cfg: cfg, ctx: gooidc.ClientContext(context.Background(), cfg.HTTPClient)}, nil
+	if cfg.KeyRefetch <= 0 {
+		cfg.KeyRefetch = 5 * time.Second
+	}
+	// The provider's key set is fetched through a limit (keyfetch.go).
+	base := cfg.HTTPClient.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	limit := &keyFetchLimit{base: base, min: cfg.KeyRefetch, now: time.Now}
+	hc := *cfg.HTTPClient
+	hc.Transport = limit
+	cfg.HTTPClient = &hc
+	return &Provider{cfg: cfg, limit: limit, ctx: gooidc.ClientContext(context.Background(), cfg.HTTPClient)}, nil
 }
 
 // Name is the provider's name for the login page.
@@ -139,8 +156,10 @@ func (p *Provider) provider(ctx context.Context) (*gooidc.Provider, error) {
 	}
 	var meta struct {
 		EndSession string `json:"end_session_endpoint"`
+		JWKS       string `json:"jwks_uri"`
 	}
 	gp.Claims(&meta)
+	p.limit.setURL(meta.JWKS)
 	p.p, p.endSession = gp, meta.EndSession
 	return gp, nil
 }
