@@ -195,3 +195,36 @@ func TestDeviceGrantForOIDCUser(t *testing.T) {
 		t.Fatalf("bob's device token at an admin route: %d %s", st, body)
 	}
 }
+
+func TestDeviceGrantOneTokenUnderConcurrentPolls(t *testing.T) {
+	f := oidcSetup(t, nil)
+	d := deviceStart(t, f.url)
+	sess := uiLogin(t, f.srv, uiResearcher, uiResearcherPW)
+	uiWant(t, uiPost(t, f.url+"/device", url.Values{"user_code": {d.UserCode}, "decision": {"approve"}}, sess), http.StatusOK, "Approved")
+	f.clock.add(6 * time.Second)
+	type res struct {
+		st int
+		a  deviceAnswer
+	}
+	out := make(chan res, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			st, a := devicePoll(t, f.url, d.DeviceCode)
+			out <- res{st, a}
+		}()
+	}
+	tokens := 0
+	for i := 0; i < 8; i++ {
+		r := <-out
+		switch {
+		case r.st == http.StatusOK && r.a.AccessToken != "":
+			tokens++
+		case r.st == http.StatusBadRequest && (r.a.Code == "invalid_grant" || r.a.Code == "slow_down"):
+		default:
+			t.Errorf("a concurrent poll: %d %+v", r.st, r.a)
+		}
+	}
+	if tokens != 1 {
+		t.Fatalf("%d tokens for one approved code", tokens)
+	}
+}
