@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mosaic-imaging/mosaic/internal/hub"
 	"github.com/mosaic-imaging/mosaic/internal/oidc"
+	"github.com/mosaic-imaging/mosaic/internal/sqldb/sqltest"
 )
 
 type deviceAnswer struct {
@@ -197,7 +199,14 @@ func TestDeviceGrantForOIDCUser(t *testing.T) {
 }
 
 func TestDeviceGrantOneTokenUnderConcurrentPolls(t *testing.T) {
-	f := oidcSetup(t, nil)
+	t.Run("sqlite", func(t *testing.T) { deviceConcurrentPolls(t, "") })
+	// On PostgreSQL two polls may both read the approved code; only one
+	// may turn it into a token.
+	t.Run("postgres", func(t *testing.T) { deviceConcurrentPolls(t, sqltest.PostgresURL(t)) })
+}
+
+func deviceConcurrentPolls(t *testing.T, db string) {
+	f := oidcSetup(t, func(c *hub.Config) { c.DB = db })
 	d := deviceStart(t, f.url)
 	sess := uiLogin(t, f.srv, uiResearcher, uiResearcherPW)
 	uiWant(t, uiPost(t, f.url+"/device", url.Values{"user_code": {d.UserCode}, "decision": {"approve"}}, sess), http.StatusOK, "Approved")
@@ -206,15 +215,15 @@ func TestDeviceGrantOneTokenUnderConcurrentPolls(t *testing.T) {
 		st int
 		a  deviceAnswer
 	}
-	out := make(chan res, 8)
-	for i := 0; i < 8; i++ {
+	out := make(chan res, 16)
+	for i := 0; i < 16; i++ {
 		go func() {
 			st, a := devicePoll(t, f.url, d.DeviceCode)
 			out <- res{st, a}
 		}()
 	}
 	tokens := 0
-	for i := 0; i < 8; i++ {
+	for i := 0; i < 16; i++ {
 		r := <-out
 		switch {
 		case r.st == http.StatusOK && r.a.AccessToken != "":
