@@ -3,15 +3,38 @@ GO        ?= go
 FUZZTIME  ?= 15s
 PKGS      := ./...
 
-.PHONY: all build test test-deps vet unit fuzz bench generate clean
+.PHONY: all build test test-deps vet unit fuzz bench generate clean viewer viewer-if-npm
 
 all: build
 
-build:
+## build: the binary, with the viewer embedded when npm is there to build it.
+build: viewer-if-npm
 	$(GO) build -o bin/mosaic ./cmd/mosaic
 
-## test: install missing test tools from Debian, then vet, all tests, and short fuzz runs.
-test: test-deps vet unit fuzz
+## test: install missing test tools from Debian, build the viewer, then vet, all tests, and short fuzz runs.
+test: test-deps viewer vet unit fuzz
+
+## viewer: the web viewer (web/viewer) built into internal/viewer/assets/dist,
+## which go build embeds. npm ci installs from the committed lock file into
+## web/viewer/node_modules (git-ignored, kept between builds); nothing is
+## fetched when the binary runs.
+VIEWER_DIST := internal/viewer/assets/dist
+VIEWER_SRC  := $(wildcard web/viewer/src/*) web/viewer/build.mjs
+viewer: $(VIEWER_DIST)/index.html
+
+web/viewer/node_modules/.package-lock.json: web/viewer/package-lock.json web/viewer/package.json
+	cd web/viewer && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+$(VIEWER_DIST)/index.html: web/viewer/node_modules/.package-lock.json $(VIEWER_SRC)
+	cd web/viewer && node build.mjs
+
+viewer-if-npm:
+	@if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory viewer; \
+	else \
+	  echo "viewer: npm not found, building mosaic without the viewer (/viewer/ will say so)"; \
+	fi
 
 test-deps:
 	@scripts/test-deps.sh
@@ -51,4 +74,4 @@ generate:
 	$(GO) generate ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin $(VIEWER_DIST)

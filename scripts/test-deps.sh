@@ -6,7 +6,9 @@
 # Chromium for the hub's end-to-end web UI test, and Orthanc with its
 # DICOMweb plugin, which pushes into a node in cmd/mosaic's TestOrthancPush
 # (the test starts its own Orthanc; the package's system service is not
-# started by the install, and stopped if it runs).
+# started by the install, and stopped if it runs), and Node.js with npm,
+# which build the web viewer (make viewer) and run the dicomweb-client
+# conformance test in internal/viewer.
 set -euo pipefail
 
 missing=()
@@ -23,6 +25,12 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
 fi
 if [ ! -x /usr/bin/chromium ]; then
 	missing+=(chromium)
+fi
+if ! command -v node >/dev/null 2>&1; then
+	missing+=(nodejs)
+fi
+if ! command -v npm >/dev/null 2>&1; then
+	missing+=(npm)
 fi
 if ! command -v Orthanc >/dev/null 2>&1; then
 	missing+=(orthanc)

@@ -44,6 +44,8 @@ func (h *Hub) Handler() http.Handler {
 	route("DELETE /api/v1/nodes/{node}", h.requireAdmin(h.apiRemoveNode))
 	h.catalogueRoutes(route)
 	h.oidcRoutes(route)
+	h.accessRoutes(route)
+	h.viewerRoutes(mux)
 	h.uiRoutes(route)
 	return mux
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -220,6 +221,9 @@ type Hub struct {
 	subs    []*nats.Subscription
 	cancel  context.CancelFunc
 	done    chan struct{}
+
+	// access is set by EnableAccess (access.go).
+	access atomic.Pointer[accessState]
 }
 
 type liveNode struct {

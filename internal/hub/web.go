@@ -111,6 +111,7 @@ func (h *Hub) uiRoutes(route func(string, http.HandlerFunc)) {
 	route("GET /login", h.uiLoginForm)
 	route("POST /login", protect(h.uiLogin))
 	route("POST /logout", protect(h.uiLogout))
+	h.accessUIRoutes(route, protect)
 	// Every other GET: a 404 page for people, the API's JSON error under
 	// /api/.
 	route("GET /", h.uiNotFound)

@@ -127,6 +127,12 @@ type Link struct {
 	closed                       chan struct{} // closed when the NATS connection is
 	closeOnce, closedOnce        sync.Once
 
+	// now is the link's clock for permits (permits.go); time.Now unless
+	// a test sets it.
+	now func() time.Time
+	// uses counts the checks of permits not yet written (permits.go).
+	uses permitUses
+
 	mu          sync.Mutex
 	lastChanged time.Time
 	connected   bool
@@ -366,6 +372,9 @@ func (l *Link) Close() {
 			}
 		}
 		l.nc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), l.n.cfg.CommitTimeout)
+		l.flushPermitUses(ctx)
+		cancel()
 		l.audit.Close()
 	})
 }

@@ -14,7 +14,7 @@ import (
 // that are unsigned, forged, expired, replayed or for another node are
 // refused and recorded, never acted on.
 func (l *Link) onTask(m *nats.Msg) {
-	now := time.Now()
+	now := l.clock()
 	task, err := fed.OpenTask(l.hubKey, m.Data, l.f.Node, now, 30*time.Second, &l.replay)
 	if err != nil {
 		l.n.log.Warn("task refused", "err", err)

@@ -101,6 +101,11 @@ type Config struct {
 	// rather than its plain protocol (tls://), for sites whose proxies
 	// pass only HTTP(S); the hub must offer it (nats_websocket).
 	HubWebSocket bool `json:"hub_websocket"`
+	// PermitOfflineLimit is how long the node honours permits without
+	// hearing the hub's signed revocation list (which the hub sends every
+	// 15 s): past it every permit is refused until the hub is heard again
+	// (fail closed). Default 5 minutes.
+	PermitOfflineLimit time.Duration `json:"permit_offline_limit"`
 
 	// Clock, when set, replaces time.Now for the privacy budget's days
 	// (the attack harness moves it on to replay many days).
@@ -150,6 +155,9 @@ func (c *Config) Defaults() {
 	if c.BlobGrace == 0 {
 		c.BlobGrace = time.Hour
 	}
+	if c.PermitOfflineLimit == 0 {
+		c.PermitOfflineLimit = DefaultPermitOfflineLimit
+	}
 	if c.SearchFloor == 0 {
 		c.SearchFloor = 10
 	}
@@ -184,6 +192,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("node: blob_layout %q: use packs, files or files-syncfs", c.BlobLayout)
 	case c.CommitTimeout < 0:
 		return fmt.Errorf("node: commit_timeout must be positive (default %s)", DefaultCommitTimeout)
+	case c.PermitOfflineLimit < 0:
+		return fmt.Errorf("node: permit_offline_limit must be positive (default %s)", DefaultPermitOfflineLimit)
 	case c.MaxQIDOLimit < 1:
 		return fmt.Errorf("node: max_qido_limit must be positive")
 	case c.Workers < 1 || c.Workers > 256:
@@ -208,6 +218,10 @@ func (c *Config) Validate() error {
 // DefaultCommitTimeout is how long a commit, or a request's wait for the
 // index database, may take when commit_timeout is not set.
 const DefaultCommitTimeout = 30 * time.Second
+
+// DefaultPermitOfflineLimit is how long a node cut off from the hub
+// honours permits when permit_offline_limit is not set.
+const DefaultPermitOfflineLimit = 5 * time.Minute
 
 // DefaultSearchNoise is the scale of the Laplace noise on federated
 // counts when search_noise is not set.

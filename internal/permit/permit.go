@@ -10,10 +10,12 @@ package permit
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -84,13 +86,24 @@ var (
 	ErrExpired     = fmt.Errorf("%w: expired", ErrInvalid)
 	ErrNotYetValid = fmt.Errorf("%w: not yet valid", ErrInvalid)
 	ErrMalformed   = fmt.Errorf("%w: malformed claims", ErrInvalid)
+	// ErrOversize marks a token longer than MaxToken, refused unread.
+	ErrOversize = fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxToken)
 )
 
 // MaxToken bounds a permit's compact serialisation.
 const MaxToken = 8 << 10
 
-// Sign returns c as a compact JWS signed with priv.
+// MaxSkew bounds the clock difference Verify allows either way: a
+// larger skew argument is taken as MaxSkew, a negative one as zero.
+const MaxSkew = 5 * time.Minute
+
+// Sign returns c as a compact JWS signed with priv. It refuses claims
+// Verify would refuse as malformed, a key that is not an Ed25519 private
+// key, and claims too long for MaxToken.
 func Sign(priv ed25519.PrivateKey, c Claims) (string, error) {
+	if len(priv) != ed25519.PrivateKeySize {
+		return "", errors.New("permit: sign: not an Ed25519 private key")
+	}
 	if c.Issuer == "" {
 		c.Issuer = Issuer
 	}
@@ -110,32 +123,52 @@ func Sign(priv ed25519.PrivateKey, c Claims) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return jws.CompactSerialize()
+	tok, err := jws.CompactSerialize()
+	if err != nil {
+		return "", err
+	}
+	if len(tok) > MaxToken {
+		return "", fmt.Errorf("permit: sign: the permit would be %d bytes, more than %d (shorten the purpose)", len(tok), MaxToken)
+	}
+	return tok, nil
 }
 
 // Verify checks token's signature with pub and its window at now (with
-// skew allowed either way), and returns its claims. It does not know of
-// revocations: the caller checks those.
+// skew allowed either way, at most MaxSkew), and returns its claims. It
+// does not know of revocations: the caller checks those.
+//
+// Only the compact serialisation is taken, its protected header may
+// hold nothing but alg (EdDSA), typ (Type) and kid, and the claims must
+// be exactly those of Claims, with the required ones present. On
+// ErrExpired and ErrNotYetValid the claims are returned too (their
+// signature is good), so that callers can say which permit it was.
 func Verify(pub ed25519.PublicKey, token string, now time.Time, skew time.Duration) (Claims, error) {
 	var c Claims
-	if len(token) > MaxToken || len(pub) != ed25519.PublicKeySize {
+	if len(token) > MaxToken {
+		return c, ErrOversize
+	}
+	if len(pub) != ed25519.PublicKeySize {
 		return c, ErrSignature
 	}
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.EdDSA})
+	skew = max(0, min(skew, MaxSkew))
+	if err := checkHeader(token); err != nil {
+		return c, err
+	}
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil || len(jws.Signatures) != 1 {
-		return c, ErrSignature
-	}
-	if typ, _ := jws.Signatures[0].Protected.ExtraHeaders[jose.HeaderType].(string); typ != Type {
 		return c, ErrSignature
 	}
 	payload, err := jws.Verify(pub)
 	if err != nil {
 		return c, ErrSignature
 	}
-	dec := json.NewDecoder(bytesReader(payload))
+	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if dec.More() {
+		return Claims{}, fmt.Errorf("%w: data after the claims", ErrMalformed)
 	}
 	if err := c.check(); err != nil {
 		return Claims{}, err
@@ -150,6 +183,42 @@ func Verify(pub ed25519.PublicKey, token string, now time.Time, skew time.Durati
 		return c, ErrExpired
 	}
 	return c, nil
+}
+
+// allowedHeader lists the protected header parameters a permit may
+// carry. Anything else (an embedded key, a key URL, certificates, crit)
+// is refused: the only key that counts is the hub's, given to Verify.
+var allowedHeader = map[string]bool{"alg": true, "typ": true, "kid": true}
+
+// checkHeader reads the protected header of a compact JWS before any
+// library does, and refuses every algorithm but EdDSA, every typ but
+// Type and every parameter allowedHeader does not list.
+func checkHeader(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ErrSignature
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return ErrSignature
+	}
+	var h map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return ErrSignature
+	}
+	for k := range h {
+		if !allowedHeader[k] {
+			return fmt.Errorf("%w: header parameter %q", ErrSignature, k)
+		}
+	}
+	var alg, typ string
+	if json.Unmarshal(h["alg"], &alg) != nil || alg != string(jose.EdDSA) {
+		return fmt.Errorf("%w: algorithm %q", ErrSignature, alg)
+	}
+	if json.Unmarshal(h["typ"], &typ) != nil || typ != Type {
+		return fmt.Errorf("%w: typ %q", ErrSignature, typ)
+	}
+	return nil
 }
 
 func (c Claims) check() error {
@@ -168,5 +237,3 @@ func (c Claims) check() error {
 	}
 	return nil
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
