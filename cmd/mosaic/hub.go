@@ -30,6 +30,8 @@ type hubFlags struct {
 	// create lets the command make a hub where none is (--create, or hub
 	// init); without it a missing data directory is refused.
 	create bool
+	// oidc are the OpenID provider's flags (login.go).
+	oidc oidcFlags
 }
 
 // registerCreate adds --create, which makes a new hub when --data names
@@ -55,6 +57,7 @@ func (f *hubFlags) register(fs *pflag.FlagSet, serve bool) {
 		fs.BoolVar(&f.natsNoTLS, "nats-no-tls", false, "serve NATS without TLS (on loopback addresses only, unless --insecure)")
 		fs.BoolVar(&f.natsAllowPlain, "nats-allow-plain", false, "also admit nodes without TLS on the NATS port, while nodes older than TLS upgrade (loopback only, unless --insecure)")
 		fs.BoolVar(&f.insecure, "insecure", false, "allow --nats-no-tls on addresses other machines reach: nodes' passwords cross the network in clear")
+		f.oidc.register(fs)
 	}
 }
 
@@ -114,6 +117,7 @@ func (f *hubFlags) configFor(e *env, cmd *cobra.Command) (hub.Config, error) {
 			*v.dst = v.val
 		}
 	}
+	f.oidc.apply(e, f.fs, &c)
 	c.Log = slog.New(slog.NewJSONHandler(e.stderr, nil))
 	c.Defaults()
 	if err := c.Validate(); err != nil {

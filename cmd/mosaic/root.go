@@ -107,7 +107,7 @@ was wrong.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &flagError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
 	})
-	root.AddCommand(newSynthCmd(e), newDumpCmd(e), newDeidCmd(e), newNodeCmd(e), newHubCmd(e), newDemoCmd(e), newAuditCmd(e),
+	root.AddCommand(newSynthCmd(e), newDumpCmd(e), newDeidCmd(e), newNodeCmd(e), newHubCmd(e), newDemoCmd(e), newAuditCmd(e), newLoginCmd(e), newLogoutCmd(e),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version of this binary (the same as --version)",

@@ -82,9 +82,9 @@ func NodePublishAllow(id string) []string { return []string{subjectNode + id + "
 
 // NodeSubscribeAllow lists what a node may subscribe to: not the reply
 // inboxes, where it could read other nodes' answers (nodes answer
-// requests; they make none).
+// requests; they make none), and of relay credit only its own.
 func NodeSubscribeAllow(id string) []string {
-	return []string{SubjectSearch, TaskSubject(id)}
+	return []string{SubjectSearch, TaskSubject(id), relayCredits(id)}
 }
 
 var nodeID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)

@@ -11,3 +11,11 @@ import (
 func (h *Hub) PutCatalogue(ctx context.Context, c fed.Catalogue) error {
 	return h.store.PutCatalogue(ctx, c)
 }
+
+// SealOIDCState makes a login state cookie as the hub does, for tests of
+// the callback's checks.
+func (h *Hub) SealOIDCState(state, nonce, verifier, next string) string {
+	s := oidcState{Next: next, Expires: h.cfg.Clock().Add(oidcStateTTL).Unix()}
+	s.State, s.Nonce, s.Verifier = state, nonce, verifier
+	return h.sealState(s)
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/httpx"
 	"github.com/mosaic-imaging/mosaic/internal/lens"
+	"github.com/mosaic-imaging/mosaic/internal/oidc"
 )
 
 // Handler returns the hub's HTTP interface: the public catalogue, the
@@ -44,6 +45,7 @@ func (h *Hub) Handler() http.Handler {
 	// GET patterns also serve HEAD; other methods get 405.
 	route("GET "+relayPrefix+"{permit}/{path...}", h.relay)
 	h.catalogueRoutes(route)
+	h.oidcRoutes(route)
 	h.accessRoutes(route)
 	h.viewerRoutes(mux)
 	h.uiRoutes(route)
@@ -81,20 +83,36 @@ const sessionCookie = "mosaic_session"
 
 // userOf authenticates a request by bearer token or session cookie.
 func (h *Hub) userOf(r *http.Request) (User, bool) {
-	secret := ""
+	u, err := h.authenticate(r)
+	return u, err == nil
+}
+
+// authenticate finds a request's user: a bearer token (a hub API token
+// or session, or a JWT of the hub's OpenID provider), else the session
+// cookie, refreshed at the provider when it came from a provider's
+// log-in whose access token expired. The error says why a token was
+// refused.
+func (h *Hub) authenticate(r *http.Request) (User, error) {
+	secret, bearer := "", false
 	if a := r.Header.Get("Authorization"); a != "" {
 		scheme, v, ok := strings.Cut(a, " ")
 		if ok && strings.EqualFold(scheme, "Bearer") {
-			secret = strings.TrimSpace(v)
+			secret, bearer = strings.TrimSpace(v), true
 		}
 	} else if c, err := r.Cookie(sessionCookie); err == nil {
 		secret = c.Value
 	}
 	if secret == "" {
-		return User{}, false
+		return User{}, ErrAuth
+	}
+	if bearer && oidc.LooksLikeJWT(secret) {
+		return h.bearerUser(r.Context(), secret)
 	}
 	u, err := h.store.Authenticate(r.Context(), secret)
-	return u, err == nil
+	if err != nil {
+		return User{}, err
+	}
+	return h.refreshIfDue(r.Context(), secret, u)
 }
 
 // requireUser authenticates API requests by bearer token only: the
@@ -103,13 +121,30 @@ func (h *Hub) userOf(r *http.Request) (User, bool) {
 // same site cannot spend a user's queries through the API.
 func (h *Hub) requireUser(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		u, ok := User{}, false
+		u, err := User{}, ErrAuth
 		if a := r.Header.Get("Authorization"); a != "" {
-			u, ok = h.userOf(r)
+			u, err = h.authenticate(r)
 		}
-		if !ok {
+		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mosaic-hub"`)
-			apiError(w, http.StatusUnauthorized, "log in first: Authorization: Bearer TOKEN (mosaic hub token create) or a session")
+			msg := "log in first: Authorization: Bearer TOKEN (mosaic login, mosaic hub token create) or a session"
+			switch {
+			case errors.Is(err, oidc.ErrToken):
+				msg = "bearer token refused: " + strings.TrimPrefix(err.Error(), oidc.ErrToken.Error()+": ")
+			case errors.Is(err, oidc.ErrNoRole):
+				apiError(w, http.StatusForbidden, "the provider's claims give this account no role at this hub")
+				return
+			case errors.Is(err, ErrExists):
+				apiError(w, http.StatusForbidden, "a hub account of another origin has this token's user name")
+				return
+			case errors.Is(err, ErrAudit):
+				apiError(w, http.StatusServiceUnavailable, "the hub cannot write its audit log: try again later")
+				return
+			case !errors.Is(err, ErrAuth):
+				h.log.Warn("bearer token not checked", "err", err)
+				msg = "the token could not be checked: the hub cannot reach its OpenID provider"
+			}
+			apiError(w, http.StatusUnauthorized, msg)
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), userKey, u)))
@@ -208,6 +243,10 @@ func (h *Hub) apiLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&req); err != nil {
 		apiError(w, http.StatusBadRequest, "send {\"user\": ..., \"password\": ...}")
+		return
+	}
+	if h.cfg.NoLocalLogin {
+		apiError(w, http.StatusForbidden, "this hub takes no passwords: log in with mosaic login, or present the OpenID provider's token")
 		return
 	}
 	u, err := h.Login(r.Context(), req.User, req.Password, r.RemoteAddr, "api")

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mosaic-imaging/mosaic/internal/fed"
+	"github.com/mosaic-imaging/mosaic/internal/oidc"
 	"github.com/mosaic-imaging/mosaic/internal/throttle"
 )
 
@@ -96,6 +97,15 @@ type Config struct {
 	Log *slog.Logger `json:"-"`
 	// Clock, when set, replaces time.Now for login throttling (tests).
 	Clock func() time.Time `json:"-"`
+
+	// OIDC, with its issuer set, lets people log in through an OpenID
+	// provider and scripts present its JWTs (docs/oidc.md). Its
+	// redirect URL defaults to PublicURL + "/oidc/callback".
+	OIDC oidc.Config `json:"oidc"`
+	// NoLocalLogin hides the password form of local accounts and refuses
+	// their passwords on the web and the API (API tokens keep working);
+	// it needs an OpenID provider.
+	NoLocalLogin bool `json:"no_local_login"`
 }
 
 // Defaults fills in zero fields.
@@ -203,6 +213,9 @@ type Hub struct {
 	// API) and of nodes (NATS); lockouts bounds their audit records.
 	logins, nodeLogins *throttle.Guard
 	lockouts           lockoutLog
+	// oidc is the OpenID provider's relying party and the device
+	// grant's state (oidc.go, device.go).
+	oidc *oidcHub
 
 	mu      sync.Mutex
 	live    map[string]*liveNode // by node id
@@ -261,6 +274,9 @@ func Open(ctx context.Context, cfg Config) (*Hub, error) {
 	pk := hmac.New(sha256.New, h.key.Seed())
 	pk.Write([]byte("mosaic researcher pseudonyms"))
 	h.pseudonymKey = pk.Sum(nil)
+	if err := h.openOIDC(); err != nil {
+		return fail(err)
+	}
 	if h.audit, err = openAudit(filepath.Join(cfg.Data, "audit.log")); err != nil {
 		return fail(err)
 	}

@@ -136,6 +136,8 @@ type Link struct {
 	mu          sync.Mutex
 	lastChanged time.Time
 	connected   bool
+
+	relay relayState // relayed DICOMweb requests (link_relay.go)
 }
 
 // LinkOptions steer a link.
@@ -239,6 +241,7 @@ func (n *Node) StartLinkContext(ctx context.Context, opts LinkOptions) (*Link, e
 		return nil, fmt.Errorf("node: hub link: %w", err)
 	}
 	l.nc = nc
+	l.SetRelayResolver(l.resolvePermit)
 	if _, err := nc.Subscribe(fed.SubjectSearch, l.onSearch); err != nil {
 		nc.Close()
 		cancel()
@@ -363,6 +366,7 @@ func (l *Link) Close() {
 	l.closeOnce.Do(func() {
 		l.cancel()
 		<-l.done
+		l.stopRelays()
 		l.leave()
 		if err := l.nc.Drain(); err == nil {
 			select {
