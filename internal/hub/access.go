@@ -78,6 +78,7 @@ func (h *Hub) EnableAccess(cfg access.Config, granter access.Granter, pub access
 		return nil, err
 	}
 	h.access.Store(&accessState{svc: svc, api: svc.Handler(h.accessUser)})
+	h.wireAccess(svc)
 	return svc, nil
 }
 

@@ -143,6 +143,29 @@ func TestAccessOnHub(t *testing.T) {
 		t.Errorf("public snapshot: %d", got)
 	}
 
+	// The hub's hooks are wired to the service: the relay route finds
+	// bob's permit (and hands on its token), carol has none of that id,
+	// and the snapshot's landing page shows its dataset.
+	fwd := &recordingForwarder{}
+	h.SetForwarder(fwd)
+	relay := "/dicom-web/permits/" + r.Permits[0].ID + "/studies"
+	if got := call("bob", "GET", relay, nil, nil); got != 200 {
+		t.Errorf("relay under bob's permit: %d", got)
+	}
+	if got := fwd.calls(); len(got) != 1 || got[0].Permit != r.Permits[0].Token || got[0].Researcher != "bob" {
+		t.Errorf("forwarded %+v", got)
+	}
+	if got := call("carol", "GET", relay, nil, nil); got != http.StatusNotFound {
+		t.Errorf("relay under another's permit: %d, want 404", got)
+	}
+	if page := uiGetPlain(t, srv.URL+"/snapshots/"+r.Snapshot); page.code != 200 || !strings.Contains(page.body, "north/lung") ||
+		!strings.Contains(page.body, hex.EncodeToString(make([]byte, 32))) || !strings.Contains(page.body, "Nodules") {
+		t.Errorf("snapshot page: %d", page.code)
+	}
+	if revs, err := h.acc.revocations(ctx, "north"); err != nil || len(revs) != 0 {
+		t.Errorf("revocations before any: %v, %v", revs, err)
+	}
+
 	// A session cookie is not a bearer token.
 	req, _ := http.NewRequest("GET", srv.URL+base, nil)
 	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: tokens["bob"]})
@@ -161,6 +184,12 @@ func TestAccessOnHub(t *testing.T) {
 	}
 	if len(pub.got) != 1 || pub.got[0].Permit != r.Permits[0].ID || pub.got[0].By != "representative" {
 		t.Errorf("published %+v", pub.got)
+	}
+	if got := call("bob", "GET", relay, nil, nil); got != http.StatusForbidden {
+		t.Errorf("relay under a revoked permit: %d, want 403", got)
+	}
+	if revs, err := h.acc.revocations(ctx, "north"); err != nil || len(revs) != 1 || revs[0].Permit != r.Permits[0].ID {
+		t.Errorf("revocations sent to north: %+v, %v", revs, err)
 	}
 
 	// The reminders loop reminds dave, whose dataset waits on him.

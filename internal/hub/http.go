@@ -42,6 +42,8 @@ func (h *Hub) Handler() http.Handler {
 	route("GET /api/v1/datasets/{node}/{dataset}", h.apiDataset)
 	route("GET /api/v1/nodes", h.requireAdmin(h.apiNodes))
 	route("DELETE /api/v1/nodes/{node}", h.requireAdmin(h.apiRemoveNode))
+	// GET patterns also serve HEAD; other methods get 405.
+	route("GET "+relayPrefix+"{permit}/{path...}", h.relay)
 	h.catalogueRoutes(route)
 	h.oidcRoutes(route)
 	h.accessRoutes(route)

@@ -89,6 +89,10 @@ type Config struct {
 	// LoginMaxWait caps those waits (default 5 min); failures are
 	// forgotten after 6 times as long without one.
 	LoginMaxWait time.Duration `json:"login_max_wait"`
+	// RevocationInterval is how often the hub sends every linked node
+	// its full list of revoked permits (default 15 s); a node also gets
+	// it as soon as it comes online, and each new revocation at once.
+	RevocationInterval time.Duration `json:"revocation_interval"`
 
 	Log *slog.Logger `json:"-"`
 	// Clock, when set, replaces time.Now for login throttling (tests).
@@ -130,6 +134,9 @@ func (c *Config) Defaults() {
 	if c.LoginMaxWait == 0 {
 		c.LoginMaxWait = 5 * time.Minute
 	}
+	if c.RevocationInterval == 0 {
+		c.RevocationInterval = 15 * time.Second
+	}
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -151,6 +158,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("hub: login_failures %d: use 1 to 100", c.LoginFailures)
 	case c.LoginMaxWait < time.Second || c.LoginMaxWait > 24*time.Hour:
 		return fmt.Errorf("hub: login_max_wait %s: use 1s to 24h", c.LoginMaxWait)
+	case c.RevocationInterval < 100*time.Millisecond || c.RevocationInterval > time.Hour:
+		return fmt.Errorf("hub: revocation_interval %s: use 100ms to 1h", c.RevocationInterval)
 	}
 	if c.NATSURL == "" {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
@@ -219,8 +228,11 @@ type Hub struct {
 	linked  map[string]bool
 	changed chan struct{}
 	subs    []*nats.Subscription
-	cancel  context.CancelFunc
-	done    chan struct{}
+	// acc holds the hooks of the snapshot, revocation, relay and
+	// landing-page wiring (grant.go).
+	acc    accessWiring
+	cancel context.CancelFunc
+	done   chan struct{}
 
 	// access is set by EnableAccess (access.go).
 	access atomic.Pointer[accessState]
@@ -465,6 +477,7 @@ func (h *Hub) Close() error {
 // that stopped sending heartbeats.
 func (h *Hub) watch(ctx context.Context) {
 	defer close(h.done)
+	defer h.startRevocations(ctx)()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {

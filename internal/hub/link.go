@@ -116,6 +116,7 @@ func (h *Hub) onHeartbeat(node string, data []byte) {
 	if first {
 		h.log.Info("node online", "node", node, "version", hb.Version)
 	}
+	h.nodeCameOnline(node, first)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := h.store.SeenNode(ctx, node, hb.Version, now); err != nil {

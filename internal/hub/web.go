@@ -108,6 +108,7 @@ func (h *Hub) uiRoutes(route func(string, http.HandlerFunc)) {
 	route("GET /search", h.uiSearchForm)
 	route("POST /search", protect(h.uiSearch))
 	route("GET /nodes", h.uiNodes)
+	route("GET /snapshots/{id}", h.uiSnapshot)
 	route("GET /login", h.uiLoginForm)
 	route("POST /login", protect(h.uiLogin))
 	route("POST /logout", protect(h.uiLogout))
