@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +22,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/mosaic-imaging/mosaic/internal/access"
 	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/oidc"
+	"github.com/mosaic-imaging/mosaic/internal/relay"
 	"github.com/mosaic-imaging/mosaic/internal/throttle"
 )
 
@@ -106,6 +109,62 @@ type Config struct {
 	// their passwords on the web and the API (API tokens keep working);
 	// it needs an OpenID provider.
 	NoLocalLogin bool `json:"no_local_login"`
+
+	// Access tunes access requests (docs/access.md).
+	Access AccessConfig `json:"access"`
+	// SMTP is the mail server notifications of access requests go
+	// through; without an address they are shown in the web pages only.
+	SMTP SMTPConfig `json:"smtp"`
+}
+
+// AccessConfig tunes access requests.
+type AccessConfig struct {
+	// RemindAfter: representatives who have not answered a request for
+	// this long are reminded, once per period (default 72h).
+	RemindAfter time.Duration `json:"remind_after"`
+	// EscalateAfter: the hub's admins are told of a request no
+	// representative answered for this long (default 7 days).
+	EscalateAfter time.Duration `json:"escalate_after"`
+	// MaxDays bounds how long a permit may last (default 365).
+	MaxDays int `json:"max_days"`
+}
+
+// SMTPConfig is the mail server of the hub's notifications.
+type SMTPConfig struct {
+	// Addr is host:port; empty sends no e-mail.
+	Addr string `json:"addr"`
+	// From is the sender address.
+	From string `json:"from"`
+	// User and PasswordFile authenticate (PLAIN, over TLS only unless TLS
+	// is "insecure").
+	User         string `json:"user"`
+	PasswordFile string `json:"password_file"`
+	// TLS is "starttls" (the default: upgrade when offered), "required"
+	// (refuse a server without STARTTLS), "implicit" (TLS from the first
+	// byte, port 465) or "insecure" (never TLS: tests and local relays).
+	TLS string `json:"tls"`
+}
+
+// mailer builds the SMTP mailer of c, nil when no address is set.
+func (c SMTPConfig) mailer() (access.Mailer, error) {
+	if c.Addr == "" {
+		return nil, nil
+	}
+	modes := map[string]access.TLSMode{"": access.TLSStartTLS, "starttls": access.TLSStartTLS, "required": access.TLSRequired,
+		"implicit": access.TLSImplicit, "insecure": access.TLSInsecure}
+	mode, ok := modes[c.TLS]
+	if !ok {
+		return nil, fmt.Errorf("hub: smtp tls %q: use starttls, required, implicit or insecure", c.TLS)
+	}
+	pw := ""
+	if c.PasswordFile != "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("hub: smtp password file: %w", err)
+		}
+		pw = strings.TrimRight(string(b), "\r\n")
+	}
+	return access.NewSMTP(c.Addr, c.From, c.User, pw, mode)
 }
 
 // Defaults fills in zero fields.
@@ -304,6 +363,18 @@ func Open(ctx context.Context, cfg Config) (*Hub, error) {
 	if err := h.subscribe(); err != nil {
 		return fail(err)
 	}
+	// The road from a count to data: access requests with their
+	// snapshots and permits, and DICOMweb relayed to nodes under them.
+	mail, err := cfg.SMTP.mailer()
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := h.EnableAccess(access.Config{RemindAfter: cfg.Access.RemindAfter, EscalateAfter: cfg.Access.EscalateAfter,
+		MaxDays: cfg.Access.MaxDays}, h, h, mail); err != nil {
+		return fail(err)
+	}
+	h.SetForwarder(relay.NewClient(h.nc, func(t fed.Task) ([]byte, error) { return fed.Seal(h.key, fed.SignerHub, t) },
+		relay.Options{Log: h.log}))
 	cctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.done = make(chan struct{})
@@ -478,6 +549,12 @@ func (h *Hub) Close() error {
 func (h *Hub) watch(ctx context.Context) {
 	defer close(h.done)
 	defer h.startRevocations(ctx)()
+	reminders := make(chan struct{})
+	go func() {
+		defer close(reminders)
+		h.RunAccessReminders(ctx)
+	}()
+	defer func() { <-reminders }()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
