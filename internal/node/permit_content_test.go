@@ -131,6 +131,13 @@ func TestApprovePermitContent(t *testing.T) {
 	if err := e.n.ApprovePermit(ctx, c.ID); !errors.Is(err, index.ErrNotFound) {
 		t.Fatalf("approve an id never seen: %v; want ErrNotFound", err)
 	}
+	// Known only by a revocation ahead: no content to approve either.
+	if err := e.n.RevokePermit(ctx, "p-revoked-ahead", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.n.ApprovePermit(ctx, "p-revoked-ahead"); !errors.Is(err, index.ErrNotFound) {
+		t.Fatalf("approve an id known by a revocation alone: %v; want ErrNotFound", err)
+	}
 	if _, err := e.n.ApprovePermitContent(ctx, c.ID, tok); !errors.Is(err, index.ErrInvalid) {
 		t.Fatalf("approve with a token on a node not enrolled: %v; want ErrInvalid", err)
 	}

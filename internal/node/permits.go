@@ -100,6 +100,11 @@ func (l *Link) clock() time.Time {
 // no revocation, from the hub or local; the hub's revocation list heard
 // within permit_offline_limit (else every permit is refused: fail
 // closed); and, for a dataset that requires it, the node's own approval.
+// Before the dataset, the permit's content is bound to its id (the first
+// content seen under an id stays its content) and a permit whose claims
+// differ from the bound ones, or from the approved ones, is refused
+// (ReasonConflict): an approval, a local revocation or a listing is of
+// that content, not of whatever the hub signs later under the id.
 // Every check, allowed or refused, is in the node's audit log before
 // CheckPermit returns (a use that cannot be recorded there is refused),
 // and a permit whose signature is good is counted as seen
@@ -456,7 +461,7 @@ func (n *Node) ApprovePermitContent(ctx context.Context, id, token string) (Perm
 	}
 	if token == "" {
 		if !ok || rec.Digest == "" {
-			return PermitInfo{}, fmt.Errorf("%w: permit %s was never seen at this node: approve it ahead with --token and the permit itself", index.ErrNotFound, id)
+			return PermitInfo{}, fmt.Errorf("%w: permit %s was never seen at this node (no content of it was checked here): approve it ahead with --token and the permit itself", index.ErrNotFound, id)
 		}
 		digest = rec.Digest
 	}
