@@ -58,7 +58,7 @@ RACE_PKGS := $(addprefix ./,$(addsuffix /,$(wildcard internal/node internal/hub 
 ## runs once, without it).
 unit:
 	CI=$${CI:-} scripts/with-postgres.sh sh -c '$(GO) test -count=1 -timeout 20m $(PKGS) && \
-	  $(GO) test -race -count=1 -timeout 20m -skip '\''^TestUIBrowser$$'\'' $(RACE_PKGS)'
+	  $(GO) test -race -count=1 -timeout 20m -skip '\''^(TestUIBrowser|TestOIDCBrowser|TestAccessEndToEnd)$$'\'' $(RACE_PKGS)'
 
 ## fuzz: each fuzz target for a short time, starting from its seed corpus.
 fuzz:
