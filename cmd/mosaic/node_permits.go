@@ -44,7 +44,10 @@ operations, expiry, uses and refusals, and the state:
   approved  approved here ('mosaic node permits approve')
   pending   its dataset needs this node's approval, not given yet
   revoked   revoked by the hub or here
-  expired   past its expiry`,
+  expired   past its expiry
+  conflict  a permit with other claims was presented under this id and
+            refused (CONFLICTS counts them; the claims listed are those
+            first seen; see the audit log, permit-refused permit-conflict)`,
 		Args: argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := validOutput(format); err != nil {
@@ -70,10 +73,10 @@ operations, expiry, uses and refusals, and the state:
 				return writeJSON(e.stdout, map[string]any{"permits": ps, "approval_required": need})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tRESEARCHER\tDATASET\tOPS\tEXPIRES\tSTATE\tUSES\tREFUSED")
+			fmt.Fprintln(tw, "ID\tRESEARCHER\tDATASET\tOPS\tEXPIRES\tSTATE\tUSES\tREFUSED\tCONFLICTS")
 			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", p.ID, permitDash(p.Researcher), permitDash(p.Dataset), permitDash(strings.Join(p.Ops, ",")),
-					permitTime(p.Expires), p.State, p.Uses, p.Refusals)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", p.ID, permitDash(p.Researcher), permitDash(p.Dataset), permitDash(strings.Join(p.Ops, ",")),
+					permitTime(p.Expires), p.State, p.Uses, p.Refusals, p.Conflicts)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -87,13 +90,20 @@ operations, expiry, uses and refusals, and the state:
 	f.registerStore(list.Flags())
 	addOutputFlag(list, &format)
 
+	var approveToken string
 	approve := &cobra.Command{
-		Use:   "approve --data DIR PERMIT-ID",
-		Short: "Approve a permit at this node",
+		Use:   "approve --data DIR PERMIT-ID [--token JWS]",
+		Short: "Approve a permit's content at this node",
 		Long: `Approve a permit, so that it is honoured for a dataset whose permits need
-this node's approval ('mosaic node permits require DATASET on'). A permit not
-seen yet may be approved ahead, by the id the hub gives. Approval does not
-outweigh a revocation, an expiry or any other check.`,
+this node's approval ('mosaic node permits require DATASET on'). The
+approval is of the permit's content, not of its id: the claims first seen
+under PERMIT-ID at this node (printed: researcher, dataset, snapshot,
+operations, expiry), so a permit signed later under the same id with other
+claims is refused ("permit-conflict"). An id never seen here is refused,
+unless --token gives the permit itself (the JWS the hub issued, signed by the
+hub this node enrolled with, for this node): then its claims are approved
+ahead of any use. Approval does not outweigh a revocation, an expiry or any
+other check.`,
 		Args: argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := f.open(e, cmd)
@@ -101,14 +111,19 @@ outweigh a revocation, an expiry or any other check.`,
 				return err
 			}
 			defer closeNode(n)
-			if err := n.ApprovePermit(e.ctx, args[0]); err != nil {
+			p, err := n.ApprovePermitContent(e.ctx, args[0], approveToken)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "permit %s approved at this node\n", args[0])
-			return nil
+			fmt.Fprintf(e.stdout, "permit %s approved at this node, for this content only:\n", args[0])
+			tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
+			fmt.Fprintf(tw, "  researcher\t%s\n  dataset\t%s\n  snapshot\t%s\n  ops\t%s\n  expires\t%s\n  sha256\t%s\n",
+				permitDash(p.Researcher), permitDash(p.Dataset), permitDash(p.Snapshot), permitDash(strings.Join(p.Ops, ",")), permitTime(p.Expires), permitDash(p.Digest))
+			return tw.Flush()
 		},
 	}
 	f.registerStore(approve.Flags())
+	approve.Flags().StringVar(&approveToken, "token", "", "the permit itself (JWS), to approve a permit not seen here yet")
 
 	var reason string
 	revoke := &cobra.Command{

@@ -98,7 +98,12 @@ func TestNodePermitsCLI(t *testing.T) {
 	if v, m := list(); m["p-seen"].State != node.PermitPending || strings.Join(v.ApprovalRequired, ",") != "lung" {
 		t.Errorf("after require on: %+v", v)
 	}
-	mosaic(0, "node", "permits", "approve", "p-seen")
+	out := mosaic(0, "node", "permits", "approve", "p-seen")
+	for _, want := range []string{"approved at this node, for this content only", "researcher", "u-7", "lung", "s-1", "view,download", "sha256"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("approve prints no %q:\n%s", want, out)
+		}
+	}
 	if _, m := list(); m["p-seen"].State != node.PermitApproved || m["p-seen"].Approved == nil {
 		t.Errorf("after approve: %+v", m["p-seen"])
 	}
@@ -106,8 +111,19 @@ func TestNodePermitsCLI(t *testing.T) {
 		t.Errorf("approve twice: %s", out)
 	}
 	mosaic(0, "node", "permits", "require", "lung", "off")
-	mosaic(0, "node", "permits", "approve", "p-ahead")
-	out := mosaic(0, "node", "permits", "revoke", "p-seen", "--reason", "left the project")
+	// An id never seen is approved only with the permit itself.
+	if out := mosaic(1, "node", "permits", "approve", "p-ahead"); !strings.Contains(out, "never seen") || !strings.Contains(out, "--token") {
+		t.Errorf("approve an id never seen: %s", out)
+	}
+	ahead, err := permit.Sign(hubKey, permit.Claims{ID: "p-ahead", Researcher: "u-9", Node: "north", Dataset: "lung", Snapshot: "s-2",
+		Operations: []permit.Op{permit.OpView}, NotBefore: now.Add(-time.Minute).Unix(), Expires: now.Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := mosaic(0, "node", "permits", "approve", "p-ahead", "--token", ahead); !strings.Contains(out, "u-9") || !strings.Contains(out, "s-2") {
+		t.Errorf("approve ahead with --token: %s", out)
+	}
+	out = mosaic(0, "node", "permits", "revoke", "p-seen", "--reason", "left the project")
 	if !strings.Contains(out, "the hub is not told") {
 		t.Errorf("revoke says: %s", out)
 	}
@@ -115,7 +131,7 @@ func TestNodePermitsCLI(t *testing.T) {
 	if s := m["p-seen"]; s.State != node.PermitRevoked || s.RevokedAt != "local" || s.RevokeReason != "left the project" {
 		t.Errorf("after revoke: %+v", s)
 	}
-	if s := m["p-ahead"]; s.State != node.PermitApproved || s.Researcher != "" {
+	if s := m["p-ahead"]; s.State != node.PermitApproved || s.Researcher != "u-9" || s.Digest == "" {
 		t.Errorf("approved ahead: %+v", s)
 	}
 	table := mosaic(0, "node", "permits", "list")
@@ -135,6 +151,7 @@ func TestNodePermitsCLI(t *testing.T) {
 		{2, []string{"node", "permits", "require", "lung"}, "accepts 2 arg"},
 		{1, []string{"node", "permits", "require", "prostate", "on"}, "no dataset"},
 		{1, []string{"node", "permits", "approve", "p 1; rm"}, "permit id"},
+		{1, []string{"node", "permits", "approve", "p-seen", "--token", "not.a.permit"}, "not a permit"},
 		{1, []string{"node", "permits", "revoke", "p-x", "--reason", "tab\there"}, "printable"},
 		{1, []string{"node", "permits", "revoke", "p-seen"}, "revoked already"},
 		{2, []string{"node", "permits", "list", "-o", "xml"}, "--output"},

@@ -37,10 +37,43 @@ func (s *Store) RecordPermitUse(ctx context.Context, u PermitUse) error {
 	return err
 }
 
+// BindPermit records the content first seen under a permit id: u's
+// claims (no counts) and digest, the hex SHA-256 of the canonical
+// claims, unless the id is bound already. It returns the digest the id
+// is bound to, which differs from digest when other content came first.
+func (s *Store) BindPermit(ctx context.Context, u PermitUse, digest string) (string, error) {
+	if digest == "" {
+		return "", fmt.Errorf("%w: a permit's content digest is empty", ErrInvalid)
+	}
+	var bound string
+	err := s.db.InTx(ctx, func(tx *sqldbTx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO permits_seen (id, researcher, node, dataset_id, snapshot, ops, expires_at, first_at, last_at, uses, refusals, digest)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?)
+			ON CONFLICT (id) DO UPDATE SET digest = CASE WHEN permits_seen.digest = '' THEN excluded.digest ELSE permits_seen.digest END`,
+			u.ID, u.Researcher, u.Node, u.Dataset, u.Snapshot, strings.Join(u.Ops, ","), u.Expires.UnixMilli(), u.First.UnixMilli(), u.First.UnixMilli(), digest); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT digest FROM permits_seen WHERE id = ?`, u.ID).Scan(&bound)
+	})
+	return bound, err
+}
+
+// RecordPermitConflict counts a permit refused because its content
+// differs from the content bound to its id.
+func (s *Store) RecordPermitConflict(ctx context.Context, id string, at time.Time) error {
+	_, err := s.db.Exec(ctx, `UPDATE permits_seen SET conflicts = conflicts + 1,
+		last_conflict_at = CASE WHEN ? > last_conflict_at THEN ? ELSE last_conflict_at END WHERE id = ?`, at.UnixMilli(), at.UnixMilli(), id)
+	return err
+}
+
 // PermitStatus is what the node's store says of one permit at one
 // dataset, read in one query for each check.
 type PermitStatus struct {
-	DatasetExists bool
+	// SeenDigest is the content digest the permit id is bound to (""
+	// when not bound); ApprovedDigest the one its approval names (""
+	// when not approved, or approved before approvals named content).
+	SeenDigest, ApprovedDigest string
+	DatasetExists              bool
 	// RevokedBy is who revoked the permit ("" when it is not revoked).
 	RevokedBy       string
 	Approved        bool
@@ -64,9 +97,11 @@ func (s *Store) PermitStatus(ctx context.Context, permitID, dataset string) (Per
 		(SELECT COUNT(*) FROM datasets WHERE id = ?),
 		(SELECT COALESCE(MAX(by_whom), '') FROM permit_revocations WHERE permit_id = ?),
 		(SELECT COUNT(*) FROM permit_approvals WHERE permit_id = ?),
+		(SELECT COALESCE(MAX(digest), '') FROM permit_approvals WHERE permit_id = ?),
+		(SELECT COALESCE(MAX(digest), '') FROM permits_seen WHERE id = ?),
 		(SELECT COUNT(*) FROM permit_datasets WHERE dataset_id = ? AND require_approval = 1),
 		(SELECT COALESCE(MAX(value), 0) FROM permit_state WHERE name = ?)`,
-		dataset, permitID, permitID, dataset, statusHubHeard).Scan(&ds, &st.RevokedBy, &appr, &req, &heard)
+		dataset, permitID, permitID, permitID, permitID, dataset, statusHubHeard).Scan(&ds, &st.RevokedBy, &appr, &st.ApprovedDigest, &st.SeenDigest, &req, &heard)
 	if err != nil {
 		return st, err
 	}
@@ -153,10 +188,11 @@ func (s *Store) RevokePermitLocally(ctx context.Context, id, reason string, at t
 	return nil
 }
 
-// ApprovePermit records the operator's approval of a permit (seen or
-// not); ErrExists when it is approved already.
-func (s *Store) ApprovePermit(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.Exec(ctx, `INSERT INTO permit_approvals (permit_id, approved_at) VALUES (?, ?) ON CONFLICT (permit_id) DO NOTHING`, id, at.UnixMilli())
+// ApprovePermit records the operator's approval of the content whose
+// digest is given under a permit id; ErrExists when the id is approved
+// already. The caller checks that the id is bound to that content.
+func (s *Store) ApprovePermit(ctx context.Context, id, digest string, at time.Time) error {
+	res, err := s.db.Exec(ctx, `INSERT INTO permit_approvals (permit_id, approved_at, digest) VALUES (?, ?, ?) ON CONFLICT (permit_id) DO NOTHING`, id, at.UnixMilli(), digest)
 	if err != nil {
 		return err
 	}
@@ -224,6 +260,11 @@ type PermitRecord struct {
 	// RevokedAt is "hub" or "local" for a revoked permit.
 	RevokedAt    string `json:"revoked_at,omitempty"`
 	RevokeReason string `json:"revoke_reason,omitempty"`
+	// Digest is the SHA-256 of the claims bound to the id (first seen);
+	// Conflicts counts permits refused under the id for other claims.
+	Digest       string     `json:"digest,omitempty"`
+	Conflicts    int64      `json:"conflicts"`
+	LastConflict *time.Time `json:"last_conflict,omitempty"`
 }
 
 // Permits lists every permit the node knows of, by id.
@@ -244,21 +285,21 @@ func (s *Store) Permits(ctx context.Context) ([]PermitRecord, error) {
 		t := time.UnixMilli(v).UTC()
 		return &t
 	}
-	rows, err := s.db.Query(ctx, `SELECT id, researcher, node, dataset_id, snapshot, ops, expires_at, first_at, last_at, uses, refusals FROM permits_seen`)
+	rows, err := s.db.Query(ctx, `SELECT id, researcher, node, dataset_id, snapshot, ops, expires_at, first_at, last_at, uses, refusals, digest, conflicts, last_conflict_at FROM permits_seen`)
 	if err != nil {
 		return nil, err
 	}
 	for rows.Next() {
 		var id, ops string
-		var exp, first, last int64
+		var exp, first, last, lastConflict int64
 		var r PermitRecord
-		if err := rows.Scan(&id, &r.Researcher, &r.Node, &r.Dataset, &r.Snapshot, &ops, &exp, &first, &last, &r.Uses, &r.Refusals); err != nil {
+		if err := rows.Scan(&id, &r.Researcher, &r.Node, &r.Dataset, &r.Snapshot, &ops, &exp, &first, &last, &r.Uses, &r.Refusals, &r.Digest, &r.Conflicts, &lastConflict); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		p := get(id)
 		*p = r
-		p.ID, p.Expires, p.FirstUsed, p.LastUsed = id, ms(exp), ms(first), ms(last)
+		p.ID, p.Expires, p.FirstUsed, p.LastUsed, p.LastConflict = id, ms(exp), ms(first), ms(last), ms(lastConflict)
 		if ops != "" {
 			p.Ops = strings.Split(ops, ",")
 		}

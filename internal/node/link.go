@@ -132,6 +132,9 @@ type Link struct {
 	now func() time.Time
 	// uses counts the checks of permits not yet written (permits.go).
 	uses permitUses
+	// bound remembers the permit ids this link bound to their content
+	// (id to content digest; see bind).
+	bound sync.Map
 
 	mu          sync.Mutex
 	lastChanged time.Time

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/mosaic-imaging/mosaic/internal/audit"
+	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/permit"
 )
@@ -40,6 +42,7 @@ const (
 	ReasonHubUnheard       = "hub-not-heard"         // the hub's revocation list is too old (fail closed)
 	ReasonApprovalRequired = "approval-required"     // the dataset needs the node's approval, not given
 	ReasonUnavailable      = "unavailable"           // the node could not check or record the use
+	ReasonConflict         = "permit-conflict"       // its claims differ from those first seen under its id
 )
 
 var reasonText = map[string]string{
@@ -54,6 +57,7 @@ var reasonText = map[string]string{
 	ReasonHubUnheard:       "the node has not heard from the hub for too long and refuses permits until it does",
 	ReasonApprovalRequired: "the node's own approval of this permit is required and has not been given",
 	ReasonUnavailable:      "the node could not check or record the permit's use; try again later",
+	ReasonConflict:         "the permit's content differs from the permit first seen under its id at this node",
 }
 
 // PermitError is the node's refusal of a permit. Status is 401 for a
@@ -96,6 +100,11 @@ func (l *Link) clock() time.Time {
 // no revocation, from the hub or local; the hub's revocation list heard
 // within permit_offline_limit (else every permit is refused: fail
 // closed); and, for a dataset that requires it, the node's own approval.
+// Before the dataset, the permit's content is bound to its id (the first
+// content seen under an id stays its content) and a permit whose claims
+// differ from the bound ones, or from the approved ones, is refused
+// (ReasonConflict): an approval, a local revocation or a listing is of
+// that content, not of whatever the hub signs later under the id.
 // Every check, allowed or refused, is in the node's audit log before
 // CheckPermit returns (a use that cannot be recorded there is refused),
 // and a permit whose signature is good is counted as seen
@@ -131,6 +140,14 @@ func (l *Link) CheckPermit(ctx context.Context, token, researcher string, op per
 				l.writeUse(context.WithoutCancel(ctx), w)
 			}()
 			defer wg.Wait()
+		}
+		if reason == ReasonConflict {
+			// The claims are the conflicting ones: their digest tells
+			// them from the content the id is bound to.
+			detail["content_sha256"] = contentDigest(c)
+			if err := l.n.ix.RecordPermitConflict(context.WithoutCancel(ctx), c.ID, now); err != nil {
+				l.n.log.Error("permit conflict not counted", "permit", c.ID, "err", err)
+			}
 		}
 	} else {
 		// Not a permit the hub signed: its claims mean nothing, but a
@@ -194,8 +211,7 @@ func (u *permitUses) add(c permit.Claims, allowed bool, now time.Time) (index.Pe
 		u.pending[c.ID] = p
 	}
 	if p.use.Uses == 0 && p.use.Refusals == 0 {
-		p.use = index.PermitUse{ID: c.ID, Researcher: c.Researcher, Node: c.Node, Dataset: c.Dataset, Snapshot: c.Snapshot,
-			Ops: opStrings(c.Operations), Expires: c.ExpiresAt(), First: now}
+		p.use = useOf(c, now)
 	}
 	p.use.Last = now
 	if allowed {
@@ -255,12 +271,21 @@ func (l *Link) decide(ctx context.Context, token, researcher string, op permit.O
 	case c.Node != l.f.Node:
 		return c, ReasonOtherNode
 	}
+	digest := contentDigest(c)
+	if err := l.bind(ctx, c, digest, now); err != nil {
+		l.n.log.Error("permit check: the index did not bind the permit's content", "permit", c.ID, "err", err)
+		return c, ReasonUnavailable
+	}
 	st, err := l.n.ix.PermitStatus(ctx, c.ID, c.Dataset)
 	if err != nil {
 		l.n.log.Error("permit check: the index did not answer", "permit", c.ID, "err", err)
 		return c, ReasonUnavailable
 	}
 	switch {
+	case st.SeenDigest != digest || (st.ApprovedDigest != "" && st.ApprovedDigest != digest):
+		// Another permit was signed under this id: what the node saw,
+		// approved or revoked under the id is not this one.
+		return c, ReasonConflict
 	case !st.DatasetExists:
 		return c, ReasonNoDataset
 	case !permit.ValidOp(op) || !c.Allows(op):
@@ -273,6 +298,36 @@ func (l *Link) decide(ctx context.Context, token, researcher string, op permit.O
 		return c, ReasonApprovalRequired
 	}
 	return c, ""
+}
+
+// contentDigest is the hex SHA-256 of a permit's claims in canonical
+// form (the JSON of permit.Claims, fields in their fixed order): what the
+// node binds to a permit id when it first sees it.
+func contentDigest(c permit.Claims) string {
+	b, _ := json.Marshal(c) // strings and numbers alone: it cannot fail
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// bind binds the permit's id to its content in the index unless this
+// link did already (a binding never changes, so it is remembered).
+func (l *Link) bind(ctx context.Context, c permit.Claims, digest string, now time.Time) error {
+	if v, ok := l.bound.Load(c.ID); ok && v.(string) == digest {
+		return nil
+	}
+	bound, err := l.n.ix.BindPermit(ctx, useOf(c, now), digest)
+	if err != nil {
+		return err
+	}
+	if bound == digest {
+		l.bound.Store(c.ID, digest)
+	}
+	return nil
+}
+
+func useOf(c permit.Claims, now time.Time) index.PermitUse {
+	return index.PermitUse{ID: c.ID, Researcher: c.Researcher, Node: c.Node, Dataset: c.Dataset, Snapshot: c.Snapshot,
+		Ops: opStrings(c.Operations), Expires: c.ExpiresAt(), First: now}
 }
 
 func opStrings(ops []permit.Op) []string {
@@ -290,6 +345,7 @@ const (
 	PermitPending  = "pending"  // its dataset needs the node's approval, not given yet
 	PermitRevoked  = "revoked"  // revoked by the hub or the node
 	PermitExpired  = "expired"  // past its expiry
+	PermitConflict = "conflict" // another permit was presented under its id (with other claims), and refused
 )
 
 // PermitInfo is a permit as the node's operator sees it.
@@ -319,6 +375,8 @@ func (n *Node) Permits(ctx context.Context) ([]PermitInfo, error) {
 	for _, r := range recs {
 		p := PermitInfo{PermitRecord: r}
 		switch {
+		case r.Conflicts > 0:
+			p.State = PermitConflict
 		case r.Revoked != nil:
 			p.State = PermitRevoked
 		case r.Expires != nil && !now.Before(*r.Expires):
@@ -345,14 +403,92 @@ func checkPermitID(id string) error {
 	return nil
 }
 
-// ApprovePermit records the node's own approval of a permit, which a
-// dataset that requires approval needs before the permit is honoured.
-// A permit not seen yet may be approved ahead.
+// ApprovePermit records the node's own approval of the permit first
+// seen under id (ApprovePermitContent without a token).
 func (n *Node) ApprovePermit(ctx context.Context, id string) error {
+	_, err := n.ApprovePermitContent(ctx, id, "")
+	return err
+}
+
+// ApprovePermitContent records the node's own approval of a permit,
+// which a dataset that requires approval needs before the permit is
+// honoured. The approval is of content, not of an id: without a token,
+// of the claims first seen under id (ErrNotFound for an id never seen);
+// with a token (the permit itself, signed by the hub this node enrolled
+// with, for this node, not expired), of that token's claims, ahead of
+// any use. A token whose claims differ from those first seen under its
+// id is refused (ErrConflict). It returns the permit as now recorded,
+// for the operator to read what was approved.
+func (n *Node) ApprovePermitContent(ctx context.Context, id, token string) (PermitInfo, error) {
 	if err := checkPermitID(id); err != nil {
-		return err
+		return PermitInfo{}, err
 	}
-	return n.ix.ApprovePermit(ctx, id, time.Now().UTC())
+	now := time.Now().UTC()
+	var digest string
+	if token != "" {
+		f, ok, err := n.LoadFederation()
+		if err != nil {
+			return PermitInfo{}, err
+		}
+		if !ok {
+			return PermitInfo{}, fmt.Errorf("%w: this node is not enrolled: there is no hub key to check the permit against", index.ErrInvalid)
+		}
+		hubKey, err := fed.DecodeKey(f.HubKey)
+		if err != nil {
+			return PermitInfo{}, fmt.Errorf("%w: the hub key in federation.json: %v", index.ErrInvalid, err)
+		}
+		c, err := permit.Verify(hubKey, strings.TrimSpace(token), now, permitSkew)
+		switch {
+		case err != nil && !errors.Is(err, permit.ErrNotYetValid):
+			return PermitInfo{}, fmt.Errorf("%w: the token is not a permit of this node's hub that can be approved: %v", index.ErrInvalid, err)
+		case c.ID != id:
+			return PermitInfo{}, fmt.Errorf("%w: the token is permit %q, not %q", index.ErrInvalid, c.ID, id)
+		case c.Node != f.Node:
+			return PermitInfo{}, fmt.Errorf("%w: the token is a permit for node %q, not this node (%q)", index.ErrInvalid, c.Node, f.Node)
+		}
+		digest = contentDigest(c)
+		bound, err := n.ix.BindPermit(ctx, useOf(c, now), digest)
+		if err != nil {
+			return PermitInfo{}, err
+		}
+		if bound != digest {
+			return PermitInfo{}, fmt.Errorf("%w: permit %s: the token's claims differ from those first seen under this id; not approved", ErrConflict, id)
+		}
+	}
+	rec, ok, err := n.permit(ctx, id)
+	if err != nil {
+		return PermitInfo{}, err
+	}
+	if token == "" {
+		if !ok || rec.Digest == "" {
+			return PermitInfo{}, fmt.Errorf("%w: permit %s was never seen at this node (no content of it was checked here): approve it ahead with --token and the permit itself", index.ErrNotFound, id)
+		}
+		digest = rec.Digest
+	}
+	if err := n.ix.ApprovePermit(ctx, id, digest, now); err != nil {
+		return PermitInfo{}, err
+	}
+	rec, _, err = n.permit(ctx, id)
+	return rec, err
+}
+
+// ErrConflict is a permit whose content differs from the content first
+// seen under its id.
+var ErrConflict = errors.New("permit conflict")
+
+// permit is one permit as Permits lists it; ok is false when the node
+// knows nothing of id.
+func (n *Node) permit(ctx context.Context, id string) (PermitInfo, bool, error) {
+	ps, err := n.Permits(ctx)
+	if err != nil {
+		return PermitInfo{}, false, err
+	}
+	for _, p := range ps {
+		if p.ID == id {
+			return p, true, nil
+		}
+	}
+	return PermitInfo{}, false, nil
 }
 
 // RevokePermit revokes a permit at this node alone: it is refused here

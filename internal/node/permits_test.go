@@ -318,9 +318,10 @@ func testCheckPermit(t *testing.T, db string) {
 			t.Fatal(err)
 		}
 		e.check(tok, "u-7", permit.OpView, 403, ReasonApprovalRequired)
-		// Approval of another permit does not count.
-		if err := e.n.ApprovePermit(ctx, "p-other"); err != nil {
-			t.Fatal(err)
+		// Approval of an id never seen is refused (and of another
+		// permit would not count).
+		if err := e.n.ApprovePermit(ctx, "p-other"); !errors.Is(err, index.ErrNotFound) {
+			t.Fatalf("approve an id never seen: %v; want ErrNotFound", err)
 		}
 		e.check(tok, "u-7", permit.OpView, 403, ReasonApprovalRequired)
 		// Other datasets are not affected.
