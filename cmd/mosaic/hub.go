@@ -32,6 +32,8 @@ type hubFlags struct {
 	create bool
 	// oidc are the OpenID provider's flags (login.go).
 	oidc oidcFlags
+	// access are the flags of access requests and SMTP (hub_access.go).
+	access accessFlags
 }
 
 // registerCreate adds --create, which makes a new hub when --data names
@@ -58,6 +60,7 @@ func (f *hubFlags) register(fs *pflag.FlagSet, serve bool) {
 		fs.BoolVar(&f.natsAllowPlain, "nats-allow-plain", false, "also admit nodes without TLS on the NATS port, while nodes older than TLS upgrade (loopback only, unless --insecure)")
 		fs.BoolVar(&f.insecure, "insecure", false, "allow --nats-no-tls on addresses other machines reach: nodes' passwords cross the network in clear")
 		f.oidc.register(fs)
+		f.access.register(fs)
 	}
 }
 
@@ -118,6 +121,9 @@ func (f *hubFlags) configFor(e *env, cmd *cobra.Command) (hub.Config, error) {
 		}
 	}
 	f.oidc.apply(e, f.fs, &c)
+	if err := f.access.apply(e, f.fs, &c); err != nil {
+		return c, err
+	}
 	c.Log = slog.New(slog.NewJSONHandler(e.stderr, nil))
 	c.Defaults()
 	if err := c.Validate(); err != nil {
@@ -158,7 +164,7 @@ func newHubServeCmd(e *env) *cobra.Command {
 	var f hubFlags
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--listen ADDR] [--db URL] [--nats-listen ADDR]",
-		Short: "Serve the hub: catalogue, federated search, web pages, NATS for nodes",
+		Short: "Serve the hub: catalogue, federated search, access requests, permits, relay, viewer, NATS for nodes",
 		Long: `Serve the hub until interrupted. It embeds a NATS server with JetStream that
 nodes connect out to (--nats-listen; --nats-websocket adds WebSocket for
 nodes behind proxies; --nats uses an external cluster instead).
@@ -176,7 +182,29 @@ HTTP:
   /fdp                       FAIR Data Point entry point
   /api/v1/search             federated search (Samply Lens AST; login needed)
   /api/v1/enroll             node enrolment (one-time token)
-  /healthz, /readyz, /metrics`,
+  /access, /api/v1/access-requests
+                             access requests: a researcher asks for datasets,
+                             the hub's admins check the form, each dataset's
+                             representatives decide (notifications by e-mail
+                             with --smtp-addr, reminders --remind-after,
+                             escalation --escalate-after)
+  /api/v1/permits/ID/revoke  permits: each grant is a permit signed by the hub
+                             (at most --max-permit-days); nodes verify it
+                             themselves and get revocations at once and every
+                             --revocation-interval
+  /snapshots/ID              the citable cohort snapshot a permit covers
+  /dicom-web/permits/ID/     DICOMweb (QIDO-RS, WADO-RS) relayed to the node
+                             over its outbound link, under the permit
+  /viewer/?permit=ID         the image viewer of a view permit
+  /login, /oidc/login, /device, /oauth/token
+                             log-in: hub accounts, an OpenID provider
+                             (--oidc-issuer, docs/oidc.md), and the device
+                             grant of 'mosaic login --hub URL'
+  /healthz, /readyz, /metrics
+
+Docs: docs/access.md (the access road for researchers, representatives and
+operators), docs/oidc.md (log-in) and docs/architecture.md, in the docs
+directory of Mosaic's source tree.`,
 		Args: argsError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.configFor(e, cmd)

@@ -248,3 +248,24 @@ func TestVisibility(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestSeparationOfDuties: nobody checks or decides their own request:
+// an admin's own request is reviewed by another admin, and a
+// representative's own request for their dataset is decided by another
+// representative of it.
+func TestSeparationOfDuties(t *testing.T) {
+	w := newWorld(t, t.TempDir()+"/hub.db", Config{})
+	var r Request
+	w.must(t, 201, "root", "POST", "/api/v1/access-requests", newInput(dsA), &r)
+	w.must(t, 200, "root", "POST", "/api/v1/access-requests/"+r.ID+"/submit", nil, nil)
+	if got, msg := w.call(t, "root", "POST", "/api/v1/access-requests/"+r.ID+"/review", map[string]string{"decision": "approve"}, nil); got != 403 {
+		t.Errorf("an admin reviewed their own request: %d %s", got, msg)
+	}
+	var own Request
+	w.must(t, 201, "repA", "POST", "/api/v1/access-requests", newInput(dsA), &own)
+	w.must(t, 200, "repA", "POST", "/api/v1/access-requests/"+own.ID+"/submit", nil, nil)
+	w.must(t, 200, "root", "POST", "/api/v1/access-requests/"+own.ID+"/review", map[string]string{"decision": "approve"}, nil)
+	if got, msg := w.call(t, "repA", "POST", decisionPath(own.ID, dsA), map[string]string{"decision": "approve"}, nil); got != 403 {
+		t.Errorf("a representative decided their own request: %d %s", got, msg)
+	}
+}

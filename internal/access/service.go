@@ -685,6 +685,10 @@ func (s *Service) Review(ctx context.Context, actor Person, id, decision, messag
 	if err != nil {
 		return nil, err
 	}
+	if r.Researcher == actor.ID {
+		// Separation of duties: nobody checks their own request.
+		return nil, fmt.Errorf("%w: another administrator reviews your own request", ErrForbidden)
+	}
 	message = strings.TrimSpace(message)
 	if utf8.RuneCountInString(message) > maxMessage {
 		return nil, fmt.Errorf("%w: message longer than %d characters", ErrInvalid, maxMessage)
@@ -790,6 +794,11 @@ func (s *Service) representedDataset(ctx context.Context, actor Person, id, node
 	}
 	if !ok {
 		return nil, d, fmt.Errorf("%w: only a representative of %s/%s decides for it", ErrForbidden, node, dataset)
+	}
+	if r.Researcher == actor.ID {
+		// Separation of duties: a representative who asks for their own
+		// dataset's data is decided for by another representative.
+		return nil, d, fmt.Errorf("%w: another representative of %s/%s decides on your own request", ErrForbidden, node, dataset)
 	}
 	if !negotiated(r.State) {
 		return nil, d, fmt.Errorf("%w: the request is %s", ErrConflict, r.State)

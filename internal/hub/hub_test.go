@@ -310,7 +310,7 @@ func TestPseudonymsAndAlerts(t *testing.T) {
 		t.Errorf("audit log: %s", b)
 	}
 	req2 := httptest.NewRequest("GET", "/search", nil)
-	row := h.uiResult(req2, res).Rows[0]
+	row := h.uiResult(req2, res, nil).Rows[0]
 	if !strings.Contains(row.Refused, "spent for today") || !strings.Contains(row.Budget, "4.5 in all") {
 		t.Errorf("page row %+v", row)
 	}

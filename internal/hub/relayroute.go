@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -122,8 +124,11 @@ func (h *Hub) relay(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusServiceUnavailable, "the hub relays no DICOMweb requests: it was started without a relay")
 		return
 	}
+	// The query's values may be patient attributes (a QIDO search by
+	// name or birth date): the hub, which keeps no patient data, records
+	// only which parameters were given.
 	if err := h.record("user:"+u.ID, actionPermitRelay, id, map[string]any{
-		"node": p.Node, "method": r.Method, "path": sub, "query": r.URL.RawQuery}); err != nil {
+		"node": p.Node, "method": r.Method, "path": sub, "query_keys": queryKeys(r.URL.RawQuery)}); err != nil {
 		apiError(w, http.StatusServiceUnavailable, "the hub cannot write its audit log, so it relays nothing: try again later, or tell the hub's operator")
 		return
 	}
@@ -298,4 +303,22 @@ func relayBulk(seg []string) bool {
 		}
 	}
 	return true
+}
+
+// queryKeys lists the parameter names of a raw query, sorted, without
+// their values (at most 32, each at most 64 bytes).
+func queryKeys(raw string) []string {
+	v, _ := url.ParseQuery(raw)
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		if len(keys) == 32 {
+			break
+		}
+		if len(k) > 64 {
+			k = k[:64]
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

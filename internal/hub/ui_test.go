@@ -193,8 +193,12 @@ func TestUIDashboard(t *testing.T) {
 	}
 	// CT is in both datasets: its bar counts both datasets' studies.
 	uiWant(t, r, 200, "CT: 3,490 studies in 2 datasets", "Chest: 3,400 studies in 1 dataset")
-	// Anonymous visitors see no admin link.
-	uiWantNot(t, r, `href="/nodes"`)
+	// Anonymous visitors see no admin link, and no link to access
+	// requests; a logged-in researcher gets the latter.
+	uiWantNot(t, r, `href="/nodes"`, `href="/access"`)
+	researcher := uiLogin(t, srv, uiResearcher, uiResearcherPW)
+	uiWant(t, uiGet(t, srv.URL+"/", researcher), 200, `<a href="/access">Access</a>`)
+	uiWant(t, uiGet(t, srv.URL+"/access", researcher), 200, `<a href="/access" aria-current="page">Access</a>`)
 	// The stylesheet is served from the binary.
 	css := uiGet(t, srv.URL+"/ui/style.css", "")
 	uiWant(t, css, 200, "--accent")

@@ -77,6 +77,9 @@ type uiResultRow struct {
 	// Refused explains a dataset that gave no figures (privacy budget
 	// spent); Budget is what the researcher has left there, or "".
 	Refused, Budget string
+	// RequestURL opens an access request for this dataset with the
+	// query filled in.
+	RequestURL string
 }
 
 type uiNodeRow struct {
@@ -90,6 +93,19 @@ type uiSearchResult struct {
 	Rows           []uiResultRow
 	Nodes          []uiNodeRow
 	Total          int
+	// RequestAllURL opens one access request for every dataset of the
+	// result, with the query filled in.
+	RequestAllURL string
+}
+
+// uiAccessRequestURL is the new access request page with the query (a
+// compact Lens AST) and datasets (node/dataset) filled in.
+func uiAccessRequestURL(query []byte, datasets ...string) string {
+	v := url.Values{"dataset": datasets}
+	if len(query) > 0 {
+		v.Set("query", string(query))
+	}
+	return "/access/new?" + v.Encode()
 }
 
 type uiSearchData struct {
@@ -201,13 +217,14 @@ func (h *Hub) uiSearch(w http.ResponseWriter, r *http.Request) {
 		h.uiRender(w, r, status, "search", page)
 		return
 	}
-	d.Result = h.uiResult(r, res)
+	d.Result = h.uiResult(r, res, wire)
 	page.Body = d
 	h.uiRender(w, r, http.StatusOK, "search", page)
 }
 
-// uiResult arranges a search result for the page.
-func (h *Hub) uiResult(r *http.Request, res SearchResult) *uiSearchResult {
+// uiResult arranges a search result for the page; query is the Lens
+// AST the search ran, which the access request links carry.
+func (h *Hub) uiResult(r *http.Request, res SearchResult, query []byte) *uiSearchResult {
 	titles := map[string]string{}
 	if nodes, err := h.store.Nodes(r.Context()); err == nil {
 		for _, n := range nodes {
@@ -248,8 +265,16 @@ func (h *Hub) uiResult(r *http.Request, res SearchResult) *uiSearchResult {
 		if b := e.Budget; b != nil && b.TotalLeft >= 0 {
 			row.Budget = fmt.Sprintf("ε %.2g left today, %.3g in all", b.DayLeft, b.TotalLeft)
 		}
+		row.RequestURL = uiAccessRequestURL(query, e.Node+"/"+e.Dataset)
 		out.Total += e.SubjectsCount
 		out.Rows = append(out.Rows, row)
+	}
+	if len(out.Rows) > 1 {
+		all := make([]string, len(out.Rows))
+		for i, row := range out.Rows {
+			all[i] = row.Node + "/" + row.Dataset
+		}
+		out.RequestAllURL = uiAccessRequestURL(query, all...)
 	}
 	return out
 }

@@ -281,6 +281,7 @@ func (s *clientStream) run(w http.ResponseWriter) (handedOff bool) {
 			w.Header()[k] = v
 		}
 	}
+	confine(w.Header())
 	w.WriteHeader(h.Status)
 	flusher, _ := w.(http.Flusher)
 	if flusher != nil {

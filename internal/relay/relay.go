@@ -50,6 +50,7 @@ package relay
 import (
 	"encoding/binary"
 	"errors"
+	"mime"
 	"net/http"
 )
 
@@ -109,6 +110,40 @@ type failure struct {
 
 // requestHeaders are the request headers relayed to the node.
 var requestHeaders = []string{"Accept", "Range", "If-None-Match", "If-Range"}
+
+// passiveTypes are the media types a relayed answer may have on the
+// hub's origin: DICOMweb's and JSON, never anything a browser would run
+// or render as a page (HTML, SVG, XML, scripts). multipart/related must
+// also say its parts are one of them.
+var passiveTypes = map[string]bool{
+	"application/dicom+json": true, "application/json": true, "application/dicom": true,
+	"application/octet-stream": true, "application/zip": true, "text/plain": true,
+	"image/jpeg": true, "image/png": true, "image/gif": true, "image/jp2": true, "image/jls": true,
+	"image/jxl": true, "image/dicom-rle": true, "image/x-dicom-rle": true, "video/mp4": true, "video/mpeg": true,
+}
+
+// confine makes a node's answer harmless on the hub's origin, where the
+// hub's pages, session cookie and forms live: a media type outside
+// passiveTypes becomes application/octet-stream, the browser may not
+// guess another (nosniff), and a sandboxing policy forbids scripts,
+// plugins and requests should the answer be opened as a page. Patient
+// data is kept out of shared caches and of the browser's disk cache.
+func confine(h http.Header) {
+	if ct := h.Get("Content-Type"); ct != "" {
+		mt, params, err := mime.ParseMediaType(ct)
+		ok := err == nil && passiveTypes[mt]
+		if err == nil && mt == "multipart/related" {
+			inner, _, ierr := mime.ParseMediaType(params["type"])
+			ok = ierr == nil && passiveTypes[inner] && params["boundary"] != ""
+		}
+		if !ok {
+			h.Set("Content-Type", "application/octet-stream")
+		}
+	}
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; frame-ancestors 'none'")
+	h.Set("Cache-Control", "private, no-store")
+}
 
 // answerHeaders are the answer headers the hub passes on from the node;
 // any other (Set-Cookie above all) is dropped.

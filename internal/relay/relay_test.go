@@ -373,10 +373,19 @@ func TestSlowReaderBoundsNode(t *testing.T) {
 	defer resp.Body.Close()
 	buf := make([]byte, 1<<20)
 	io.ReadFull(resp.Body, buf)
+	// The node stops once the window and the sockets' buffers are full;
+	// on a loaded machine that takes a while, so wait for it to settle
+	// (at most 15 s), then check that it stays stopped.
+	w1, w2 := written.Load(), int64(-1)
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		if w2 = written.Load(); w2 == w1 {
+			break
+		}
+		w1 = w2
+	}
 	time.Sleep(time.Second)
-	w1 := written.Load()
-	time.Sleep(time.Second)
-	w2 := written.Load()
+	w2 = written.Load()
 	t.Logf("the node wrote %.1f MB, then %.1f MB a second later, while the client read 1 MB", float64(w1)/(1<<20), float64(w2)/(1<<20))
 	if w2 != w1 {
 		t.Fatalf("the node kept writing (%d, then %d bytes) while the client did not read", w1, w2)
