@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -15,8 +14,6 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/permit"
 	"github.com/mosaic-imaging/mosaic/internal/sqldb"
 )
-
-var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // snapshotTimeout bounds a node's answer to a snapshot task.
 const snapshotTimeout = 60 * time.Second
@@ -40,7 +37,7 @@ func (s *Service) snapshot(ctx context.Context, r *Request, d DatasetState) (fun
 		err = fmt.Errorf("%w: node %s: %s", ErrSnapshot, d.Node, ans.Error)
 	case ans.Node != d.Node || ans.Snapshot != snap || ans.Dataset != d.Dataset:
 		err = fmt.Errorf("%w: node %s answered for another snapshot", ErrSnapshot, d.Node)
-	case !hexDigest.MatchString(ans.Digest) || ans.Subjects < 0 || ans.Studies < 0 || ans.Floor < 0:
+	case !ans.DigestOK() || ans.Subjects < 0 || ans.Studies < 0 || ans.Floor < 0:
 		err = fmt.Errorf("%w: node %s sent a malformed answer", ErrSnapshot, d.Node)
 	}
 	if err != nil {

@@ -75,3 +75,11 @@ func (e *Engine) StudyUID(uid string) string {
 func (e *Engine) NoiseKey() []byte {
 	return e.h.sum(nil, "search-noise")
 }
+
+// SnapshotKey is a secret derived from the site key for the published
+// digests of cohort snapshots: only the node can recompute them, so a
+// digest cannot be used to test whether a known patient is in a cohort.
+// It is independent of NoiseKey.
+func (e *Engine) SnapshotKey() []byte {
+	return e.h.sum(nil, "snapshot-digest")
+}

@@ -45,8 +45,12 @@ type SnapshotAnswer struct {
 	Snapshot string    `json:"snapshot"`
 	Dataset  string    `json:"dataset"`
 	Created  time.Time `json:"created"`
-	// Digest is the SHA-256 (hex) of the node's sorted member list: one
-	// line per study, "patient-pseudonym study-uid\n".
+	// Digest commits to the node's member list without revealing it: an
+	// HMAC-SHA-256 (hex), keyed by a secret only the node holds, of the
+	// snapshot id, the dataset and the SHA-256 of the sorted lines
+	// "patient-pseudonym study-uid\n" (node.SnapshotDigest). Empty when
+	// the counts are withheld (zero): a cohort under the floor gets no
+	// digest at all.
 	Digest   string `json:"digest"`
 	Subjects int    `json:"subjects"`
 	Studies  int    `json:"studies"`
@@ -55,6 +59,24 @@ type SnapshotAnswer struct {
 	// Error is set when the node made no snapshot (no such dataset, a bad
 	// query); it never carries data.
 	Error string `json:"error,omitempty"`
+}
+
+// DigestOK reports whether the answer's digest is well formed: 64
+// lowercase hexadecimal digits, or empty when both counts are zero
+// (withheld under the node's floor).
+func (a SnapshotAnswer) DigestOK() bool {
+	if a.Digest == "" {
+		return a.Subjects == 0 && a.Studies == 0
+	}
+	if len(a.Digest) != 64 {
+		return false
+	}
+	for i := 0; i < len(a.Digest); i++ {
+		if c := a.Digest[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Revocation is one revoked permit.

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -214,8 +213,8 @@ func checkSnapshotAnswer(a fed.SnapshotAnswer, node, taskID string, body fed.Sna
 	case (a.Subjects > 0 && a.Subjects < a.Floor) || (a.Studies > 0 && a.Studies < a.Floor):
 		return fmt.Errorf("%w: counts under the node's own floor of %d", ErrNodeAnswer, a.Floor)
 	}
-	if d, err := hex.DecodeString(a.Digest); err != nil || len(d) != 32 {
-		return fmt.Errorf("%w: the digest is not a SHA-256 in hexadecimal", ErrNodeAnswer)
+	if !a.DigestOK() {
+		return fmt.Errorf("%w: the digest is not 64 lowercase hexadecimal digits, nor empty with counts withheld", ErrNodeAnswer)
 	}
 	return nil
 }

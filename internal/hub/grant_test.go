@@ -119,6 +119,8 @@ func TestSnapshotAnswerRefused(t *testing.T) {
 		{"another snapshot", false, func(a *fed.SnapshotAnswer) { a.Snapshot = "snap-2" }, ErrNodeAnswer},
 		{"another dataset", false, func(a *fed.SnapshotAnswer) { a.Dataset = "brain-mr" }, ErrNodeAnswer},
 		{"no digest", false, func(a *fed.SnapshotAnswer) { a.Digest = "" }, ErrNodeAnswer},
+		{"digest not hexadecimal", false, func(a *fed.SnapshotAnswer) { a.Digest = strings.Repeat("zz", 32) }, ErrNodeAnswer},
+		{"digest withheld with counts", false, func(a *fed.SnapshotAnswer) { a.Digest, a.Subjects = "", 0 }, ErrNodeAnswer},
 		{"count under the floor", false, func(a *fed.SnapshotAnswer) { a.Subjects = 3 }, ErrNodeAnswer},
 		{"the node's error", false, func(a *fed.SnapshotAnswer) { a.Error = "no such dataset" }, ErrNodeAnswer},
 	}

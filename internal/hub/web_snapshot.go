@@ -9,8 +9,9 @@ import (
 
 // A cohort snapshot's public landing page: what a citation of the
 // snapshot id leads to. It shows the query (as described in words), when
-// the snapshot was made, and per dataset the digest of the node's member
-// list and the counts as the node floored them; never a member. The
+// the snapshot was made, and per dataset the node's keyed digest of its
+// member list (none under the node's floor) and the counts after the
+// node's disclosure control; never a member. The
 // snapshots hook (package access keeps them) supplies it.
 
 // SnapshotView is a snapshot as its landing page shows it.
@@ -25,8 +26,9 @@ type SnapshotView struct {
 }
 
 // SnapshotDataset is one dataset's part in a snapshot, as its node
-// answered: the digest of its member list and its counts, zero under
-// its disclosure floor.
+// answered: the keyed digest of its member list (empty, withheld, when
+// the counts are under its floor) and its counts after its disclosure
+// control, zero under its floor.
 type SnapshotDataset struct {
 	Node, Dataset string
 	// Title is the dataset's title in the catalogue, if known.

@@ -2,6 +2,9 @@ package node
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mosaic-imaging/mosaic/internal/disclosure"
 	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/lens"
@@ -32,12 +36,14 @@ var (
 )
 
 // MakeSnapshot freezes the studies body.Query selects in body.Dataset
-// under the hub's id body.Snapshot and answers with their digest and
-// counts after the node's disclosure floor (a count under the floor is
-// 0), never the members. A snapshot that exists is answered as it was
-// made, whatever the query says now. The answer's Node and TaskID are
-// the caller's to fill in. Errors wrap ErrSnapshotRequest (bad input)
-// or index.ErrNotFound (no such dataset), or are the index's.
+// under the hub's id body.Snapshot and answers with their counts under
+// the node's disclosure control (snapshotFigures) and, when the subjects
+// count is not withheld, a keyed digest of the member list
+// (SnapshotDigest); never the members. A snapshot that exists is
+// answered as it was made, whatever the query says now. The answer's
+// Node and TaskID are the caller's to fill in. Errors wrap
+// ErrSnapshotRequest (bad input) or index.ErrNotFound (no such dataset),
+// or are the index's.
 func (n *Node) MakeSnapshot(ctx context.Context, body fed.SnapshotBody) (fed.SnapshotAnswer, error) {
 	floor := n.ctl.Policy().Floor
 	ans := fed.SnapshotAnswer{Snapshot: body.Snapshot, Dataset: body.Dataset, Floor: floor}
@@ -61,29 +67,104 @@ func (n *Node) MakeSnapshot(ctx context.Context, body fed.SnapshotBody) (fed.Sna
 		}
 		return ans, err
 	}
-	ans.Created, ans.Digest = sn.Created, sn.Digest
-	ans.Subjects, ans.Studies = floorCount(sn.Subjects, floor), floorCount(sn.Studies, floor)
+	f, err := n.snapshotFigures(ctx, sn)
+	if err != nil {
+		return ans, err
+	}
+	ans.Created = sn.Created
+	ans.Subjects, ans.Studies = f.Subjects, f.Studies
 	if ans.Subjects == 0 {
 		// Studies per patient would tell something of a set too small
-		// to count.
+		// to count, and a digest would tell an empty set from a small
+		// one (and let anyone holding a guess test it): neither leaves.
 		ans.Studies = 0
+		return ans, nil
 	}
+	ans.Digest = n.SnapshotDigest(sn)
 	return ans, nil
 }
 
-// Snapshot returns a snapshot the node made, with its raw counts (for
-// the node's operator; they must pass the floor before leaving the
-// node). index.ErrNotFound when there is none.
-func (n *Node) Snapshot(ctx context.Context, id, dataset string) (index.Snapshot, error) {
-	return n.ix.Snapshot(ctx, id, dataset)
+// snapshotFigures draws the published counts of a snapshot as a search
+// answer about the same set of patients would be drawn: through the
+// node's disclosure control (floor, noise seeded by the keyed digest of
+// the set, rounding, and the complement and overlap controls against
+// the dataset and the sets answered before), so a snapshot count is
+// never finer than a search answer. A snapshot is not a search: it is
+// made on a representative's decision, not a researcher's question, so
+// it is charged to no researcher's budget and not watched by the attack
+// detector (the control's Request without a researcher). The set is the
+// frozen member list, so the same snapshot gets the same figures
+// whatever was ingested since (the figures depend on it alone, up to
+// the complement control against the dataset as it is now).
+func (n *Node) snapshotFigures(ctx context.Context, sn index.Snapshot) (disclosure.Figures, error) {
+	members, err := n.ix.SnapshotStudies(ctx, sn.ID, sn.Dataset)
+	if err != nil {
+		return disclosure.Figures{}, err
+	}
+	byPatient := map[string]*disclosure.Subject{}
+	matched := disclosure.NewTallySize(sn.Subjects)
+	var order []*disclosure.Subject
+	for _, m := range members {
+		s := byPatient[m.Patient]
+		if s == nil {
+			s = &disclosure.Subject{Member: disclosure.MemberOf(sn.Dataset, m.Patient)}
+			byPatient[m.Patient] = s
+			order = append(order, s)
+		}
+		s.Studies++
+	}
+	for _, s := range order {
+		matched.Add(s)
+	}
+	// The dataset's whole population, for the complement control.
+	everyone, err := lens.Parse([]byte(`{"operand":"AND","children":[]}`))
+	if err != nil {
+		return disclosure.Figures{}, err
+	}
+	all, err := n.ix.FederatedSubjects(ctx, everyone)
+	if err != nil {
+		return disclosure.Figures{}, err
+	}
+	var pop *disclosure.Tally
+	version := ""
+	for _, d := range all {
+		if d.Dataset == sn.Dataset {
+			pop, version = tally(d.All), d.Version
+		}
+	}
+	a, err := n.ctl.Answer(ctx, disclosure.Request{Dataset: sn.Dataset, Query: "snapshot", Version: version, Matched: matched, Population: pop})
+	if err != nil {
+		return disclosure.Figures{}, err
+	}
+	// The answered set is durable before its figures leave.
+	if err := n.ctl.Flush(ctx); err != nil {
+		return disclosure.Figures{}, err
+	}
+	return a.Figures, nil
 }
 
-// floorCount is n, or 0 when n is under the floor.
-func floorCount(n, floor int) int {
-	if n < floor {
-		return 0
+// SnapshotDigest is the digest of a snapshot the node publishes: the
+// HMAC-SHA-256 (hex), keyed by a secret derived from the site key, of
+// the snapshot id, its dataset and the SHA-256 of its member list
+// (sn.Digest, index.SnapshotDigest). Only the node can recompute it, so
+// it commits to the members (the node can show later which members the
+// snapshot held) without letting anyone test a guessed member list; and
+// two snapshots of the same cohort get unrelated digests.
+func (n *Node) SnapshotDigest(sn index.Snapshot) string {
+	m := hmac.New(sha256.New, n.eng.SnapshotKey())
+	for _, part := range []string{"mosaic-snapshot", sn.ID, sn.Dataset, sn.Digest} {
+		m.Write([]byte(part))
+		m.Write([]byte{0})
 	}
-	return n
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Snapshot returns a snapshot the node made, with its raw counts and
+// the plain digest of its member list (for the node's operator; they
+// must pass the disclosure control, and the digest be keyed, before
+// leaving the node). index.ErrNotFound when there is none.
+func (n *Node) Snapshot(ctx context.Context, id, dataset string) (index.Snapshot, error) {
+	return n.ix.Snapshot(ctx, id, dataset)
 }
 
 // SnapshotHandler serves DICOMweb over the permit's snapshot (c.Snapshot

@@ -28,6 +28,7 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/audit"
 	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/index"
+	"github.com/mosaic-imaging/mosaic/internal/lens"
 	"github.com/mosaic-imaging/mosaic/internal/permit"
 	"github.com/mosaic-imaging/mosaic/internal/sqldb/sqltest"
 )
@@ -39,8 +40,18 @@ const allQuery = `{"operand":"AND","children":[]}`
 // cohort's patients numbered from first to last-1 into dataset "lung".
 func snapshotNode(t *testing.T, db string, floor int) (*Node, *httptest.Server, string, func(first, last int)) {
 	t.Helper()
+	return snapshotNodeWith(t, db, floor, nil)
+}
+
+// snapshotNodeWith is snapshotNode with the configuration edited first
+// (edit may be nil).
+func snapshotNodeWith(t *testing.T, db string, floor int, edit func(*Config)) (*Node, *httptest.Server, string, func(first, last int)) {
+	t.Helper()
 	dir, _ := testCohort(t)
 	cfg := Config{Data: t.TempDir(), Policy: "longitudinal", SearchFloor: floor, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxObjectBytes: 64 << 20}
+	if edit != nil {
+		edit(&cfg)
+	}
 	if db == "postgres" {
 		cfg.DB = sqltest.PostgresURL(t)
 	}
@@ -135,7 +146,11 @@ func digestOf(ms []index.SnapshotMember) string {
 // input is refused with a clear error.
 func TestMakeSnapshot(t *testing.T) {
 	ctx := context.Background()
-	n, srv, tok, ingest := snapshotNode(t, "sqlite", 10)
+	// Without noise, so that the whole cohort (12 patients) passes the
+	// floor every time (TestSnapshotCountsUnderDisclosureControl has
+	// noise).
+	noNoise := 0.0
+	n, srv, tok, ingest := snapshotNodeWith(t, "sqlite", 10, func(c *Config) { c.SearchNoise = &noNoise })
 	ingest(0, 4)
 	before := datasetStudies(t, srv, tok)
 	if len(before) < 4 {
@@ -146,11 +161,11 @@ func TestMakeSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ans.Digest != digestOf(before) || ans.Floor != 10 || ans.Subjects != 0 || ans.Studies != 0 || ans.Created.IsZero() {
-		t.Fatalf("snapshot of 4 patients under a floor of 10: %+v (digest here %s)", ans, digestOf(before))
+	if ans.Digest != "" || ans.Floor != 10 || ans.Subjects != 0 || ans.Studies != 0 || ans.Created.IsZero() {
+		t.Fatalf("snapshot of 4 patients under a floor of 10 (counts and digest withheld): %+v", ans)
 	}
-	if sn, _ := n.Snapshot(ctx, "s1", "lung"); sn.Subjects != 4 || sn.Studies != len(before) {
-		t.Fatalf("stored snapshot: %+v", sn)
+	if sn, _ := n.Snapshot(ctx, "s1", "lung"); sn.Subjects != 4 || sn.Studies != len(before) || sn.Digest != digestOf(before) {
+		t.Fatalf("stored snapshot: %+v (plain digest here %s)", sn, digestOf(before))
 	}
 
 	ingest(4, 12)
@@ -160,8 +175,15 @@ func TestMakeSnapshot(t *testing.T) {
 		t.Fatalf("the same snapshot after more patients came: %v\n%+v\n%+v", err, again, ans)
 	}
 	s2, err := n.MakeSnapshot(ctx, fed.SnapshotBody{Snapshot: "s2", Request: "r1", Dataset: "lung", Query: json.RawMessage(allQuery)})
-	if err != nil || s2.Digest != digestOf(after) || s2.Subjects < 10 || s2.Studies != len(after) {
-		t.Fatalf("snapshot of every patient: %v %+v", err, s2)
+	if err != nil || s2.Subjects < 10 || s2.Studies < 10 {
+		t.Fatalf("snapshot of every patient (at least the floor): %v %+v", err, s2)
+	}
+	sn2, err := n.Snapshot(ctx, "s2", "lung")
+	if err != nil || sn2.Digest != digestOf(after) {
+		t.Fatalf("stored snapshot s2: %v %+v, plain digest here %s", err, sn2, digestOf(after))
+	}
+	if s2.Digest != n.SnapshotDigest(sn2) || !s2.DigestOK() || s2.Digest == sn2.Digest {
+		t.Fatalf("published digest %s: not the node's keyed digest %s of the plain %s", s2.Digest, n.SnapshotDigest(sn2), sn2.Digest)
 	}
 
 	for _, c := range []struct {
@@ -439,7 +461,8 @@ func outsideInstance(t *testing.T, srv *httptest.Server, tok, study string) stri
 // by its own key and records it; a task signed by another key gets no
 // answer and is recorded as refused.
 func TestOnSnapshotRoundTrip(t *testing.T) {
-	n, _, _, ingest := snapshotNode(t, "sqlite", 1)
+	noNoise := 0.0 // two patients, counted and given a digest every time
+	n, _, _, ingest := snapshotNodeWith(t, "sqlite", 1, func(c *Config) { c.SearchNoise = &noNoise })
 	ingest(0, 2)
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
@@ -493,8 +516,11 @@ func TestOnSnapshotRoundTrip(t *testing.T) {
 	}
 	sn, err := n.ix.Snapshot(context.Background(), "snap-7", "lung")
 	if err != nil || ans.Error != "" || ans.Node != "north" || ans.TaskID != "t1" || ans.Snapshot != "snap-7" || ans.Dataset != "lung" ||
-		ans.Digest != sn.Digest || ans.Subjects != 2 || ans.Studies != sn.Studies || ans.Floor != 1 {
+		ans.Digest != n.SnapshotDigest(sn) || ans.Subjects != 2 || ans.Studies != sn.Studies || ans.Floor != 1 {
 		t.Fatalf("answer %+v; stored %+v %v", ans, sn, err)
+	}
+	if here, err := n.MakeSnapshot(context.Background(), body); err != nil || here.Subjects != ans.Subjects || here.Studies != ans.Studies || here.Digest != ans.Digest {
+		t.Fatalf("answer over NATS %+v, made here %+v (%v)", ans, here, err)
 	}
 
 	// A bad body gets an answer with an error and no data.
@@ -521,5 +547,108 @@ func TestOnSnapshotRoundTrip(t *testing.T) {
 	log := string(b)
 	if strings.Count(log, `"snapshot-made"`) != 2 || !strings.Contains(log, `"snap-7"`) || !strings.Contains(log, `"req-7"`) || !strings.Contains(log, `"task-refused"`) {
 		t.Errorf("audit log:\n%s", log)
+	}
+}
+
+// TestSnapshotDigestWithheldUnderFloor (found in review): the hub
+// publishes each node's digest on the public snapshot landing page. A
+// plain SHA-256 of "pseudonym study" lines would let anyone holding a
+// patient's pseudonym and study UIDs test whether that patient is in a
+// small cohort, and the digest of nothing would tell 0 from 1..floor-1.
+// Under the floor no digest leaves; above it, the digest is keyed by the
+// node (TestMakeSnapshot checks it is not the plain one).
+func TestSnapshotDigestWithheldUnderFloor(t *testing.T) {
+	ctx := context.Background()
+	n, srv, tok, ingest := snapshotNode(t, "sqlite", 10)
+	ingest(0, 1) // one patient: under the floor
+	members := datasetStudies(t, srv, tok)
+	ans, err := n.MakeSnapshot(ctx, fed.SnapshotBody{Snapshot: "s1", Request: "r1", Dataset: "lung", Query: json.RawMessage(allQuery)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ans.Subjects != 0 {
+		t.Fatalf("count under the floor left the node: %+v", ans)
+	}
+	if ans.Digest == digestOf(members) {
+		t.Errorf("a cohort of one patient under the floor gets a public digest anyone with that patient's pseudonym and study UIDs recomputes (%s)", ans.Digest)
+	}
+	if ans.Digest != "" {
+		t.Errorf("a cohort under the floor gets a digest %s: it must be withheld", ans.Digest)
+	}
+	if !ans.DigestOK() {
+		t.Errorf("the hub would refuse the answer %+v", ans)
+	}
+}
+
+// TestSnapshotCountsUnderDisclosureControl (found in review): search
+// counts pass the node's whole disclosure control (floor, rounding,
+// keyed noise, complement and overlap controls); a snapshot's counts,
+// published on the hub's public landing page, must too, or the hub (or
+// whoever holds its key) could difference exact counts of two queries
+// that differ by one person.
+func TestSnapshotCountsUnderDisclosureControl(t *testing.T) {
+	ctx := context.Background()
+	// A fixed site key: the noise is keyed by it, so the figures drawn
+	// here are the same every run (with a random key, both noisy counts
+	// would come out exact in a few runs in a thousand).
+	n, _, _, ingest := snapshotNodeWith(t, "sqlite", 10, func(c *Config) {
+		key := filepath.Join(c.Data, "site.key")
+		if err := os.WriteFile(key, bytes.Repeat([]byte{0x5a}, 32), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.SiteKey = key
+	})
+	ingest(0, 12)
+	pol := n.ctl.Policy()
+	ans, err := n.MakeSnapshot(ctx, fed.SnapshotBody{Snapshot: "s1", Request: "r1", Dataset: "lung", Query: json.RawMessage(allQuery)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := n.Snapshot(ctx, "s1", "lung")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("policy floor %d round %d noise %v; true subjects %d studies %d; answered %d %d", pol.Floor, pol.Round, pol.Noise, sn.Subjects, sn.Studies, ans.Subjects, ans.Studies)
+	if (pol.Noise > 0 || pol.Round > 1) && ans.Subjects == sn.Subjects && ans.Studies == sn.Studies {
+		t.Errorf("the snapshot answer carries the exact counts (%d subjects, %d studies) past the node's disclosure control", ans.Subjects, ans.Studies)
+	}
+}
+
+// TestSnapshotCountsAsSearch: a snapshot's counts are the figures a
+// federated search of the same set gets (the same seed, the same
+// controls), so a snapshot is never finer than a search answer; and
+// making it charges no researcher's budget.
+func TestSnapshotCountsAsSearch(t *testing.T) {
+	ctx := context.Background()
+	n, _, _, ingest := snapshotNode(t, "sqlite", 10)
+	ingest(0, 12)
+	if _, err := n.ix.UpdateDataset(ctx, "lung", func(d *index.Dataset) error {
+		d.Tier, d.Description, d.Licence, d.Contact = 2, "Synthetic lung CT", "CC-BY-4.0", "data@example.org"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := lens.Parse([]byte(allQuery))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _, err := n.Search(ctx, q, "r-1")
+	if err != nil || len(res) != 1 {
+		t.Fatalf("search: %v %+v", err, res)
+	}
+	spent, err := n.ctl.Spent(ctx, "lung", "r-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans, err := n.MakeSnapshot(ctx, fed.SnapshotBody{Snapshot: "s1", Request: "r1", Dataset: "lung", Query: json.RawMessage(allQuery)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("search %d/%d, snapshot %d/%d", res[0].SubjectsCount, res[0].StudiesCount, ans.Subjects, ans.Studies)
+	if ans.Subjects != res[0].SubjectsCount || ans.Studies != res[0].StudiesCount {
+		t.Errorf("snapshot of the whole dataset answers %d/%d, the search of it %d/%d", ans.Subjects, ans.Studies, res[0].SubjectsCount, res[0].StudiesCount)
+	}
+	if after, err := n.ctl.Spent(ctx, "lung", "r-1"); err != nil || *after != *spent {
+		t.Errorf("the snapshot charged a researcher's budget: %+v then %+v (%v)", spent, after, err)
 	}
 }
