@@ -25,6 +25,7 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/demo"
 	"github.com/mosaic-imaging/mosaic/internal/hub"
 	"github.com/mosaic-imaging/mosaic/internal/oidc"
+	"github.com/mosaic-imaging/mosaic/internal/testutil"
 	"github.com/mosaic-imaging/mosaic/internal/viewer"
 	"github.com/mosaic-imaging/mosaic/internal/viewer/viewertest"
 )
@@ -89,8 +90,8 @@ func e2eMailbox(t *testing.T) (*e2eMail, string) {
 // path is missing here.
 func e2eNeeds(t *testing.T) {
 	var missing []string
-	if _, err := os.Stat(uiChromiumPath); err != nil {
-		missing = append(missing, uiChromiumPath+" (apt-get install chromium)")
+	if _, err := os.Stat(testutil.ChromiumPath); err != nil {
+		missing = append(missing, testutil.ChromiumPath+" (apt-get install chromium)")
 	}
 	if !viewer.Built(viewer.Assets()) {
 		missing = append(missing, "the viewer (make viewer, before go test)")
@@ -421,24 +422,10 @@ func TestAccessEndToEnd(t *testing.T) {
 
 func sorted(s []string) []string { s = slices.Clone(s); sort.Strings(s); return s }
 
-// e2eBrowser starts headless Chromium with this machine's flags.
+// e2eBrowser starts headless Chromium for the rest of the test.
 func e2eBrowser(t *testing.T) context.Context {
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(uiChromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	ctx, cancel := context.WithTimeout(browser, 3*time.Minute)
-	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
+	ctx, cancel := context.WithTimeout(testutil.Browser(t, context.Background()), 3*time.Minute)
+	t.Cleanup(cancel)
 	return ctx
 }
 

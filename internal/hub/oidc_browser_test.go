@@ -2,7 +2,6 @@ package hub_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/mosaic-imaging/mosaic/internal/oidc"
+	"github.com/mosaic-imaging/mosaic/internal/testutil"
 )
 
 // TestOIDCBrowser logs in through the provider's own page in headless
@@ -17,32 +17,11 @@ import (
 // with the role the provider's groups give; then logs out at the hub and
 // the provider.
 func TestOIDCBrowser(t *testing.T) {
-	if _, err := os.Stat(uiChromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing: scripts/test-deps.sh installs Debian's chromium", uiChromiumPath)
-		}
-		t.Skipf("%s is missing (apt-get install chromium, or make test-deps): the browser test needs it", uiChromiumPath)
-	}
+	testutil.NeedChromium(t)
 	f := oidcSetup(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(uiChromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox, // the tests run as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
+	browser := testutil.Browser(t, ctx)
 	bctx, cancelSteps := context.WithTimeout(browser, 45*time.Second)
 	defer cancelSteps()
 

@@ -22,10 +22,8 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/node"
 	"github.com/mosaic-imaging/mosaic/internal/synth"
+	"github.com/mosaic-imaging/mosaic/internal/testutil"
 )
-
-// uiChromiumPath is Debian's Chromium (scripts/test-deps.sh installs it).
-const uiChromiumPath = "/usr/bin/chromium"
 
 const (
 	uiE2ENode    = "east-clinic"
@@ -203,12 +201,7 @@ func uiStartFederation(t *testing.T, ctx context.Context) uiFederation {
 // and node: log in, build a search, and read the node's counts off the
 // results table.
 func TestUIBrowser(t *testing.T) {
-	if _, err := os.Stat(uiChromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing: scripts/test-deps.sh installs Debian's chromium", uiChromiumPath)
-		}
-		t.Skipf("%s is missing (apt-get install chromium, or make test-deps): the browser test needs it", uiChromiumPath)
-	}
+	testutil.NeedChromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	t0 := time.Now()
@@ -219,24 +212,7 @@ func TestUIBrowser(t *testing.T) {
 		t.Fatalf("the cohort has %d female patients, under the floor %d: choose another seed", truth.female, uiE2EFloor)
 	}
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(uiChromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox, // the tests run as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
+	browser := testutil.Browser(t, ctx, chromedp.WindowSize(1280, 900))
 	// Every browser step must finish well inside the test's budget.
 	bctx, cancelSteps := context.WithTimeout(browser, 40*time.Second)
 	defer cancelSteps()

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/mosaic-imaging/mosaic/internal/testutil"
 	"github.com/mosaic-imaging/mosaic/internal/viewer"
 	"github.com/mosaic-imaging/mosaic/internal/viewer/viewertest"
 )
@@ -58,24 +59,7 @@ func TestViewerBrowser(t *testing.T) {
 	}
 	count := len(fx.want[study][series])
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox, // the tests run as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 800),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
+	browser := testutil.Browser(t, ctx, chromedp.WindowSize(1200, 800))
 	bctx, cancelSteps := context.WithTimeout(browser, 80*time.Second)
 	defer cancelSteps()
 
