@@ -124,19 +124,25 @@ func (h *Hub) accessUser(r *http.Request) (access.Person, bool) {
 	return toAccess(p), true
 }
 
-// accessTick is how often RunAccessReminders ticks (tests shorten it).
-var accessTick = time.Minute
+// accessTick is how often the hub looks for representatives to remind.
+const accessTick = time.Minute
 
 // RunAccessReminders calls the access service's Tick (reminders to
-// representatives, escalation to admins) every minute until
-// ctx ends; run it with the hub's background work. It returns at once
-// when access requests are not enabled.
+// representatives, escalation to admins) every minute until ctx ends.
+// The hub runs it with its background work from Open; it returns at
+// once when access requests are not enabled.
 func (h *Hub) RunAccessReminders(ctx context.Context) error {
+	return h.runAccessReminders(ctx, accessTick)
+}
+
+// runAccessReminders is RunAccessReminders ticking every interval
+// (tests shorten it).
+func (h *Hub) runAccessReminders(ctx context.Context, every time.Duration) error {
 	st := h.access.Load()
 	if st == nil {
 		return nil
 	}
-	t := time.NewTicker(accessTick)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

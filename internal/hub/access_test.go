@@ -192,10 +192,9 @@ func TestAccessOnHub(t *testing.T) {
 	}
 
 	// The reminders loop reminds dave, whose dataset waits on him.
-	accessTick = 10 * time.Millisecond
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- h.RunAccessReminders(rctx) }()
+	go func() { done <- h.runAccessReminders(rctx, 10*time.Millisecond) }()
 	waitUntil(t, 5*time.Second, func() bool {
 		ns, _ := svc.Notifications(ctx, "dave", true)
 		for _, n := range ns {
