@@ -21,9 +21,6 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/viewer/viewertest"
 )
 
-// chromiumPath is Debian's Chromium (scripts/test-deps.sh installs it).
-const chromiumPath = "/usr/bin/chromium"
-
 // TestViewerBrowser opens the built viewer in headless Chromium against a
 // real node on the same origin, and checks what a researcher needs: the
 // series of every study are listed, a series is drawn (pixels read back
@@ -35,8 +32,8 @@ const chromiumPath = "/usr/bin/chromium"
 // to a study and series opens just those, and the page's Content Security
 // Policy is never violated.
 func TestViewerBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		needTool(t, fmt.Errorf("%s is missing (apt-get install chromium, or make test-deps): %w", chromiumPath, err))
+	if _, err := os.Stat(testutil.ChromiumPath); err != nil {
+		needTool(t, fmt.Errorf("%s is missing (apt-get install chromium, or make test-deps): %w", testutil.ChromiumPath, err))
 	}
 	needTool(t, viewer.Check(viewer.Assets()))
 	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
