@@ -153,7 +153,8 @@ storage.`,
   mosaic node serve --data /srv/node --listen 127.0.0.1:8180`,
 	}
 	cmd.AddCommand(newNodeInitCmd(e), newNodeServeCmd(e), newNodeDatasetCmd(e), newNodeTokenCmd(e), newNodeIngestCmd(e),
-		newNodeImportClinicalCmd(e), newNodeCheckCmd(e), newNodeGCCmd(e), newNodeEnrollCmd(e), newNodePermitsCmd(e))
+		newNodeImportClinicalCmd(e), newNodeCheckCmd(e), newNodeGCCmd(e), newNodeEnrollCmd(e), newNodePermitsCmd(e),
+		newNodeImportTableCmd(e), newNodeAirlockCmd(e))
 	return cmd
 }
 

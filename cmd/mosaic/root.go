@@ -108,6 +108,7 @@ was wrong.`,
 		return &flagError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
 	})
 	root.AddCommand(newSynthCmd(e), newDumpCmd(e), newDeidCmd(e), newNodeCmd(e), newHubCmd(e), newDemoCmd(e), newAuditCmd(e), newLoginCmd(e), newLogoutCmd(e),
+		newJobCmd(e), newAnalyzeCmd(e), newToolCmd(e),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version of this binary (the same as --version)",

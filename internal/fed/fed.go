@@ -50,7 +50,7 @@ const (
 )
 
 // NodeMessages lists every message a node may send.
-var NodeMessages = []NodeMessage{MsgHeartbeat, MsgCatalogue, MsgLeaving}
+var NodeMessages = []NodeMessage{MsgHeartbeat, MsgCatalogue, MsgLeaving, MsgJob}
 
 // NodeSubject is the subject node id publishes message kind on.
 func NodeSubject(id string, kind NodeMessage) string { return subjectNode + id + "." + string(kind) }

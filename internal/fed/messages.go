@@ -137,6 +137,9 @@ type DatasetSummary struct {
 	Sexes         []string  `json:"sexes"`
 	AgeRange      *AgeRange `json:"age_range,omitempty"`
 	Modified      time.Time `json:"modified"`
+	// Tables lists the research tables of a Tier 3 dataset (names,
+	// columns and types only).
+	Tables []TableSummary `json:"tables,omitempty"`
 }
 
 // Catalogue is a node's full catalogue message: every dataset, so that

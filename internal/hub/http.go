@@ -47,6 +47,8 @@ func (h *Hub) Handler() http.Handler {
 	h.catalogueRoutes(route)
 	h.oidcRoutes(route)
 	h.accessRoutes(route)
+	h.jobRoutes(route)
+	h.computeRoutes(route)
 	h.viewerRoutes(mux)
 	h.uiRoutes(route)
 	return mux

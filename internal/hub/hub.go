@@ -115,6 +115,9 @@ type Config struct {
 	// SMTP is the mail server notifications of access requests go
 	// through; without an address they are shown in the web pages only.
 	SMTP SMTPConfig `json:"smtp"`
+	// Processing tunes jobs, the tool catalogue and federated
+	// computations (docs/processing.md).
+	Processing ProcessingConfig `json:"processing"`
 }
 
 // AccessConfig tunes access requests.
@@ -371,6 +374,14 @@ func Open(ctx context.Context, cfg Config) (*Hub, error) {
 	}
 	if _, err := h.EnableAccess(access.Config{RemindAfter: cfg.Access.RemindAfter, EscalateAfter: cfg.Access.EscalateAfter,
 		MaxDays: cfg.Access.MaxDays}, h, h, mail); err != nil {
+		return fail(err)
+	}
+	// Federated processing: jobs at the data, the tool catalogue, and
+	// federated analyses, learning and validation.
+	if err := h.enableJobs(); err != nil {
+		return fail(err)
+	}
+	if err := h.enableCompute(); err != nil {
 		return fail(err)
 	}
 	h.SetForwarder(relay.NewClient(h.nc, func(t fed.Task) ([]byte, error) { return fed.Seal(h.key, fed.SignerHub, t) },

@@ -20,6 +20,7 @@ func (h *Hub) subscribe() error {
 		fed.MsgHeartbeat: h.onHeartbeat,
 		fed.MsgCatalogue: h.onCatalogue,
 		fed.MsgLeaving:   h.onLeaving,
+		fed.MsgJob:       h.onJobEvent,
 	}
 	for _, kind := range fed.NodeMessages {
 		fn := handlers[kind]

@@ -47,6 +47,9 @@ func (n *Node) Handler() http.Handler {
 	route("DELETE /api/v1/tokens/{id}", n.revokeToken, index.ScopeAdmin)
 
 	n.dicomwebRoutes(route)
+	n.tableRoutes(route)
+	n.airlockRoutes(route)
+	n.jobRoutes(route)
 	route("/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "no such resource: "+r.Method+" "+r.URL.Path)
 	}, "")

@@ -30,6 +30,12 @@ func (l *Link) onTask(m *nats.Msg) {
 		l.onRevoke(m, task)
 	case fed.TaskRelay:
 		l.onRelay(m, task)
+	case fed.TaskJob:
+		l.onJob(m, task)
+	case fed.TaskJobCancel:
+		l.onJobCancel(m, task)
+	case fed.TaskCompute:
+		l.onCompute(m, task)
 	default:
 		l.n.log.Warn("task refused", "err", "unknown kind", "kind", string(task.Kind))
 		if _, aerr := l.audit.Append(audit.Entry{Actor: actorHub, Action: actionTaskRefused, Subject: task.ID, Detail: map[string]any{"reason": "unknown kind"}}); aerr != nil {

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mosaic-imaging/mosaic/internal/airlock"
+	"github.com/mosaic-imaging/mosaic/internal/executor"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -106,6 +108,16 @@ type Config struct {
 	// 15 s): past it every permit is refused until the hub is heard again
 	// (fail closed). Default 5 minutes.
 	PermitOfflineLimit time.Duration `json:"permit_offline_limit"`
+
+	// Jobs chooses and confines the executor of processing jobs
+	// (docs/processing.md); without one, the node runs built-in analyses
+	// only.
+	Jobs executor.Config `json:"jobs"`
+	// MaxJobs caps the jobs the node runs at once (default 2).
+	MaxJobs int `json:"max_jobs,omitempty"`
+	// Airlock is what the node checks before any output of a job or an
+	// analysis leaves it (defaults: SACRO ACRO's).
+	Airlock airlock.Policy `json:"airlock"`
 
 	// Clock, when set, replaces time.Now for the privacy budget's days
 	// (the attack harness moves it on to replay many days).

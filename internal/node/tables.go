@@ -1,0 +1,6 @@
+package node
+
+import "net/http"
+
+// tableRoutes mounts the research tables API (contract stub).
+func (n *Node) tableRoutes(route func(string, http.HandlerFunc, string)) {}

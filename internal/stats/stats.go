@@ -1,0 +1,183 @@
+// Package stats is federated statistics that equal a pooled analysis
+// without any row leaving a node: formulas in R's notation, design
+// matrices with treatment contrasts, the per-node parts of summaries,
+// contingency tables, linear regression (XᵀX, Xᵀy, yᵀy, n) and logistic
+// regression (gradient and Hessian per Newton step), the hub's
+// combination of their sums into R-like fits, and the node's checks
+// (floor, saturation, small category levels) that refuse a part before
+// it leaves.
+package stats
+
+import (
+	"context"
+	"errors"
+
+	"github.com/mosaic-imaging/mosaic/internal/table"
+)
+
+// ErrNotImplemented marks the contract's stubs.
+var ErrNotImplemented = errors.New("stats: not implemented")
+
+// Refusal is a node's refusal of a part: Code is one of fed's Refused*
+// codes, Reason says why in words and never carries data.
+type Refusal struct {
+	Code   string
+	Reason string
+}
+
+func (r *Refusal) Error() string { return "stats: refused (" + r.Code + "): " + r.Reason }
+
+// Policy is what a node enforces on every part it lets out.
+type Policy struct {
+	// Floor is the node's disclosure floor k (rows, and rows per level
+	// of a categorical or binary term).
+	Floor int
+	// MaxParamFraction refuses a model with more parameters than this
+	// fraction of the node's rows (default 1/3).
+	MaxParamFraction float64
+}
+
+// Formula is a parsed model formula: y ~ a + b + factor(c) + a:b.
+type Formula struct {
+	Response string
+	// Terms in the order written; "1" absent means an intercept, "- 1"
+	// or "+ 0" removes it.
+	Terms     []Term
+	Intercept bool
+}
+
+// Term is one term: a single variable, factor(variable), or an
+// interaction of variables joined by ':'.
+type Term struct {
+	Vars   []string
+	Factor []bool // per var: wrapped in factor()
+}
+
+// ParseFormula parses R's formula notation (the subset documented in
+// docs/processing.md), refusing anything else with a clear error.
+func ParseFormula(s string) (*Formula, error) { return nil, ErrNotImplemented }
+
+// String writes the formula back in canonical form.
+func (f *Formula) String() string { return "" }
+
+// Variables lists the columns the formula uses, response first.
+func (f *Formula) Variables() []string { return nil }
+
+// Levels are the levels of each categorical variable of a model, agreed
+// across nodes (the hub takes the sorted union of the nodes' levels).
+type Levels map[string][]string
+
+// NodeLevels returns the levels of the formula's categorical variables
+// in t's complete rows; a level present with fewer rows than the floor
+// refuses the whole model at this node (RefusedLevel).
+func NodeLevels(t *table.Table, f *Formula, pol Policy) (Levels, error) { return nil, ErrNotImplemented }
+
+// Coefficients names the model's coefficients in order, as R does
+// ("(Intercept)", "age", "factor(stage)II", "a:b").
+func Coefficients(f *Formula, lv Levels, t *table.Table) ([]string, error) { return nil, ErrNotImplemented }
+
+// LMPart is one node's part of a linear model. Used lists the rows it
+// used (complete cases), for the node's overlap control; it never
+// leaves the node.
+type LMPart struct {
+	P    int       // number of coefficients
+	XtX  []float64 // P×P, row-major
+	Xty  []float64
+	Yty  float64
+	N    float64
+	Used []int `json:"-"`
+}
+
+// Vector flattens the part for secure aggregation; LMPartFromVector
+// reads a sum back.
+func (p *LMPart) Vector() []float64 { return nil }
+
+// LMPartFromVector reads a vector made by Vector (or a sum of them).
+func LMPartFromVector(P int, v []float64) (*LMPart, error) { return nil, ErrNotImplemented }
+
+// NodeLM computes a node's part of a linear model after its checks:
+// refused under the floor, when parameters exceed MaxParamFraction of
+// its rows, or when a binary or categorical term has a level under the
+// floor.
+func NodeLM(t *table.Table, f *Formula, lv Levels, pol Policy) (*LMPart, error) {
+	return nil, ErrNotImplemented
+}
+
+// Coef is one row of a fit's coefficient table.
+type Coef struct {
+	Term      string  `json:"term"`
+	Estimate  float64 `json:"estimate"`
+	StdError  float64 `json:"std_error"`
+	Statistic float64 `json:"statistic"` // t for lm, z for glm
+	PValue    float64 `json:"p_value"`
+}
+
+// Fit is a fitted model, shaped like R's summary().
+type Fit struct {
+	Formula      string         `json:"formula"`
+	Family       string         `json:"family"` // "gaussian" for lm, "binomial"
+	Coefficients []Coef         `json:"coefficients"`
+	Sigma        float64        `json:"sigma,omitempty"` // residual standard error (lm)
+	DF           int            `json:"df"`              // residual degrees of freedom
+	RSquared     float64        `json:"r_squared,omitempty"`
+	AdjRSquared  float64        `json:"adj_r_squared,omitempty"`
+	FStatistic   float64        `json:"f_statistic,omitempty"`
+	Deviance     float64        `json:"deviance,omitempty"`
+	NullDeviance float64        `json:"null_deviance,omitempty"`
+	AIC          float64        `json:"aic,omitempty"`
+	Iterations   int            `json:"iterations,omitempty"`
+	N            int            `json:"n"`
+	RowsPerNode  map[string]int `json:"rows_per_node"`
+}
+
+// FitLM fits a linear model from the sum of the nodes' parts.
+func FitLM(coefs []string, sum *LMPart) (*Fit, error) { return nil, ErrNotImplemented }
+
+// GLMPart is one node's part of a Newton-Raphson step of a logistic
+// regression at beta: the gradient and Hessian of the log-likelihood,
+// the deviance, and the rows used.
+type GLMPart struct {
+	P        int
+	Grad     []float64
+	Hess     []float64 // P×P, row-major (XᵀWX)
+	Deviance float64
+	N        float64
+	Used     []int `json:"-"`
+}
+
+// Vector flattens the part for secure aggregation.
+func (p *GLMPart) Vector() []float64 { return nil }
+
+// GLMPartFromVector reads a vector made by Vector (or a sum of them).
+func GLMPartFromVector(P int, v []float64) (*GLMPart, error) { return nil, ErrNotImplemented }
+
+// NodeGLM computes a node's part of one Newton step at beta, with the
+// checks of NodeLM. Family is "binomial" (logit link).
+func NodeGLM(t *table.Table, f *Formula, lv Levels, family string, beta []float64, pol Policy) (*GLMPart, error) {
+	return nil, ErrNotImplemented
+}
+
+// GLMEval returns the summed parts at beta (one federated step).
+type GLMEval func(ctx context.Context, iter int, beta []float64) (*GLMPart, error)
+
+// FitGLM runs Newton-Raphson from zero, asking eval for each step's
+// summed parts, until the deviance changes by less than R's glm default
+// (1e-8 relative) or maxIter steps.
+func FitGLM(ctx context.Context, coefs []string, family string, eval GLMEval, maxIter int) (*Fit, error) {
+	return nil, ErrNotImplemented
+}
+
+// SummaryPart is one node's part of summaries of numeric variables:
+// counts, sums and sums of squares (mean and variance pooled exactly).
+type SummaryPart struct {
+	Vars  []string
+	N     []float64
+	Sum   []float64
+	SumSq []float64
+	Used  []int `json:"-"`
+}
+
+// NodeSummary computes a node's summary part, refused under the floor.
+func NodeSummary(t *table.Table, vars []string, pol Policy) (*SummaryPart, error) {
+	return nil, ErrNotImplemented
+}
