@@ -38,6 +38,22 @@ fi
 if ! dpkg -s orthanc-dicomweb >/dev/null 2>&1; then
 	missing+=(orthanc-dicomweb)
 fi
+# Federated processing: the sandbox (bubblewrap) and container (podman
+# with runc) executors, R and statsmodels as independent oracles of the
+# federated regressions, numpy and torch for the training examples.
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+command -v Rscript >/dev/null 2>&1 || missing+=(r-base-core)
+if ! /usr/bin/python3 -c 'import statsmodels' >/dev/null 2>&1; then
+	missing+=(python3-statsmodels)
+fi
+if ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then
+	missing+=(python3-numpy)
+fi
+if ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
+	missing+=(python3-torch)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
