@@ -85,6 +85,10 @@ type Config struct {
 	ContainerRuntime string   `json:"container_runtime,omitempty"`
 	CgroupManager    string   `json:"cgroup_manager,omitempty"`
 	AllowImages      []string `json:"allow_images,omitempty"` // digests (sha256:...)
+	// AllowPrograms lists the SHA-256 digests (sha256:...) of the
+	// programs (scripts) the Process executor may run for jobs and
+	// training; empty refuses every program.
+	AllowPrograms []string `json:"allow_programs,omitempty"`
 	// Kubernetes.
 	Namespace  string `json:"namespace,omitempty"`
 	Kubeconfig string `json:"kubeconfig,omitempty"`
