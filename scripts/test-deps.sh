@@ -8,7 +8,10 @@
 # (the test starts its own Orthanc; the package's system service is not
 # started by the install, and stopped if it runs), and Node.js with npm,
 # which build the web viewer (make viewer) and run the dicomweb-client
-# conformance test in internal/viewer.
+# conformance test in internal/viewer; for federated processing,
+# bubblewrap and podman (with runc) for the sandbox and container
+# executors, R and statsmodels as independent oracles of the federated
+# regressions, and numpy and torch for the training examples.
 set -euo pipefail
 
 missing=()
