@@ -1,0 +1,610 @@
+package hub_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mosaic-imaging/mosaic/internal/airlock"
+	"github.com/mosaic-imaging/mosaic/internal/executor"
+	"github.com/mosaic-imaging/mosaic/internal/fed"
+	"github.com/mosaic-imaging/mosaic/internal/hub"
+	"github.com/mosaic-imaging/mosaic/internal/index"
+	"github.com/mosaic-imaging/mosaic/internal/jobs"
+	"github.com/mosaic-imaging/mosaic/internal/node"
+	"github.com/mosaic-imaging/mosaic/internal/permit"
+	"github.com/mosaic-imaging/mosaic/internal/testutil"
+)
+
+// fakeExec stands in for an executor: run decides what a run does.
+type fakeExec struct {
+	kind executor.Kind
+	run  func(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error)
+	runs atomic.Int32
+}
+
+func (f *fakeExec) Kind() executor.Kind { return f.kind }
+func (f *fakeExec) Run(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) {
+	f.runs.Add(1)
+	return f.run(ctx, spec, log)
+}
+
+// jobEnv is a hub and one node over NATS, with a researcher, an admin
+// and two reviewers of two organisations, and an approved process tool.
+type jobEnv struct {
+	t                    *testing.T
+	h                    *hub.Hub
+	url                  string
+	n                    *node.Node
+	researcher, resTok   string
+	adminTok             string
+	program              []byte
+	digest               string
+	exec                 *fakeExec
+	verdicts             map[string]airlock.Decision // by output name; release when absent
+	tokens               map[string]string // permit id: its token
+}
+
+func newJobEnv(t *testing.T, ncfg node.Config) *jobEnv {
+	t.Helper()
+	e := &jobEnv{t: t, researcher: "rosa", verdicts: map[string]airlock.Decision{}, tokens: map[string]string{}}
+	e.program = []byte("#!/bin/sh\necho hello from the job\necho 'x,n' > /out/result.csv\n")
+	e.digest = jobs.Digest(e.program)
+	if ncfg.Jobs.Kind == "" {
+		ncfg.Jobs.Kind = executor.Process
+	}
+	if ncfg.Jobs.AllowPrograms == nil {
+		ncfg.Jobs.AllowPrograms = []string{e.digest}
+	}
+	h, srv := tlsHub(t, hub.Config{RevocationInterval: 200 * time.Millisecond})
+	e.h, e.url = h, srv.URL
+	e.n = enrolNode(t, h, srv, "north", ncfg)
+	ctx := context.Background()
+	for _, ds := range []string{"lung", "brain"} {
+		if _, err := e.n.CreateDataset(ctx, index.Dataset{ID: ds, Title: ds, AccessRights: "RESTRICTED", Tier: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.exec = &fakeExec{kind: executor.Process, run: func(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) {
+		log("hello from the job")
+		os.WriteFile(filepath.Join(spec.Output, "result.csv"), []byte("x,n\na,12\n"), 0o644)
+		return executor.Result{ExitCode: 0, Duration: time.Millisecond}, nil
+	}}
+	e.n.SetExecutor(e.exec)
+	e.n.SetOutputCheck(func(_ airlock.Policy, _ airlock.Permissions, o airlock.Output) airlock.Verdict {
+		d, ok := e.verdicts[o.Name]
+		if !ok {
+			d = airlock.Release
+		}
+		return airlock.Verdict{Decision: d, Findings: []airlock.Finding{{Check: "test", Result: d, Detail: "decided by the test"}}}
+	})
+	startLink(t, e.n)
+	if !online(t, h, "north", 10*time.Second) {
+		t.Fatal("the node did not come online")
+	}
+	// The node must have heard the hub's revocation list before it
+	// honours any permit.
+	time.Sleep(500 * time.Millisecond)
+	for _, u := range []struct{ id, role, org string }{{"rosa", "researcher", "uni"}, {"root", "admin", "hub"}, {"alma", "researcher", "north-hospital"}, {"bert", "researcher", "south-hospital"}, {"carl", "researcher", "south-hospital"}} {
+		if err := h.AddUser(ctx, u.id, "password-"+u.id, u.role); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.SetOrganisation(ctx, u.id, u.org); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.resTok = e.token("rosa")
+	e.adminTok = e.token("root")
+	return e
+}
+
+func (e *jobEnv) token(user string) string {
+	tok, err := e.h.NewUserToken(context.Background(), user, "test")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// api calls the hub's API and decodes a 2xx answer into out.
+func (e *jobEnv) api(token, method, path string, body, out any) (int, string) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.url+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+	return resp.StatusCode, string(b)
+}
+
+// permit grants the researcher a permit at north.
+func (e *jobEnv) permit(id, dataset string, ops []permit.Op, expires time.Time) string {
+	e.t.Helper()
+	now := time.Now()
+	nbf := now.Add(-time.Hour)
+	tok, err := e.h.GrantTestPermit(context.Background(), permit.Claims{ID: id, Researcher: e.researcher, Node: "north", Dataset: dataset,
+		Snapshot: "snap-" + id, Operations: ops, Purpose: "test", IssuedAt: nbf.Unix(), NotBefore: nbf.Unix(), Expires: expires.Unix()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.tokens[id] = tok
+	return id
+}
+
+func (e *jobEnv) processPermit(id string) string {
+	return e.permit(id, "lung", []permit.Op{permit.OpProcess}, time.Now().Add(time.Hour))
+}
+
+// approvedTool registers the program and has two people of two
+// organisations approve it.
+func (e *jobEnv) approvedTool() jobs.Tool {
+	e.t.Helper()
+	var tool jobs.Tool
+	if st, b := e.api(e.resTok, "POST", "/api/v1/tools", jobs.ToolInput{Name: "hello", Kind: "process", Digest: e.digest, Description: "says hello", Program: e.program}, &tool); st != 201 {
+		e.t.Fatalf("register: %d %s", st, b)
+	}
+	for _, u := range []string{"alma", "bert"} {
+		if st, b := e.api(e.token(u), "POST", "/api/v1/tools/"+tool.ID+"/reviews", map[string]string{"decision": "approve", "comment": "read it"}, &tool); st != 200 {
+			e.t.Fatalf("review by %s: %d %s", u, st, b)
+		}
+	}
+	if tool.State != jobs.ToolApproved {
+		e.t.Fatalf("tool after two approvals of two organisations: %s", tool.State)
+	}
+	return tool
+}
+
+func (e *jobEnv) spec(permits ...string) jobs.Spec {
+	return jobs.Spec{JobName: "hello", Kind: "process", Image: e.digest, CommandArgs: []string{"--n", "1"}, DatasetsList: []string{"lung"},
+		Env: []jobs.EnvVar{{Name: "ALPHA", Value: "0.05"}}, Resources: jobs.Resources{Flavor: "no-gpu"}, Permits: permits}
+}
+
+func (e *jobEnv) submit(spec jobs.Spec) jobs.Job {
+	e.t.Helper()
+	var j jobs.Job
+	if st, b := e.api(e.resTok, "POST", "/api/v1/jobs", spec, &j); st != 201 {
+		e.t.Fatalf("submit: %d %s", st, b)
+	}
+	return j
+}
+
+// wait polls the job until ok says it is done.
+func (e *jobEnv) wait(id string, ok func(j jobs.Job) bool) jobs.Job {
+	e.t.Helper()
+	var j jobs.Job
+	if err := testutil.Poll(15*time.Second, func() error {
+		if st, b := e.api(e.resTok, "GET", "/api/v1/jobs/"+id, nil, &j); st != 200 {
+			return fmt.Errorf("get: %d %s", st, b)
+		}
+		if !ok(j) {
+			return fmt.Errorf("job %s: %+v", j.State, j.Nodes)
+		}
+		return nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return j
+}
+
+// ask sends a job task straight to the node, past the hub's checks, to
+// see the node's own.
+func (e *jobEnv) ask(body fed.JobBody) fed.JobAck {
+	e.t.Helper()
+	var ack fed.JobAck
+	if _, err := e.h.Ask(context.Background(), "north", fed.TaskJob, body, 10*time.Second, &ack); err != nil {
+		e.t.Fatal(err)
+	}
+	if ack.Node != "north" || ack.Job != body.Job {
+		e.t.Fatalf("ack %+v for job %s", ack, body.Job)
+	}
+	return ack
+}
+
+// body is a job task as the hub would send it, for permit id.
+func (e *jobEnv) body(job, permitID string, spec jobs.Spec, tool jobs.Tool) fed.JobBody {
+	e.t.Helper()
+	raw, _ := json.Marshal(spec)
+	traw, _ := json.Marshal(tool)
+	return fed.JobBody{Job: job, Permit: e.tokens[permitID], Researcher: e.researcher, Spec: raw, Tool: traw}
+}
+
+// TestJobEndToEnd: a researcher registers a program, two people of two
+// organisations approve it, and a job under a process permit runs at a
+// real node over NATS: the hub sees it run, its released log line, its
+// released output (assembled from chunks, SHA-256 checked), an output
+// held at the node arriving once a person releases it, and a refused
+// output reported by name.
+func TestJobEndToEnd(t *testing.T) {
+	e := newJobEnv(t, node.Config{})
+	tool := e.approvedTool()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 40000) // 640 kB: three chunks
+	var seen executor.Spec
+	e.exec.run = func(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) {
+		seen = spec
+		log("hello from the job")
+		log("second line")
+		os.WriteFile(filepath.Join(spec.Output, "result.csv"), []byte("x,n\na,12\n"), 0o644)
+		os.WriteFile(filepath.Join(spec.Output, "model.bin"), big, 0o644)
+		os.WriteFile(filepath.Join(spec.Output, "review.csv"), []byte("x,n\nb,3\n"), 0o644)
+		os.WriteFile(filepath.Join(spec.Output, "rows.csv"), []byte("id\n1\n"), 0o644)
+		return executor.Result{ExitCode: 0, Duration: time.Millisecond}, nil
+	}
+	e.verdicts["review.csv"] = airlock.Review
+	e.verdicts["rows.csv"] = airlock.Refuse
+	p := e.processPermit("pm-e2e")
+	j := e.submit(e.spec(p))
+	if j.Tool != tool.ID || len(j.Nodes) != 1 || j.Nodes[0].Node != "north" {
+		t.Fatalf("submitted: %+v", j)
+	}
+	j = e.wait(j.ID, func(j jobs.Job) bool { return j.State == fed.JobHeld })
+	ns := j.Nodes[0]
+	if ns.ExitCode == nil || *ns.ExitCode != 0 {
+		t.Errorf("exit code %v", ns.ExitCode)
+	}
+	if !strings.Contains(ns.Message, "rows.csv") || !strings.Contains(ns.Message, "held") {
+		t.Errorf("message %q does not name the refused and held outputs", ns.Message)
+	}
+	// What the executor was given: the program at /in, data at /data.
+	if len(seen.Command) != 3 || seen.Command[0] != "/in/program" || seen.Env["ALPHA"] != "0.05" || len(seen.Inputs) != 2 {
+		t.Errorf("executor spec %+v", seen)
+	}
+	// Logs.
+	var logs struct{ Lines []jobs.LogLine }
+	if st, b := e.api(e.resTok, "GET", "/api/v1/jobs/"+j.ID+"/logs", nil, &logs); st != 200 || len(logs.Lines) != 2 || logs.Lines[0].Line != "hello from the job" {
+		t.Errorf("logs: %d %s", st, b)
+	}
+	// Outputs: released ones only.
+	var outs struct{ Outputs []jobs.OutputInfo }
+	e.api(e.resTok, "GET", "/api/v1/jobs/"+j.ID+"/outputs", nil, &outs)
+	names := map[string]jobs.OutputInfo{}
+	for _, o := range outs.Outputs {
+		names[o.Name] = o
+	}
+	if len(names) != 2 || names["result.csv"].Size != 9 || names["model.bin"].Size != int64(len(big)) {
+		t.Fatalf("outputs %+v", outs.Outputs)
+	}
+	req, _ := http.NewRequest("GET", e.url+"/api/v1/jobs/"+j.ID+"/outputs/north/model.bin", nil)
+	req.Header.Set("Authorization", "Bearer "+e.resTok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	sum := sha256.Sum256(big)
+	if !bytes.Equal(got, big) || resp.Header.Get("X-Content-SHA256") != hex.EncodeToString(sum[:]) {
+		t.Errorf("model.bin: %d bytes, digest %s", len(got), resp.Header.Get("X-Content-SHA256"))
+	}
+	// Another researcher sees no such job.
+	e.h.AddUser(context.Background(), "eve", "password-eve", "researcher")
+	if st, _ := e.api(e.token("eve"), "GET", "/api/v1/jobs/"+j.ID, nil, nil); st != 404 {
+		t.Errorf("another researcher's GET: %d, want 404", st)
+	}
+	// The held output arrives once a person releases it.
+	if err := e.n.ReleaseJobOutput(context.Background(), j.ID, "review.csv"); err != nil {
+		t.Fatal(err)
+	}
+	j = e.wait(j.ID, func(j jobs.Job) bool { return j.State == fed.JobSucceeded })
+	if len(j.Nodes[0].Outputs) != 3 {
+		t.Errorf("outputs after the release: %+v", j.Nodes[0].Outputs)
+	}
+	// The job's folder is gone at the node.
+	if _, err := os.Stat(filepath.Join(e.n.Config().Data, "jobs", j.ID)); !os.IsNotExist(err) {
+		t.Errorf("job folder left behind: %v", err)
+	}
+	// The admin sees it in every job's list; the page shows it.
+	var all struct{ Jobs []jobs.Job }
+	if st, _ := e.api(e.adminTok, "GET", "/api/v1/jobs", nil, &all); st != 200 || len(all.Jobs) != 1 {
+		t.Errorf("admin list: %d %+v", st, all)
+	}
+	// The hub's audit log has the job's road.
+	for _, a := range []string{"job-submitted", "job-sent", "job-finished", "job-output-received"} {
+		if len(hubAudit(t, e.h, a)) == 0 {
+			t.Errorf("no %s in the hub's audit log", a)
+		}
+	}
+}
+
+// hubAudit returns the hub's audit records of action.
+func hubAudit(t *testing.T, h *hub.Hub, action string) []map[string]any {
+	t.Helper()
+	fh, err := os.Open(filepath.Join(h.Config().Data, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var rec map[string]any
+		json.Unmarshal(sc.Bytes(), &rec)
+		if rec["action"] == action {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// TestJobFollowLogs: ?follow=1 streams the log lines as they come and
+// ends when the job does.
+func TestJobFollowLogs(t *testing.T) {
+	e := newJobEnv(t, node.Config{})
+	e.approvedTool()
+	gate := make(chan struct{})
+	e.exec.run = func(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) {
+		log("first")
+		<-gate
+		log("second")
+		return executor.Result{}, nil
+	}
+	j := e.submit(e.spec(e.processPermit("pm-follow")))
+	req, _ := http.NewRequest("GET", e.url+"/api/v1/jobs/"+j.ID+"/logs?follow=1", nil)
+	req.Header.Set("Authorization", "Bearer "+e.resTok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() || sc.Text() != "north: first" {
+		t.Fatalf("first streamed line %q", sc.Text())
+	}
+	close(gate)
+	if !sc.Scan() || sc.Text() != "north: second" {
+		t.Fatalf("second streamed line %q", sc.Text())
+	}
+	done := make(chan bool)
+	go func() { done <- !sc.Scan() }()
+	select {
+	case ended := <-done:
+		if !ended {
+			t.Errorf("a line after the last: %q", sc.Text())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream did not end with the job")
+	}
+}
+
+// TestJobRefusedAtNode: the node's own checks, each with a job sent
+// straight to it past the hub's: no permit, an expired one, a revoked
+// one, a view-only one, one for another dataset, another researcher's,
+// a tool not approved, a tool not on the node's allow-list, and a node
+// busy with as many jobs as it allows. Nothing runs.
+func TestJobRefusedAtNode(t *testing.T) {
+	e := newJobEnv(t, node.Config{MaxJobs: 1})
+	tool := e.approvedTool()
+	ctx := context.Background()
+	good := e.processPermit("pm-good")
+	expired := e.permit("pm-expired", "lung", []permit.Op{permit.OpProcess}, time.Now().Add(-time.Minute))
+	view := e.permit("pm-view", "lung", []permit.Op{permit.OpView, permit.OpDownload}, time.Now().Add(time.Hour))
+	brain := e.permit("pm-brain", "brain", []permit.Op{permit.OpProcess}, time.Now().Add(time.Hour))
+	revoked := e.processPermit("pm-revoked")
+	if err := e.n.RevokePermit(ctx, revoked, "withdrawn"); err != nil {
+		t.Fatal(err)
+	}
+	pending := tool
+	pending.State = jobs.ToolPending
+	other := tool
+	other.Digest = jobs.Digest([]byte("another program"))
+	other.Program = []byte("another program")
+	otherSpec := e.spec("pm-good")
+	otherSpec.Image = other.Digest
+	cases := []struct {
+		name, code, reason string
+		body               fed.JobBody
+	}{
+		{"no permit", fed.RefusedPermit, "no permit", func() fed.JobBody { b := e.body("job-none", good, e.spec(good), tool); b.Permit = ""; return b }()},
+		{"forged permit", fed.RefusedPermit, "not valid", func() fed.JobBody { b := e.body("job-forged", good, e.spec(good), tool); b.Permit += "x"; return b }()},
+		{"expired", fed.RefusedPermit, "expired", e.body("job-expired", expired, e.spec(expired), tool)},
+		{"revoked", fed.RefusedPermit, "revoked", e.body("job-revoked", revoked, e.spec(revoked), tool)},
+		{"view only", fed.RefusedPermit, "does not allow", e.body("job-view", view, e.spec(view), tool)},
+		{"another dataset", fed.RefusedPermit, "does not name", e.body("job-brain", brain, e.spec(brain), tool)},
+		{"another researcher", fed.RefusedPermit, "another researcher", func() fed.JobBody {
+			b := e.body("job-other", good, e.spec(good), tool)
+			b.Researcher = "eve"
+			return b
+		}()},
+		{"tool not approved", fed.RefusedTool, "not approved", e.body("job-pending", good, e.spec(good), pending)},
+		{"not on the allow-list", fed.RefusedTool, "allow-list", e.body("job-allow", good, otherSpec, other)},
+		{"GPU flavor", fed.RefusedExecutor, "GPU", func() fed.JobBody {
+			s := e.spec(good)
+			s.Resources.Flavor = "small-gpu"
+			return e.body("job-gpu", good, s, tool)
+		}()},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ack := e.ask(c.body)
+			if ack.Accepted || ack.Refused != c.code || !strings.Contains(ack.Reason, c.reason) {
+				t.Errorf("ack %+v, want refused %s (%q)", ack, c.code, c.reason)
+			}
+		})
+	}
+	if n := e.exec.runs.Load(); n != 0 {
+		t.Errorf("%d runs of refused jobs", n)
+	}
+	t.Run("busy", func(t *testing.T) {
+		block := make(chan struct{})
+		e.exec.run = func(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) {
+			select {
+			case <-block:
+			case <-ctx.Done():
+			}
+			return executor.Result{}, nil
+		}
+		defer close(block)
+		if ack := e.ask(e.body("job-first", good, e.spec(good), tool)); !ack.Accepted {
+			t.Fatalf("first job: %+v", ack)
+		}
+		ack := e.ask(e.body("job-second", good, e.spec(good), tool))
+		if ack.Accepted || ack.Refused != fed.RefusedBusy {
+			t.Errorf("second job while the first runs at MaxJobs 1: %+v", ack)
+		}
+	})
+	if refused := nodeAuditActions(t, filepath.Join(e.n.Config().Data, "audit.log"), "job-refused"); len(refused) < len(cases)+1 {
+		t.Errorf("%d refusals in the node's audit log, want %d", len(refused), len(cases)+1)
+	}
+}
+
+// TestJobRefusedAtHub: the hub refuses at submission a job without
+// permits, with another's, a revoked, expired or view-only permit, a
+// dataset no permit covers, an unapproved or unknown tool, and a tag
+// rather than a digest; a dry run validates without sending.
+func TestJobRefusedAtHub(t *testing.T) {
+	e := newJobEnv(t, node.Config{})
+	good := e.processPermit("pm-good")
+	// Not approved yet: one approval, then two of one organisation.
+	var tool jobs.Tool
+	if st, b := e.api(e.resTok, "POST", "/api/v1/tools", jobs.ToolInput{Name: "hello", Kind: "process", Digest: e.digest, Program: e.program}, &tool); st != 201 {
+		t.Fatalf("register: %d %s", st, b)
+	}
+	if st, _ := e.api(e.resTok, "POST", "/api/v1/tools/"+tool.ID+"/reviews", map[string]string{"decision": "approve"}, nil); st != 403 {
+		t.Errorf("the submitter reviewed their own tool: %d", st)
+	}
+	refusedTool := func(why string) {
+		t.Helper()
+		if st, b := e.api(e.resTok, "POST", "/api/v1/jobs", e.spec(good), nil); st != 400 || !strings.Contains(b, "not approved") {
+			t.Errorf("%s: %d %s", why, st, b)
+		}
+	}
+	refusedTool("no review")
+	e.api(e.token("bert"), "POST", "/api/v1/tools/"+tool.ID+"/reviews", map[string]string{"decision": "approve"}, &tool)
+	refusedTool("one approval")
+	e.api(e.token("carl"), "POST", "/api/v1/tools/"+tool.ID+"/reviews", map[string]string{"decision": "approve"}, &tool)
+	if tool.State != jobs.ToolPending {
+		t.Errorf("two approvals of one organisation: %s", tool.State)
+	}
+	refusedTool("two approvals of one organisation")
+	e.api(e.token("alma"), "POST", "/api/v1/tools/"+tool.ID+"/reviews", map[string]string{"decision": "approve"}, &tool)
+	if tool.State != jobs.ToolApproved {
+		t.Fatalf("three approvals of two organisations: %s", tool.State)
+	}
+	view := e.permit("pm-view", "lung", []permit.Op{permit.OpView}, time.Now().Add(time.Hour))
+	expired := e.permit("pm-expired", "lung", []permit.Op{permit.OpProcess}, time.Now().Add(-time.Minute))
+	revoked := e.processPermit("pm-revoked")
+	e.h.RevokeTestPermit(context.Background(), revoked)
+	e.researcher = "alma"
+	almas := e.processPermit("pm-almas")
+	e.researcher = "rosa"
+	for _, c := range []struct {
+		name, want string
+		spec       jobs.Spec
+	}{
+		{"no permits", "at least one", e.spec()},
+		{"another's permit", "not one of yours", e.spec(almas)},
+		{"unknown permit", "not one of yours", e.spec("pm-nope")},
+		{"view only", "does not allow process", e.spec(view)},
+		{"expired", "expired", e.spec(expired)},
+		{"revoked", "revoked", e.spec(revoked)},
+		{"dataset not listed", "datasetsList does not name", func() jobs.Spec { s := e.spec(good); s.DatasetsList = []string{"brain"}; return s }()},
+		{"unknown tool", "not in the tool catalogue", func() jobs.Spec { s := e.spec(good); s.Image = jobs.Digest([]byte("x")); return s }()},
+		{"image by tag", "by digest", func() jobs.Spec { s := e.spec(good); s.Kind, s.Image = "container", "alpine:latest"; return s }()},
+		{"bad env", "environment variable", func() jobs.Spec { s := e.spec(good); s.Env = []jobs.EnvVar{{Name: "A=B"}}; return s }()},
+	} {
+		if st, b := e.api(e.resTok, "POST", "/api/v1/jobs", c.spec, nil); st != 400 || !strings.Contains(b, c.want) {
+			t.Errorf("%s: %d %s, want 400 with %q", c.name, st, b, c.want)
+		}
+	}
+	dry := e.spec(good)
+	dry.DryRun = true
+	var j jobs.Job
+	if st, b := e.api(e.resTok, "POST", "/api/v1/jobs", dry, &j); st != 200 || j.State != "dry-run" {
+		t.Errorf("dry run: %d %s", st, b)
+	}
+	var l struct{ Jobs []jobs.Job }
+	e.api(e.resTok, "GET", "/api/v1/jobs", nil, &l)
+	if len(l.Jobs) != 0 || e.exec.runs.Load() != 0 {
+		t.Errorf("a refused or dry-run job was recorded or run: %d jobs, %d runs", len(l.Jobs), e.exec.runs.Load())
+	}
+	if st, _ := e.api("", "GET", "/api/v1/jobs", nil, nil); st != 401 {
+		t.Errorf("without a token: %d", st)
+	}
+}
+
+// TestJobCancel: a job that would run for ever is cancelled from the
+// hub; the node stops it, reports it cancelled, and keeps serving.
+func TestJobCancel(t *testing.T) {
+	e := newJobEnv(t, node.Config{})
+	e.approvedTool()
+	started := make(chan struct{})
+	e.exec.run = func(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) {
+		close(started)
+		<-ctx.Done()
+		return executor.Result{Killed: "cancelled", ExitCode: -1}, nil
+	}
+	j := e.submit(e.spec(e.processPermit("pm-cancel")))
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job did not start")
+	}
+	if st, b := e.api(e.resTok, "DELETE", "/api/v1/jobs/"+j.ID, nil, nil); st != 200 {
+		t.Fatalf("cancel: %d %s", st, b)
+	}
+	j = e.wait(j.ID, func(j jobs.Job) bool { return j.State == fed.JobCancelled })
+	if len(e.n.RunningJobs()) != 0 {
+		t.Errorf("still running at the node: %v", e.n.RunningJobs())
+	}
+	// The node still takes jobs.
+	e.exec.run = func(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) { return executor.Result{}, nil }
+	j2 := e.submit(e.spec(e.processPermit("pm-after")))
+	e.wait(j2.ID, func(j jobs.Job) bool { return j.State == fed.JobSucceeded })
+}
+
+// TestJobExecutorFailure: an executor that fails, a program that exits
+// non-zero and one killed at a limit are reported as such, with the
+// exit code.
+func TestJobExecutorFailure(t *testing.T) {
+	e := newJobEnv(t, node.Config{})
+	e.approvedTool()
+	for _, c := range []struct {
+		name, state, msg string
+		res              executor.Result
+		err              error
+	}{
+		{"executor error", fed.JobFailed, "the executor failed: sandbox could not start", executor.Result{}, errors.New("sandbox could not start")},
+		{"exit code", fed.JobFailed, "exited with code 3", executor.Result{ExitCode: 3}, nil},
+		{"memory limit", fed.JobKilled, "memory limit", executor.Result{ExitCode: 137, Killed: "memory"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e.exec.run = func(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) { return c.res, c.err }
+			j := e.submit(e.spec(e.processPermit("pm-" + strings.ReplaceAll(c.name, " ", "-"))))
+			j = e.wait(j.ID, func(j jobs.Job) bool { return j.State != fed.JobQueued && j.State != fed.JobRunning })
+			if j.State != c.state || !strings.Contains(j.Nodes[0].Message, c.msg) {
+				t.Errorf("state %s, message %q; want %s, %q", j.State, j.Nodes[0].Message, c.state, c.msg)
+			}
+			if c.err == nil && (j.Nodes[0].ExitCode == nil || *j.Nodes[0].ExitCode != c.res.ExitCode) {
+				t.Errorf("exit code %v, want %d", j.Nodes[0].ExitCode, c.res.ExitCode)
+			}
+		})
+	}
+}
