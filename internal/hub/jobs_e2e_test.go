@@ -45,17 +45,17 @@ func (f *fakeExec) Run(ctx context.Context, spec executor.Spec, log func(string)
 // jobEnv is a hub and one node over NATS, with a researcher, an admin
 // and two reviewers of two organisations, and an approved process tool.
 type jobEnv struct {
-	t                    *testing.T
-	h                    *hub.Hub
-	url                  string
-	n                    *node.Node
-	researcher, resTok   string
-	adminTok             string
-	program              []byte
-	digest               string
-	exec                 *fakeExec
-	verdicts             map[string]airlock.Decision // by output name; release when absent
-	tokens               map[string]string // permit id: its token
+	t                  *testing.T
+	h                  *hub.Hub
+	url                string
+	n                  *node.Node
+	researcher, resTok string
+	adminTok           string
+	program            []byte
+	digest             string
+	exec               *fakeExec
+	verdicts           map[string]airlock.Decision // by output name; release when absent
+	tokens             map[string]string           // permit id: its token
 }
 
 func newJobEnv(t *testing.T, ncfg node.Config) *jobEnv {
@@ -575,7 +575,9 @@ func TestJobCancel(t *testing.T) {
 		t.Errorf("still running at the node: %v", e.n.RunningJobs())
 	}
 	// The node still takes jobs.
-	e.exec.run = func(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) { return executor.Result{}, nil }
+	e.exec.run = func(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) {
+		return executor.Result{}, nil
+	}
 	j2 := e.submit(e.spec(e.processPermit("pm-after")))
 	e.wait(j2.ID, func(j jobs.Job) bool { return j.State == fed.JobSucceeded })
 }
@@ -596,7 +598,9 @@ func TestJobExecutorFailure(t *testing.T) {
 		{"memory limit", fed.JobKilled, "memory limit", executor.Result{ExitCode: 137, Killed: "memory"}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			e.exec.run = func(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) { return c.res, c.err }
+			e.exec.run = func(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) {
+				return c.res, c.err
+			}
 			j := e.submit(e.spec(e.processPermit("pm-" + strings.ReplaceAll(c.name, " ", "-"))))
 			j = e.wait(j.ID, func(j jobs.Job) bool { return j.State != fed.JobQueued && j.State != fed.JobRunning })
 			if j.State != c.state || !strings.Contains(j.Nodes[0].Message, c.msg) {
