@@ -47,10 +47,10 @@ func Registered() []string {
 
 // BuiltinExecutor runs registered analyses in process.
 type BuiltinExecutor struct {
-	limits   Limits
-	maxLog   int
-	mu       sync.RWMutex
-	own      map[string]BuiltinFunc
+	limits Limits
+	maxLog int
+	mu     sync.RWMutex
+	own    map[string]BuiltinFunc
 }
 
 // NewBuiltin returns the in-process executor. It sees the package's
