@@ -211,8 +211,13 @@ func prepareOutput(dir string, uid int) error {
 // ended. A program not on the allow-list is refused (ErrNotAllowed)
 // before anything runs.
 func (p *ProcessExecutor) Run(ctx context.Context, spec Spec, log func(line string)) (Result, error) {
-	if err := validate(spec, true); err != nil {
+	if err := validate(spec, true, true); err != nil {
 		return Result{}, err
+	}
+	if f, err := LookupFlavor(spec.Flavor); err != nil {
+		return Result{}, err
+	} else if f.GPUs > 0 {
+		return Result{}, fmt.Errorf("%w: the process executor has no GPUs (flavor %s)", ErrUnavailable, f.Name)
 	}
 	prog, err := Program(spec)
 	if err != nil {

@@ -17,8 +17,8 @@ var reserved = []string{"/", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/proc",
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // validate checks the parts of a spec every executor shares.
-func validate(spec Spec, needOutput bool) error {
-	if len(spec.Command) == 0 || spec.Command[0] == "" {
+func validate(spec Spec, needOutput, needCommand bool) error {
+	if needCommand && (len(spec.Command) == 0 || spec.Command[0] == "") {
 		return fmt.Errorf("%w: empty command", ErrInvalid)
 	}
 	for _, a := range spec.Command {
