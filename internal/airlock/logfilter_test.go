@@ -10,9 +10,9 @@ func TestLogFilter(t *testing.T) {
 	}{
 		{"epoch 3 loss 0.6931472 accuracy 0.81", true},
 		{"reading table clinical (12 columns)", true},
-		{"patient 1234567 has no stage", false},          // a long digit run
-		{"born 19600131", false},                          // a date written as digits
-		{"series 1.2.840.113619.2.55 skipped", false},     // a UID
+		{"patient 1234567 has no stage", false},            // a long digit run
+		{"born 19600131", false},                           // a date written as digits
+		{"series 1.2.840.113619.2.55 skipped", false},      // a UID
 		{"skipping MOSAIC-ABCDEFGHJKLMNPQR: no CT", false}, // a pseudonym
 		{"skipping mosaic-abcdefghjklmnpqr.", false},       // in other case, with a full stop
 		{string(make([]byte, 300)), false},                 // long
