@@ -230,6 +230,8 @@ type Held struct {
 	// Stored says the content is kept (not for outputs over the size
 	// limit).
 	Stored bool `json:"stored"`
+	// Sent is when a released output was marked as sent to the hub.
+	Sent time.Time `json:"sent,omitzero"`
 }
 
 // States of a Held output.
