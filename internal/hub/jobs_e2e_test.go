@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -610,5 +611,70 @@ func TestJobExecutorFailure(t *testing.T) {
 				t.Errorf("exit code %v, want %d", j.Nodes[0].ExitCode, c.res.ExitCode)
 			}
 		})
+	}
+}
+
+// needSandbox skips a test when bubblewrap or util-linux's setpriv and
+// prlimit are missing, except under CI, where it fails.
+func needSandbox(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"bwrap", "setpriv", "prlimit"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is missing (apt-get install bubblewrap util-linux)", tool)
+			}
+			t.Skipf("%s is missing (apt-get install bubblewrap util-linux)", tool)
+		}
+	}
+}
+
+// TestJobSandboxedProcess: a job through the node's real bubblewrap
+// executor and its real airlock: the program sees its parameters at
+// /in, cannot read the host's files, writes an aggregate table in the
+// airlock's structured format, which it releases, and a bare CSV, which
+// waits for a person; a log line that looks like an identifier is held,
+// the others reach the hub.
+func TestJobSandboxedProcess(t *testing.T) {
+	needSandbox(t)
+	prog := []byte(`#!/bin/sh
+echo "hello from the sandbox"
+test -f /in/params.json && echo "params present"
+if cat /etc/shadow >/dev/null 2>&1; then echo "read the host"; else echo "host hidden"; fi
+echo "patient 1234567890"
+printf 'group,count\na,120\nb,150\n' > /out/counts.csv
+printf '{"mosaic_output":"table","version":1,"kind":"frequency","dimensions":["group"],"cells":[{"key":["a"],"count":120},{"key":["b"],"count":150}]}' > /out/counts.json
+exit 0
+`)
+	digest := jobs.Digest(prog)
+	e := newJobEnv(t, node.Config{Jobs: executor.Config{Kind: executor.Process, AllowPrograms: []string{digest},
+		Limits: executor.Limits{WallClock: 20 * time.Second}}})
+	e.n.SetExecutor(nil)
+	e.n.SetOutputCheck(nil)
+	e.program, e.digest = prog, digest
+	e.approvedTool()
+	t0 := time.Now()
+	j := e.submit(e.spec(e.processPermit("pm-sandbox")))
+	j = e.wait(j.ID, func(j jobs.Job) bool { return j.State != fed.JobQueued && j.State != fed.JobRunning })
+	t.Logf("job %s in %s: %+v", j.State, time.Since(t0).Round(time.Millisecond), j.Nodes[0])
+	var logs struct{ Lines []jobs.LogLine }
+	e.api(e.resTok, "GET", "/api/v1/jobs/"+j.ID+"/logs", nil, &logs)
+	var got []string
+	for _, l := range logs.Lines {
+		got = append(got, l.Line)
+	}
+	want := []string{"hello from the sandbox", "params present", "host hidden"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("released log lines %q, want %q (the identifier-like line held)", got, want)
+	}
+	if j.Nodes[0].ExitCode == nil || *j.Nodes[0].ExitCode != 0 {
+		t.Errorf("exit code %v: %s", j.Nodes[0].ExitCode, j.Nodes[0].Message)
+	}
+	var outs struct{ Outputs []jobs.OutputInfo }
+	e.api(e.resTok, "GET", "/api/v1/jobs/"+j.ID+"/outputs", nil, &outs)
+	if len(outs.Outputs) != 1 || outs.Outputs[0].Name != "counts.json" {
+		t.Errorf("released outputs %+v; message %q", outs.Outputs, j.Nodes[0].Message)
+	}
+	if j.State != fed.JobHeld || !strings.Contains(j.Nodes[0].Message, "2 held for review at the node (counts.csv, held-log.txt)") {
+		t.Errorf("state %s, message %q: want the held log lines waiting at the node", j.State, j.Nodes[0].Message)
 	}
 }

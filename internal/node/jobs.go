@@ -237,7 +237,9 @@ func (n *Node) runJob(ctx context.Context, j *runningJob) {
 		// A failed run's outputs pass the same airlock: they may say why.
 		var summary string
 		held, summary = n.airlockOutputs(ctx, j)
-		msg = strings.TrimSpace(msg + " " + summary)
+		if summary != "" {
+			msg += "; " + summary
+		}
 		if held > 0 && state == fed.JobSucceeded {
 			state = fed.JobHeld
 		}
@@ -292,7 +294,11 @@ func (n *Node) execute(ctx context.Context, j *runningJob) (string, string, *int
 	if maxLines <= 0 {
 		maxLines = 10000
 	}
+	// Lines the airlock's filter does not release at once are kept, and
+	// checked at the end as an output of their own (heldLogName).
+	filter := airlock.NewLogFilter(n.cfg.Airlock, nil)
 	var count, dropped int
+	var heldLines []string
 	logFn := func(line string) {
 		if count >= maxLines {
 			dropped++
@@ -302,19 +308,29 @@ func (n *Node) execute(ctx context.Context, j *runningJob) (string, string, *int
 		if len(line) > maxLogLine {
 			line = line[:maxLogLine]
 		}
+		if ok, _ := filter.Line(line); !ok {
+			heldLines = append(heldLines, line)
+			return
+		}
 		select {
-		case lines <- strings.ToValidUTF8(line, "?"):
+		case lines <- line:
 		case <-ctx.Done():
 		}
 	}
 	spec := n.execSpec(j)
 	res, err := x.Run(ctx, spec, logFn)
+	var extra string
 	close(lines)
 	<-sent
+	if len(heldLines) > 0 {
+		if err := appendLines(filepath.Join(j.dir, "out", heldLogName), heldLines); err != nil {
+			n.log.Warn("held log lines not kept", "job", j.id, "err", err)
+		}
+		extra += fmt.Sprintf(" (%d log lines held by the airlock's filter, in %s)", len(heldLines), heldLogName)
+	}
 	code := res.ExitCode
-	var extra string
 	if dropped > 0 {
-		extra = fmt.Sprintf(" (%d log lines over the node's limit of %d were dropped)", dropped, maxLines)
+		extra += fmt.Sprintf(" (%d log lines over the node's limit of %d were dropped)", dropped, maxLines)
 	}
 	switch {
 	case j.cancelled.Load() || res.Killed == "cancelled":
@@ -328,6 +344,26 @@ func (n *Node) execute(ctx context.Context, j *runningJob) (string, string, *int
 		return fed.JobFailed, fmt.Sprintf("exited with code %d", code) + extra, &code
 	}
 	return fed.JobSucceeded, "finished in " + res.Duration.Round(time.Millisecond).String() + extra, &code
+}
+
+// heldLogName is the output that holds the log lines the airlock's
+// filter did not release at once: it waits for a person like any other.
+const heldLogName = "held-log.txt"
+
+// appendLines appends lines to a file (created if missing, never
+// through a link).
+func appendLines(path string, lines []string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		if _, err := io.WriteString(f, l+"\n"); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }
 
 func firstLine(s string) string {
