@@ -2,9 +2,7 @@ package hub
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -76,33 +74,6 @@ func (h *Hub) jobPermit(ctx context.Context, id, user string) (jobs.Permit, erro
 func permitOf(p access.PermitRecord) jobs.Permit {
 	return jobs.Permit{ID: p.ID, Researcher: p.Researcher, Node: p.Node, Dataset: p.Dataset, Snapshot: p.Snapshot,
 		Operations: p.Operations, Expires: p.Expires, Token: p.Token, Revoked: p.RevokedAt != nil}
-}
-
-// Organisation returns the organisation of a hub user ("" when none is
-// set).
-func (h *Hub) Organisation(ctx context.Context, user string) (string, error) {
-	var org string
-	err := h.store.db.QueryRow(ctx, `SELECT organisation FROM users WHERE id = ?`, user).Scan(&org)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	return org, err
-}
-
-// SetOrganisation sets the organisation of a hub user.
-func (h *Hub) SetOrganisation(ctx context.Context, user, org string) error {
-	org = strings.TrimSpace(org)
-	if len(org) > 200 || strings.ContainsAny(org, "\x00\n\r") {
-		return fmt.Errorf("%w: an organisation of at most 200 characters on one line", ErrInvalid)
-	}
-	res, err := h.store.db.Exec(ctx, `UPDATE users SET organisation = ? WHERE id = ?`, org, user)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w: user %s", ErrNotFound, user)
-	}
-	return h.record("cli", "user-organisation", user, map[string]any{"organisation": org})
 }
 
 // jobsActor authenticates an API call by bearer token.
