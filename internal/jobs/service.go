@@ -662,9 +662,11 @@ func (s *Service) Event(ctx context.Context, ev fed.JobEvent) error {
 		if len(msg) > 1000 {
 			msg = msg[:1000]
 		}
-		_, err := tx.Exec(ctx, `UPDATE job_nodes SET seq = ?, state = ?, progress = ?, exit_code = COALESCE(?, exit_code), message = CASE WHEN ? = '' THEN message ELSE ? END,
+		// A negative progress (unknown, as log and output events carry)
+		// keeps the last one known.
+		_, err := tx.Exec(ctx, `UPDATE job_nodes SET seq = ?, state = ?, progress = CASE WHEN ? < 0 THEN progress ELSE ? END, exit_code = COALESCE(?, exit_code), message = CASE WHEN ? = '' THEN message ELSE ? END,
 			log_lines = ?, log_dropped = ?, output_bytes = ?, updated_at = ? WHERE job_id = ? AND node_id = ?`,
-			ev.Seq, newState, progress, code, msg, msg, lines, dropped, outBytes, ms(now), ev.Job, ev.Node)
+			ev.Seq, newState, progress, progress, code, msg, msg, lines, dropped, outBytes, ms(now), ev.Job, ev.Node)
 		return err
 	})
 	if err != nil {
