@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -677,4 +679,46 @@ exit 0
 	if j.State != fed.JobHeld || !strings.Contains(j.Nodes[0].Message, "2 held for review at the node (counts.csv, held-log.txt)") {
 		t.Errorf("state %s, message %q: want the held log lines waiting at the node", j.State, j.Nodes[0].Message)
 	}
+}
+
+// TestJobPages: /jobs, /jobs/{id} and /tools for a logged-in user: the
+// job's state per node, its released log line and a link to its output;
+// the catalogue with the review form, whose cross-site post is refused
+// and whose own post records the review; no page without a log-in, and
+// no other researcher's job.
+func TestJobPages(t *testing.T) {
+	e := newJobEnv(t, node.Config{})
+	tool := e.approvedTool()
+	j := e.submit(e.spec(e.processPermit("pm-pages")))
+	e.wait(j.ID, func(j jobs.Job) bool { return j.State == fed.JobSucceeded })
+	srv := &httptest.Server{URL: e.url}
+	if r := uiGet(t, e.url+"/jobs", ""); r.StatusCode != http.StatusSeeOther {
+		t.Errorf("/jobs without a log-in: %d", r.StatusCode)
+	}
+	rosa := uiLogin(t, srv, "rosa", "password-rosa")
+	uiWant(t, uiGet(t, e.url+"/jobs", rosa), 200, `href="/jobs/`+j.ID+`"`, "succeeded")
+	uiWant(t, uiGet(t, e.url+"/jobs/"+j.ID, rosa), 200, "north/lung", "hello from the job", `href="/api/v1/jobs/`+j.ID+`/outputs/north/result.csv"`)
+	alma := uiLogin(t, srv, "alma", "password-alma")
+	uiWant(t, uiGet(t, e.url+"/jobs/"+j.ID, alma), 404)
+	// A second tool, reviewed through the page.
+	var t2 jobs.Tool
+	other := []byte("#!/bin/sh\necho other\n")
+	e.api(e.resTok, "POST", "/api/v1/tools", jobs.ToolInput{Name: "other", Kind: "process", Digest: jobs.Digest(other), Program: other}, &t2)
+	uiWant(t, uiGet(t, e.url+"/tools", alma), 200, tool.Digest, "approved", `action="/tools/`+t2.ID+`/review"`)
+	form := url.Values{"decision": {"approve"}, "comment": {"fine"}}
+	uiWant(t, uiDo(t, "POST", e.url+"/tools/"+t2.ID+"/review", form, map[string]string{"Sec-Fetch-Site": "cross-site", "Cookie": "mosaic_session=" + alma}), 403, "Request refused")
+	var got jobs.Tool
+	e.api(e.resTok, "GET", "/api/v1/tools/"+t2.ID, nil, &got)
+	if len(got.Reviews) != 0 {
+		t.Fatalf("a cross-site post recorded a review: %+v", got.Reviews)
+	}
+	if r := uiPost(t, e.url+"/tools/"+t2.ID+"/review", form, alma); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("review through the page: %d %s", r.StatusCode, r.body)
+	}
+	e.api(e.resTok, "GET", "/api/v1/tools/"+t2.ID, nil, &got)
+	if len(got.Reviews) != 1 || got.Reviews[0].Reviewer != "alma" || got.Reviews[0].Organisation != "north-hospital" {
+		t.Errorf("reviews after the page's post: %+v", got.Reviews)
+	}
+	// The submitter gets no form for their own tool.
+	uiWant(t, uiGet(t, e.url+"/tools", rosa), 200, "you registered it")
 }
