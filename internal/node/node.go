@@ -284,6 +284,8 @@ type Node struct {
 	touches sync.WaitGroup
 	// pubs caches each dataset's publication decision (pubgate.go).
 	pubs pubCache
+	// air is the airlock's store and the shared audit log (airlock.go).
+	air airlockState
 }
 
 // The node asks its blob store for these where the engine has them (the
