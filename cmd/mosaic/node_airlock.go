@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mosaic-imaging/mosaic/internal/airlock"
+	"github.com/mosaic-imaging/mosaic/internal/node"
 )
 
 const airlockLong = `Nothing a job writes leaves the node unchecked. The airlock checks each
@@ -35,9 +37,11 @@ With two_person set, a release needs two different people: the first
 approval is recorded, the second releases. Every hold, release, approval,
 rejection and refusal is in the node's audit log (airlock-*).
 
-These commands work on the data directory. While 'mosaic node serve' runs
-and holds the node's audit log, release and reject are refused: decide on
-the node's page (/airlock) or through its API (admin token) instead.
+These commands work on the data directory, also while 'mosaic node serve'
+runs: a serving node linked to its hub holds the node's audit log, so
+release and reject then hand the decision to it and wait (--wait) for it to
+record and take it. The node's page (/airlock) and its API (admin token) do
+the same.
 
   list     the outputs, newest last
   show     one output: its checks and findings, and its content on request
@@ -56,6 +60,15 @@ func newNodeAirlockCmd(e *env) *cobra.Command {
 	}
 	cmd.AddCommand(newAirlockListCmd(e), newAirlockShowCmd(e), newAirlockDecideCmd(e, true), newAirlockDecideCmd(e, false))
 	return cmd
+}
+
+// withStore runs fn on an open node's airlock store.
+func withStore(n *node.Node, fn func(*airlock.Store) error) error {
+	s, err := n.Airlock()
+	if err != nil {
+		return err
+	}
+	return fn(s)
 }
 
 // withAirlock opens the node and its airlock store and runs fn.
@@ -207,6 +220,7 @@ func printHeld(w io.Writer, h airlock.Held) {
 func newAirlockDecideCmd(e *env, release bool) *cobra.Command {
 	var f nodeFlags
 	var person, reason string
+	var wait time.Duration
 	use, short, long := "release --data DIR OUTPUT-ID --as PERSON", "Approve a held output (a second person releases it where two are needed)",
 		`Approve a held output as PERSON. Where the node needs one person, the
 output is released: the node sends it to the hub with the job's next
@@ -236,13 +250,28 @@ login name ($USER).`
 			if !release && strings.TrimSpace(reason) == "" {
 				return usagef("say why: --reason TEXT")
 			}
-			return withAirlock(e, cmd, &f, func(s *airlock.Store) error {
+			n, err := f.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer closeNode(n)
+			return withStore(n, func(s *airlock.Store) error {
 				var h airlock.Held
 				var err error
 				if release {
 					h, err = s.Release(args[0], person)
 				} else {
 					h, err = s.Reject(args[0], person, reason)
+				}
+				if errors.Is(err, node.ErrAuditBusy) {
+					// A serving node holds the audit log: it decides.
+					op := "reject"
+					if release {
+						op = "release"
+					}
+					ctx, cancel := context.WithTimeout(e.ctx, wait)
+					h, err = n.AirlockRequest(ctx, op, args[0], person, reason)
+					cancel()
 				}
 				if errors.Is(err, airlock.ErrPerson) {
 					return usageError{err}
@@ -264,6 +293,7 @@ login name ($USER).`
 	}
 	f.registerStore(cmd.Flags())
 	cmd.Flags().StringVar(&person, "as", "", "who decides (default $USER)")
+	cmd.Flags().DurationVar(&wait, "wait", 15*time.Second, "while the node serves, how long to wait for it to take the decision")
 	if !release {
 		cmd.Flags().StringVar(&reason, "reason", "", "why, in words (required)")
 	}

@@ -2,16 +2,21 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/airlock"
 	"github.com/mosaic-imaging/mosaic/internal/audit"
+	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/node"
 )
 
@@ -98,8 +103,9 @@ func TestNodeAirlockCLI(t *testing.T) {
 			t.Errorf("audit log lacks %s", want)
 		}
 	}
-	// A serving node holds the audit log: the CLI decides nothing.
-	n2, err := node.Open(ctx, node.Config{Data: data, KeyMustExist: true, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// A serving node linked to its hub holds the audit log: the CLI hands
+	// its decision to it, and it is recorded there.
+	n2, err := node.Open(ctx, node.Config{Data: data, KeyMustExist: true, Airlock: airlock.Policy{TwoPerson: true}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,16 +114,50 @@ func TestNodeAirlockCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stuck, _ := s2.Hold(airlock.Output{Job: "job-3", Name: "m.txt", Data: []byte("y\n")}, airlock.Permissions{})
+	hubPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	fj, _ := json.Marshal(node.Federation{EnrollResponse: fed.EnrollResponse{Node: "north", NATSURLs: []string{"nats://127.0.0.1:1"}, HubKey: fed.EncodeKey(hubPub)}, Enrolled: time.Now()})
+	if err := os.WriteFile(filepath.Join(data, "federation.json"), fj, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link, err := n2.StartLink(node.LinkOptions{Heartbeat: time.Hour})
+	if err != nil || link == nil {
+		t.Fatalf("start link: %v", err)
+	}
+	if _, err := audit.Open(filepath.Join(data, "audit.log")); !errors.Is(err, audit.ErrLocked) {
+		t.Fatalf("the link does not hold the audit log: %v", err)
+	}
+	out = mosaic(0, "node", "airlock", "release", late.ID, "--as", "alice")
+	if !strings.Contains(out, "a second person") {
+		t.Fatalf("release through the serving node: %s", out)
+	}
+	if out := mosaic(1, "node", "airlock", "release", late.ID, "--as", "alice"); !strings.Contains(out, "same person") {
+		t.Fatalf("same person twice through the serving node: %s", out)
+	}
+	out = mosaic(0, "node", "airlock", "release", late.ID, "--as", "bob")
+	if !strings.Contains(out, "released by alice and bob") {
+		t.Fatalf("second release through the serving node: %s", out)
+	}
+	link.Close()
 	n2.Close(ctx)
+	log, _ := os.ReadFile(filepath.Join(data, "audit.log"))
+	if !strings.Contains(string(log), `"actor":"person:bob","action":"airlock-release","subject":"`+late.ID) {
+		t.Fatalf("the serving node did not record the CLI's release:\n%s", log)
+	}
+
+	// Another writer that does not answer: nothing is decided.
 	l, err := audit.Open(filepath.Join(data, "audit.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if out := mosaic(1, "node", "airlock", "release", late.ID, "--as", "alice"); !strings.Contains(out, "/airlock") {
+	if out := mosaic(1, "node", "airlock", "release", stuck.ID, "--as", "alice", "--wait", "1s"); !strings.Contains(out, "/airlock") {
 		t.Fatalf("release while the audit log is held: %s", out)
 	}
-	if out := mosaic(0, "node", "airlock", "show", late.ID, "-o", "json"); !strings.Contains(out, `"state": "held"`) || strings.Contains(out, "alice") {
+	if out := mosaic(0, "node", "airlock", "show", stuck.ID, "-o", "json"); !strings.Contains(out, `"state": "held"`) || strings.Contains(out, "alice") {
 		t.Fatalf("decided without an audit record: %s", out)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(data, "airlock", "requests")); len(ents) != 0 {
+		t.Fatalf("requests left behind: %v", ents)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -33,6 +34,9 @@ type airlockState struct {
 	auditMu   sync.Mutex
 	auditLog  *audit.Log
 	auditRefs int
+	// stopInbox ends the loop that takes the CLI's decisions while this
+	// process holds the audit log (airlockInbox).
+	stopInbox chan struct{}
 }
 
 // AirlockDir is the folder of the airlock's store in a data directory.
@@ -70,6 +74,8 @@ func (n *Node) acquireAudit() (*audit.Log, error) {
 			return nil, err
 		}
 		n.air.auditLog = l
+		n.air.stopInbox = make(chan struct{})
+		go n.airlockInbox(n.air.stopInbox)
 	}
 	n.air.auditRefs++
 	return n.air.auditLog, nil
@@ -88,15 +94,27 @@ func (n *Node) releaseAudit() error {
 	}
 	l := n.air.auditLog
 	n.air.auditLog = nil
+	close(n.air.stopInbox)
 	return l.Close()
 }
 
-// errAuditBusy says why the CLI cannot decide while the node serves.
-var errAuditBusy = errors.New("the node's audit log is held by the running node ('mosaic node serve'): decide on its page /airlock or through its API (POST /api/v1/airlock/ID/release with an admin token), or stop the node first")
+// ErrAuditBusy says that another process (a serving node) holds the
+// node's audit log, so this one cannot record a decision itself; the CLI
+// then hands it to that process (AirlockRequest).
+var ErrAuditBusy = errors.New("the node's audit log is held by the running node ('mosaic node serve'): decide on its page /airlock or through its API (POST /api/v1/airlock/ID/release with an admin token), or stop the node first")
 
-// airlockAudit records one airlock entry in the node's audit log.
+// errAuditBusy is ErrAuditBusy, by its old name.
+var errAuditBusy = ErrAuditBusy
+
+// airlockAudit records one airlock entry in the node's audit log. A log
+// held by another process a moment (a node appending without a link) is
+// waited for, a third of a second in all.
 func (n *Node) airlockAudit(e airlock.AuditEntry) error {
 	l, err := n.acquireAudit()
+	for wait := 50 * time.Millisecond; errors.Is(err, audit.ErrLocked) && wait < 400*time.Millisecond; wait *= 2 {
+		time.Sleep(wait)
+		l, err = n.acquireAudit()
+	}
 	if errors.Is(err, audit.ErrLocked) {
 		return errAuditBusy
 	}
@@ -538,4 +556,177 @@ func (n *Node) pageAirlockDecide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/airlock/"+id, http.StatusSeeOther)
+}
+
+// The CLI's decisions while a node serves: the CLI cannot write the audit
+// log the serving process holds, so it leaves its decision as a request
+// file in DATA/airlock/requests and waits for the answer file the serving
+// process writes beside it once it decided (and recorded) it.
+
+// airlockReq is a decision handed to a serving node.
+type airlockReq struct {
+	Op     string `json:"op"` // release, reject
+	ID     string `json:"id"`
+	Person string `json:"person"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// airlockAns is the serving node's answer to an airlockReq.
+type airlockAns struct {
+	Held  *airlock.Held `json:"held,omitempty"`
+	Error string        `json:"error,omitempty"`
+	// Code names the store's error: not-found, decided, same-person,
+	// refused, person.
+	Code string `json:"code,omitempty"`
+}
+
+func (n *Node) requestsDir() string { return filepath.Join(AirlockDir(n.cfg.Data), "requests") }
+
+var airlockCodes = map[string]error{"not-found": airlock.ErrNotFound, "decided": airlock.ErrDecided,
+	"same-person": airlock.ErrSamePerson, "refused": airlock.ErrRefused, "person": airlock.ErrPerson}
+
+// AirlockRequest hands a decision (op "release" or "reject") to the
+// serving node that holds the audit log, and waits for its answer until
+// ctx ends. The errors are the store's (errors.Is works).
+func (n *Node) AirlockRequest(ctx context.Context, op, id, person, reason string) (airlock.Held, error) {
+	if op != "release" && op != "reject" {
+		return airlock.Held{}, fmt.Errorf("node: airlock request %q: release or reject", op)
+	}
+	dir := n.requestsDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return airlock.Held{}, err
+	}
+	var rb [8]byte
+	rand.Read(rb[:])
+	name := hex.EncodeToString(rb[:])
+	b, _ := json.Marshal(airlockReq{Op: op, ID: id, Person: person, Reason: reason})
+	req, ans := filepath.Join(dir, name+".req"), filepath.Join(dir, name+".ans")
+	if err := writeFileAtomic(req, b); err != nil {
+		return airlock.Held{}, err
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if b, err := os.ReadFile(ans); err == nil {
+			os.Remove(ans)
+			var a airlockAns
+			if err := json.Unmarshal(b, &a); err != nil {
+				return airlock.Held{}, fmt.Errorf("node: the serving node's answer is damaged")
+			}
+			if a.Error != "" {
+				if e, ok := airlockCodes[a.Code]; ok {
+					return airlock.Held{}, fmt.Errorf("%w (%s)", e, a.Error)
+				}
+				return airlock.Held{}, errors.New(a.Error)
+			}
+			if a.Held == nil {
+				return airlock.Held{}, errors.New("node: the serving node answered nothing")
+			}
+			return *a.Held, nil
+		}
+		select {
+		case <-ctx.Done():
+			// Take the request back unless the node is taking it now.
+			if os.Remove(req) == nil {
+				return airlock.Held{}, fmt.Errorf("%w; it did not answer in time", ErrAuditBusy)
+			}
+			return airlock.Held{}, fmt.Errorf("node: the serving node took the decision but did not answer in time: see 'mosaic node airlock show %s'", id)
+		case <-tick.C:
+		}
+	}
+}
+
+// airlockInbox takes the CLI's decisions while this process holds the
+// audit log, until stop is closed.
+func (n *Node) airlockInbox(stop chan struct{}) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		ents, err := os.ReadDir(n.requestsDir())
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			name, ok := strings.CutSuffix(e.Name(), ".req")
+			if !ok {
+				continue
+			}
+			n.takeAirlockRequest(filepath.Join(n.requestsDir(), name))
+		}
+	}
+}
+
+// takeAirlockRequest decides one request (base path without extension)
+// and writes its answer.
+func (n *Node) takeAirlockRequest(base string) {
+	// Claim the request: the CLI may take it back at the same moment.
+	claimed := base + ".taken"
+	if os.Rename(base+".req", claimed) != nil {
+		return
+	}
+	defer os.Remove(claimed)
+	var a airlockAns
+	var r airlockReq
+	b, err := os.ReadFile(claimed)
+	if err == nil {
+		err = json.Unmarshal(b, &r)
+	}
+	var s *airlock.Store
+	if err == nil {
+		s, err = n.Airlock()
+	}
+	if err == nil {
+		var h airlock.Held
+		switch r.Op {
+		case "release":
+			h, err = s.Release(r.ID, r.Person)
+		case "reject":
+			h, err = s.Reject(r.ID, r.Person, r.Reason)
+		default:
+			err = errors.New("unknown request")
+		}
+		if err == nil {
+			a.Held = &h
+		}
+	}
+	if err != nil {
+		a.Error = err.Error()
+		for code, e := range airlockCodes {
+			if errors.Is(err, e) {
+				a.Code = code
+			}
+		}
+	}
+	out, _ := json.Marshal(a)
+	if err := writeFileAtomic(base+".ans", out); err != nil {
+		n.log.Error("airlock: cannot answer the command line", "err", err)
+	}
+}
+
+// writeFileAtomic writes data through a temporary file renamed into
+// place.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
