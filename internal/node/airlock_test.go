@@ -298,3 +298,17 @@ func TestAirlockPage(t *testing.T) {
 		t.Fatalf("cookie %q", sc)
 	}
 }
+
+// TestAirlockPolicyValidated: a node set weaker than ACRO's defaults does
+// not open.
+func TestAirlockPolicyValidated(t *testing.T) {
+	c := Config{Data: t.TempDir(), Airlock: airlock.Policy{CellThreshold: 3}}
+	c.Defaults()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "cell_threshold") {
+		t.Fatalf("a cell threshold of 3 accepted: %v", err)
+	}
+	c.Airlock = airlock.Policy{CellThreshold: 20, TwoPerson: true}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a stricter policy refused: %v", err)
+	}
+}

@@ -224,6 +224,9 @@ func (c *Config) Validate() error {
 	if _, err := disclosure.NewControl(c.disclosurePolicy(make([]byte, 32)), c.disclosureSettings(), nil); err != nil {
 		return fmt.Errorf("node: search_floor, search_round, search_noise, search_epsilon: %w", err)
 	}
+	if err := c.Airlock.WithDefaults().Validate(); err != nil {
+		return fmt.Errorf("node: airlock: %w", err)
+	}
 	return nil
 }
 
