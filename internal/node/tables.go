@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/mosaic-imaging/mosaic/internal/blobstore"
@@ -125,6 +127,16 @@ func (n *Node) linkPatients(ctx context.Context, dataset string, tb *table.Table
 			Msg: fmt.Sprintf("%d rows name no patient of dataset %s (neither a pseudonym of it nor an ID whose pseudonym is; a missing patient counts too); the first is on this line", unknown, dataset)}
 	}
 	return nil
+}
+
+// DatasetPatients lists a dataset's patient pseudonyms (of its images
+// and its clinical rows), sorted.
+func (n *Node) DatasetPatients(ctx context.Context, dataset string) ([]string, error) {
+	m, err := n.ix.DatasetPatients(ctx, dataset)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Keys(m)), nil
 }
 
 // Tables lists a dataset's research tables.
