@@ -677,7 +677,30 @@ exit 0
 		t.Errorf("released outputs %+v; message %q", outs.Outputs, j.Nodes[0].Message)
 	}
 	if j.State != fed.JobHeld || !strings.Contains(j.Nodes[0].Message, "2 held for review at the node (counts.csv, held-log.txt)") {
-		t.Errorf("state %s, message %q: want the held log lines waiting at the node", j.State, j.Nodes[0].Message)
+		t.Fatalf("state %s, message %q: want the held log lines waiting at the node", j.State, j.Nodes[0].Message)
+	}
+	// The node's airlock holds them; a person releases one and rejects
+	// the other; the released one reaches the hub and the job ends.
+	st, err := e.n.Airlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, _ := st.ListJob(j.ID)
+	if len(hs) != 3 {
+		t.Errorf("the airlock's store holds %d outputs of the job, want 3: %+v", len(hs), hs)
+	}
+	if err := e.n.ReleaseJobOutput(context.Background(), j.ID, "counts.csv"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.n.RejectJobOutput(context.Background(), j.ID, "held-log.txt", "an identifier in the log"); err != nil {
+		t.Fatal(err)
+	}
+	j = e.wait(j.ID, func(j jobs.Job) bool { return j.State == fed.JobSucceeded })
+	if len(j.Nodes[0].Outputs) != 2 || !strings.Contains(j.Nodes[0].Message, "1 rejected") {
+		t.Errorf("after the decisions: outputs %+v, message %q", j.Nodes[0].Outputs, j.Nodes[0].Message)
+	}
+	if len(nodeAuditActions(t, filepath.Join(e.n.Config().Data, "audit.log"), "airlock-release")) != 2 {
+		t.Errorf("want two airlock-release records in the node's audit log (the checks' and the person's)")
 	}
 }
 

@@ -83,10 +83,21 @@ type jobsState struct {
 	exec executor.Executor
 	// check, when set, replaces the airlock's Check (tests).
 	check func(airlock.Policy, airlock.Permissions, airlock.Output) airlock.Verdict
-	// held are outputs waiting for a person, with the link that will
-	// send them when released.
-	held map[string]*runningJob // job id
+	// held are the jobs with outputs in the airlock (released ones are
+	// sent through the job's link as they are released), by job id.
+	held map[string]*runningJob
 	seq  atomic.Int64
+	// hooked is set once the airlock store's release hook is ours.
+	hooked sync.Once
+	// quit is closed when the node closes (watchers of held outputs
+	// stop).
+	quitOnce sync.Once
+	quit     chan struct{}
+}
+
+func (s *jobsState) quitting() <-chan struct{} {
+	s.quitOnce.Do(func() { s.quit = make(chan struct{}) })
+	return s.quit
 }
 
 // runningJob is one job at this node.
@@ -179,7 +190,11 @@ func (s *jobsState) release(id string) {
 
 // stop cancels every running job and waits for them to end.
 func (s *jobsState) stop() {
+	s.quitting()
 	s.mu.Lock()
+	if !s.closed {
+		close(s.quit)
+	}
 	s.closed = true
 	for _, j := range s.running {
 		j.cancelled.Store(true)
@@ -246,6 +261,12 @@ func (n *Node) runJob(ctx context.Context, j *runningJob) {
 	}
 	if held == 0 {
 		os.RemoveAll(j.dir)
+	} else if n.usesStore() {
+		n.jobs.wg.Add(1)
+		go func() {
+			defer n.jobs.wg.Done()
+			n.watchHeld(j)
+		}()
 	}
 	n.ix.SetJobState(context.WithoutCancel(ctx), j.id, state, msg, code)
 	n.jobAudit(j, actionJobFinished, map[string]any{"state": state, "message": msg, "exit_code": code, "seconds": time.Since(start).Seconds()})
@@ -520,6 +541,20 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 	if err != nil {
 		return 0, "the node could not read the job's outputs"
 	}
+	var store *airlock.Store
+	if n.usesStore() {
+		if store, err = n.Airlock(); err != nil {
+			n.log.Error("the airlock's store could not be opened: no output leaves", "job", j.id, "err", err)
+			return 0, "the node's airlock could not be opened: no output left the node"
+		}
+		n.hookRelease(store)
+		n.jobs.mu.Lock()
+		if n.jobs.held == nil {
+			n.jobs.held = map[string]*runningJob{}
+		}
+		n.jobs.held[j.id] = j
+		n.jobs.mu.Unlock()
+	}
 	check := n.outputCheck()
 	var released, held []string
 	var refused []string
@@ -552,6 +587,29 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 			os.RemoveAll(path)
 			continue
 		}
+		if store != nil {
+			// The store checks, keeps and audits; a release is sent by
+			// its hook (onAirlockRelease).
+			h, err := store.Hold(airlock.Output{Job: j.id, Name: name, Data: data}, j.perm)
+			os.Remove(path)
+			switch {
+			case err != nil:
+				n.log.Error("airlock: output not recorded", "job", j.id, "err", err)
+				rec.State, rec.Reason = outputRefused, "the airlock could not record it"
+				refused = append(refused, name+": "+rec.Reason)
+			case h.State == airlock.StateReleased:
+				rec.State = outputReleased
+				released = append(released, name)
+			case h.State == airlock.StateHeld:
+				rec.State, rec.Reason = outputHeld, verdictReason(h.Verdict)
+				held = append(held, name)
+			default:
+				rec.State, rec.Reason = outputRefused, verdictReason(h.Verdict)
+				refused = append(refused, name+": "+rec.Reason)
+			}
+			n.ix.PutJobOutput(context.WithoutCancel(ctx), rec)
+			continue
+		}
 		v := check(n.cfg.Airlock, j.perm, airlock.Output{Job: j.id, Name: name, Data: data})
 		why := verdictReason(v)
 		n.jobAudit(j, actionJobOutput, map[string]any{"name": name, "decision": string(v.Decision), "reason": why, "size": len(data), "sha256": rec.SHA256})
@@ -576,12 +634,17 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 		}
 		n.ix.PutJobOutput(context.WithoutCancel(ctx), rec)
 	}
-	if len(held) > 0 {
+	if len(held) > 0 && store == nil {
 		n.jobs.mu.Lock()
 		if n.jobs.held == nil {
 			n.jobs.held = map[string]*runningJob{}
 		}
 		n.jobs.held[j.id] = j
+		n.jobs.mu.Unlock()
+	}
+	if len(held) == 0 && store != nil {
+		n.jobs.mu.Lock()
+		delete(n.jobs.held, j.id)
 		n.jobs.mu.Unlock()
 	}
 	var parts []string
@@ -665,13 +728,139 @@ func (n *Node) sendOutput(ctx context.Context, j *runningJob, name string, data 
 // released it (the airlock store's release hook calls it): the job's
 // state at the hub moves on when nothing of it is held any more.
 func (n *Node) ReleaseJobOutput(ctx context.Context, job, name string) error {
+	if n.usesStore() {
+		return n.decideInStore(job, name, true, "")
+	}
 	return n.decideHeld(ctx, job, name, true, "")
 }
 
 // RejectJobOutput drops an output the airlock held, once a person
 // rejected it, and tells the hub.
 func (n *Node) RejectJobOutput(ctx context.Context, job, name, reason string) error {
+	if n.usesStore() {
+		return n.decideInStore(job, name, false, reason)
+	}
 	return n.decideHeld(ctx, job, name, false, reason)
+}
+
+// usesStore says whether outputs go through the airlock's store (not
+// when a test replaced the checks).
+func (n *Node) usesStore() bool {
+	n.jobs.mu.Lock()
+	defer n.jobs.mu.Unlock()
+	return n.jobs.check == nil
+}
+
+// decideInStore releases or rejects a held output of job by name in the
+// airlock's store, as the node itself ("node" as the person).
+func (n *Node) decideInStore(job, name string, release bool, reason string) error {
+	st, err := n.Airlock()
+	if err != nil {
+		return err
+	}
+	hs, err := st.ListJob(job)
+	if err != nil {
+		return err
+	}
+	for _, h := range hs {
+		if h.Name != name || h.State != airlock.StateHeld {
+			continue
+		}
+		if release {
+			_, err = st.Release(h.ID, "node")
+		} else {
+			_, err = st.Reject(h.ID, "node", reason)
+		}
+		return err
+	}
+	return fmt.Errorf("%w: output %s of job %s is not held here", index.ErrInvalid, name, job)
+}
+
+// hookRelease makes the airlock store send what it releases.
+func (n *Node) hookRelease(st *airlock.Store) {
+	n.jobs.hooked.Do(func() { st.OnRelease(n.onAirlockRelease) })
+}
+
+// onAirlockRelease sends an output the airlock released (by its checks
+// or by people) through its job's link, and marks it sent. An output of
+// a job this process does not know (released after a restart) stays
+// unsent in the store.
+func (n *Node) onAirlockRelease(h airlock.Held, data []byte) {
+	n.jobs.mu.Lock()
+	j := n.jobs.held[h.Job]
+	n.jobs.mu.Unlock()
+	if j == nil {
+		n.log.Warn("airlock: a released output of a job this process does not run waits in the store", "job", h.Job, "output", h.ID)
+		return
+	}
+	ctx := context.Background()
+	if err := n.sendOutput(ctx, j, h.Name, data); err != nil {
+		n.log.Warn("airlock: released output not sent", "job", h.Job, "err", err)
+		return
+	}
+	st, err := n.Airlock()
+	if err == nil {
+		err = st.MarkSent(h.ID)
+	}
+	if err != nil {
+		n.log.Warn("airlock: output sent but not marked", "job", h.Job, "err", err)
+	}
+	rec := index.JobOutput{Job: h.Job, Name: h.Name, State: outputReleased, Size: h.Size, SHA256: h.SHA256}
+	if len(h.DecidedBy) > 0 {
+		rec.Reason = "released by " + strings.Join(h.DecidedBy, ", ")
+	}
+	n.ix.PutJobOutput(ctx, rec)
+}
+
+// heldEvery is how often a job with held outputs looks whether people
+// decided them.
+var heldEvery = 500 * time.Millisecond
+
+// watchHeld waits until no output of j is held in the airlock any more,
+// then reports the job's end (succeeded, with how many were rejected).
+func (n *Node) watchHeld(j *runningJob) {
+	tick := time.NewTicker(heldEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.jobs.quitting():
+			return
+		case <-tick.C:
+		}
+		st, err := n.Airlock()
+		if err != nil {
+			continue
+		}
+		hs, err := st.ListJob(j.id)
+		if err != nil {
+			continue
+		}
+		held, rejected := 0, 0
+		for _, h := range hs {
+			switch h.State {
+			case airlock.StateHeld:
+				held++
+			case airlock.StateRejected:
+				rejected++
+			}
+		}
+		if held > 0 {
+			continue
+		}
+		n.jobs.mu.Lock()
+		delete(n.jobs.held, j.id)
+		n.jobs.mu.Unlock()
+		os.RemoveAll(j.dir)
+		msg := "every held output decided at the node"
+		if rejected > 0 {
+			msg += fmt.Sprintf(" (%d rejected)", rejected)
+		}
+		ctx := context.Background()
+		n.ix.SetJobState(ctx, j.id, fed.JobSucceeded, msg, nil)
+		n.jobAudit(j, actionJobFinished, map[string]any{"state": fed.JobSucceeded, "message": msg})
+		n.jobEvent(j, fed.JobEvent{State: fed.JobSucceeded, Progress: 1, Message: msg})
+		return
+	}
 }
 
 func (n *Node) decideHeld(ctx context.Context, job, name string, release bool, reason string) error {
