@@ -159,6 +159,11 @@ func (e *jobEnv) permit(id, dataset string, ops []permit.Op, expires time.Time) 
 		e.t.Fatal(err)
 	}
 	e.tokens[id] = tok
+	// The permit's snapshot, frozen at the node as the access road does.
+	if _, err := e.n.MakeSnapshot(context.Background(), fed.SnapshotBody{Snapshot: "snap-" + id, Request: "req-" + id, Dataset: dataset,
+		Query: json.RawMessage(`{"operand":"AND","children":[]}`)}); err != nil {
+		e.t.Fatal(err)
+	}
 	return id
 }
 
@@ -262,6 +267,22 @@ func TestJobEndToEnd(t *testing.T) {
 	}
 	e.verdicts["review.csv"] = airlock.Review
 	e.verdicts["rows.csv"] = airlock.Refuse
+	// A research table of the dataset (no patient column: the permit's
+	// snapshot sees it whole), which the job finds at /data/tables.
+	if _, err := e.n.PutTable(context.Background(), "lung", "outcomes", strings.NewReader("site,age\nA,61\nB,57\n"), nil); err != nil {
+		t.Fatal(err)
+	}
+	var tableSeen string
+	run := e.exec.run
+	e.exec.run = func(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) {
+		for _, m := range spec.Inputs {
+			if m.Target == "/data" {
+				b, _ := os.ReadFile(filepath.Join(m.Host, "tables", "outcomes.csv"))
+				tableSeen = string(b)
+			}
+		}
+		return run(ctx, spec, log)
+	}
 	p := e.processPermit("pm-e2e")
 	j := e.submit(e.spec(p))
 	if j.Tool != tool.ID || len(j.Nodes) != 1 || j.Nodes[0].Node != "north" {
@@ -278,6 +299,9 @@ func TestJobEndToEnd(t *testing.T) {
 	// What the executor was given: the program at /in, data at /data.
 	if len(seen.Command) != 3 || seen.Command[0] != "/in/program" || seen.Env["ALPHA"] != "0.05" || len(seen.Inputs) != 2 {
 		t.Errorf("executor spec %+v", seen)
+	}
+	if !strings.Contains(tableSeen, "A,61") || !strings.Contains(tableSeen, "B,57") {
+		t.Errorf("the job's /data/tables/outcomes.csv: %q", tableSeen)
 	}
 	// Logs.
 	var logs struct{ Lines []jobs.LogLine }
@@ -318,6 +342,41 @@ func TestJobEndToEnd(t *testing.T) {
 	j = e.wait(j.ID, func(j jobs.Job) bool { return j.State == fed.JobSucceeded })
 	if len(j.Nodes[0].Outputs) != 3 {
 		t.Errorf("outputs after the release: %+v", j.Nodes[0].Outputs)
+	}
+	// The node's own record, on its API for admin tokens only.
+	nsrv := httptest.NewServer(e.n.Handler())
+	defer nsrv.Close()
+	admin, _, _ := e.n.CreateToken(context.Background(), "admin", index.ScopeAdmin, "")
+	reader, _, _ := e.n.CreateToken(context.Background(), "reader", index.ScopeRead, "")
+	nodeGet := func(tok string, out any) int {
+		req, _ := http.NewRequest("GET", nsrv.URL+"/api/v1/jobs/"+j.ID, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if out != nil {
+			json.NewDecoder(resp.Body).Decode(out)
+		}
+		return resp.StatusCode
+	}
+	if st := nodeGet(reader, nil); st != 403 {
+		t.Errorf("the node's jobs API for a read token: %d", st)
+	}
+	var rec struct {
+		Job     index.Job
+		Outputs []index.JobOutput
+	}
+	if st := nodeGet(admin, &rec); st != 200 || rec.Job.State != fed.JobSucceeded || rec.Job.Permit != "pm-e2e" {
+		t.Errorf("the node's record: %d %+v", st, rec.Job)
+	}
+	fate := map[string]string{}
+	for _, o := range rec.Outputs {
+		fate[o.Name] = o.State
+	}
+	if fate["result.csv"] != "released" || fate["rows.csv"] != "refused" || fate["review.csv"] != "released" {
+		t.Errorf("the node's record of the outputs: %v", fate)
 	}
 	// The job's folder is gone at the node.
 	if _, err := os.Stat(filepath.Join(e.n.Config().Data, "jobs", j.ID)); !os.IsNotExist(err) {
@@ -414,6 +473,14 @@ func TestJobRefusedAtNode(t *testing.T) {
 	if err := e.n.RevokePermit(ctx, revoked, "withdrawn"); err != nil {
 		t.Fatal(err)
 	}
+	// A permit whose snapshot the node never froze.
+	now := time.Now()
+	nosnapTok, err := e.h.GrantTestPermit(ctx, permit.Claims{ID: "pm-nosnap", Researcher: "rosa", Node: "north", Dataset: "lung", Snapshot: "snap-unknown",
+		Operations: []permit.Op{permit.OpProcess}, Purpose: "test", IssuedAt: now.Unix(), NotBefore: now.Add(-time.Minute).Unix(), Expires: now.Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tokens["pm-nosnap"] = nosnapTok
 	pending := tool
 	pending.State = jobs.ToolPending
 	other := tool
@@ -436,6 +503,7 @@ func TestJobRefusedAtNode(t *testing.T) {
 			b.Researcher = "eve"
 			return b
 		}()},
+		{"snapshot not at the node", fed.RefusedPermit, "snapshot does not exist", e.body("job-nosnap", "pm-nosnap", e.spec("pm-nosnap"), tool)},
 		{"tool not approved", fed.RefusedTool, "not approved", e.body("job-pending", good, e.spec(good), pending)},
 		{"not on the allow-list", fed.RefusedTool, "allow-list", e.body("job-allow", good, otherSpec, other)},
 		{"GPU flavor", fed.RefusedExecutor, "GPU", func() fed.JobBody {

@@ -85,6 +85,9 @@ func (l *Link) acceptJob(task fed.Task) fed.JobAck {
 	if !slices.Contains(spec.DatasetsList, c.Dataset) && !slices.Contains(spec.DatasetsList, c.Node+"/"+c.Dataset) {
 		return refuse(fed.RefusedPermit, "the permit is for dataset "+c.Dataset+", which the job does not name", map[string]any{"permit": c.ID})
 	}
+	if _, err := l.n.ix.Snapshot(ctx, c.Snapshot, c.Dataset); err != nil {
+		return refuse(fed.RefusedPermit, "the permit's snapshot does not exist at this node", map[string]any{"permit": c.ID})
+	}
 	if !slices.Contains(spec.Permits, c.ID) {
 		return refuse(fed.RefusedPermit, "the permit is not among the job's permits", map[string]any{"permit": c.ID})
 	}
