@@ -788,7 +788,9 @@ func TestJobPages(t *testing.T) {
 	}
 	rosa := uiLogin(t, srv, "rosa", "password-rosa")
 	uiWant(t, uiGet(t, e.url+"/jobs", rosa), 200, `href="/jobs/`+j.ID+`"`, "succeeded")
-	uiWant(t, uiGet(t, e.url+"/jobs/"+j.ID, rosa), 200, "north/lung", "hello from the job", `href="/api/v1/jobs/`+j.ID+`/outputs/north/result.csv"`)
+	uiWant(t, uiGet(t, e.url+"/jobs/"+j.ID, rosa), 200, "north/lung", "hello from the job", `href="/jobs/`+j.ID+`/outputs/north/result.csv"`)
+	uiWant(t, uiGet(t, e.url+"/jobs/"+j.ID+"/outputs/north/result.csv", rosa), 200, "x,n")
+	uiWant(t, uiGet(t, e.url+"/jobs/"+j.ID+"/outputs/north/result.csv", uiLogin(t, srv, "bert", "password-bert")), 404)
 	alma := uiLogin(t, srv, "alma", "password-alma")
 	uiWant(t, uiGet(t, e.url+"/jobs/"+j.ID, alma), 404)
 	// A second tool, reviewed through the page.

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/mosaic-imaging/mosaic/internal/jobs"
@@ -21,6 +22,7 @@ func (h *Hub) jobPages(route func(string, http.HandlerFunc)) {
 	}))
 	route("GET /jobs", h.uiJobs)
 	route("GET /jobs/{id}", h.uiJob)
+	route("GET /jobs/{id}/outputs/{node}/{name}", h.uiJobOutput)
 	route("GET /tools", h.uiTools)
 	route("POST /tools/{id}/review", cop.Handler(http.HandlerFunc(h.uiToolReview)).ServeHTTP)
 }
@@ -88,6 +90,27 @@ func (h *Hub) uiJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.uiRender(w, r, http.StatusOK, "job", uiPage{Title: "Job " + j.Name, Active: "jobs", User: u, Body: uiJobView{Job: j, Logs: logs}})
+}
+
+// uiJobOutput downloads a released output for the logged-in owner (or
+// an admin), as an attachment.
+func (h *Hub) uiJobOutput(w http.ResponseWriter, r *http.Request) {
+	svc, a, _, ok := h.uiJobsUser(w, r)
+	if !ok {
+		return
+	}
+	o, data, err := svc.Output(r.Context(), a, r.PathValue("id"), r.PathValue("node"), r.PathValue("name"))
+	if err != nil {
+		h.uiJobsError(w, r, err)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", o.Name))
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-SHA256", o.SHA256)
+	w.Write(data)
 }
 
 type uiToolsView struct {
