@@ -787,7 +787,7 @@ func TestJobPages(t *testing.T) {
 		t.Errorf("/jobs without a log-in: %d", r.StatusCode)
 	}
 	rosa := uiLogin(t, srv, "rosa", "password-rosa")
-	uiWant(t, uiGet(t, e.url+"/jobs", rosa), 200, `href="/jobs/`+j.ID+`"`, "succeeded")
+	uiWant(t, uiGet(t, e.url+"/jobs", rosa), 200, `href="/jobs/`+j.ID+`"`, "succeeded", `<a href="/jobs" aria-current="page">Jobs</a>`)
 	uiWant(t, uiGet(t, e.url+"/jobs/"+j.ID, rosa), 200, "north/lung", "hello from the job", `href="/jobs/`+j.ID+`/outputs/north/result.csv"`)
 	uiWant(t, uiGet(t, e.url+"/jobs/"+j.ID+"/outputs/north/result.csv", rosa), 200, "x,n")
 	uiWant(t, uiGet(t, e.url+"/jobs/"+j.ID+"/outputs/north/result.csv", uiLogin(t, srv, "bert", "password-bert")), 404)
