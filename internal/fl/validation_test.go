@@ -262,7 +262,10 @@ func TestValidationRefusals(t *testing.T) {
 	}
 	good := []float64{0.1, 0.9}
 	cases := map[string]func() error{
-		"NaN score":       func() error { _, err := NodeValidation([]float64{math.NaN(), 0.9}, []float64{0, 1}, good, 0, 1); return err },
+		"NaN score": func() error {
+			_, err := NodeValidation([]float64{math.NaN(), 0.9}, []float64{0, 1}, good, 0, 1)
+			return err
+		},
 		"label 2":         func() error { _, err := NodeValidation(good, []float64{0, 2}, good, 0, 1); return err },
 		"lengths":         func() error { _, err := NodeValidation(good, []float64{0}, good, 0, 1); return err },
 		"score above 1":   func() error { _, err := NodeValidation([]float64{0.1, 1.5}, []float64{0, 1}, good, 2, 1); return err },
