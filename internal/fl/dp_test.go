@@ -146,3 +146,44 @@ func TestClipAndNoise(t *testing.T) {
 		t.Error("bad noise arguments accepted")
 	}
 }
+
+func TestDPFedAvg(t *testing.T) {
+	global := []float64{1, 1}
+	ups := []Update{
+		{Node: "a", Weights: []float64{1, 11}, Samples: 100}, // change (0,10): clipped to (0,1)
+		{Node: "b", Weights: []float64{1.5, 1}, Samples: 1},  // change (0.5,0): kept
+		{Node: "c", Weights: []float64{math.NaN(), 1}, Samples: 5},
+	}
+	d := DP{Clip: 1, NoiseMultiplier: 1e-9, Delta: 1e-5} // noise negligible: the mean is checked
+	r, _ := NewNoiseSource()
+	avg, skipped, err := DPFedAvg(global, ups, d, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skipped["c"] != SkipNotFinite || len(skipped) != 1 {
+		t.Errorf("skipped %v", skipped)
+	}
+	if math.Abs(avg[0]-1.25) > 1e-6 || math.Abs(avg[1]-1.5) > 1e-6 {
+		t.Errorf("avg %v, want (1.25, 1.5): equal weights of clipped changes", avg)
+	}
+	// With real noise the spread of the result is Sigma/n.
+	d.NoiseMultiplier = 2
+	var ss float64
+	const trials = 4000
+	for range trials {
+		avg, _, err := DPFedAvg(global, ups[:2], d, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss += (avg[0] - 1.25) * (avg[0] - 1.25)
+	}
+	if sd := math.Sqrt(ss / trials); math.Abs(sd-1) > 0.05 {
+		t.Errorf("noise on the mean has sd %v, want 2·1/2 = 1", sd)
+	}
+	if _, _, err := DPFedAvg(global, ups, DP{}, r); err == nil {
+		t.Error("invalid DP accepted")
+	}
+	if _, _, err := DPFedAvg(global, ups[2:], d, r); err == nil {
+		t.Error("a round without usable updates accepted")
+	}
+}
