@@ -169,3 +169,24 @@ func TestAverageStreamsBoundedMemory(t *testing.T) {
 		t.Errorf("heap grew by %d MiB averaging 3 × 128 MiB", grow>>20)
 	}
 }
+
+// BenchmarkAverageStreams averages 10 updates of a 10 MB float32 model
+// held as safetensors (both passes); bytes are the updates' size.
+func BenchmarkAverageStreams(b *testing.B) {
+	model := benchModel(b)
+	var streams []StreamUpdate
+	for i := range 10 {
+		var buf bytes.Buffer
+		if err := WriteSafetensors(&buf, model); err != nil {
+			b.Fatal(err)
+		}
+		streams = append(streams, memUpdate(string(rune('a'+i)), float64(i+1), buf.Bytes()))
+	}
+	b.SetBytes(10 * 10 * 260_000 * 4)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := AverageStreams(io.Discard, Infos(model), streams); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
