@@ -3,7 +3,6 @@ package fl
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -193,18 +192,9 @@ func TestLogregProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil || len(recs) < 2 || recs[0][0] != "score" || recs[0][1] != "label" {
-		t.Fatalf("scores.csv: %v %v", recs[:min(len(recs), 2)], err)
-	}
-	var scores, labels []float64
-	for _, rec := range recs[1:] {
-		s, err1 := strconv.ParseFloat(rec[0], 64)
-		y, err2 := strconv.ParseFloat(rec[1], 64)
-		if err1 != nil || err2 != nil {
-			t.Fatal(rec)
-		}
-		scores, labels = append(scores, s), append(labels, y)
+	scores, labels, err := ReadScores(f, 100000)
+	if err != nil {
+		t.Fatal(err)
 	}
 	plan, _ := NewPlan([]float64{0.2, 0.4, 0.5, 0.6, 0.8}, 5)
 	sup, err := Suppress(scores, labels, plan, 10)
