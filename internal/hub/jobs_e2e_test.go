@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -814,4 +816,75 @@ func TestJobPages(t *testing.T) {
 	}
 	// The submitter gets no form for their own tool.
 	uiWant(t, uiGet(t, e.url+"/tools", rosa), 200, "you registered it")
+}
+
+// TestJobContainer: a job with a container image by digest, built
+// locally FROM scratch, through the node's real Podman executor and
+// airlock: the image on the node's allow-list runs without network and
+// with a read-only root, its log lines and its output reach the hub.
+func TestJobContainer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds an image")
+	}
+	for _, tool := range []string{"podman", "runc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is missing (apt-get install podman runc)", tool)
+			}
+			t.Skipf("%s is missing (apt-get install podman runc)", tool)
+		}
+	}
+	dir := t.TempDir()
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", filepath.Join(dir, "probe"), "../executor/testdata/probe")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v: %s", err, out)
+	}
+	os.WriteFile(filepath.Join(dir, "Containerfile"), []byte("FROM scratch\nCOPY probe /probe\nENTRYPOINT [\"/probe\"]\n"), 0o644)
+	if out, err := exec.Command("podman", "--runtime", "runc", "--cgroup-manager=cgroupfs", "build", "-q", "-t", "localhost/mosaic-jobprobe:test", dir).CombinedOutput(); err != nil {
+		t.Fatalf("podman build: %v: %s", err, out)
+	}
+	out, err := exec.Command("podman", "image", "inspect", "--format", "{{.Digest}}", "localhost/mosaic-jobprobe:test").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := strings.TrimSpace(string(out))
+	image := "localhost/mosaic-jobprobe@" + digest
+	e := newJobEnv(t, node.Config{Jobs: executor.Config{Kind: executor.Container, ContainerRuntime: "runc", CgroupManager: "cgroupfs",
+		AllowImages: []string{digest}, Limits: executor.Limits{WallClock: 60 * time.Second}}})
+	e.n.SetExecutor(nil)
+	e.n.SetOutputCheck(nil)
+	var tool jobs.Tool
+	if st, b := e.api(e.resTok, "POST", "/api/v1/tools", jobs.ToolInput{Name: "probe", Kind: "container", Digest: digest}, &tool); st != 201 {
+		t.Fatalf("register: %d %s", st, b)
+	}
+	for _, u := range []string{"alma", "bert"} {
+		e.api(e.token(u), "POST", "/api/v1/tools/"+tool.ID+"/reviews", map[string]string{"decision": "approve"}, &tool)
+	}
+	spec := e.spec(e.processPermit("pm-container"))
+	spec.Kind, spec.Image, spec.CommandArgs = "container", image, []string{"write"}
+	spec.Env = []jobs.EnvVar{{Name: "GREETING", Value: "hi"}}
+	j := e.submit(spec)
+	j = e.wait(j.ID, func(j jobs.Job) bool { return j.State != fed.JobQueued && j.State != fed.JobRunning })
+	var logs struct{ Lines []jobs.LogLine }
+	e.api(e.resTok, "GET", "/api/v1/jobs/"+j.ID+"/logs", nil, &logs)
+	var lines []string
+	for _, l := range logs.Lines {
+		lines = append(lines, l.Line)
+	}
+	t.Logf("job %s: %q; %s", j.State, lines, j.Nodes[0].Message)
+	if !slices.Contains(lines, "root filesystem read-only") {
+		t.Errorf("log lines %q", lines)
+	}
+	if j.Nodes[0].ExitCode == nil || *j.Nodes[0].ExitCode != 0 {
+		t.Errorf("exit code %v: %s", j.Nodes[0].ExitCode, j.Nodes[0].Message)
+	}
+	// hello.txt is plain text: the airlock holds it for a person.
+	if err := e.n.ReleaseJobOutput(context.Background(), j.ID, "hello.txt"); err != nil {
+		t.Fatalf("release: %v (job %s: %s)", err, j.State, j.Nodes[0].Message)
+	}
+	j = e.wait(j.ID, func(j jobs.Job) bool { return j.State == fed.JobSucceeded })
+	if len(j.Nodes[0].Outputs) != 1 || j.Nodes[0].Outputs[0].Name != "hello.txt" {
+		t.Errorf("outputs %+v", j.Nodes[0].Outputs)
+	}
 }

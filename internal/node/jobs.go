@@ -445,7 +445,7 @@ func (n *Node) execSpec(j *runningJob) executor.Spec {
 	}
 	return executor.Spec{Job: j.id, Command: cmd, Image: image, Env: env,
 		Inputs: []executor.Mount{{Host: filepath.Join(j.dir, "in"), Target: "/in"}, {Host: filepath.Join(j.dir, "data"), Target: "/data"}},
-		Output: filepath.Join(j.dir, "out"), Limits: n.cfg.Jobs.Limits}
+		Output: filepath.Join(j.dir, "out"), Limits: n.cfg.Jobs.Limits, Flavor: j.spec.Resources.Flavor}
 }
 
 // prepareJob makes the job's folder: in/ (params.json, the program),

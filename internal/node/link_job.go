@@ -128,15 +128,16 @@ func (l *Link) acceptJob(task fed.Task) fed.JobAck {
 // checkTool checks a job's tool against the node's executor and
 // allow-list, which refuses everything it does not name.
 func (n *Node) checkTool(spec jobs.Spec, tool *jobs.Tool) (code, reason string) {
-	if spec.Resources.Flavor != "no-gpu" {
-		return fed.RefusedExecutor, "this node has no GPU for the flavor " + spec.Resources.Flavor
-	}
 	n.jobs.mu.Lock()
 	x := n.jobs.exec
 	n.jobs.mu.Unlock()
 	kind := n.cfg.Jobs.Kind
 	if x != nil {
 		kind = x.Kind()
+	}
+	// Only a cluster has GPUs to give.
+	if spec.Resources.Flavor != "no-gpu" && kind != executor.Kubernetes {
+		return fed.RefusedExecutor, "this node has no GPU for the flavor " + spec.Resources.Flavor
 	}
 	want := map[string]executor.Kind{jobs.KindContainer: executor.Container, jobs.KindProcess: executor.Process, jobs.KindBuiltin: executor.Builtin}[spec.Kind]
 	if spec.Kind == jobs.KindContainer && kind == executor.Kubernetes {
