@@ -48,11 +48,14 @@ func (e Encoding) Limit() float64 { return math.Ldexp(1, e.Bits-1-e.Frac) }
 // Bytes() per value. A value that is not finite or out of the
 // encoding's range is an error naming its index.
 func (e Encoding) Encode(x []float64) ([]byte, error) {
-	v, err := e.encode(x)
-	if err != nil {
+	if err := e.Validate(); err != nil {
 		return nil, err
 	}
-	return wordsToBytes(v), nil
+	out := make([]byte, len(x)*e.Bytes())
+	if err := e.encodeInto(out, x); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Decode turns ring elements (as Encode gives them, or their sum) back
@@ -65,34 +68,30 @@ func (e Encoding) Decode(data []byte) ([]float64, error) {
 	if len(data)%e.Bytes() != 0 {
 		return nil, fmt.Errorf("secagg: %d bytes is not a whole number of %d-bit values", len(data), e.Bits)
 	}
-	return e.decode(bytesToWords(data)), nil
+	return e.decode(data), nil
 }
 
-// encode is Encode into words: one word per value for 64 bits, two (low,
-// high) for 128.
-func (e Encoding) encode(x []float64) ([]uint64, error) {
-	if err := e.Validate(); err != nil {
-		return nil, err
-	}
+// encodeInto writes the encoding of x into dst, Bytes() per value.
+func (e Encoding) encodeInto(dst []byte, x []float64) error {
 	w := e.words()
-	out := make([]uint64, len(x)*w)
 	lim := math.Ldexp(1, e.Bits-1)
 	for i, f := range x {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return nil, fmt.Errorf("secagg: value %d is not a finite number", i)
+			return fmt.Errorf("secagg: value %d is not a finite number", i)
 		}
 		v := math.Round(math.Ldexp(f, e.Frac))
 		if v >= lim || v < -lim {
-			return nil, fmt.Errorf("secagg: value %d is out of the range of the %d-bit encoding with %d fractional bits (magnitude under %g)", i, e.Bits, e.Frac, e.Limit())
+			return fmt.Errorf("secagg: value %d is out of the range of the %d-bit encoding with %d fractional bits (magnitude under %g)", i, e.Bits, e.Frac, e.Limit())
 		}
 		if w == 1 {
-			out[i] = uint64(int64(v))
+			binary.LittleEndian.PutUint64(dst[8*i:], uint64(int64(v)))
 			continue
 		}
 		lo, hi := float128(v)
-		out[2*i], out[2*i+1] = lo, hi
+		binary.LittleEndian.PutUint64(dst[16*i:], lo)
+		binary.LittleEndian.PutUint64(dst[16*i+8:], hi)
 	}
-	return out, nil
+	return nil
 }
 
 // float128 converts an integral float64 in [-2^127, 2^127) to two's
@@ -124,16 +123,17 @@ func neg128(lo, hi uint64) (uint64, uint64) {
 	return lo, hi
 }
 
-// decode turns words back into values, rounding to nearest.
-func (e Encoding) decode(v []uint64) []float64 {
+// decode turns little-endian ring elements back into values, rounding
+// to nearest.
+func (e Encoding) decode(b []byte) []float64 {
 	w := e.words()
-	out := make([]float64, len(v)/w)
+	out := make([]float64, len(b)/(8*w))
 	for i := range out {
 		var f float64
 		if w == 1 {
-			f = float64(int64(v[i]))
+			f = float64(int64(binary.LittleEndian.Uint64(b[8*i:])))
 		} else {
-			f = int128Float(v[2*i], v[2*i+1])
+			f = int128Float(binary.LittleEndian.Uint64(b[16*i:]), binary.LittleEndian.Uint64(b[16*i+8:]))
 		}
 		out[i] = math.Ldexp(f, -e.Frac)
 	}
@@ -166,35 +166,21 @@ func int128Float(lo, hi uint64) float64 {
 	return f
 }
 
-// addVec adds src to dst in the ring.
-func addVec(dst, src []uint64, w int) {
+// addBytes adds src to dst in the ring, both little-endian with w
+// words per element.
+func addBytes(dst, src []byte, w int) {
 	if w == 1 {
-		for i := range dst {
-			dst[i] += src[i]
+		for i := 0; i+8 <= len(dst); i += 8 {
+			binary.LittleEndian.PutUint64(dst[i:], binary.LittleEndian.Uint64(dst[i:])+binary.LittleEndian.Uint64(src[i:]))
 		}
 		return
 	}
-	for i := 0; i+1 < len(dst); i += 2 {
-		var c uint64
-		dst[i], c = bits.Add64(dst[i], src[i], 0)
-		dst[i+1], _ = bits.Add64(dst[i+1], src[i+1], c)
+	for i := 0; i+16 <= len(dst); i += 16 {
+		lo, c := bits.Add64(binary.LittleEndian.Uint64(dst[i:]), binary.LittleEndian.Uint64(src[i:]), 0)
+		hi, _ := bits.Add64(binary.LittleEndian.Uint64(dst[i+8:]), binary.LittleEndian.Uint64(src[i+8:]), c)
+		binary.LittleEndian.PutUint64(dst[i:], lo)
+		binary.LittleEndian.PutUint64(dst[i+8:], hi)
 	}
-}
-
-func wordsToBytes(v []uint64) []byte {
-	b := make([]byte, 8*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint64(b[8*i:], x)
-	}
-	return b
-}
-
-func bytesToWords(b []byte) []uint64 {
-	v := make([]uint64, len(b)/8)
-	for i := range v {
-		v[i] = binary.LittleEndian.Uint64(b[8*i:])
-	}
-	return v
 }
 
 // stream is one pseudorandom mask: AES-256 in counter mode keyed by key,
@@ -206,29 +192,26 @@ type stream struct {
 
 // prgChunk is how many bytes of key stream are made at a time; a
 // multiple of the AES block so a range can start its counter anywhere.
-const prgChunk = 32 << 10
+const prgChunk = 16 << 10
 
-// minPart is the fewest words a goroutine masks when the work is split.
-const minPart = 1 << 16
+// minPart is the fewest bytes a goroutine masks when the work is split.
+const minPart = 1 << 19
 
 var prgBufs = sync.Pool{New: func() any { b := make([]byte, prgChunk); return &b }}
 
-// applyStreams adds (or subtracts) each stream's key stream to dst, word
-// by word in the ring of w words per element, splitting dst into ranges
-// worked on in parallel.
-func applyStreams(dst []uint64, w int, streams []stream) error {
+// applyStreams adds (or subtracts) each stream's key stream to dst, a
+// little-endian vector of w words per element, splitting dst into
+// ranges worked on in parallel.
+func applyStreams(dst []byte, w int, streams []stream) error {
 	if len(streams) == 0 || len(dst) == 0 {
 		return nil
 	}
-	parts := runtime.GOMAXPROCS(0)
-	if max := len(dst) / minPart; parts > max {
-		parts = max
-	}
+	parts := min(runtime.GOMAXPROCS(0), len(dst)/minPart)
 	if parts <= 1 {
 		return applyRange(dst, 0, w, streams)
 	}
-	// Ranges start on a block boundary: a multiple of 2 words.
-	per := (len(dst)/parts + 1) &^ 1
+	// Ranges start on a block boundary, which is also an element's.
+	per := (len(dst)/parts + aes.BlockSize - 1) &^ (aes.BlockSize - 1)
 	var wg sync.WaitGroup
 	errs := make([]error, parts)
 	for p := 0; p < parts; p++ {
@@ -247,46 +230,47 @@ func applyStreams(dst []uint64, w int, streams []stream) error {
 	return errors.Join(errs...)
 }
 
-// applyRange applies the streams to dst, which starts at word offset
-// start (even) of the whole vector.
-func applyRange(dst []uint64, start, w int, streams []stream) error {
+// applyRange applies the streams to dst, which starts at byte offset
+// start (a multiple of the block size) of the whole vector. It walks dst
+// a chunk at a time, applying every stream to a chunk while it is in
+// cache.
+func applyRange(dst []byte, start, w int, streams []stream) error {
 	bp := prgBufs.Get().(*[]byte)
 	defer prgBufs.Put(bp)
 	buf := *bp
-	for _, s := range streams {
+	ctrs := make([]cipher.Stream, len(streams))
+	for i, s := range streams {
 		block, err := aes.NewCipher(s.key[:])
 		if err != nil {
 			return err
 		}
-		var iv [16]byte
-		binary.BigEndian.PutUint64(iv[8:], uint64(start/2)) // two words per block
-		ctr := cipher.NewCTR(block, iv[:])
-		for off := 0; off < len(dst); off += prgChunk / 8 {
-			n := min(len(dst)-off, prgChunk/8)
-			b := buf[:8*n]
-			clear(b)
-			ctr.XORKeyStream(b, b)
-			d := dst[off : off+n]
+		var iv [aes.BlockSize]byte
+		binary.BigEndian.PutUint64(iv[8:], uint64(start/aes.BlockSize))
+		ctrs[i] = cipher.NewCTR(block, iv[:])
+	}
+	for off := 0; off < len(dst); off += prgChunk {
+		d := dst[off:min(off+prgChunk, len(dst))]
+		k := buf[:len(d)]
+		for i, s := range streams {
+			clear(k)
+			ctrs[i].XORKeyStream(k, k)
 			switch {
 			case w == 1 && !s.sub:
-				for i := range d {
-					d[i] += binary.LittleEndian.Uint64(b[8*i:])
+				for j := 0; j+8 <= len(d); j += 8 {
+					binary.LittleEndian.PutUint64(d[j:], binary.LittleEndian.Uint64(d[j:])+binary.LittleEndian.Uint64(k[j:]))
 				}
 			case w == 1:
-				for i := range d {
-					d[i] -= binary.LittleEndian.Uint64(b[8*i:])
+				for j := 0; j+8 <= len(d); j += 8 {
+					binary.LittleEndian.PutUint64(d[j:], binary.LittleEndian.Uint64(d[j:])-binary.LittleEndian.Uint64(k[j:]))
 				}
 			case !s.sub:
-				for i := 0; i+1 < len(d); i += 2 {
-					var c uint64
-					d[i], c = bits.Add64(d[i], binary.LittleEndian.Uint64(b[8*i:]), 0)
-					d[i+1], _ = bits.Add64(d[i+1], binary.LittleEndian.Uint64(b[8*i+8:]), c)
-				}
+				addBytes(d, k, 2)
 			default:
-				for i := 0; i+1 < len(d); i += 2 {
-					var c uint64
-					d[i], c = bits.Sub64(d[i], binary.LittleEndian.Uint64(b[8*i:]), 0)
-					d[i+1], _ = bits.Sub64(d[i+1], binary.LittleEndian.Uint64(b[8*i+8:]), c)
+				for j := 0; j+16 <= len(d); j += 16 {
+					lo, c := bits.Sub64(binary.LittleEndian.Uint64(d[j:]), binary.LittleEndian.Uint64(k[j:]), 0)
+					hi, _ := bits.Sub64(binary.LittleEndian.Uint64(d[j+8:]), binary.LittleEndian.Uint64(k[j+8:]), c)
+					binary.LittleEndian.PutUint64(d[j:], lo)
+					binary.LittleEndian.PutUint64(d[j+8:], hi)
 				}
 			}
 		}

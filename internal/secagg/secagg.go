@@ -506,7 +506,9 @@ func (c *Client) openShare(s Share) (held, error) {
 // decrypt is an error, and so are fewer shares than the threshold needs,
 // a vector of the wrong length, or a value the encoding cannot hold.
 // Called again with the same shares it returns the first masked vector,
-// whatever x is, so two different vectors are never masked alike.
+// whatever x is, so two different vectors are never masked alike. The
+// returned Data is the client's own copy, shared to spare a model-sized
+// copy: the caller must not change it.
 func (c *Client) Mask(shares []Share, x []float64) (Masked, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -518,9 +520,7 @@ func (c *Client) Mask(shares []Share, x []float64) (Masked, error) {
 		if fp != c.maskFP {
 			return Masked{}, errors.New("secagg: already masked with other shares")
 		}
-		m := *c.masked
-		m.Data = slices.Clone(m.Data)
-		return m, nil
+		return *c.masked, nil
 	}
 	if len(x) != c.cfg.Length {
 		return Masked{}, fmt.Errorf("secagg: a vector of %d values, want %d", len(x), c.cfg.Length)
@@ -550,8 +550,8 @@ func (c *Client) Mask(shares []Share, x []float64) (Masked, error) {
 	if len(holding) < c.cfg.Threshold {
 		return Masked{}, fmt.Errorf("secagg: shares from %d participants, fewer than the threshold %d", len(holding), c.cfg.Threshold)
 	}
-	v, err := c.cfg.Encoding.encode(x)
-	if err != nil {
+	v := make([]byte, c.cfg.Length*c.cfg.Encoding.Bytes())
+	if err := c.cfg.Encoding.encodeInto(v, x); err != nil {
 		return Masked{}, err
 	}
 	self, err := selfStream(c.digest, c.self, c.seed, false)
@@ -572,11 +572,9 @@ func (c *Client) Mask(shares []Share, x []float64) (Masked, error) {
 	if err := applyStreams(v, c.cfg.Encoding.words(), streams); err != nil {
 		return Masked{}, err
 	}
-	m := Masked{Session: c.cfg.Session, From: c.self, Data: wordsToBytes(v)}
+	m := Masked{Session: c.cfg.Session, From: c.self, Data: v}
 	c.masked, c.maskFP, c.holding = &m, fp, holding
-	out := m
-	out.Data = slices.Clone(m.Data)
-	return out, nil
+	return m, nil
 }
 
 // Reveal answers the server's list of survivors (those whose masked

@@ -153,16 +153,16 @@ func randomVectors(ids []string, length int, scale float64, seed uint64) map[str
 // the given participants' vectors.
 func ringSum(t testing.TB, enc Encoding, xs map[string][]float64, ids []string) []float64 {
 	t.Helper()
-	var total []uint64
+	var total []byte
 	for _, id := range ids {
-		v, err := enc.encode(xs[id])
+		v, err := enc.Encode(xs[id])
 		if err != nil {
 			t.Fatal(err)
 		}
 		if total == nil {
-			total = make([]uint64, len(v))
+			total = make([]byte, len(v))
 		}
-		addVec(total, v, enc.words())
+		addBytes(total, v, enc.words())
 	}
 	return enc.decode(total)
 }
@@ -230,6 +230,20 @@ func TestSumEqualsPlainSum(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+func TestSmallRounds(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		ps, dir := newParties(t, n)
+		r := newRound(t, config("small", ps, 5, Ring64), ps, dir)
+		ids := sortedKeys(r.clients)
+		xs := randomVectors(ids, 5, 3, 11)
+		got, err := r.run(t, xs, dropouts{})
+		if err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		checkSum(t, got, Ring64, xs, ids)
 	}
 }
 

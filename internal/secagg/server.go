@@ -3,10 +3,8 @@ package secagg
 import (
 	"bytes"
 	"crypto/ecdh"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"slices"
 	"sort"
 	"strings"
@@ -210,7 +208,7 @@ func (s *Server) Sum(adverts []Advert, masked []Masked, reveals []Reveal) ([]flo
 			streams = append(streams, st)
 		}
 	}
-	total := make([]uint64, s.cfg.Length*s.cfg.Encoding.words())
+	total := make([]byte, s.cfg.Length*s.cfg.Encoding.Bytes())
 	for _, m := range masked {
 		addBytes(total, m.Data, s.cfg.Encoding.words())
 	}
@@ -271,19 +269,4 @@ func (s *Server) checkReveals(peers map[string]peer, alive []string, reveals []R
 	used := slices.Clone(reveals)
 	slices.SortFunc(used, func(a, b Reveal) int { return strings.Compare(a.From, b.From) })
 	return dropped, used[:s.cfg.Threshold], nil
-}
-
-// addBytes adds a little-endian vector to dst in the ring.
-func addBytes(dst []uint64, data []byte, w int) {
-	if w == 1 {
-		for i := range dst {
-			dst[i] += binary.LittleEndian.Uint64(data[8*i:])
-		}
-		return
-	}
-	for i := 0; i+1 < len(dst); i += 2 {
-		var c uint64
-		dst[i], c = bits.Add64(dst[i], binary.LittleEndian.Uint64(data[8*i:]), 0)
-		dst[i+1], _ = bits.Add64(dst[i+1], binary.LittleEndian.Uint64(data[8*i+8:]), c)
-	}
 }
