@@ -91,8 +91,8 @@ func (s *Server) Route(adverts []Advert, shares []Share) (map[string][]Share, []
 		sent[sh.From][sh.To] = sh
 	}
 	var senders []string
-	for from, to := range sent {
-		if !bad[from] && len(to) == len(peers)-1 {
+	for from := range peers {
+		if !bad[from] && len(sent[from]) == len(peers)-1 {
 			senders = append(senders, from)
 		}
 	}
