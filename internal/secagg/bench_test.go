@@ -16,10 +16,10 @@ const (
 
 // benchRound runs a whole round once, for the benchmarks to repeat one
 // of its steps; drop participants fall out after sharing.
-func benchRound(b *testing.B, drop int) (*round, map[string][]float64) {
+func benchRound(b *testing.B, enc Encoding, drop int) (*round, map[string][]float64) {
 	b.Helper()
 	ps, dir := newParties(b, benchN)
-	r := newRound(b, config("bench", ps, benchLength, Ring64), ps, dir)
+	r := newRound(b, config("bench", ps, benchLength, enc), ps, dir)
 	all := sortedKeys(r.clients)
 	xs := randomVectors(all, benchLength, 1, 4)
 	d := dropouts{afterShares: map[string]bool{}}
@@ -34,8 +34,13 @@ func benchRound(b *testing.B, drop int) (*round, map[string][]float64) {
 
 // BenchmarkMask is one client's masking of the model: encoding and ten
 // masks (its own and nine pairwise).
-func BenchmarkMask(b *testing.B) {
-	r, xs := benchRound(b, 0)
+func BenchmarkMask(b *testing.B) { benchMask(b, Ring64) }
+
+// BenchmarkMask48 is BenchmarkMask with the 48-bit encoding.
+func BenchmarkMask48(b *testing.B) { benchMask(b, Ring48) }
+
+func benchMask(b *testing.B, enc Encoding) {
+	r, xs := benchRound(b, enc, 0)
 	c := r.clients["node-03"]
 	in := r.routed["node-03"]
 	b.SetBytes(benchLength * 4)
@@ -53,17 +58,23 @@ func BenchmarkMask(b *testing.B) {
 // BenchmarkSum is the server's unmasking of ten vectors with nobody
 // dropped (ten self masks to remove).
 func BenchmarkSum(b *testing.B) {
-	benchSum(b, 0)
+	benchSum(b, Ring64, 0)
+}
+
+// BenchmarkSum48 is BenchmarkSum with the 48-bit encoding: six bytes a
+// weight on the wire instead of eight.
+func BenchmarkSum48(b *testing.B) {
+	benchSum(b, Ring48, 0)
 }
 
 // BenchmarkSumDropped is the same with three of ten dropped after
 // sharing: seven self masks and 21 pairwise masks to remove.
 func BenchmarkSumDropped(b *testing.B) {
-	benchSum(b, 3)
+	benchSum(b, Ring64, 3)
 }
 
-func benchSum(b *testing.B, drop int) {
-	r, _ := benchRound(b, drop)
+func benchSum(b *testing.B, enc Encoding, drop int) {
+	r, _ := benchRound(b, enc, drop)
 	wire, vectors, plain := wireBytes(b, r)
 	b.SetBytes(benchLength * 4)
 	b.ReportAllocs()
@@ -125,8 +136,14 @@ func BenchmarkPlainSum(b *testing.B) {
 // BenchmarkMaskStreams is the arithmetic of a client's masking alone
 // (ten key streams added to a vector already in memory), without the
 // first touch of a fresh model-sized buffer, which the whole Mask pays.
-func BenchmarkMaskStreams(b *testing.B) {
-	v := make([]byte, 8*benchLength)
+func BenchmarkMaskStreams(b *testing.B) { benchStreams(b, Ring64) }
+
+// BenchmarkMaskStreams48 is BenchmarkMaskStreams with the 48-bit
+// encoding.
+func BenchmarkMaskStreams48(b *testing.B) { benchStreams(b, Ring48) }
+
+func benchStreams(b *testing.B, enc Encoding) {
+	v := make([]byte, enc.Bytes()*benchLength)
 	streams := make([]stream, benchN)
 	for i := range streams {
 		streams[i].key[0] = byte(i)
@@ -135,7 +152,7 @@ func BenchmarkMaskStreams(b *testing.B) {
 	b.SetBytes(benchLength * 4)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := applyStreams(v, 1, streams); err != nil {
+		if err := applyStreams(v, enc.Bytes(), streams); err != nil {
 			b.Fatal(err)
 		}
 	}

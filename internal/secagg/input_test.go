@@ -47,7 +47,9 @@ func TestConfigRefused(t *testing.T) {
 		"threshold neg":     func(c *Config) { c.Threshold = -1 },
 		"length 0":          func(c *Config) { c.Length = 0 },
 		"length huge":       func(c *Config) { c.Length = MaxLength + 1 },
-		"bits 32":           func(c *Config) { c.Encoding.Bits = 32 },
+		"bits 36":           func(c *Config) { c.Encoding.Bits = 36 },
+		"bits 24":           func(c *Config) { c.Encoding.Bits, c.Encoding.Frac = 24, 8 },
+		"bits 72":           func(c *Config) { c.Encoding.Bits = 72 },
 		"frac negative":     func(c *Config) { c.Encoding.Frac = -1 },
 		"frac all the bits": func(c *Config) { c.Encoding.Frac = 63 },
 	}
@@ -278,6 +280,9 @@ func TestEncoding(t *testing.T) {
 		{Ring64, []float64{0, 1, -1, 0.5, -0.25, 1e-9, 2147483647.5, -2147483648, 3.14159}},
 		{Encoding{64, 0}, []float64{0, 1, -1, 9007199254740992, -9007199254740992}},
 		{Ring128, []float64{0, 1, -1, 1e18, -1e18, 0x1p62, -0x1p62, 0x1p62 + 0x1p10, 1e-15}},
+		{Ring48, []float64{0, 1, -1, 0.5, -0.25, 8388607.5, -8388608, 3.14159, 1e-7}},
+		{Encoding{40, 4}, []float64{0, 1, -1, 34359738367.0 / 16, -34359738368.0 / 16, 1.0625}},
+		{Encoding{32, 0}, []float64{0, 1, -1, 2147483647, -2147483648}},
 		{Encoding{128, 0}, []float64{0x1p126, -0x1p126, -0x1p127, 0x1p100 + 0x1p48, -0x1p90 - 0x1p38, 12345}},
 	}
 	for _, tc := range cases {
@@ -303,7 +308,7 @@ func TestEncoding(t *testing.T) {
 		enc Encoding
 		x   float64
 	}{
-		{Ring64, 0x1p31}, {Ring64, -0x1p31 - 1}, {Encoding{64, 0}, 0x1p63}, {Ring128, 0x1p63}, {Encoding{128, 0}, 0x1p127}, {Ring128, math.MaxFloat64},
+		{Ring64, 0x1p31}, {Ring64, -0x1p31 - 1}, {Ring48, 0x1p23}, {Ring48, -0x1p23 - 0x1p-20}, {Encoding{32, 0}, 0x1p31}, {Encoding{64, 0}, 0x1p63}, {Ring128, 0x1p63}, {Encoding{128, 0}, 0x1p127}, {Ring128, math.MaxFloat64},
 	} {
 		if _, err := tc.enc.Encode([]float64{0, tc.x}); err == nil || !strings.Contains(err.Error(), "value 1 is out of the range") {
 			t.Errorf("%v: %v encoded: %v", tc.enc, tc.x, err)

@@ -569,7 +569,7 @@ func (c *Client) Mask(shares []Share, x []float64) (Masked, error) {
 		}
 		streams = append(streams, s)
 	}
-	if err := applyStreams(v, c.cfg.Encoding.words(), streams); err != nil {
+	if err := applyStreams(v, c.cfg.Encoding.Bytes(), streams); err != nil {
 		return Masked{}, err
 	}
 	m := Masked{Session: c.cfg.Session, From: c.self, Data: v}

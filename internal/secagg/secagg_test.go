@@ -162,7 +162,7 @@ func ringSum(t testing.TB, enc Encoding, xs map[string][]float64, ids []string) 
 		if total == nil {
 			total = make([]byte, len(v))
 		}
-		addBytes(total, v, enc.words())
+		addBytes(total, v, enc.Bytes())
 	}
 	return enc.decode(total)
 }
@@ -206,11 +206,14 @@ func checkSum(t *testing.T, got []float64, enc Encoding, xs map[string][]float64
 }
 
 func TestSumEqualsPlainSum(t *testing.T) {
-	for _, enc := range []Encoding{Ring64, Ring128, {Bits: 64, Frac: 16}, {Bits: 128, Frac: 90}} {
+	for _, enc := range []Encoding{Ring64, Ring128, Ring48, {Bits: 32, Frac: 8}, {Bits: 64, Frac: 16}, {Bits: 128, Frac: 90}} {
 		for _, n := range []int{3, 5, 10} {
-			for _, length := range []int{1, 2, 3, 100, 4097, 100_000} {
-				if length == 100_000 && (n == 5 || enc.Frac == 16 || enc.Frac == 90) {
+			for _, length := range []int{1, 2, 3, 100, 4097, 100_000, 200_001} {
+				if length >= 100_000 && (n == 5 || enc.Frac == 16 || enc.Frac == 90 || enc.Bits == 32) {
 					continue // the long vectors once per size and ring are enough
+				}
+				if length == 200_001 && (n != 3 || enc.Bits != 48) {
+					continue // split between goroutines at an odd element size
 				}
 				t.Run(fmt.Sprintf("bits%d-frac%d-n%d-len%d", enc.Bits, enc.Frac, n, length), func(t *testing.T) {
 					ps, dir := newParties(t, n)
@@ -269,7 +272,7 @@ func TestDropouts(t *testing.T) {
 		{"n5-1-after-advert", 5, dropouts{afterAdvert: ids(4)}},
 		{"n3-1-after-shares", 3, dropouts{afterShares: ids(2)}},
 	}
-	for _, enc := range []Encoding{Ring64, Ring128} {
+	for _, enc := range []Encoding{Ring64, Ring128, Ring48} {
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%s-%d", tc.name, enc.Bits), func(t *testing.T) {
 				ps, dir := newParties(t, tc.n)

@@ -210,9 +210,9 @@ func (s *Server) Sum(adverts []Advert, masked []Masked, reveals []Reveal) ([]flo
 	}
 	total := make([]byte, s.cfg.Length*s.cfg.Encoding.Bytes())
 	for _, m := range masked {
-		addBytes(total, m.Data, s.cfg.Encoding.words())
+		addBytes(total, m.Data, s.cfg.Encoding.Bytes())
 	}
-	if err := applyStreams(total, s.cfg.Encoding.words(), streams); err != nil {
+	if err := applyStreams(total, s.cfg.Encoding.Bytes(), streams); err != nil {
 		return nil, err
 	}
 	return s.cfg.Encoding.decode(total), nil
