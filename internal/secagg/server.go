@@ -111,7 +111,9 @@ func (s *Server) Route(adverts []Advert, shares []Share) (map[string][]Share, []
 
 // Survivors checks the masked vectors (session, sender, length) and
 // returns their senders, sorted: the list to ask reveals with. Fewer
-// than the threshold is an error.
+// than the threshold is an error. Give it only vectors of the senders
+// Route kept: the others' vectors carry masks nobody else applied, and
+// the clients refuse a list naming them.
 func (s *Server) Survivors(masked []Masked) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
