@@ -406,3 +406,40 @@ func TestClientKeyChecked(t *testing.T) {
 		t.Fatal("a client with a key not in the directory")
 	}
 }
+
+// A task delivered twice at once must not make a client mask twice:
+// concurrent calls with the same shares get one and the same vector.
+func TestConcurrentRetries(t *testing.T) {
+	ps, dir := newParties(t, 4)
+	r, adverts, _ := sharedRound(t, "conc", ps, dir)
+	c := r.clients["node-02"]
+	first, err := c.Shares(adverts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Shares(adverts)
+	if err != nil || len(again) != len(first) || string(again[0].Ciphertext) != string(first[0].Ciphertext) {
+		t.Fatalf("Shares retried: %v", err)
+	}
+	out := make(chan Masked, 8)
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			m, err := c.Mask(r.routed["node-02"], []float64{float64(i), 1, 2, 3, 4, 5})
+			out <- m
+			errs <- err
+		}()
+	}
+	var data string
+	for i := 0; i < 8; i++ {
+		m := <-out
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			data = string(m.Data)
+		} else if string(m.Data) != data {
+			t.Fatal("two different masked vectors from one client in one session")
+		}
+	}
+}
