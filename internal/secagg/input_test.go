@@ -443,3 +443,32 @@ func TestConcurrentRetries(t *testing.T) {
 		}
 	}
 }
+
+// A node that advertises a key of small order, signed with its own
+// enrolment key, cannot make the others mask with a known value: they
+// refuse the advert before sharing.
+func TestSmallOrderKeyRefused(t *testing.T) {
+	ps, dir := newParties(t, 3)
+	cfg := config("small-order", ps, 2, Ring64)
+	r := newRound(t, cfg, ps, dir)
+	adverts := r.collectAdverts(t)
+	for name, mutate := range map[string]func(a *Advert){
+		"mask": func(a *Advert) { a.MaskKey = make([]byte, 32) },
+		"enc":  func(a *Advert) { a.EncKey = make([]byte, 32) },
+	} {
+		bad := slices.Clone(adverts)
+		a := bad[2]
+		mutate(&a)
+		a.Sig = ed25519.Sign(ps[2].key, advertMessage(cfg.digest(), a))
+		bad[2] = a
+		c, err := NewClient(cfg, ps[0].id, ps[0].key, dir, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		own, _ := c.Advert()
+		bad[0] = own
+		if _, err := c.Shares(bad); err == nil {
+			t.Fatalf("%s key of small order: shares made", name)
+		}
+	}
+}

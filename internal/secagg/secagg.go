@@ -454,6 +454,11 @@ func (c *Client) Shares(adverts []Advert) ([]Share, error) {
 			c.own = held{seed: seedShares[i], key: keyShares[i]}
 			continue
 		}
+		// A key no mask can be agreed with (a point of small order) is
+		// refused now rather than at masking.
+		if _, err := c.mask.ECDH(peers[to].mask); err != nil {
+			return nil, fmt.Errorf("secagg: the advert of %s has a mask key no mask can be agreed with", to)
+		}
 		aead, ad, err := shareAEAD(c.digest, c.self, to, c.enc, peers[to].enc)
 		if err != nil {
 			return nil, err
