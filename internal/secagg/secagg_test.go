@@ -359,7 +359,7 @@ func TestForgedAdvertRefused(t *testing.T) {
 	_, mallory, _ := ed25519.GenerateKey(rand.Reader)
 	forged := adverts[1]
 	forged.MaskKey = slices.Clone(adverts[3].MaskKey)
-	forged.Sig = ed25519.Sign(mallory, advertMessage(cfg.digest(), forged))
+	forged.Sig = ed25519.Sign(mallory, advertMessage(r.server.Config().digest(), forged))
 	bad := slices.Clone(adverts)
 	bad[1] = forged
 	if _, err := r.clients["node-00"].Shares(bad); err == nil || !strings.Contains(err.Error(), "not signed") {
