@@ -53,7 +53,8 @@ var ErrNotImplemented = errors.New("secagg: not implemented")
 const MaxLength = 1 << 30
 
 // Encoding is how float64 values become ring elements: Bits is 64 or
-// 128, Frac the fractional bits of the fixed point.
+// 128 (or any whole number of bytes from 32 to 64 bits, such as Ring48),
+// Frac the fractional bits of the fixed point.
 type Encoding struct {
 	Bits int `json:"bits"`
 	Frac int `json:"frac"`
