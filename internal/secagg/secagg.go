@@ -21,7 +21,9 @@
 //     holds (Server.Survivors), and each survivor answers with Reveal;
 //  5. Server.Sum removes the masks and returns the survivors' sum.
 //
-// Every message names its session and is checked against it. A
+// A node keeps its Client for the whole session (it holds the session's
+// secrets, in memory only) and a new Client for every session. Every
+// message names its session and is checked against it. A
 // client's methods are idempotent: called again with the same input
 // they return the same message, with different input they refuse, so a
 // retried task cannot make a client mask twice or reveal twice.
