@@ -72,6 +72,8 @@ func lexFormula(s string) ([]ftok, error) {
 			return nil, fmt.Errorf("stats: formula: %%in%% and other %%-operators are not supported")
 		case c == '/':
 			return nil, fmt.Errorf("stats: formula: '/' (nesting or division) is not supported; researchers cannot compute new variables")
+		case c == ',':
+			return nil, fmt.Errorf("stats: formula: ',' (a second argument): factor() takes one column name and no options")
 		case c == '`':
 			return nil, fmt.Errorf("stats: formula: backquoted names are not supported")
 		default:

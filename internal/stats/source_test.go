@@ -198,3 +198,5 @@ func cohort(n int, seed uint64) *memTable {
 	m.cat("sex", sex).cat("stage", stage)
 	return m
 }
+
+func nan() float64 { return math.NaN() }
