@@ -167,7 +167,7 @@ func cohort(n int, seed uint64) *memTable {
 	stage := make([]string, n)
 	stages := []string{"I", "II", "III"}
 	for i := 0; i < n; i++ {
-		age[i] = math.Round(40+r.Float64()*40*10) / 10
+		age[i] = math.Round((40+r.Float64()*40)*10) / 10
 		bmi[i] = math.Round((18+r.NormFloat64()*3+8)*100) / 100
 		grade[i] = float64(1 + r.IntN(3))
 		sex[i] = []string{"F", "M"}[r.IntN(2)]

@@ -114,13 +114,3 @@ type GLMPart struct {
 
 // GLMEval returns the summed parts at beta (one federated step).
 type GLMEval func(ctx context.Context, iter int, beta []float64) (*GLMPart, error)
-
-// SummaryPart is one node's part of summaries of numeric variables:
-// counts, sums and sums of squares (mean and variance pooled exactly).
-type SummaryPart struct {
-	Vars  []string
-	N     []float64
-	Sum   []float64
-	SumSq []float64
-	Used  []int `json:"-"`
-}
