@@ -219,7 +219,7 @@ func TestNodeRefusals(t *testing.T) {
 	}
 }
 
-func mustParse(t *testing.T, s string) *Formula {
+func mustParse(t testing.TB, s string) *Formula {
 	t.Helper()
 	f, err := ParseFormula(s)
 	if err != nil {

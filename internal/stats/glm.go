@@ -103,36 +103,54 @@ func nodeGLM(s source, f *Formula, lv Levels, family string, beta []float64, pol
 	if err := pl.check(used, pol, true); err != nil {
 		return nil, err
 	}
-	grad := make([]float64, P)
-	hess := make([]float64, P*P)
-	var dev float64
-	cols := make([]int, len(pl.terms)+1)
-	vals := make([]float64, len(pl.terms)+1)
-	lev := make([]int32, len(pl.vars))
-	for _, i := range used {
-		n := pl.row(i, lev, cols, vals)
-		eta := 0.0
-		for a := 0; a < n; a++ {
-			eta += vals[a] * beta[cols[a]]
-		}
-		mu := invLogit(eta)
-		yi := y[i]
-		if yi == 1 {
-			dev -= 2 * math.Log(mu)
-		} else {
-			dev -= 2 * math.Log(1-mu)
-		}
-		w := mu * (1 - mu)
-		r := yi - mu
-		for a := 0; a < n; a++ {
-			ca, va := cols[a], vals[a]
-			grad[ca] += va * r
-			wa := w * va
-			row := hess[ca*P:]
-			for b := a; b < n; b++ {
-				row[cols[b]] += wa * vals[b]
+	type acc struct {
+		grad, hess []float64
+		dev        float64
+	}
+	parts := parallel(used, P, func(rows []int) any {
+		a := acc{grad: make([]float64, P), hess: make([]float64, P*P)}
+		grad, hess := a.grad, a.hess
+		cols := make([]int, len(pl.terms)+1)
+		vals := make([]float64, len(pl.terms)+1)
+		lev := make([]int32, len(pl.vars))
+		for _, i := range rows {
+			n := pl.row(i, lev, cols, vals)
+			eta := 0.0
+			for k := 0; k < n; k++ {
+				eta += vals[k] * beta[cols[k]]
+			}
+			mu := invLogit(eta)
+			yi := y[i]
+			if yi == 1 {
+				a.dev -= 2 * math.Log(mu)
+			} else {
+				a.dev -= 2 * math.Log(1-mu)
+			}
+			w := mu * (1 - mu)
+			r := yi - mu
+			for k := 0; k < n; k++ {
+				ca, va := cols[k], vals[k]
+				grad[ca] += va * r
+				wa := w * va
+				row := hess[ca*P : ca*P+P]
+				for b := k; b < n; b++ {
+					row[cols[b]] += wa * vals[b]
+				}
 			}
 		}
+		return a
+	})
+	first := parts[0].(acc)
+	grad, hess, dev := first.grad, first.hess, first.dev
+	for _, p := range parts[1:] {
+		a := p.(acc)
+		for i, v := range a.hess {
+			hess[i] += v
+		}
+		for i, v := range a.grad {
+			grad[i] += v
+		}
+		dev += a.dev
 	}
 	symmetrize(hess, P)
 	return &GLMPart{P: P, Grad: grad, Hess: hess, Deviance: dev, N: float64(len(used)), Used: used}, nil

@@ -3,6 +3,8 @@ package stats
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/mosaic-imaging/mosaic/internal/table"
 )
@@ -88,25 +90,43 @@ func nodeLM(s source, f *Formula, lv Levels, pol Policy) (*LMPart, error) {
 		return nil, err
 	}
 	P := pl.P
-	xtx := make([]float64, P*P)
-	xty := make([]float64, P)
-	var yty float64
-	cols := make([]int, len(pl.terms)+1)
-	vals := make([]float64, len(pl.terms)+1)
-	lev := make([]int32, len(pl.vars))
+	type acc struct {
+		xtx, xty []float64
+		yty      float64
+	}
 	y := pl.resp.num
-	for _, i := range used {
-		n := pl.row(i, lev, cols, vals)
-		yi := y[i]
-		yty += yi * yi
-		for a := 0; a < n; a++ {
-			ca, va := cols[a], vals[a]
-			xty[ca] += va * yi
-			row := xtx[ca*P:]
-			for b := a; b < n; b++ {
-				row[cols[b]] += va * vals[b]
+	parts := parallel(used, P, func(rows []int) any {
+		a := acc{xtx: make([]float64, P*P), xty: make([]float64, P)}
+		cols := make([]int, len(pl.terms)+1)
+		vals := make([]float64, len(pl.terms)+1)
+		lev := make([]int32, len(pl.vars))
+		xtx, xty := a.xtx, a.xty
+		for _, i := range rows {
+			n := pl.row(i, lev, cols, vals)
+			yi := y[i]
+			a.yty += yi * yi
+			for a := 0; a < n; a++ {
+				ca, va := cols[a], vals[a]
+				xty[ca] += va * yi
+				row := xtx[ca*P : ca*P+P]
+				for b := a; b < n; b++ {
+					row[cols[b]] += va * vals[b]
+				}
 			}
 		}
+		return a
+	})
+	first := parts[0].(acc)
+	xtx, xty, yty := first.xtx, first.xty, first.yty
+	for _, p := range parts[1:] {
+		a := p.(acc)
+		for i, v := range a.xtx {
+			xtx[i] += v
+		}
+		for i, v := range a.xty {
+			xty[i] += v
+		}
+		yty += a.yty
 	}
 	symmetrize(xtx, P)
 	return &LMPart{P: P, XtX: xtx, Xty: xty, Yty: yty, N: float64(len(used)), Used: used}, nil
@@ -190,4 +210,33 @@ func FitLM(coefs []string, sum *LMPart) (*Fit, error) {
 		}
 	}
 	return fit, nil
+}
+
+// parallel runs fn over contiguous chunks of rows on up to GOMAXPROCS
+// goroutines (at most 8, and only for large inputs or small models) and
+// returns the chunks' results in order, so sums are the same on every
+// run with the same number of processors.
+func parallel(rows []int, p int, fn func(rows []int) any) []any {
+	w := runtime.GOMAXPROCS(0)
+	if w > 8 {
+		w = 8
+	}
+	if len(rows) < 50000 || p > 200 {
+		w = 1
+	}
+	if w < 1 {
+		w = 1
+	}
+	out := make([]any, w)
+	var wg sync.WaitGroup
+	for k := 0; k < w; k++ {
+		lo, hi := k*len(rows)/w, (k+1)*len(rows)/w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[k] = fn(rows[lo:hi])
+		}()
+	}
+	wg.Wait()
+	return out
 }
