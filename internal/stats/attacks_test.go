@@ -94,6 +94,23 @@ func TestAttackMaskTimesColumn(t *testing.T) {
 			t.Errorf("%s: refusal %q, want %q", name, c, fed.RefusedLevel)
 		}
 	}
+	// Two masks of enough rows each that meet in one row.
+	a := make([]float64, m.n)
+	b := make([]float64, m.n)
+	for i := 0; i < 12; i++ {
+		a[i] = 1
+		b[11+i] = 1
+	}
+	m.num("ma", a).num("mb", b)
+	if _, err := lmFit(t, m, "y ~ ma + mb", pol); err != nil {
+		t.Errorf("two masks of 12 rows: %v", err)
+	}
+	if _, err := lmFit(t, m, "y ~ ma * mb", pol); refusalCode(err) != fed.RefusedLevel {
+		t.Errorf("two masks meeting in one row: %v", err)
+	}
+	if _, err := lmFit(t, m, "y ~ ma:site", Policy{Floor: 1}); err != nil {
+		t.Errorf("a mask by a factor, no floor: %v", err)
+	}
 	// The same column with enough rows in each level is fine.
 	for i := 0; i < 10; i++ {
 		m.floats["mask"][i] = 1
