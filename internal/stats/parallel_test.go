@@ -49,3 +49,24 @@ func TestParallelPart(t *testing.T) {
 		}
 	}
 }
+
+// TestCategoricalResponse checks that a two-level categorical response
+// fits as its 0/1 coding (the first level 0, as R).
+func TestCategoricalResponse(t *testing.T) {
+	m := cohort(500, 8)
+	out := make([]string, m.n)
+	for i, d := range m.floats["died"] {
+		out[i] = map[float64]string{0: "alive", 1: "dead"}[d]
+	}
+	m.cat("outcome", out)
+	a := fedGLM(t, nodes(m), "died ~ age + sex")
+	b := fedGLM(t, nodes(m), "outcome ~ age + sex")
+	for i := range a.Coefficients {
+		if !relClose(a.Coefficients[i].Estimate, b.Coefficients[i].Estimate, 1e-12) || !relClose(a.Coefficients[i].StdError, b.Coefficients[i].StdError, 1e-12) {
+			t.Errorf("%v against %v", a.Coefficients[i], b.Coefficients[i])
+		}
+	}
+	if a.Deviance != b.Deviance || a.NullDeviance != b.NullDeviance {
+		t.Errorf("deviances %v/%v against %v/%v", a.Deviance, a.NullDeviance, b.Deviance, b.NullDeviance)
+	}
+}
