@@ -174,6 +174,20 @@ func TestAttackOneRowRemoved(t *testing.T) {
 	if Fingerprint([]int{3, 1, 2, 2}) != Fingerprint([]int{1, 2, 3}) || Fingerprint([]int{1}) == Fingerprint([]int{2}) {
 		t.Error("fingerprints of sets")
 	}
+	// A full history refuses new row sets and still admits known ones.
+	small := NewMemoryHistory()
+	small.MaxSets = 2
+	for i, rows := range [][]int{all.Used[:20], all.Used[:30]} {
+		if err := small.Admit("r1", "t", rows, pol.Floor); err != nil {
+			t.Fatalf("set %d: %v", i, err)
+		}
+	}
+	if c := refusalCode(small.Admit("r1", "t", all.Used, pol.Floor)); c != fed.RefusedOverlap {
+		t.Errorf("a full history: %q", c)
+	}
+	if err := small.Admit("r1", "t", all.Used[:20], pol.Floor); err != nil {
+		t.Errorf("a known set in a full history: %v", err)
+	}
 	if err := h.Admit("r1", "clinical", []int{-1}, pol.Floor); err == nil {
 		t.Error("negative row accepted")
 	}
