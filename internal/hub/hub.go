@@ -298,6 +298,8 @@ type Hub struct {
 
 	// access is set by EnableAccess (access.go).
 	access atomic.Pointer[accessState]
+	// jobs is set by enableJobs (jobs.go).
+	jobs atomic.Pointer[jobsState]
 }
 
 type liveNode struct {

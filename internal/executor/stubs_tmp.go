@@ -1,0 +1,3 @@
+package executor
+
+func newKubernetesFromConfig(cfg Config) (Executor, error) { return nil, ErrNotImplemented }
