@@ -545,8 +545,10 @@ func (n *Node) pageAirlockDecide(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		v := airlockView{Person: personOf(tok), CSRF: n.csrfToken(secret), Error: err.Error()}
-		if h, gerr := s.Get(id); gerr == nil && s != nil {
-			v.Output, v.Policy = &h, s.Policy()
+		if s != nil {
+			if h, gerr := s.Get(id); gerr == nil {
+				v.Output, v.Policy = &h, s.Policy()
+			}
 		}
 		status := http.StatusConflict
 		if errors.Is(err, airlock.ErrNotFound) {
