@@ -250,6 +250,25 @@ func (s *Store) Hold(out Output, perm Permissions) (Held, error) {
 	return h, nil
 }
 
+// LogOutputName is the name of the output that holds a job's log lines
+// a LogFilter held.
+const LogOutputName = "log-held.txt"
+
+// HoldLog keeps the log lines of a job that a LogFilter held as one text
+// output (LogOutputName), which waits for a person like any other. No
+// lines: nothing is kept, and the zero Held is returned.
+func (s *Store) HoldLog(job string, lines []string, perm Permissions) (Held, error) {
+	if len(lines) == 0 {
+		return Held{}, nil
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(strings.TrimRight(strings.ToValidUTF8(l, "\uFFFD"), "\r\n"))
+		b.WriteByte('\n')
+	}
+	return s.Hold(Output{Job: job, Name: LogOutputName, Data: []byte(b.String())}, perm)
+}
+
 // List returns every output in the store, oldest first.
 func (s *Store) List() ([]Held, error) { return s.list() }
 

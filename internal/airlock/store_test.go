@@ -263,3 +263,26 @@ func mustReleased(t *testing.T, s *Store, id string) []byte {
 	}
 	return b
 }
+
+func TestHoldLog(t *testing.T) {
+	s, a := openTestStore(t, Policy{})
+	f := NewLogFilter(Policy{}, PseudonymSet([]string{"MOSAIC-ABCDEFGHJKLMNPQR"}))
+	rel, held := f.Split([]string{"epoch 1 loss 0.69", "patient MOSAIC-ABCDEFGHJKLMNPQR skipped", "id 12345678"})
+	if len(rel) != 1 || len(held) != 2 {
+		t.Fatalf("%q %q", rel, held)
+	}
+	h, err := s.HoldLog("j", held, Permissions{RowLevel: true})
+	if err != nil || h.State != StateHeld || h.Name != LogOutputName {
+		t.Fatalf("%+v %v", h, err)
+	}
+	c, _ := s.Content(h.ID)
+	if string(c) != "patient MOSAIC-ABCDEFGHJKLMNPQR skipped\nid 12345678\n" {
+		t.Fatalf("%q", c)
+	}
+	if h, err := s.HoldLog("j", nil, Permissions{}); err != nil || h.ID != "" {
+		t.Fatalf("%+v %v", h, err)
+	}
+	if len(a.actions()) != 1 {
+		t.Fatalf("audit %v", a.actions())
+	}
+}
