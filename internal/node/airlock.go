@@ -732,3 +732,27 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	return err
 }
+
+// AirlockInputs describes a job's inputs for the airlock's row-level
+// checks: a matcher of the patient pseudonyms and study UIDs of a
+// snapshot of a dataset (for airlock.Output.IsPseudonym and
+// LogFilter.IsPseudonym), and how many patients it holds (for
+// airlock.Output.InputRows, with the row counts of its tables).
+func (n *Node) AirlockInputs(ctx context.Context, dataset, snapshot string) (isPseudonym func(string) bool, patients int, err error) {
+	ctx, cancel := n.dbContext(ctx)
+	defer cancel()
+	members, err := n.ix.SnapshotStudies(ctx, snapshot, dataset)
+	if err != nil {
+		return nil, 0, err
+	}
+	ids := make([]string, 0, 2*len(members))
+	seen := map[string]bool{}
+	for _, m := range members {
+		if !seen[m.Patient] {
+			seen[m.Patient] = true
+			ids = append(ids, m.Patient)
+		}
+		ids = append(ids, m.Study)
+	}
+	return airlock.PseudonymSet(ids), len(seen), nil
+}
