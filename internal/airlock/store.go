@@ -100,8 +100,9 @@ func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 func (s *Store) Policy() Policy { return s.pol }
 
 // OnRelease sets the function called with each output released in this
-// process, after its release is recorded: the jobs runner sends it to
-// the hub and then calls MarkSent. Outputs released by another process
+// process, after its release is recorded, with what may leave
+// (Publishable of the content): the jobs runner sends it to the hub and
+// then calls MarkSent. Outputs released by another process
 // (the CLI) are found by Unsent.
 func (s *Store) OnRelease(f func(h Held, data []byte)) {
 	s.mu.Lock()
@@ -187,6 +188,8 @@ func detailOf(h Held) map[string]any {
 // they send it to review, recorded as refused when they refuse it. The
 // job's earlier outputs count towards MaxFiles and MaxTotalBytes. The
 // returned Held says which. Content over MaxFileBytes is not kept.
+// OnRelease, like ReleasedContent, gets what may leave: Publishable of
+// the content, without the largest contributions.
 func (s *Store) Hold(out Output, perm Permissions) (Held, error) {
 	if out.Job == "" || out.Name == "" || len(out.Name) > 255 || !utf8.ValidString(out.Name) || strings.ContainsAny(out.Name, "\x00\n\r") {
 		return Held{}, errors.New("airlock: an output needs a job and a name (one line of UTF-8, at most 255 bytes)")
@@ -242,9 +245,28 @@ func (s *Store) Hold(out Output, perm Permissions) (Held, error) {
 	f := s.onRelease
 	unlock()
 	if h.State == StateReleased && f != nil {
-		f(h, out.Data)
+		f(h, Publishable(out.Data))
 	}
 	return h, nil
+}
+
+// LogOutputName is the name of the output that holds a job's log lines
+// a LogFilter held.
+const LogOutputName = "log-held.txt"
+
+// HoldLog keeps the log lines of a job that a LogFilter held as one text
+// output (LogOutputName), which waits for a person like any other. No
+// lines: nothing is kept, and the zero Held is returned.
+func (s *Store) HoldLog(job string, lines []string, perm Permissions) (Held, error) {
+	if len(lines) == 0 {
+		return Held{}, nil
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(strings.TrimRight(strings.ToValidUTF8(l, "\uFFFD"), "\r\n"))
+		b.WriteByte('\n')
+	}
+	return s.Hold(Output{Job: job, Name: LogOutputName, Data: []byte(b.String())}, perm)
 }
 
 // List returns every output in the store, oldest first.
@@ -315,6 +337,23 @@ func (s *Store) Content(id string) ([]byte, error) {
 	return b, nil
 }
 
+// ReleasedContent returns what leaves the node of a released output
+// (Publishable of its content): what the jobs runner sends to the hub.
+func (s *Store) ReleasedContent(id string) ([]byte, error) {
+	h, err := s.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if h.State != StateReleased {
+		return nil, fmt.Errorf("airlock: %s is %s, not released", id, h.State)
+	}
+	data, err := s.Content(id)
+	if err != nil {
+		return nil, err
+	}
+	return Publishable(data), nil
+}
+
 // Release approves a held output for person. Without TwoPerson it is
 // released at once; with it, the first approval is recorded and a second,
 // different person releases it (the same person twice: ErrSamePerson).
@@ -356,7 +395,7 @@ func (s *Store) Release(id, person string) (Held, error) {
 	f := s.onRelease
 	unlock()
 	if h.State == StateReleased && f != nil {
-		data, err := s.Content(id)
+		data, err := s.ReleasedContent(id)
 		if err != nil {
 			return h, err
 		}

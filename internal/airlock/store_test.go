@@ -229,3 +229,60 @@ func TestStoreConcurrentReleases(t *testing.T) {
 		t.Fatalf("%+v", g)
 	}
 }
+
+// TestReleasedWithoutContributions: the largest contributions a sum or
+// mean carries for the checks never leave the node.
+func TestReleasedWithoutContributions(t *testing.T) {
+	s, _ := openTestStore(t, Policy{})
+	data := magnitude("mean", 12, 10, 60, 40)
+	var sent []byte
+	s.OnRelease(func(h Held, d []byte) { sent = d })
+	h, err := s.Hold(Output{Job: "j", Name: "m.json", Data: data}, Permissions{})
+	if err != nil || h.State != StateReleased {
+		t.Fatalf("%+v %v", h, err)
+	}
+	for _, b := range [][]byte{sent, mustReleased(t, s, h.ID)} {
+		if bytes.Contains(b, []byte(`"top"`)) || bytes.Contains(b, []byte("60")) || !bytes.Contains(b, []byte(`"value":10`)) {
+			t.Fatalf("released %s", b)
+		}
+	}
+	stats := []byte(`{"mosaic_output":"stats","version":1,"statistics":[{"name":"age","statistic":"mean","value":61.25,"count":20,"top":[90,88],"total":1225}]}`)
+	if p := Publishable(stats); bytes.Contains(p, []byte("90")) || bytes.Contains(p, []byte("1225")) || !bytes.Contains(p, []byte("61.25")) {
+		t.Fatalf("publishable stats %s", p)
+	}
+	if p := Publishable(model(30)); !bytes.Equal(p, model(30)) {
+		t.Fatal("a model changed")
+	}
+}
+
+func mustReleased(t *testing.T, s *Store, id string) []byte {
+	t.Helper()
+	b, err := s.ReleasedContent(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestHoldLog(t *testing.T) {
+	s, a := openTestStore(t, Policy{})
+	f := NewLogFilter(Policy{}, PseudonymSet([]string{"MOSAIC-ABCDEFGHJKLMNPQR"}))
+	rel, held := f.Split([]string{"epoch 1 loss 0.69", "patient MOSAIC-ABCDEFGHJKLMNPQR skipped", "id 12345678"})
+	if len(rel) != 1 || len(held) != 2 {
+		t.Fatalf("%q %q", rel, held)
+	}
+	h, err := s.HoldLog("j", held, Permissions{RowLevel: true})
+	if err != nil || h.State != StateHeld || h.Name != LogOutputName {
+		t.Fatalf("%+v %v", h, err)
+	}
+	c, _ := s.Content(h.ID)
+	if string(c) != "patient MOSAIC-ABCDEFGHJKLMNPQR skipped\nid 12345678\n" {
+		t.Fatalf("%q", c)
+	}
+	if h, err := s.HoldLog("j", nil, Permissions{}); err != nil || h.ID != "" {
+		t.Fatalf("%+v %v", h, err)
+	}
+	if len(a.actions()) != 1 {
+		t.Fatalf("audit %v", a.actions())
+	}
+}

@@ -545,8 +545,10 @@ func (n *Node) pageAirlockDecide(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		v := airlockView{Person: personOf(tok), CSRF: n.csrfToken(secret), Error: err.Error()}
-		if h, gerr := s.Get(id); gerr == nil && s != nil {
-			v.Output, v.Policy = &h, s.Policy()
+		if s != nil {
+			if h, gerr := s.Get(id); gerr == nil {
+				v.Output, v.Policy = &h, s.Policy()
+			}
 		}
 		status := http.StatusConflict
 		if errors.Is(err, airlock.ErrNotFound) {
@@ -729,4 +731,28 @@ func writeFileAtomic(path string, data []byte) error {
 		os.Remove(f.Name())
 	}
 	return err
+}
+
+// AirlockInputs describes a job's inputs for the airlock's row-level
+// checks: a matcher of the patient pseudonyms and study UIDs of a
+// snapshot of a dataset (for airlock.Output.IsPseudonym and
+// LogFilter.IsPseudonym), and how many patients it holds (for
+// airlock.Output.InputRows, with the row counts of its tables).
+func (n *Node) AirlockInputs(ctx context.Context, dataset, snapshot string) (isPseudonym func(string) bool, patients int, err error) {
+	ctx, cancel := n.dbContext(ctx)
+	defer cancel()
+	members, err := n.ix.SnapshotStudies(ctx, snapshot, dataset)
+	if err != nil {
+		return nil, 0, err
+	}
+	ids := make([]string, 0, 2*len(members))
+	seen := map[string]bool{}
+	for _, m := range members {
+		if !seen[m.Patient] {
+			seen[m.Patient] = true
+			ids = append(ids, m.Patient)
+		}
+		ids = append(ids, m.Study)
+	}
+	return airlock.PseudonymSet(ids), len(seen), nil
 }

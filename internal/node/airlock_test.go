@@ -16,6 +16,7 @@ import (
 
 	"github.com/mosaic-imaging/mosaic/internal/airlock"
 	"github.com/mosaic-imaging/mosaic/internal/audit"
+	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/index"
 )
 
@@ -310,5 +311,41 @@ func TestAirlockPolicyValidated(t *testing.T) {
 	c.Airlock = airlock.Policy{CellThreshold: 20, TwoPerson: true}
 	if err := c.Validate(); err != nil {
 		t.Fatalf("a stricter policy refused: %v", err)
+	}
+}
+
+// TestAirlockInputs: the pseudonyms of a snapshot's patients, and its
+// study UIDs, are recognised in outputs and logs.
+func TestAirlockInputs(t *testing.T) {
+	ctx := context.Background()
+	n, srv, tok, ingest := snapshotNode(t, "sqlite", 1)
+	ingest(0, 3)
+	if _, err := n.MakeSnapshot(ctx, fed.SnapshotBody{Snapshot: "s1", Dataset: "lung", Query: json.RawMessage(allQuery)}); err != nil {
+		t.Fatal(err)
+	}
+	members := datasetStudies(t, srv, tok)
+	is, patients, err := n.AirlockInputs(ctx, "lung", "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if patients != 3 || len(members) == 0 {
+		t.Fatalf("%d patients, %d members", patients, len(members))
+	}
+	for _, m := range members {
+		if !is(m.Patient) || !is(m.Study) {
+			t.Fatalf("%s / %s not recognised", m.Patient, m.Study)
+		}
+	}
+	if is("MOSAIC-NOTAPATIENT0000") {
+		t.Fatal("a stranger recognised")
+	}
+	csv := "patient,age\n" + members[0].Patient + ",61\n"
+	v := airlock.Check(airlock.Policy{}, airlock.Permissions{}, airlock.Output{Name: "x.csv", Data: []byte(csv), IsPseudonym: is, InputRows: []int{patients}})
+	if v.Decision != airlock.Refuse {
+		t.Fatalf("%+v", v)
+	}
+	f := airlock.NewLogFilter(airlock.Policy{}, is)
+	if ok, _ := f.Line("reading study " + members[0].Study); ok {
+		t.Fatal("a study UID released in a log")
 	}
 }
