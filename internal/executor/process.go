@@ -345,6 +345,16 @@ loop:
 	}
 	outR.Close()
 	res := Result{Duration: time.Since(start), ExitCode: exitCode(cmd.ProcessState, waitErr)}
+	if childPid == 0 && killed == "" {
+		select {
+		case childPid = <-child:
+		case <-time.After(time.Second):
+		}
+		if childPid == 0 {
+			// bubblewrap failed before the sandbox existed.
+			return res, fmt.Errorf("%w: bubblewrap could not set up the sandbox: %s", ErrUnavailable, w.lastLine())
+		}
+	}
 	res.Killed = w.classify(killed, res.ExitCode)
 	return res, nil
 }

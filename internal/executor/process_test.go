@@ -562,3 +562,16 @@ func BenchmarkProcessFirstLine(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(n), "ms-to-first-line")
 }
+
+func TestProcessSetupFailureIsAnError(t *testing.T) {
+	sb := newSandbox(t)
+	p := sb.script("ok.sh", "echo ok\n")
+	// A bubblewrap that fails before any sandbox exists (here: false).
+	e, err := NewProcess(Config{Kind: Process, Bwrap: "/bin/false", AllowPrograms: sb.allow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Run(context.Background(), sb.spec("/bin/sh", p), nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("failed setup: %v, want ErrUnavailable", err)
+	}
+}
