@@ -104,6 +104,7 @@ func hostAddrs() []string {
 }
 
 func TestContainerSandbox(t *testing.T) {
+	t.Parallel()
 	image := probeImage(t)
 	digest, _ := ImageDigest(image)
 	e := containerExecutor(t, []string{digest}, Limits{WallClock: time.Minute})
@@ -182,42 +183,59 @@ func TestContainerSandbox(t *testing.T) {
 }
 
 func TestContainerLimits(t *testing.T) {
+	t.Parallel()
 	image := probeImage(t)
 	digest, _ := ImageDigest(image)
-	out := filepath.Join(t.TempDir(), "out")
 	ctx := context.Background()
+	t.Run("memory", func(t *testing.T) {
+		t.Parallel()
+		e := containerExecutor(t, []string{digest}, Limits{MemoryBytes: 64 << 20, WallClock: 30 * time.Second})
+		res, text := runProbe(t, e, ctx, Spec{Job: "mem", Image: image, Command: []string{"mem"}, Output: filepath.Join(t.TempDir(), "out")})
+		if res.Killed != KilledMemory {
+			t.Fatalf("memory: %+v\n%s", res, text)
+		}
+	})
+	t.Run("processes", func(t *testing.T) {
+		t.Parallel()
+		e := containerExecutor(t, []string{digest}, Limits{Processes: 16, WallClock: 30 * time.Second})
+		start := time.Now()
+		res, text := runProbe(t, e, ctx, Spec{Job: "pids", Image: image, Command: []string{"pids"}, Output: filepath.Join(t.TempDir(), "out")})
+		if res.Killed != KilledProcesses || time.Since(start) > 20*time.Second {
+			t.Fatalf("processes: %+v after %v\n%s", res, time.Since(start), text)
+		}
+	})
+	t.Run("wall-clock", func(t *testing.T) {
+		t.Parallel()
+		e := containerExecutor(t, []string{digest}, Limits{WallClock: 2 * time.Second})
+		res, _ := runProbe(t, e, ctx, Spec{Job: "sleep", Image: image, Command: []string{"sleep"}, Output: filepath.Join(t.TempDir(), "out")})
+		if res.Killed != KilledTimeout {
+			t.Fatalf("wall clock: %+v", res)
+		}
+		noContainerLeft(t, "mosaic-sleep")
+	})
+	t.Run("cancel", func(t *testing.T) {
+		t.Parallel()
+		e := containerExecutor(t, []string{digest}, Limits{WallClock: time.Minute})
+		cctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(2*time.Second, cancel)
+		res, _ := runProbe(t, e, cctx, Spec{Job: "cancel-me", Image: image, Command: []string{"sleep"}, Output: filepath.Join(t.TempDir(), "out")})
+		if res.Killed != KilledCancelled {
+			t.Fatalf("cancel: %+v", res)
+		}
+		noContainerLeft(t, "mosaic-cancel-me")
+	})
+}
 
-	e := containerExecutor(t, []string{digest}, Limits{MemoryBytes: 64 << 20, WallClock: 30 * time.Second})
-	res, text := runProbe(t, e, ctx, Spec{Job: "mem", Image: image, Command: []string{"mem"}, Output: out})
-	if res.Killed != KilledMemory {
-		t.Fatalf("memory: %+v\n%s", res, text)
-	}
-
-	e = containerExecutor(t, []string{digest}, Limits{Processes: 16, WallClock: 30 * time.Second})
-	start := time.Now()
-	res, text = runProbe(t, e, ctx, Spec{Job: "pids", Image: image, Command: []string{"pids"}, Output: out})
-	if res.Killed != KilledProcesses || time.Since(start) > 20*time.Second {
-		t.Fatalf("processes: %+v after %v\n%s", res, time.Since(start), text)
-	}
-
-	e = containerExecutor(t, []string{digest}, Limits{WallClock: 2 * time.Second})
-	res, _ = runProbe(t, e, ctx, Spec{Job: "sleep", Image: image, Command: []string{"sleep"}, Output: out})
-	if res.Killed != KilledTimeout {
-		t.Fatalf("wall clock: %+v", res)
-	}
-
-	cctx, cancel := context.WithCancel(ctx)
-	time.AfterFunc(2*time.Second, cancel)
-	res, _ = runProbe(t, e, cctx, Spec{Job: "cancel-me", Image: image, Command: []string{"sleep"}, Output: out})
-	if res.Killed != KilledCancelled {
-		t.Fatalf("cancel: %+v", res)
-	}
+// noContainerLeft fails when a container whose name starts with prefix
+// still exists.
+func noContainerLeft(t *testing.T, prefix string) {
+	t.Helper()
 	left, err := exec.Command("podman", "ps", "-a", "--filter", "label=mosaic.job", "--format", "{{.Names}}").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range strings.Fields(string(left)) {
-		if strings.HasPrefix(n, "mosaic-cancel-me") || strings.HasPrefix(n, "mosaic-sleep") {
+		if strings.HasPrefix(n, prefix) {
 			t.Fatalf("container %s is left after its run", n)
 		}
 	}

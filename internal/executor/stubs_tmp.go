@@ -1,3 +1,0 @@
-package executor
-
-func newKubernetesFromConfig(cfg Config) (Executor, error) { return nil, ErrNotImplemented }
