@@ -111,6 +111,11 @@ type runningJob struct {
 	cancel                            context.CancelFunc
 	cancelled                         atomic.Bool
 	done                              chan struct{}
+	// isPseudonym and inputRows describe the job's inputs to the
+	// airlock (its snapshot's pseudonyms and study UIDs; the row counts
+	// of its snapshot and tables), set when its inputs are prepared.
+	isPseudonym func(string) bool
+	inputRows   []int
 }
 
 // SetExecutor makes the node run jobs through x rather than the executor
@@ -317,7 +322,7 @@ func (n *Node) execute(ctx context.Context, j *runningJob) (string, string, *int
 	}
 	// Lines the airlock's filter does not release at once are kept, and
 	// checked at the end as an output of their own (heldLogName).
-	filter := airlock.NewLogFilter(n.cfg.Airlock, nil)
+	filter := airlock.NewLogFilter(n.cfg.Airlock, j.isPseudonym)
 	var count, dropped int
 	var heldLines []string
 	logFn := func(line string) {
@@ -469,6 +474,13 @@ func (n *Node) prepareJob(ctx context.Context, j *runningJob) error {
 			return err
 		}
 	}
+	// The airlock must know the snapshot's pseudonyms and the inputs'
+	// sizes, or its row-level checks see nothing.
+	isPseudonym, patients, err := n.AirlockInputs(ctx, j.dataset, j.snapshot)
+	if err != nil {
+		return fmt.Errorf("airlock inputs: %w", err)
+	}
+	j.isPseudonym, j.inputRows = isPseudonym, []int{patients}
 	infos, err := n.Tables(ctx, j.dataset)
 	if err != nil && !errors.Is(err, table.ErrNotImplemented) {
 		return fmt.Errorf("tables: %w", err)
@@ -478,6 +490,7 @@ func (n *Node) prepareJob(ctx context.Context, j *runningJob) error {
 		if err != nil {
 			return fmt.Errorf("table %s: %w", info.Name, err)
 		}
+		j.inputRows = append(j.inputRows, t.Rows())
 		if err := writeFile(filepath.Join(j.dir, "data", "tables", info.Name+".csv"), t.WriteCSV); err != nil {
 			return fmt.Errorf("table %s: %w", info.Name, err)
 		}
@@ -590,7 +603,7 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 		if store != nil {
 			// The store checks, keeps and audits; a release is sent by
 			// its hook (onAirlockRelease).
-			h, err := store.Hold(airlock.Output{Job: j.id, Name: name, Data: data}, j.perm)
+			h, err := store.Hold(airlock.Output{Job: j.id, Name: name, Data: data, InputRows: j.inputRows, IsPseudonym: j.isPseudonym}, j.perm)
 			os.Remove(path)
 			switch {
 			case err != nil:
@@ -610,7 +623,7 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 			n.ix.PutJobOutput(context.WithoutCancel(ctx), rec)
 			continue
 		}
-		v := check(n.cfg.Airlock, j.perm, airlock.Output{Job: j.id, Name: name, Data: data})
+		v := check(n.cfg.Airlock, j.perm, airlock.Output{Job: j.id, Name: name, Data: data, InputRows: j.inputRows, IsPseudonym: j.isPseudonym})
 		why := verdictReason(v)
 		n.jobAudit(j, actionJobOutput, map[string]any{"name": name, "decision": string(v.Decision), "reason": why, "size": len(data), "sha256": rec.SHA256})
 		switch v.Decision {

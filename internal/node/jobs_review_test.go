@@ -1,0 +1,76 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mosaic-imaging/mosaic/internal/airlock"
+	"github.com/mosaic-imaging/mosaic/internal/executor"
+	"github.com/mosaic-imaging/mosaic/internal/fed"
+	"github.com/mosaic-imaging/mosaic/internal/jobs"
+)
+
+// reviewExec runs fn as a job's program.
+type reviewExec struct {
+	fn func(spec executor.Spec, log func(string))
+}
+
+func (x *reviewExec) Kind() executor.Kind { return executor.Process }
+func (x *reviewExec) Run(ctx context.Context, spec executor.Spec, log func(string)) (executor.Result, error) {
+	x.fn(spec, log)
+	return executor.Result{Duration: time.Millisecond}, nil
+}
+
+// TestJobAirlockKnowsPseudonyms: a job that prints a patient's pseudonym
+// in its log, and writes a structured table labelled with the snapshot's
+// pseudonyms, must not get them past the airlock: the log line is held,
+// the table refused. The node has the matcher (AirlockInputs) but must
+// hand it to the log filter and to the checks.
+func TestJobAirlockKnowsPseudonyms(t *testing.T) {
+	ctx := context.Background()
+	n, srv, tok, ingest := snapshotNode(t, "sqlite", 1)
+	ingest(0, 3)
+	if _, err := n.MakeSnapshot(ctx, fed.SnapshotBody{Snapshot: "s1", Dataset: "lung", Query: json.RawMessage(allQuery)}); err != nil {
+		t.Fatal(err)
+	}
+	members := datasetStudies(t, srv, tok)
+	if len(members) == 0 {
+		t.Fatal("no members")
+	}
+	pseud := members[0].Patient
+	n.SetExecutor(&reviewExec{fn: func(spec executor.Spec, log func(string)) {
+		log("patient " + pseud)
+		tbl := map[string]any{"mosaic_output": "table", "version": 1, "kind": "frequency", "dimensions": []string{"patient"},
+			"cells": []map[string]any{{"key": []string{pseud}, "count": 12}, {"key": []string{"other"}, "count": 15}}}
+		b, _ := json.Marshal(tbl)
+		os.WriteFile(filepath.Join(spec.Output, "table.json"), b, 0o644)
+	}})
+	j := &runningJob{id: "job-pseud", researcher: "rosa", dataset: "lung", snapshot: "s1",
+		spec: jobs.Spec{Kind: jobs.KindProcess, Resources: jobs.Resources{Flavor: "no-gpu"}},
+		dir:  filepath.Join(n.cfg.Data, "jobs", "job-pseud"), done: make(chan struct{})}
+	state, msg, _ := n.execute(ctx, j)
+	if state != fed.JobSucceeded {
+		t.Fatalf("state %s: %s", state, msg)
+	}
+	if _, err := os.Stat(filepath.Join(j.dir, "out", heldLogName)); err != nil {
+		t.Errorf("the log line naming a patient's pseudonym was released, not held: %v", err)
+	}
+	n.airlockOutputs(ctx, j)
+	st, err := n.Airlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := st.ListJob(j.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		if h.Name == "table.json" && h.State != airlock.StateRefused {
+			t.Errorf("a table labelled with a patient's pseudonym is %s, not refused: %+v", h.State, h.Verdict)
+		}
+	}
+}
