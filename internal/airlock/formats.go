@@ -111,8 +111,14 @@ func kindOf(data []byte) (kind string, isObject bool) {
 	return *head.Output, true
 }
 
-// strictDecode decodes data into v, refusing unknown members.
+// strictDecode decodes data into v, refusing unknown members, and
+// members named in another case or twice (Go's decoder would match them
+// case-insensitively and keep the last, while Publishable passes every
+// member it does not strip exactly as written).
 func strictDecode(data []byte, v any) error {
+	if err := plainMembers(json.NewDecoder(bytes.NewReader(data))); err != nil {
+		return err
+	}
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
@@ -396,4 +402,47 @@ func Publishable(data []byte) []byte {
 		return data
 	}
 	return buf.Bytes()
+}
+
+// plainMembers reads one JSON value and refuses objects whose member
+// names are not plain lower-case ASCII (a-z, 0-9, _) or appear twice.
+func plainMembers(d *json.Decoder) error {
+	tok, err := d.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for d.More() {
+			kt, err := d.Token()
+			if err != nil {
+				return err
+			}
+			k, _ := kt.(string)
+			for i := 0; i < len(k); i++ {
+				if c := k[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+					return fmt.Errorf("member names must be lower-case ASCII")
+				}
+			}
+			if seen[k] {
+				return fmt.Errorf("a member named twice")
+			}
+			seen[k] = true
+			if err := plainMembers(d); err != nil {
+				return err
+			}
+		}
+		_, err = d.Token()
+		return err
+	case json.Delim('['):
+		for d.More() {
+			if err := plainMembers(d); err != nil {
+				return err
+			}
+		}
+		_, err = d.Token()
+		return err
+	}
+	return nil
 }
