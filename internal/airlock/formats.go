@@ -140,6 +140,11 @@ func checkStructured(v *Verdict, pol Policy, perm Permissions, out Output, kind 
 			return
 		}
 		checkVersion(v, t.Version)
+		texts := append([]string{t.Title, t.Statistic, t.Variable}, t.Dimensions...)
+		for _, c := range t.Cells {
+			texts = append(texts, c.Key...)
+		}
+		checkTexts(v, out, texts)
 		checkTable(v, pol, perm, out, &t)
 	case FormatModel:
 		var m Model
@@ -148,6 +153,11 @@ func checkStructured(v *Verdict, pol Policy, perm Permissions, out Output, kind 
 			return
 		}
 		checkVersion(v, m.Version)
+		texts := []string{m.Title, m.Family, m.Formula}
+		for _, c := range m.Coefficients {
+			texts = append(texts, c.Term)
+		}
+		checkTexts(v, out, texts)
 		checkModel(v, pol, &m)
 	case FormatStats:
 		var s Stats
@@ -156,6 +166,12 @@ func checkStructured(v *Verdict, pol Policy, perm Permissions, out Output, kind 
 			return
 		}
 		checkVersion(v, s.Version)
+		texts := []string{s.Title}
+		for _, st := range s.Statistics {
+			texts = append(texts, st.Name, st.Statistic)
+			texts = append(texts, st.Key...)
+		}
+		checkTexts(v, out, texts)
 		if len(s.Statistics) == 0 {
 			v.add("format", Review, "a stats output without statistics")
 		}
@@ -164,6 +180,32 @@ func checkStructured(v *Verdict, pol Policy, perm Permissions, out Output, kind 
 		}
 	default:
 		v.add("type", Refuse, "unknown structured output kind (mosaic_output); known: table, model, stats")
+	}
+}
+
+// maxStructuredText is how much text (titles, names, labels, terms) a
+// structured output may carry in all and still leave without a person.
+const maxStructuredText = 8 << 10
+
+// checkTexts sends to review a structured output whose text members
+// could carry data: each must pass the log filter's test (short, no long
+// digit runs, no dotted identifiers, no pseudonyms), and all of them
+// together stay under maxStructuredText.
+func checkTexts(v *Verdict, out Output, texts []string) {
+	f := &LogFilter{IsPseudonym: out.IsPseudonym, MaxLines: math.MaxInt}
+	total := 0
+	for _, t := range texts {
+		total += len(t)
+		if t == "" {
+			continue
+		}
+		if ok, why := f.Line(t); !ok {
+			v.add("free-text", Review, "a title, name, label or term holds %s: a person reads it", why)
+			return
+		}
+	}
+	if total > maxStructuredText {
+		v.add("free-text", Review, "%d bytes of titles, names, labels and terms: a person reads them", total)
 	}
 }
 
