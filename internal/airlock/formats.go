@@ -397,8 +397,15 @@ func checkModel(v *Verdict, pol Policy, m *Model) {
 	case *m.DFResidual < float64(pol.MinDF):
 		v.add("degrees-of-freedom", Refuse, "residual degrees of freedom under %d", pol.MinDF)
 	}
-	if m.N != nil && (*m.N < 0 || *m.N != math.Trunc(*m.N)) {
+	switch {
+	case m.N == nil:
+		v.add("degrees-of-freedom", Review, "a model without its number of rows: its degrees of freedom cannot be checked")
+	case math.IsNaN(*m.N) || *m.N < 0 || *m.N != math.Trunc(*m.N):
 		v.add("unusual", Review, "a model whose number of rows is not a whole number")
+	case m.DFResidual != nil && *m.DFResidual > *m.N-float64(len(m.Coefficients)):
+		// Rows less parameters bound the residual degrees of freedom:
+		// more is a record that contradicts itself.
+		v.add("degrees-of-freedom", Refuse, "residual degrees of freedom over the rows less the coefficients")
 	}
 	if len(m.Coefficients) == 0 {
 		v.add("format", Review, "a model without coefficients")
