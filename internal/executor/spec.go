@@ -102,13 +102,14 @@ func FileDigest(path string) (string, error) {
 }
 
 // Program returns the host path of the file a Process run executes, the
-// one whose digest must be on the allow-list: the first command element
-// that names a regular file inside one of the inputs (so in
-// "/usr/bin/python3 /in/train.py" the script), else Command[0] itself,
-// an absolute path or a name found in /usr/bin, /bin, /usr/sbin or
-// /sbin.
+// one whose digest must be on the allow-list: Command[0] or, right after
+// it, Command[1] when it names a regular file inside one of the inputs
+// (so in "/usr/bin/python3 /in/train.py" the script), else Command[0]
+// itself, an absolute path or a name found in /usr/bin, /bin, /usr/sbin
+// or /sbin. A script further on is not the program: in
+// "/bin/sh -c CODE /in/ok.sh" CODE runs, and the shell is judged.
 func Program(spec Spec) (string, error) {
-	for _, a := range spec.Command {
+	for _, a := range spec.Command[:min(2, len(spec.Command))] {
 		if !filepath.IsAbs(a) {
 			continue
 		}
