@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -571,16 +572,29 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 	check := n.outputCheck()
 	var released, held []string
 	var refused []string
+	// An output's name leaves the node with it, or in the job's message
+	// when it is held or refused: it must pass the log filter's test,
+	// and is withheld from the message when it does not.
+	nameOK := func(name string) bool {
+		ok, _ := (&airlock.LogFilter{IsPseudonym: j.isPseudonym, MaxLines: math.MaxInt}).Line(name)
+		return ok
+	}
 	for _, e := range entries {
 		name := e.Name()
 		path := filepath.Join(out, name)
 		reason := ""
 		var data []byte
+		shown := name
+		if !nameOK(name) {
+			shown = "(a name withheld)"
+		}
 		switch {
 		case !e.Type().IsRegular():
 			reason = "not a regular file"
 		case !jobs.ValidOutputName(name):
 			reason = "not a valid output name"
+		case !nameOK(name):
+			reason = "a name with a long number, an identifier or a pseudonym"
 		default:
 			fi, err := e.Info()
 			if err != nil || fi.Size() > maxOutputRead {
@@ -595,7 +609,7 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 		if reason != "" {
 			rec.State, rec.Reason = outputRefused, reason
 			n.ix.PutJobOutput(context.WithoutCancel(ctx), rec)
-			refused = append(refused, name+": "+reason)
+			refused = append(refused, shown+": "+reason)
 			n.jobAudit(j, actionJobOutput, map[string]any{"name": name, "decision": string(airlock.Refuse), "reason": reason})
 			os.RemoveAll(path)
 			continue
@@ -609,16 +623,16 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 			case err != nil:
 				n.log.Error("airlock: output not recorded", "job", j.id, "err", err)
 				rec.State, rec.Reason = outputRefused, "the airlock could not record it"
-				refused = append(refused, name+": "+rec.Reason)
+				refused = append(refused, shown+": "+rec.Reason)
 			case h.State == airlock.StateReleased:
 				rec.State = outputReleased
 				released = append(released, name)
 			case h.State == airlock.StateHeld:
 				rec.State, rec.Reason = outputHeld, verdictReason(h.Verdict)
-				held = append(held, name)
+				held = append(held, shown)
 			default:
 				rec.State, rec.Reason = outputRefused, verdictReason(h.Verdict)
-				refused = append(refused, name+": "+rec.Reason)
+				refused = append(refused, shown+": "+rec.Reason)
 			}
 			n.ix.PutJobOutput(context.WithoutCancel(ctx), rec)
 			continue
@@ -630,7 +644,7 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 		case airlock.Release:
 			if err := n.sendOutput(ctx, j, name, data); err != nil {
 				rec.State, rec.Reason = outputHeld, "not sent: "+err.Error()
-				held = append(held, name)
+				held = append(held, shown)
 				n.ix.PutJobOutput(context.WithoutCancel(ctx), rec)
 				continue
 			}
@@ -639,10 +653,10 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 			os.Remove(path)
 		case airlock.Review:
 			rec.State, rec.Reason = outputHeld, why
-			held = append(held, name)
+			held = append(held, shown)
 		default:
 			rec.State, rec.Reason = outputRefused, why
-			refused = append(refused, name+": "+why)
+			refused = append(refused, shown+": "+why)
 			os.Remove(path)
 		}
 		n.ix.PutJobOutput(context.WithoutCancel(ctx), rec)

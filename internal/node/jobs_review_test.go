@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +72,37 @@ func TestJobAirlockKnowsPseudonyms(t *testing.T) {
 	for _, h := range hs {
 		if h.Name == "table.json" && h.State != airlock.StateRefused {
 			t.Errorf("a table labelled with a patient's pseudonym is %s, not refused: %+v", h.State, h.Verdict)
+		}
+	}
+}
+
+// TestJobOutputNamesPassTheFilter: the names of refused and held outputs
+// go to the hub in the job's message, which no person checks: a name
+// holding a pseudonym or a long number must not be among them.
+func TestJobOutputNamesPassTheFilter(t *testing.T) {
+	ctx := context.Background()
+	n, srv, tok, ingest := snapshotNode(t, "sqlite", 1)
+	ingest(0, 2)
+	if _, err := n.MakeSnapshot(ctx, fed.SnapshotBody{Snapshot: "s1", Dataset: "lung", Query: json.RawMessage(allQuery)}); err != nil {
+		t.Fatal(err)
+	}
+	pseud := datasetStudies(t, srv, tok)[0].Patient
+	bad := []string{pseud + ".bin", "mrn-1234567890.bin", "held-" + pseud + ".txt"}
+	n.SetExecutor(&reviewExec{fn: func(spec executor.Spec, log func(string)) {
+		os.WriteFile(filepath.Join(spec.Output, bad[0]), []byte{0, 1, 2, 3, 0xff}, 0o644)
+		os.WriteFile(filepath.Join(spec.Output, bad[1]), []byte{0, 1, 2, 3, 0xff}, 0o644)
+		os.WriteFile(filepath.Join(spec.Output, bad[2]), []byte("some text\n"), 0o644)
+	}})
+	j := &runningJob{id: "job-names", researcher: "rosa", dataset: "lung", snapshot: "s1",
+		spec: jobs.Spec{Kind: jobs.KindProcess, Resources: jobs.Resources{Flavor: "no-gpu"}},
+		dir:  filepath.Join(n.cfg.Data, "jobs", "job-names"), done: make(chan struct{})}
+	if state, msg, _ := n.execute(ctx, j); state != fed.JobSucceeded {
+		t.Fatalf("state %s: %s", state, msg)
+	}
+	_, summary := n.airlockOutputs(ctx, j)
+	for _, name := range []string{pseud, "1234567890"} {
+		if strings.Contains(summary, name) {
+			t.Errorf("the job's message to the hub carries %q: %s", name, summary)
 		}
 	}
 }
