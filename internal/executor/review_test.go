@@ -36,3 +36,21 @@ func TestProcessAllowListNotFooledByArguments(t *testing.T) {
 		t.Logf("direct run: %+v", res)
 	}
 }
+
+// TestProcessRefusesLoaderVariables: the job's environment is set for
+// setpriv and prlimit too, which run inside the sandbox holding
+// CAP_SETUID and CAP_SETGID before they drop to the run's uid: the
+// dynamic loader's variables (LD_PRELOAD, LD_AUDIT, ...) must not reach
+// them.
+func TestProcessRefusesLoaderVariables(t *testing.T) {
+	sb := newSandbox(t)
+	ok := sb.script("ok.sh", "echo approved\n")
+	e := sb.executor()
+	for _, name := range []string{"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "GCONV_PATH"} {
+		spec := sb.spec("/bin/sh", ok)
+		spec.Env = map[string]string{name: "/out/x.so"}
+		if _, err := e.Run(context.Background(), spec, nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err %v, want ErrInvalid", name, err)
+		}
+	}
+}

@@ -36,6 +36,11 @@ func validateSpec(spec Spec, needOutput, needCommand, hostMounts bool) error {
 		if !envName.MatchString(k) {
 			return fmt.Errorf("%w: environment variable name %q", ErrInvalid, k)
 		}
+		// The loader's variables would reach the sandbox's setup
+		// programs, which hold privileges a moment.
+		if strings.HasPrefix(k, "LD_") || k == "GCONV_PATH" || k == "MALLOC_TRACE" || k == "LOCPATH" || k == "NLSPATH" || k == "HOSTALIASES" {
+			return fmt.Errorf("%w: environment variable %s is not allowed", ErrInvalid, k)
+		}
 		if strings.IndexByte(v, 0) >= 0 {
 			return fmt.Errorf("%w: environment variable %s holds a NUL byte", ErrInvalid, k)
 		}
