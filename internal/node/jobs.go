@@ -597,7 +597,8 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 			reason = "a name with a long number, an identifier or a pseudonym"
 		default:
 			fi, err := e.Info()
-			if err != nil || fi.Size() > maxOutputRead {
+			if err != nil || fi.Size() > min(maxOutputRead, n.cfg.Airlock.WithDefaults().MaxFileBytes) {
+				// Over the airlock's size limit: refused unread.
 				reason = "too large to check"
 				break
 			}

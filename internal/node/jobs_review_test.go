@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,39 @@ func TestJobOutputNamesPassTheFilter(t *testing.T) {
 		if strings.Contains(summary, name) {
 			t.Errorf("the job's message to the hub carries %q: %s", name, summary)
 		}
+	}
+}
+
+// TestJobLargeOutputNotRead: an output over the airlock's size limit is
+// refused without being read into memory: the node read up to 1 GiB of
+// each output file before the checks refused anything over 10 MiB.
+func TestJobLargeOutputNotRead(t *testing.T) {
+	ctx := context.Background()
+	n, _, _, ingest := snapshotNode(t, "sqlite", 1)
+	ingest(0, 1)
+	if _, err := n.MakeSnapshot(ctx, fed.SnapshotBody{Snapshot: "s1", Dataset: "lung", Query: json.RawMessage(allQuery)}); err != nil {
+		t.Fatal(err)
+	}
+	n.SetExecutor(&reviewExec{fn: func(spec executor.Spec, log func(string)) {
+		f, _ := os.Create(filepath.Join(spec.Output, "big.txt"))
+		f.Truncate(200 << 20) // sparse: 200 MiB read as zeros
+		f.Close()
+	}})
+	j := &runningJob{id: "job-big", researcher: "rosa", dataset: "lung", snapshot: "s1",
+		spec: jobs.Spec{Kind: jobs.KindProcess, Resources: jobs.Resources{Flavor: "no-gpu"}},
+		dir:  filepath.Join(n.cfg.Data, "jobs", "job-big"), done: make(chan struct{})}
+	if state, msg, _ := n.execute(ctx, j); state != fed.JobSucceeded {
+		t.Fatalf("state %s: %s", state, msg)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, summary := n.airlockOutputs(ctx, j)
+	runtime.ReadMemStats(&after)
+	if !strings.Contains(summary, "refused") {
+		t.Fatalf("summary %s", summary)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 50<<20 {
+		t.Errorf("checking a 200 MiB output allocated %d MiB", grew>>20)
 	}
 }
