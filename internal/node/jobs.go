@@ -378,11 +378,15 @@ func (n *Node) execute(ctx context.Context, j *runningJob) (string, string, *int
 const heldLogName = "held-log.txt"
 
 // appendLines appends lines to a file (created if missing, never
-// through a link).
+// through a link, never a named pipe or device the job left there).
 func appendLines(path string, lines []string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
 	if err != nil {
 		return err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return errors.New("not a regular file")
 	}
 	for _, l := range lines {
 		if _, err := io.WriteString(f, l+"\n"); err != nil {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,5 +140,42 @@ func TestJobLargeOutputNotRead(t *testing.T) {
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 50<<20 {
 		t.Errorf("checking a 200 MiB output allocated %d MiB", grew>>20)
+	}
+}
+
+// TestJobHeldLogNotAFIFO: a job that leaves a named pipe where the node
+// keeps its held log lines (out/held-log.txt) must not hang the node: an
+// open for writing blocks until a reader comes, and none does, so the
+// job's slot was never given back and the node could not close.
+func TestJobHeldLogNotAFIFO(t *testing.T) {
+	ctx := context.Background()
+	n, _, _, ingest := snapshotNode(t, "sqlite", 1)
+	ingest(0, 1)
+	if _, err := n.MakeSnapshot(ctx, fed.SnapshotBody{Snapshot: "s1", Dataset: "lung", Query: json.RawMessage(allQuery)}); err != nil {
+		t.Fatal(err)
+	}
+	n.SetExecutor(&reviewExec{fn: func(spec executor.Spec, log func(string)) {
+		if err := syscall.Mkfifo(filepath.Join(spec.Output, heldLogName), 0o644); err != nil {
+			t.Error(err)
+		}
+		log("record 1234567890") // held by the filter
+	}})
+	j := &runningJob{id: "job-fifo", researcher: "rosa", dataset: "lung", snapshot: "s1",
+		spec: jobs.Spec{Kind: jobs.KindProcess, Resources: jobs.Resources{Flavor: "no-gpu"}},
+		dir:  filepath.Join(n.cfg.Data, "jobs", "job-fifo"), done: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		n.execute(ctx, j)
+		n.airlockOutputs(ctx, j)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		// Unblock the node's open so the test can end.
+		if f, err := os.OpenFile(filepath.Join(j.dir, "out", heldLogName), os.O_RDONLY, 0); err == nil {
+			defer f.Close()
+		}
+		t.Fatal("the node hung on a named pipe in the job's output folder")
 	}
 }
