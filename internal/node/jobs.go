@@ -335,7 +335,8 @@ func (n *Node) execute(ctx context.Context, j *runningJob) (string, string, *int
 		if len(line) > maxLogLine {
 			line = line[:maxLogLine]
 		}
-		if ok, _ := filter.Line(line); !ok {
+		// A node that releases every output by hand holds every line.
+		if ok, _ := filter.Line(line); !ok || n.cfg.Airlock.ManualRelease {
 			heldLines = append(heldLines, line)
 			return
 		}

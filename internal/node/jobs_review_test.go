@@ -179,3 +179,26 @@ func TestJobHeldLogNotAFIFO(t *testing.T) {
 		t.Fatal("the node hung on a named pipe in the job's output folder")
 	}
 }
+
+// TestJobManualReleaseHoldsLogs: on a node whose airlock releases every
+// output by hand (manual_release), log lines are outputs too: none
+// leaves at once.
+func TestJobManualReleaseHoldsLogs(t *testing.T) {
+	ctx := context.Background()
+	n, _, _, ingest := snapshotNodeWith(t, "sqlite", 1, func(c *Config) { c.Airlock.ManualRelease = true })
+	ingest(0, 1)
+	if _, err := n.MakeSnapshot(ctx, fed.SnapshotBody{Snapshot: "s1", Dataset: "lung", Query: json.RawMessage(allQuery)}); err != nil {
+		t.Fatal(err)
+	}
+	n.SetExecutor(&reviewExec{fn: func(spec executor.Spec, log func(string)) {
+		log("age 61 sex F stage 3")
+	}})
+	j := &runningJob{id: "job-manual", researcher: "rosa", dataset: "lung", snapshot: "s1",
+		spec: jobs.Spec{Kind: jobs.KindProcess, Resources: jobs.Resources{Flavor: "no-gpu"}},
+		dir:  filepath.Join(n.cfg.Data, "jobs", "job-manual"), done: make(chan struct{})}
+	n.execute(ctx, j)
+	b, err := os.ReadFile(filepath.Join(j.dir, "out", heldLogName))
+	if err != nil || !strings.Contains(string(b), "age 61") {
+		t.Fatalf("the log line was not held on a manual-release node: %v %q", err, b)
+	}
+}
