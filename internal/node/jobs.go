@@ -584,9 +584,18 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 		ok, _ := (&airlock.LogFilter{IsPseudonym: j.isPseudonym, MaxLines: math.MaxInt}).Line(name)
 		return ok
 	}
-	for _, e := range entries {
+	// Past max_files the airlock refuses every output: those are
+	// removed unread, and counted, not checked and recorded one by one.
+	maxFiles := n.cfg.Airlock.WithDefaults().MaxFiles
+	overflow := 0
+	for i, e := range entries {
 		name := e.Name()
 		path := filepath.Join(out, name)
+		if i >= maxFiles {
+			overflow++
+			os.RemoveAll(path)
+			continue
+		}
 		reason := ""
 		var data []byte
 		shown := name
@@ -666,6 +675,11 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 			os.Remove(path)
 		}
 		n.ix.PutJobOutput(context.WithoutCancel(ctx), rec)
+	}
+	if overflow > 0 {
+		refused = append(refused, fmt.Sprintf("%d more outputs: over the airlock's limit of %d", overflow, maxFiles))
+		n.jobAudit(j, actionJobOutput, map[string]any{"decision": string(airlock.Refuse), "count": overflow,
+			"reason": fmt.Sprintf("over the airlock's limit of %d outputs", maxFiles)})
 	}
 	if len(held) > 0 && store == nil {
 		n.jobs.mu.Lock()

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -200,5 +201,37 @@ func TestJobManualReleaseHoldsLogs(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(j.dir, "out", heldLogName))
 	if err != nil || !strings.Contains(string(b), "age 61") {
 		t.Fatalf("the log line was not held on a manual-release node: %v %q", err, b)
+	}
+}
+
+// TestJobManyOutputsBounded: a job may leave up to 100,000 files in its
+// output folder; the airlock takes max_files of them (100) and the node
+// must refuse the rest without checking and storing each: it went
+// through the store for every file, and the store reads every record it
+// holds for each, so a few thousand files took the node minutes, and
+// the job's message named every one.
+func TestJobManyOutputsBounded(t *testing.T) {
+	ctx := context.Background()
+	n, _, _, ingest := snapshotNode(t, "sqlite", 1)
+	ingest(0, 1)
+	if _, err := n.MakeSnapshot(ctx, fed.SnapshotBody{Snapshot: "s1", Dataset: "lung", Query: json.RawMessage(allQuery)}); err != nil {
+		t.Fatal(err)
+	}
+	n.SetExecutor(&reviewExec{fn: func(spec executor.Spec, log func(string)) {
+		for i := 0; i < 3000; i++ {
+			os.WriteFile(filepath.Join(spec.Output, fmt.Sprintf("f%04d.txt", i)), []byte("x\n"), 0o644)
+		}
+	}})
+	j := &runningJob{id: "job-many", researcher: "rosa", dataset: "lung", snapshot: "s1",
+		spec: jobs.Spec{Kind: jobs.KindProcess, Resources: jobs.Resources{Flavor: "no-gpu"}},
+		dir:  filepath.Join(n.cfg.Data, "jobs", "job-many"), done: make(chan struct{})}
+	n.execute(ctx, j)
+	start := time.Now()
+	_, summary := n.airlockOutputs(ctx, j)
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("checking 3000 outputs took %v", d)
+	}
+	if len(summary) > 20000 {
+		t.Errorf("the job's message is %d bytes long", len(summary))
 	}
 }
