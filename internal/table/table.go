@@ -8,7 +8,6 @@ package table
 
 import (
 	"errors"
-	"io"
 )
 
 // Type is a column's type.
@@ -68,6 +67,10 @@ type col struct {
 // ErrNotImplemented marks the contract's stubs.
 var ErrNotImplemented = errors.New("table: not implemented")
 
+// ErrColumn is wrapped by the errors of the accessors: no column of that
+// name, or one of another type.
+var ErrColumn = errors.New("table: column")
+
 // RowError is an error in one line of a CSV input (1-based, the header
 // being line 1).
 type RowError struct {
@@ -107,45 +110,6 @@ type Limits struct {
 	MaxColumns int   // default 1000
 	MaxLevels  int   // categorical levels per column, default 1000
 }
-
-// ReadCSV reads a CSV table (a header line, then rows). Types come from
-// dict where it names a column, else they are inferred from the values.
-// Any bad row fails the whole read with a *RowError; nothing is returned
-// half read.
-func ReadCSV(r io.Reader, dict *Dictionary, lim Limits) (*Table, error) {
-	return nil, ErrNotImplemented
-}
-
-// Rows is the number of rows.
-func (t *Table) Rows() int { return t.rows }
-
-// Float returns a numeric, integer or date column (NaN for missing).
-func (t *Table) Float(name string) ([]float64, error) { return nil, ErrNotImplemented }
-
-// Codes returns a categorical column's codes (-1 for missing) and
-// levels.
-func (t *Table) Codes(name string) ([]int32, []string, error) { return nil, nil, ErrNotImplemented }
-
-// Strings returns a text column, or the patient column.
-func (t *Table) Strings(name string) ([]string, error) { return nil, ErrNotImplemented }
-
-// Patients returns the patient column ("" when the table has none, nil
-// then).
-func (t *Table) Patients() []string { return nil }
-
-// Select returns a table of the rows given (indices, in order).
-func (t *Table) Select(rows []int) *Table { return nil }
-
-// Encode writes the table in the node's columnar form; Decode reads it
-// back (a corrupt or truncated input is an error, never a panic).
-func (t *Table) Encode(w io.Writer) error { return ErrNotImplemented }
-
-// Decode reads a table written by Encode.
-func Decode(r io.Reader) (*Table, error) { return nil, ErrNotImplemented }
-
-// WriteCSV writes the table as CSV (missing values as NA), for programs
-// that read a snapshot's tables in a sandbox.
-func (t *Table) WriteCSV(w io.Writer) error { return ErrNotImplemented }
 
 // Info is what a node lists of a stored table.
 type Info struct {
