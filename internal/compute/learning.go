@@ -78,8 +78,8 @@ func (s *LearningSpec) Check() error {
 		return fmt.Errorf("weights: %d bytes; models larger than %d bytes do not fit one federation message and are not supported yet", len(s.Weights), maxInline)
 	}
 	if s.DP != nil {
-		if s.DP.Clip <= 0 || s.DP.NoiseMultiplier <= 0 || s.DP.Delta <= 0 || s.DP.Delta >= 1 {
-			return errors.New("dp: clip and noise_multiplier positive, delta in (0, 1)")
+		if err := s.DP.Validate(); err != nil {
+			return fmt.Errorf("dp: %w", err)
 		}
 	}
 	return nil
@@ -129,7 +129,7 @@ func (r *Runner) Learn(ctx context.Context, comp string, spec LearningSpec, targ
 		t0 := time.Now()
 		rd := Round{Round: round, Dropped: map[string]string{}, Skipped: map[string]string{}}
 		if spec.DP != nil {
-			eps := fl.Epsilon(spec.DP.NoiseMultiplier, round, spec.DP.Delta) - fl.Epsilon(spec.DP.NoiseMultiplier, round-1, spec.DP.Delta)
+			eps := fl.RoundEpsilon(spec.DP.NoiseMultiplier, round, spec.DP.Delta)
 			total, err := ledger.Spend(ctx, r.Researcher, comp, eps, spec.DP.Delta)
 			if err != nil {
 				return st, fmt.Errorf("round %d refused: %w", round, err)
@@ -144,7 +144,7 @@ func (r *Runner) Learn(ctx context.Context, comp string, spec LearningSpec, targ
 		if _, ok := params["seed"]; !ok {
 			params["seed"] = round
 		}
-		tp := TrainParams{Program: spec.Program, Weights: st.Weights, Params: params, DP: spec.DP, Nodes: len(targets)}
+		tp := TrainParams{Program: spec.Program, Weights: st.Weights, Params: params, DP: spec.DP, MinSurvivors: need}
 		left := map[string]outcome{}
 		got := r.each(ctx, comp, StepTrain, round, targets, roundTimeout, func(Target) (any, error) { return tp, nil }, nil, left)
 		var live []Target

@@ -145,9 +145,9 @@ type TrainParams struct {
 	// Images asks for the snapshot's DICOM files under /data/dicom.
 	Images bool `json:"images,omitempty"`
 	// DP, when set, makes the node clip its update and add its share of
-	// the noise (Nodes is how many take part).
-	DP    *fl.DP `json:"dp,omitempty"`
-	Nodes int    `json:"nodes,omitempty"`
+	// the noise for at least MinSurvivors nodes in the sum.
+	DP           *fl.DP `json:"dp,omitempty"`
+	MinSurvivors int    `json:"min_survivors,omitempty"`
 }
 
 // TrainResult answers StepTrain: the samples the update was trained on

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/mosaic-imaging/mosaic/internal/sqldb"
@@ -128,35 +127,4 @@ func (s *Store) List(ctx context.Context, researcher, kind string, limit int) ([
 		out = append(out, r)
 	}
 	return out, rows.Err()
-}
-
-// Ledger is the privacy loss each researcher spent, on the store: it
-// implements fl.Ledger with a cap.
-type Ledger struct {
-	S   *Store
-	Cap float64
-}
-
-// Spend adds eps for researcher unless the total would pass the cap.
-func (l Ledger) Spend(ctx context.Context, researcher, computation string, eps, delta float64) (float64, error) {
-	var total float64
-	err := l.S.db.InTx(ctx, func(tx *sqldb.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT COALESCE(SUM(epsilon), 0) FROM compute_epsilon WHERE researcher = ?`, researcher).Scan(&total); err != nil {
-			return err
-		}
-		if total+eps > l.Cap {
-			return fmt.Errorf("the privacy budget would pass its cap: spent %.3g of %.3g, this round needs %.3g", total, l.Cap, eps)
-		}
-		total += eps
-		_, err := tx.Exec(ctx, `INSERT INTO compute_epsilon (researcher, computation, epsilon, delta, created_at) VALUES (?, ?, ?, ?, ?)`, researcher, computation, eps, delta, ms(l.S.now()))
-		return err
-	})
-	return total, err
-}
-
-// Spent is researcher's total.
-func (l Ledger) Spent(ctx context.Context, researcher string) (float64, error) {
-	var total float64
-	err := l.S.db.QueryRow(ctx, `SELECT COALESCE(SUM(epsilon), 0) FROM compute_epsilon WHERE researcher = ?`, researcher).Scan(&total)
-	return total, err
 }

@@ -3,16 +3,13 @@ package compute
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -235,7 +232,7 @@ func (n *Node) train(ctx context.Context, claims permit.Claims, body fed.Compute
 		released = metrics
 	}
 	if p.DP != nil {
-		uv, err = privatise(gv, uv, *p.DP, max(p.Nodes, 1))
+		uv, err = privatise(gv, uv, *p.DP, max(p.MinSurvivors, 1))
 		if err != nil {
 			return nil, refuse(fed.RefusedInvalid, "%s", err.Error())
 		}
@@ -247,34 +244,24 @@ func (n *Node) train(ctx context.Context, claims permit.Claims, body fed.Compute
 }
 
 // privatise clips the update's change to dp.Clip (L2) and adds this
-// node's share of Gaussian noise, sigma·Clip/sqrt(nodes), so that the
-// sum over nodes carries the full noise.
-func privatise(global, upd []float64, dp fl.DP, nodes int) ([]float64, error) {
-	if dp.Clip <= 0 || dp.NoiseMultiplier < 0 {
-		return nil, fmt.Errorf("dp: clip must be positive and the noise multiplier not negative")
-	}
-	delta := make([]float64, len(upd))
-	var norm float64
-	for i := range upd {
-		delta[i] = upd[i] - global[i]
-		norm += delta[i] * delta[i]
-	}
-	norm = math.Sqrt(norm)
-	scale := 1.0
-	if norm > dp.Clip {
-		scale = dp.Clip / norm
-	}
-	var seed [32]byte
-	if _, err := rand.Read(seed[:]); err != nil {
+// node's share of Gaussian noise (fl's NodeSigma for at least
+// minSurvivors nodes in the sum), so that the sum carries the full noise.
+func privatise(global, upd []float64, dp fl.DP, minSurvivors int) ([]float64, error) {
+	if err := dp.Validate(); err != nil {
 		return nil, err
 	}
-	rng := mrand.New(mrand.NewChaCha8(seed))
-	sd := dp.NoiseMultiplier * dp.Clip / math.Sqrt(float64(nodes))
-	out := make([]float64, len(upd))
-	for i := range upd {
-		out[i] = global[i] + delta[i]*scale + rng.NormFloat64()*sd
+	c, _, err := fl.ClipUpdate(upd, global, dp.Clip)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	r, err := fl.NewNoiseSource()
+	if err != nil {
+		return nil, err
+	}
+	if err := fl.AddNoise(c, dp.NodeSigma(minSurvivors), r); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // readScores reads /out/scores.csv (score,label).
@@ -314,5 +301,3 @@ func readScores(b []byte) (scores, labels []float64, err error) {
 	}
 	return scores, labels, nil
 }
-
-var _ = binary.LittleEndian

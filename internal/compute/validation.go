@@ -58,10 +58,12 @@ func (v *ValidationSpec) check() error {
 }
 
 // vectorLength is the length of a validation part's vector.
-func (v *ValidationSpec) vectorLength() int {
-	p := fl.ValidationPart{Grid: v.Grid, TP: make([]float64, len(v.Grid)), FP: make([]float64, len(v.Grid)), TN: make([]float64, len(v.Grid)), FN: make([]float64, len(v.Grid)),
-		BinCount: make([]float64, v.Bins), BinScore: make([]float64, v.Bins), BinPos: make([]float64, v.Bins)}
-	return len(p.Vector())
+func (v *ValidationSpec) vectorLength() (int, error) {
+	p, err := fl.NewPlan(v.Grid, v.Bins)
+	if err != nil {
+		return 0, err
+	}
+	return p.VectorLength(), nil
 }
 
 // ValidationResult is a federated validation's merged metrics, the rows
@@ -80,8 +82,12 @@ func (r *Runner) Validate(ctx context.Context, comp string, spec ValidationSpec,
 		return nil, err
 	}
 	defer r.End(context.WithoutCancel(ctx), comp, targets)
+	length, err := spec.vectorLength()
+	if err != nil {
+		return nil, err
+	}
 	res := &ValidationResult{RowsPerNode: map[string]int{}, Refused: map[string]string{}}
-	agg, err := r.Aggregate(ctx, comp, 1, comp+"/validation", targets, Part{Kind: PartValidation, Validation: &spec}, spec.vectorLength())
+	agg, err := r.Aggregate(ctx, comp, 1, comp+"/validation", targets, Part{Kind: PartValidation, Validation: &spec}, length)
 	if agg != nil {
 		res.RowsPerNode, res.Refused = agg.Rows, agg.Left
 	}
@@ -121,11 +127,10 @@ func (n *Node) validation(ctx context.Context, s *session) ([]float64, int, erro
 	}
 	part, err := fl.NodeValidation(scores, labels, spec.Grid, spec.Bins, n.env.Floor())
 	if err != nil {
-		var sr *stats.Refusal
-		if errors.As(err, &sr) {
-			return nil, 0, err
+		if errors.Is(err, fl.ErrFloor) || errors.Is(err, fl.ErrCoarsen) {
+			return nil, 0, refuse(fed.RefusedFloor, "%s", err.Error())
 		}
-		return nil, 0, refuse(fed.RefusedFloor, "%s", err.Error())
+		return nil, 0, refuse(fed.RefusedInvalid, "%s", err.Error())
 	}
 	return part.Vector(), len(scores), nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mosaic-imaging/mosaic/internal/compute"
 	"github.com/mosaic-imaging/mosaic/internal/fed"
+	"github.com/mosaic-imaging/mosaic/internal/fl"
 )
 
 // Federated computations (package compute) run from the hub: analyses
@@ -31,8 +32,9 @@ const (
 
 // computeState is what enableCompute set up.
 type computeState struct {
-	store *compute.Store
-	mu    sync.Mutex
+	store  *compute.Store
+	ledger *fl.SQLLedger
+	mu     sync.Mutex
 	// running learning runs, by id: their latest state.
 	running map[string]*compute.LearningState
 	wg      sync.WaitGroup
@@ -48,7 +50,15 @@ func (h *Hub) enableCompute() error {
 	if err != nil {
 		return fmt.Errorf("hub: computations: %w", err)
 	}
-	h.compute.Store(&computeState{store: st, running: map[string]*compute.LearningState{}})
+	capEps := h.cfg.Processing.EpsilonCap
+	if capEps <= 0 {
+		capEps = 10
+	}
+	ledger, err := fl.NewLedger(h.store.db, capEps)
+	if err != nil {
+		return fmt.Errorf("hub: privacy ledger: %w", err)
+	}
+	h.compute.Store(&computeState{store: st, ledger: ledger, running: map[string]*compute.LearningState{}})
 	return nil
 }
 
@@ -401,12 +411,7 @@ func (h *Hub) apiLearning(w http.ResponseWriter, r *http.Request) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(b.Rounds+1)*rt)
 		defer cancel()
-		capEps := cfg.EpsilonCap
-		if capEps <= 0 {
-			capEps = 10
-		}
-		ledger := compute.Ledger{S: cs.store, Cap: capEps}
-		st, err := h.runner(u.ID, id).Learn(ctx, id, b.LearningSpec, targets, rt, ledger, func(st *compute.LearningState) {
+		st, err := h.runner(u.ID, id).Learn(ctx, id, b.LearningSpec, targets, rt, cs.ledger, func(st *compute.LearningState) {
 			cp := &compute.LearningState{Rounds: slices.Clone(st.Rounds)}
 			cs.mu.Lock()
 			cs.running[id] = cp

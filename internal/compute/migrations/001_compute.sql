@@ -1,6 +1,6 @@
 -- Federated computations at the hub: analyses, learning runs and
--- validations, their requests and results (aggregates only), and the
--- privacy loss each researcher spent. Times are Unix milliseconds.
+-- validations, their requests and results (aggregates only), and a
+-- learning run's latest global weights. Times are Unix milliseconds.
 CREATE TABLE compute_runs (
 	id TEXT PRIMARY KEY,
 	kind TEXT NOT NULL,
@@ -15,12 +15,3 @@ CREATE TABLE compute_runs (
 	updated_at {{int64}} NOT NULL
 );
 CREATE INDEX compute_runs_researcher ON compute_runs (researcher, created_at);
-
-CREATE TABLE compute_epsilon (
-	researcher TEXT NOT NULL,
-	computation TEXT NOT NULL,
-	epsilon REAL NOT NULL,
-	delta REAL NOT NULL,
-	created_at {{int64}} NOT NULL
-);
-CREATE INDEX compute_epsilon_researcher ON compute_epsilon (researcher);
