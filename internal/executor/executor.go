@@ -9,6 +9,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -92,7 +93,111 @@ type Config struct {
 	// Kubernetes.
 	Namespace  string `json:"namespace,omitempty"`
 	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// SystemPaths are further host paths the Process executor shows
+	// read-only at the same place (for example /etc/R for Rscript);
+	// by default only /usr and its links (/bin, /sbin, /lib, /lib64)
+	// are shown.
+	SystemPaths []string `json:"system_paths,omitempty"`
+	// MaxLogBytes bounds the output one run logs (default 1 MiB);
+	// lines past it are dropped and one line says so.
+	MaxLogBytes int `json:"max_log_bytes,omitempty"`
 }
 
-// New returns the executor cfg names.
-func New(cfg Config) (Executor, error) { return nil, ErrNotImplemented }
+// Errors of Run and New beside a run's own failure (which is a Result
+// with a non-zero ExitCode or a Killed reason, not an error).
+var (
+	// ErrInvalid marks a malformed spec or configuration.
+	ErrInvalid = errors.New("executor: invalid")
+	// ErrNotAllowed marks a program or image that is not on the node's
+	// allow-list (an empty allow-list refuses everything).
+	ErrNotAllowed = errors.New("executor: not on the node's allow-list")
+	// ErrUnavailable marks an executor whose tool (bwrap, podman, the
+	// cluster) is missing or failed before the run started.
+	ErrUnavailable = errors.New("executor: unavailable")
+)
+
+// Reasons a run was stopped, as Result.Killed holds them.
+const (
+	KilledCPU       = "cpu"
+	KilledMemory    = "memory"
+	KilledDisk      = "disk"
+	KilledProcesses = "processes"
+	KilledTimeout   = "timeout"
+	KilledCancelled = "cancelled"
+)
+
+// DefaultLimits are the limits of a node that sets none.
+var DefaultLimits = Limits{
+	CPUSeconds:  3600,
+	MemoryBytes: 4 << 30,
+	DiskBytes:   1 << 30,
+	Processes:   64,
+	WallClock:   2 * time.Hour,
+}
+
+// effective returns the limits of one run: the spec's, each bounded by
+// the node's (a zero field takes the node's value), whose own zero fields
+// take DefaultLimits.
+func effective(node, spec Limits) Limits {
+	n := node
+	if n.CPUSeconds <= 0 {
+		n.CPUSeconds = DefaultLimits.CPUSeconds
+	}
+	if n.MemoryBytes <= 0 {
+		n.MemoryBytes = DefaultLimits.MemoryBytes
+	}
+	if n.DiskBytes <= 0 {
+		n.DiskBytes = DefaultLimits.DiskBytes
+	}
+	if n.Processes <= 0 {
+		n.Processes = DefaultLimits.Processes
+	}
+	if n.WallClock <= 0 {
+		n.WallClock = DefaultLimits.WallClock
+	}
+	out := n
+	if spec.CPUSeconds > 0 && spec.CPUSeconds < n.CPUSeconds {
+		out.CPUSeconds = spec.CPUSeconds
+	}
+	if spec.MemoryBytes > 0 && spec.MemoryBytes < n.MemoryBytes {
+		out.MemoryBytes = spec.MemoryBytes
+	}
+	if spec.DiskBytes > 0 && spec.DiskBytes < n.DiskBytes {
+		out.DiskBytes = spec.DiskBytes
+	}
+	if spec.Processes > 0 && spec.Processes < n.Processes {
+		out.Processes = spec.Processes
+	}
+	if spec.WallClock > 0 && spec.WallClock < n.WallClock {
+		out.WallClock = spec.WallClock
+	}
+	return out
+}
+
+// New returns the executor cfg names. The Kubernetes executor builds its
+// client from cfg.Kubeconfig, or from the cluster it runs in when that is
+// empty; NewKubernetes takes a ready client instead.
+func New(cfg Config) (Executor, error) {
+	switch cfg.Kind {
+	case Builtin:
+		return NewBuiltin(cfg), nil
+	case Process:
+		e, err := NewProcess(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return e, nil
+	case Container:
+		e, err := NewContainer(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return e, nil
+	case Kubernetes:
+		return newKubernetesFromConfig(cfg)
+	case "":
+		return nil, fmt.Errorf("%w: no executor configured", ErrInvalid)
+	default:
+		return nil, fmt.Errorf("%w: unknown executor %q", ErrInvalid, cfg.Kind)
+	}
+}

@@ -150,12 +150,13 @@ func (s *Store) Datasets(ctx context.Context) ([]Dataset, error) {
 }
 
 // DeleteDataset removes an empty dataset and revokes the tokens for it
-// alone. One that holds instances or clinical rows is refused: delete its
-// content first.
+// alone. One that holds instances, clinical rows or research tables is
+// refused: delete its content first.
 func (s *Store) DeleteDataset(ctx context.Context, id string) error {
 	return s.db.InTx(ctx, func(tx *sqldbTx) error {
 		var n int
-		if err := tx.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM patients WHERE dataset_id = ?) + (SELECT COUNT(*) FROM cdm_patient WHERE dataset_id = ?)`, id, id).Scan(&n); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM patients WHERE dataset_id = ?) + (SELECT COUNT(*) FROM cdm_patient WHERE dataset_id = ?)
+			+ (SELECT COUNT(*) FROM research_tables WHERE dataset_id = ?)`, id, id, id).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {

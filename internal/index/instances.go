@@ -475,11 +475,13 @@ func (s *Store) metadata(ctx context.Context, snapshot, dataset, studyUID, serie
 	return nil
 }
 
-// HasBlob reports whether any instance refers to the blob stored under
-// key at loc (loc is empty for blobs stored under their key alone).
+// HasBlob reports whether any instance, or research table, refers to the
+// blob stored under key at loc (loc is empty for blobs stored under their
+// key alone).
 func (s *Store) HasBlob(ctx context.Context, key, loc string) (bool, error) {
 	var one int
-	err := s.db.QueryRow(ctx, `SELECT 1 FROM instances WHERE blob_key = ? AND blob_loc = ? LIMIT 1`, key, loc).Scan(&one)
+	err := s.db.QueryRow(ctx, `SELECT 1 FROM instances WHERE blob_key = ? AND blob_loc = ?
+		UNION ALL SELECT 1 FROM research_tables WHERE blob_key = ? AND blob_loc = ? LIMIT 1`, key, loc, key, loc).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -510,8 +512,10 @@ func (s *Store) HeldBlobs(ctx context.Context, blobs [][2]string) (map[[2]string
 			args[i] = k
 		}
 		keys = keys[n:]
-		q := `SELECT blob_key, blob_loc FROM instances WHERE blob_key IN (?` + strings.Repeat(", ?", n-1) + `)`
-		rows, err := s.db.Query(ctx, q, args...)
+		in := `(?` + strings.Repeat(", ?", n-1) + `)`
+		q := `SELECT blob_key, blob_loc FROM instances WHERE blob_key IN ` + in +
+			` UNION ALL SELECT blob_key, blob_loc FROM research_tables WHERE blob_key IN ` + in
+		rows, err := s.db.Query(ctx, q, append(args, args...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -535,9 +539,9 @@ func (s *Store) HeldBlobs(ctx context.Context, blobs [][2]string) (map[[2]string
 }
 
 // BlobRefs calls fn with the blob key, location and size of every
-// instance.
+// instance and research table.
 func (s *Store) BlobRefs(ctx context.Context, fn func(key, loc string, size int64) error) error {
-	rows, err := s.db.Query(ctx, `SELECT blob_key, blob_loc, size FROM instances`)
+	rows, err := s.db.Query(ctx, `SELECT blob_key, blob_loc, size FROM instances UNION ALL SELECT blob_key, blob_loc, size FROM research_tables`)
 	if err != nil {
 		return err
 	}

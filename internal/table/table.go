@@ -79,7 +79,9 @@ type RowError struct {
 	Msg    string
 }
 
-func (e *RowError) Error() string { return "table: line " + itoa(e.Line) + ": " + e.Column + ": " + e.Msg }
+func (e *RowError) Error() string {
+	return "table: line " + itoa(e.Line) + ": " + e.Column + ": " + e.Msg
+}
 
 func itoa(n int) string {
 	if n == 0 {
