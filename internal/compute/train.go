@@ -55,9 +55,9 @@ func (n *Node) checkProgram(p Program) error {
 func command(name string) []string {
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".py":
-		return []string{"python3", "/prog/" + name}
+		return []string{"/usr/bin/python3", "/prog/" + name}
 	case ".r":
-		return []string{"Rscript", "/prog/" + name}
+		return []string{"/usr/bin/Rscript", "/prog/" + name}
 	}
 	return []string{"/prog/" + name}
 }
@@ -227,10 +227,7 @@ func (n *Node) train(ctx context.Context, claims permit.Claims, body fed.Compute
 			delete(metrics, k)
 		}
 	}
-	released := map[string]float64{}
-	if v := airlock.Check(n.env.Airlock(), airlock.Permissions{}, airlock.Output{Job: body.Computation, Name: "metrics.json", Data: mb}); v.Decision == airlock.Release {
-		released = metrics
-	}
+	released := n.releaseMetrics(body.Computation, metrics, samples, len(gv))
 	if p.DP != nil {
 		uv, err = privatise(gv, uv, *p.DP, max(p.MinSurvivors, 1))
 		if err != nil {
@@ -300,4 +297,39 @@ func readScores(b []byte) (scores, labels []float64, err error) {
 		scores, labels = append(scores, s), append(labels, l)
 	}
 	return scores, labels, nil
+}
+
+// releaseMetrics passes a round's metrics through the node's airlock as
+// the fit statistics of a model (its rows and residual degrees of
+// freedom checked: rows less the model's parameters); it returns them
+// when released, none otherwise.
+func (n *Node) releaseMetrics(comp string, metrics map[string]float64, samples float64, params int) map[string]float64 {
+	names := make([]string, 0, len(metrics))
+	for k := range metrics {
+		if k != "samples" {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	if len(names) == 0 {
+		return nil
+	}
+	df := samples - float64(params)
+	m := airlock.Model{Output: airlock.FormatModel, Version: airlock.FormatVersion, Title: "training metrics", N: &samples, DFResidual: &df}
+	for _, k := range names {
+		v := metrics[k]
+		m.Coefficients = append(m.Coefficients, airlock.Coefficient{Term: k, Estimate: &v})
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil
+	}
+	if v := airlock.Check(n.env.Airlock(), airlock.Permissions{}, airlock.Output{Job: comp, Name: "metrics.json", Data: b}); v.Decision != airlock.Release {
+		return nil
+	}
+	out := map[string]float64{}
+	for _, k := range names {
+		out[k] = metrics[k]
+	}
+	return out
 }
