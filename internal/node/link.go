@@ -24,8 +24,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mosaic-imaging/mosaic/internal/audit"
-	"github.com/mosaic-imaging/mosaic/internal/disclosure"
 	"github.com/mosaic-imaging/mosaic/internal/compute"
+	"github.com/mosaic-imaging/mosaic/internal/disclosure"
 	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/index"
 	"github.com/mosaic-imaging/mosaic/internal/lens"
