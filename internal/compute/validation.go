@@ -20,14 +20,16 @@ import (
 // ValidationRequest is a federated validation as the API takes it: a
 // fitted model (Formula, Family, Levels, Coefficients, Estimates) or a
 // program with weights, the table (for a fitted model), the threshold
-// grid (default 0, 0.01, ..., 1) and the calibration bins (default 10).
+// grid (default 0, 0.1, ..., 1) and the calibration bins (default 10).
 type ValidationRequest = ValidationSpec
 
-// DefaultGrid is the thresholds 0, 0.01, ..., 1.
+// DefaultGrid is the thresholds 0, 0.1, ..., 1: coarse enough that
+// each interval holds a node's floor of rows in most cohorts (a node
+// refuses a grid finer than its floor allows).
 func DefaultGrid() []float64 {
-	g := make([]float64, 101)
+	g := make([]float64, 11)
 	for i := range g {
-		g[i] = float64(i) / 100
+		g[i] = float64(i) / 10
 	}
 	return g
 }

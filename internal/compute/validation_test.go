@@ -1,0 +1,79 @@
+package compute
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mosaic-imaging/mosaic/internal/fl"
+)
+
+// pooledScores scores the pooled rows as score.py does.
+func pooledScores(t *testing.T, coef []float64, bias float64, csvs ...string) (scores, labels []float64) {
+	t.Helper()
+	for _, c := range csvs {
+		for _, line := range strings.Split(strings.TrimSpace(c), "\n")[1:] {
+			f := strings.Split(line, ",")
+			x, _ := strconv.ParseFloat(f[1], 64)
+			z, _ := strconv.ParseFloat(f[2], 64)
+			o, _ := strconv.ParseFloat(f[4], 64)
+			scores = append(scores, 1/(1+math.Exp(-(x*coef[0]+z*coef[1]+bias))))
+			labels = append(labels, o)
+		}
+	}
+	return scores, labels
+}
+
+func compareValidation(t *testing.T, got, want *fl.ValidationResult) {
+	t.Helper()
+	if got.N != want.N || got.Positives != want.Positives || !relClose(got.AUC, want.AUC, 1e-9) {
+		t.Errorf("n %g pos %g auc %g, want n %g pos %g auc %g", got.N, got.Positives, got.AUC, want.N, want.Positives, want.AUC)
+	}
+	for i := range want.Sensitivity {
+		if !relClose(got.Sensitivity[i], want.Sensitivity[i], 1e-9) || !relClose(got.Specificity[i], want.Specificity[i], 1e-9) {
+			t.Errorf("threshold %g: sens %g spec %g, want %g %g", want.Grid[i], got.Sensitivity[i], got.Specificity[i], want.Sensitivity[i], want.Specificity[i])
+		}
+	}
+	for i := range want.CalCount {
+		if got.CalCount[i] != want.CalCount[i] || (want.CalCount[i] > 0 && !relClose(got.CalObserved[i], want.CalObserved[i], 1e-9)) {
+			t.Errorf("bin %d: %g %g, want %g %g", i, got.CalCount[i], got.CalObserved[i], want.CalCount[i], want.CalObserved[i])
+		}
+	}
+}
+
+// TestValidateProgramEqualsPooled: a validation program run by
+// bubblewrap at three nodes scores their rows (which stay there); the
+// merged metrics equal those of the pooled scores.
+func TestValidateProgramEqualsPooled(t *testing.T) {
+	prog := readProgram(t, "score.py")
+	csvs := []string{synth(51, 400, 0), synth(52, 300, 0.5), synth(53, 350, -0.5)}
+	a, targets := federation(t, 10, map[string]string{"clin": csvs[0]}, map[string]string{"clin": csvs[1]}, map[string]string{"clin": csvs[2]})
+	withExecutor(t, a, prog)
+	coef, bias := []float64{0.8, -0.1}, -0.3
+	w, err := EncodeWeights([]fl.Tensor{{Name: "coef", DType: "F64", Shape: []int64{2}}, {Name: "bias", DType: "F64", Shape: []int64{1}}}, append(append([]float64{}, coef...), bias))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grid := []float64{0, 0.2, 0.4, 0.6, 0.8, 1}
+	spec := ValidationSpec{Program: &prog, Weights: w, Params: map[string]any{"table": "clin", "features": []string{"x", "z"}, "target": "outcome"}, Grid: grid, Bins: 5}
+	r := &Runner{Ask: a, Researcher: "rosa"}
+	res, err := r.Validate(context.Background(), "val-1", spec, targets)
+	if err != nil {
+		t.Fatalf("validation: %v (%+v)", err, res)
+	}
+	s, l := pooledScores(t, coef, bias, csvs...)
+	part, err := fl.NodeValidation(s, l, grid, 5, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := fl.Merge(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareValidation(t, res.ValidationResult, want)
+	if res.RowsPerNode["node2"] != 300 {
+		t.Errorf("rows %v", res.RowsPerNode)
+	}
+}
