@@ -60,6 +60,7 @@ type Node struct {
 	mu       sync.Mutex
 	sessions map[string]*session // by secure aggregation session
 	updates  map[string]*update  // by computation and round
+	scores   map[string]*scored  // by computation
 	now      func() time.Time
 }
 
@@ -72,6 +73,14 @@ type session struct {
 	created time.Time
 }
 
+// scored are a validation's scores and labels at the node, kept
+// between its two steps; they never leave the node.
+type scored struct {
+	comp           string
+	scores, labels []float64
+	created        time.Time
+}
+
 type update struct {
 	comp    string
 	round   int
@@ -82,7 +91,7 @@ type update struct {
 
 // NewNode returns a node's compute handler.
 func NewNode(env NodeEnv) *Node {
-	return &Node{env: env, sessions: map[string]*session{}, updates: map[string]*update{}, now: time.Now}
+	return &Node{env: env, sessions: map[string]*session{}, updates: map[string]*update{}, scores: map[string]*scored{}, now: time.Now}
 }
 
 // refusal is a step refused with a code.
@@ -329,6 +338,33 @@ func (n *Node) expire() {
 			delete(n.updates, id)
 		}
 	}
+	for id, sc := range n.scores {
+		if now.Sub(sc.created) > sessionLife {
+			delete(n.scores, id)
+		}
+	}
+}
+
+func (n *Node) keptScores(comp string) *scored {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.scores[comp]
+}
+
+func (n *Node) keepScores(sc *scored) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.expire()
+	for len(n.scores) >= maxUpdates {
+		var oldest string
+		for id, x := range n.scores {
+			if oldest == "" || x.created.Before(n.scores[oldest].created) {
+				oldest = id
+			}
+		}
+		delete(n.scores, oldest)
+	}
+	n.scores[sc.comp] = sc
 }
 
 func (n *Node) forget(comp string) {
@@ -344,6 +380,7 @@ func (n *Node) forget(comp string) {
 			delete(n.updates, id)
 		}
 	}
+	delete(n.scores, comp)
 }
 
 func (n *Node) kept(comp string, round int) *update {
@@ -409,7 +446,7 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 			return nil, 0, refuse(fed.RefusedInvalid, "no update kept for round %d", s.part.Round)
 		}
 		return weighted(u), int(u.samples), nil
-	case PartValidation:
+	case PartValidation, PartSuppress:
 		return n.validation(ctx, s)
 	}
 	return nil, 0, refuse(fed.RefusedInvalid, "unknown part %q", s.part.Kind)

@@ -46,6 +46,7 @@ const (
 	PartGLM        = "glm"
 	PartUpdate     = "update"
 	PartValidation = "validation"
+	PartSuppress   = "suppress"
 )
 
 // Part says what vector a node adds to one secure aggregation.
@@ -188,4 +189,7 @@ type ValidationSpec struct {
 
 	Grid []float64 `json:"grid"`
 	Bins int       `json:"bins"`
+	// Plan is the coarsened grid and bins the hub sends with the second
+	// step (set by the hub, not the researcher).
+	Plan *fl.Plan `json:"plan,omitempty"`
 }

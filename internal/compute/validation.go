@@ -59,44 +59,77 @@ func (v *ValidationSpec) check() error {
 	return nil
 }
 
-// vectorLength is the length of a validation part's vector.
-func (v *ValidationSpec) vectorLength() (int, error) {
-	p, err := fl.NewPlan(v.Grid, v.Bins)
-	if err != nil {
-		return 0, err
+// plan is the spec's plan: the coarsened one the hub sent, else its
+// grid and bins.
+func (v *ValidationSpec) plan() (fl.Plan, error) {
+	if v.Plan != nil {
+		return *v.Plan, v.Plan.Validate()
 	}
-	return p.VectorLength(), nil
+	return fl.NewPlan(v.Grid, v.Bins)
 }
 
 // ValidationResult is a federated validation's merged metrics, the rows
 // each node scored and the nodes that refused or dropped.
 type ValidationResult struct {
 	*fl.ValidationResult
+	// Plan is the grid and bins after the nodes' floors coarsened them.
+	Plan        fl.Plan           `json:"plan"`
 	RowsPerNode map[string]int    `json:"rows_per_node"`
 	Refused     map[string]string `json:"refused"`
 }
 
 // Validate runs a federated validation over targets: each node scores
-// its rows (they never leave it) and adds its aggregates to one secure
-// aggregation; the hub merges the sum.
+// its rows (they never leave it); a first secure aggregation sums the
+// cuts of the grid each node needs dropped to keep its floor, the hub
+// coarsens the grid and bins accordingly, and a second one sums the
+// nodes' counts on the coarser plan, which the hub merges into the
+// metrics (equal to the pooled computation on that plan).
 func (r *Runner) Validate(ctx context.Context, comp string, spec ValidationSpec, targets []Target) (*ValidationResult, error) {
+	spec.Plan = nil
 	if err := spec.check(); err != nil {
 		return nil, err
 	}
-	defer r.End(context.WithoutCancel(ctx), comp, targets)
-	length, err := spec.vectorLength()
+	plan, err := spec.plan()
 	if err != nil {
 		return nil, err
 	}
+	defer r.End(context.WithoutCancel(ctx), comp, targets)
 	res := &ValidationResult{RowsPerNode: map[string]int{}, Refused: map[string]string{}}
-	agg, err := r.Aggregate(ctx, comp, 1, comp+"/validation", targets, Part{Kind: PartValidation, Validation: &spec}, length)
+	cuts := len(plan.Cuts())
+	var coarse fl.Plan
+	live := targets
+	if cuts == 0 {
+		coarse = plan
+	} else {
+		agg, err := r.Aggregate(ctx, comp, 1, comp+"/suppress", targets, Part{Kind: PartSuppress, Validation: &spec}, cuts)
+		if agg != nil {
+			res.Refused = agg.Left
+		}
+		if err != nil {
+			return res, err
+		}
+		if coarse, err = plan.Coarsen(agg.Sum); err != nil {
+			return res, err
+		}
+		live = nil
+		for _, t := range targets {
+			if _, ok := agg.Rows[t.Node]; ok {
+				live = append(live, t)
+			}
+		}
+	}
+	spec.Plan = &coarse
+	agg, err := r.Aggregate(ctx, comp, 2, comp+"/validation", live, Part{Kind: PartValidation, Validation: &spec}, coarse.VectorLength())
 	if agg != nil {
-		res.RowsPerNode, res.Refused = agg.Rows, agg.Left
+		res.RowsPerNode = agg.Rows
+		for n, why := range agg.Left {
+			res.Refused[n] = why
+		}
 	}
 	if err != nil {
 		return res, err
 	}
-	sum, err := fl.ValidationPartFromVector(spec.Grid, spec.Bins, agg.Sum)
+	sum, err := fl.PartFromVector(coarse, agg.Sum)
 	if err != nil {
 		return res, err
 	}
@@ -104,11 +137,13 @@ func (r *Runner) Validate(ctx context.Context, comp string, spec ValidationSpec,
 	if err != nil {
 		return res, err
 	}
-	res.ValidationResult = m
+	res.ValidationResult, res.Plan = m, coarse
 	return res, nil
 }
 
-// validation scores the node's rows and returns its aggregates.
+// validation scores the node's rows (once per computation: the scores
+// are kept in memory for its second step) and returns its part: the
+// cuts it needs dropped (PartSuppress) or its counts on the plan.
 func (n *Node) validation(ctx context.Context, s *session) ([]float64, int, error) {
 	spec := s.part.Validation
 	if spec == nil {
@@ -117,24 +152,42 @@ func (n *Node) validation(ctx context.Context, s *session) ([]float64, int, erro
 	if err := spec.check(); err != nil {
 		return nil, 0, refuse(fed.RefusedInvalid, "%s", err.Error())
 	}
-	var scores, labels []float64
-	var err error
-	if spec.Program != nil {
-		scores, labels, err = n.scoreProgram(ctx, s, spec)
-	} else {
-		scores, labels, err = n.scoreModel(ctx, s, spec)
-	}
+	plan, err := spec.plan()
 	if err != nil {
-		return nil, 0, err
-	}
-	part, err := fl.NodeValidation(scores, labels, spec.Grid, spec.Bins, n.env.Floor())
-	if err != nil {
-		if errors.Is(err, fl.ErrFloor) || errors.Is(err, fl.ErrCoarsen) {
-			return nil, 0, refuse(fed.RefusedFloor, "%s", err.Error())
-		}
 		return nil, 0, refuse(fed.RefusedInvalid, "%s", err.Error())
 	}
-	return part.Vector(), len(scores), nil
+	sc := n.keptScores(s.comp)
+	if sc == nil {
+		var scores, labels []float64
+		if spec.Program != nil {
+			scores, labels, err = n.scoreProgram(ctx, s, spec)
+		} else {
+			scores, labels, err = n.scoreModel(ctx, s, spec)
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		sc = &scored{comp: s.comp, scores: scores, labels: labels, created: n.now()}
+		n.keepScores(sc)
+	}
+	floorErr := func(err error) error {
+		if errors.Is(err, fl.ErrFloor) || errors.Is(err, fl.ErrCoarsen) {
+			return refuse(fed.RefusedFloor, "%s", err.Error())
+		}
+		return refuse(fed.RefusedInvalid, "%s", err.Error())
+	}
+	if s.part.Kind == PartSuppress {
+		v, err := fl.Suppress(sc.scores, sc.labels, plan, n.env.Floor())
+		if err != nil {
+			return nil, 0, floorErr(err)
+		}
+		return v, len(sc.scores), nil
+	}
+	part, err := fl.NodeValidationPlan(sc.scores, sc.labels, plan, n.env.Floor())
+	if err != nil {
+		return nil, 0, floorErr(err)
+	}
+	return part.Vector(), len(sc.scores), nil
 }
 
 func (n *Node) scoreProgram(ctx context.Context, s *session, spec *ValidationSpec) ([]float64, []float64, error) {

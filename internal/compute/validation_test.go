@@ -48,7 +48,7 @@ func compareValidation(t *testing.T, got, want *fl.ValidationResult) {
 // merged metrics equal those of the pooled scores.
 func TestValidateProgramEqualsPooled(t *testing.T) {
 	prog := readProgram(t, "score.py")
-	csvs := []string{synth(51, 400, 0), synth(52, 300, 0.5), synth(53, 350, -0.5)}
+	csvs := []string{synth(51, 1200, 0), synth(52, 1000, 0.5), synth(53, 1100, -0.5)}
 	a, targets := federation(t, 10, map[string]string{"clin": csvs[0]}, map[string]string{"clin": csvs[1]}, map[string]string{"clin": csvs[2]})
 	withExecutor(t, a, prog)
 	coef, bias := []float64{0.8, -0.1}, -0.3
@@ -64,7 +64,10 @@ func TestValidateProgramEqualsPooled(t *testing.T) {
 		t.Fatalf("validation: %v (%+v)", err, res)
 	}
 	s, l := pooledScores(t, coef, bias, csvs...)
-	part, err := fl.NodeValidation(s, l, grid, 5, 1)
+	if len(res.Plan.Grid) < 2 || len(res.Plan.Grid) > len(grid) {
+		t.Errorf("the coarsened grid %v", res.Plan.Grid)
+	}
+	part, err := fl.NodeValidationPlan(s, l, res.Plan, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +76,7 @@ func TestValidateProgramEqualsPooled(t *testing.T) {
 		t.Fatal(err)
 	}
 	compareValidation(t, res.ValidationResult, want)
-	if res.RowsPerNode["node2"] != 300 {
+	if res.RowsPerNode["node2"] != 1000 {
 		t.Errorf("rows %v", res.RowsPerNode)
 	}
 }
