@@ -8,6 +8,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -28,6 +29,7 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/node"
 	"github.com/mosaic-imaging/mosaic/internal/serve"
 	"github.com/mosaic-imaging/mosaic/internal/synth"
+	"github.com/mosaic-imaging/mosaic/internal/table"
 )
 
 // Options steer Run.
@@ -331,7 +333,32 @@ func demoNode(ctx context.Context, h *hub.Hub, data, hubURL string, site site, l
 			say("     %-28s burned into pixels (ultrasound, screen captures) cannot be removed. The leak guard working, not a fault.", "")
 		}
 	}
+	if err := demoResearchTable(ctx, n, site); err != nil {
+		return fail(err)
+	}
 	return n, tok, nil
+}
+
+// demoResearchTable stores the research table "clinical" (synth.WriteResearch)
+// for the site's dataset, one row per patient of its pseudonyms, unless
+// the dataset has it already.
+func demoResearchTable(ctx context.Context, n *node.Node, site site) error {
+	if _, _, err := n.Table(ctx, site.dataset.ID, "clinical"); err == nil {
+		return nil
+	} else if !errors.Is(err, index.ErrNotFound) {
+		return err
+	}
+	pats, err := n.DatasetPatients(ctx, site.dataset.ID)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := synth.WriteResearch(&buf, pats, site.seed); err != nil {
+		return err
+	}
+	_, err = n.PutTable(ctx, site.dataset.ID, "clinical", &buf, &table.Dictionary{Patient: "patient_id",
+		Columns: map[string]table.Type{"sex": table.Categorical, "stage": table.Categorical}})
+	return err
 }
 
 // demoReadToken returns the node's token for scripts: the least they

@@ -762,6 +762,13 @@ func (n *Node) CatalogueSummary(ctx context.Context) (fed.Catalogue, error) {
 		if ar := f.AgeRange; ar != nil {
 			sum.AgeRange = &fed.AgeRange{Min: ar[0], Max: ar[1]}
 		}
+		if d.Tier == 3 {
+			// Tier 3 datasets are processed at the node: researchers see
+			// what tables they can model (names and types, never values).
+			if sum.Tables, err = n.TableSummaries(ctx, d.ID); err != nil {
+				return cat, err
+			}
+		}
 		cat.Datasets = append(cat.Datasets, sum)
 	}
 	if err := n.ctl.Flush(ctx); err != nil {

@@ -63,7 +63,18 @@ func (t *Table) Strings(name string) ([]string, error) {
 	return t.cols[i].Str, nil
 }
 
+// Line is the CSV line row started on (1 being the header) for a table
+// ReadCSV read; for others, row+2.
+func (t *Table) Line(row int) int {
+	if row >= 0 && row < len(t.lines) {
+		return int(t.lines[row])
+	}
+	return row + 2
+}
+
 // Patients returns the patient column (nil when the table has none).
+// The slice is the table's own: a node links the column to its
+// pseudonyms by changing it in place before the table is stored.
 func (t *Table) Patients() []string {
 	if t == nil || t.Schema.Patient == "" {
 		return nil

@@ -176,7 +176,7 @@ func ReadCSV(r io.Reader, dict *Dictionary, lim Limits) (*Table, error) {
 			c.ends = append(c.ends, uint32(len(c.buf)))
 		}
 	}
-	t := &Table{rows: len(lines), cols: make([]col, len(names))}
+	t := &Table{rows: len(lines), cols: make([]col, len(names)), lines: lines}
 	t.Schema.Columns = make([]Column, len(names))
 	if dict != nil {
 		t.Schema.Patient = dict.Patient

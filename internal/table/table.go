@@ -53,6 +53,9 @@ type Table struct {
 	Schema Schema
 	rows   int
 	cols   []col
+	// lines are the CSV lines the rows started on (ReadCSV's tables
+	// only).
+	lines []int32
 }
 
 // col holds one column's data: Float for numeric, integer and date (NaN
