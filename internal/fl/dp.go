@@ -201,3 +201,68 @@ func RoundEpsilon(noiseMultiplier float64, round int, delta float64) float64 {
 	}
 	return Epsilon(noiseMultiplier, round, delta) - Epsilon(noiseMultiplier, round-1, delta)
 }
+
+// DPFedAvg is one round of FedAvg with differential privacy done at the
+// hub (central noise): each usable update's change from global is
+// clipped to d.Clip, the changes are summed, Gaussian noise of standard
+// deviation d.Sigma() is added to the sum, and the noisy sum divided by
+// the number of updates used is added to global. Updates are left out
+// and named in skipped as FedAvg does; samples only decide whether an
+// update is usable, not its weight. The round's privacy loss is
+// RoundEpsilon(d.NoiseMultiplier, round, d.Delta).
+//
+// Under secure aggregation the same result comes from each node sending
+// Weighted(change clipped by ClipUpdate, 1) with its own noise of
+// d.NodeSigma(fewest survivors) added (AddNoise): FromWeighted of the
+// sum is then the noisy mean change.
+func DPFedAvg(global []float64, updates []Update, d DP, r *rand.Rand) (avg []float64, skipped map[string]string, err error) {
+	if err := d.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if !allFinite(global) {
+		return nil, nil, errors.New("fl: dp: global weights not finite")
+	}
+	// FedAvg with equal weights picks the usable updates.
+	eq := make([]Update, len(updates))
+	for i, u := range updates {
+		eq[i] = u
+		if u.Samples > 0 && !math.IsInf(u.Samples, 0) {
+			eq[i].Samples = 1
+		}
+	}
+	if _, skipped, err = FedAvg(eq, len(global)); err != nil {
+		return nil, skipped, err
+	}
+	sum := make([]float64, len(global))
+	var n float64
+	seen := map[string]bool{}
+	for i, u := range eq {
+		name := u.Node
+		if name == "" {
+			name = fmt.Sprintf("#%d", i)
+		}
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if _, bad := skipped[name]; bad {
+			continue
+		}
+		c, _, err := ClipUpdate(u.Weights, global, d.Clip)
+		if err != nil {
+			return nil, skipped, err
+		}
+		for j := range c {
+			sum[j] += c[j] - global[j]
+		}
+		n++
+	}
+	if err := AddNoise(sum, d.Sigma(), r); err != nil {
+		return nil, skipped, err
+	}
+	avg = make([]float64, len(global))
+	for j := range avg {
+		avg[j] = global[j] + sum[j]/n
+	}
+	return avg, skipped, nil
+}

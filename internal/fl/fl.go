@@ -75,9 +75,10 @@ func FedAvg(updates []Update, length int) (avg []float64, skipped map[string]str
 		if _, bad := skipped[name]; bad {
 			continue
 		}
-		s := u.Samples
-		for j, w := range u.Weights {
-			sum[j] += s * w
+		s, ws := u.Samples, u.Weights
+		sm := sum[:len(ws)]
+		for j := range ws {
+			sm[j] += s * ws[j]
 		}
 		total += s
 	}

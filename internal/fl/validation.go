@@ -34,16 +34,15 @@ import (
 //
 //  1. The hub sends the plan (grid and bins). Each node returns
 //     Suppress: a 0/1 vector over the plan's cuts naming the cuts it
-//     must lose so that its atoms pass (going up from the lowest score,
-//     an atom that fails is merged into the next one; a failing top
-//     atom is merged down). The vectors are summed, under secure
-//     aggregation, so the hub learns how many nodes asked to drop each
+//     cannot keep (see Suppress for the rule, on intervals the plan
+//     fixes, the same at every node). The vectors are summed, under
+//     secure aggregation, so the hub learns how many nodes marked each
 //     cut, not which.
-//  2. Plan.Coarsen drops every cut some node asked to drop, from both
-//     the grid and the bins. Each atom of the coarser plan is a union of
-//     each node's passing atoms, so it passes at every node. Nodes
-//     answer NodeValidationPlan on the coarser plan; Merge of the sum
-//     equals the pooled computation on the coarser plan.
+//  2. Plan.Coarsen drops every cut some node marked, from both the grid
+//     and the bins. Every atom of the coarser plan then holds at least
+//     floor positives and negatives at every node. Nodes answer
+//     NodeValidationPlan on the coarser plan; Merge of the sum equals
+//     the pooled computation on the coarser plan.
 //
 // The rule limits what counts tell about small groups of rows; it does
 // not stop a validation program from writing data into its scores (a
@@ -231,9 +230,22 @@ func checkFloor(a *atoms, floor int) error {
 }
 
 // Suppress is a node's first step: over the plan's cuts (Cuts), 1 for
-// each cut the node needs dropped so that all its atoms hold at least
-// floor positives and floor negatives, 0 for the others. See the floor
-// rule above.
+// each cut the node cannot keep, 0 for the others. The cuts form a
+// balanced binary search tree by index (the root is the middle cut;
+// each half of the cuts below and above it is a subtree, built the same
+// way); a cut's two child intervals run from it to the nearest cuts
+// above it in the tree on each side (to ±infinity if none). The node
+// marks a cut when either child interval holds fewer than floor
+// positives or negatives at this node.
+//
+// Coarsen keeps a cut only when no node marked it. Then each interval
+// between adjacent kept cuts contains a child interval of one of its two
+// ends (of the one deeper in the tree, or of both when their common
+// ancestor lies between them), which passes at every node: so every
+// atom of the coarser plan holds at least floor positives and negatives
+// at every node. Because each cut's intervals are fixed by the plan, the
+// nodes' marks agree where their data allow, and the coarser plan keeps
+// the resolution the nodes share.
 func Suppress(scores, labels []float64, p Plan, floor int) ([]float64, error) {
 	a, err := countAtoms(scores, labels, p)
 	if err != nil {
@@ -243,30 +255,28 @@ func Suppress(scores, labels []float64, p Plan, floor int) ([]float64, error) {
 		return nil, err
 	}
 	f := float64(floor)
-	type group struct {
-		pos, neg float64
-		start    int // the cut below the group, -1 for the first
+	// Prefix sums over atoms: atoms i..j hold cp[j+1]-cp[i] positives.
+	cp, cn := make([]float64, len(a.pos)+1), make([]float64, len(a.pos)+1)
+	for j := range a.pos {
+		cp[j+1], cn[j+1] = cp[j]+a.pos[j], cn[j]+a.neg[j]
 	}
-	fails := func(g group) bool { return g.pos < f || g.neg < f }
+	fails := func(i, j int) bool { return cp[j+1]-cp[i] < f || cn[j+1]-cn[i] < f }
 	drop := make([]float64, len(a.cuts))
-	gs := []group{{a.pos[0], a.neg[0], -1}}
-	for j := 1; j < len(a.pos); j++ {
-		last := &gs[len(gs)-1]
-		if fails(*last) {
-			last.pos += a.pos[j]
-			last.neg += a.neg[j]
-			drop[j-1] = 1
-			continue
+	// Cuts lo..hi-1 form a subtree spanning atoms lo..hi; cut c sits
+	// between atoms c and c+1.
+	var walk func(lo, hi int)
+	walk = func(lo, hi int) {
+		if lo >= hi {
+			return
 		}
-		gs = append(gs, group{a.pos[j], a.neg[j], j - 1})
+		mid := lo + (hi-lo)/2
+		if fails(lo, mid) || fails(mid+1, hi) {
+			drop[mid] = 1
+		}
+		walk(lo, mid)
+		walk(mid+1, hi)
 	}
-	for len(gs) > 1 && fails(gs[len(gs)-1]) {
-		last := gs[len(gs)-1]
-		drop[last.start] = 1
-		gs = gs[:len(gs)-1]
-		gs[len(gs)-1].pos += last.pos
-		gs[len(gs)-1].neg += last.neg
-	}
+	walk(0, len(a.cuts))
 	return drop, nil
 }
 
