@@ -67,6 +67,9 @@ func (s *LearningSpec) Check() error {
 	if s.Program.Digest != d {
 		return errors.New("program: the digest does not match the content")
 	}
+	if err := checkFiles(s.Program.Files); err != nil {
+		return err
+	}
 	ts, err := fl.ReadSafetensors(bytes.NewReader(s.Weights))
 	if err != nil {
 		return fmt.Errorf("weights: %w", err)
@@ -265,4 +268,23 @@ func (r *Runner) Learn(ctx context.Context, comp string, spec LearningSpec, targ
 		}
 	}
 	return st, nil
+}
+
+// checkFiles fills in and checks the digests of a program's files.
+func checkFiles(fs []Program) error {
+	for i := range fs {
+		f := &fs[i]
+		if f.Name == "" || len(f.Content) == 0 {
+			return errors.New("program files: give each one's name and content")
+		}
+		sum := sha256.Sum256(f.Content)
+		d := "sha256:" + hex.EncodeToString(sum[:])
+		if f.Digest == "" {
+			f.Digest = d
+		}
+		if f.Digest != d {
+			return fmt.Errorf("program file %s: the digest does not match the content", f.Name)
+		}
+	}
+	return nil
 }

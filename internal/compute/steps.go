@@ -133,6 +133,9 @@ type Program struct {
 	Name    string `json:"name"`
 	Content []byte `json:"content"`
 	Digest  string `json:"digest"`
+	// Files are modules the program imports, written beside it; each
+	// must be on the node's allow-list too.
+	Files []Program `json:"files,omitempty"`
 }
 
 // TrainParams are the parameters of StepTrain.

@@ -36,6 +36,23 @@ func (n *Node) checkProgram(p Program) error {
 	if n.env.Executor() == nil {
 		return refuse(fed.RefusedExecutor, "the node runs no programs")
 	}
+	if len(p.Files) > 16 {
+		return refuse(fed.RefusedInvalid, "a program brings at most 16 files")
+	}
+	for _, f := range p.Files {
+		if len(f.Files) > 0 || f.Name == p.Name {
+			return refuse(fed.RefusedInvalid, "a program's files are plain files beside it")
+		}
+		if err := n.checkFile(f); err != nil {
+			return err
+		}
+	}
+	return n.checkFile(p)
+}
+
+// checkFile checks one file of a program against its digest and the
+// allow-list.
+func (n *Node) checkFile(p Program) error {
 	sum := sha256.Sum256(p.Content)
 	d := "sha256:" + hex.EncodeToString(sum[:])
 	if p.Digest != d {
@@ -82,6 +99,12 @@ func (n *Node) prepare(ctx context.Context, claims permit.Claims, prog Program, 
 	if err := os.WriteFile(filepath.Join(d.prog, prog.Name), prog.Content, 0o755); err != nil {
 		os.RemoveAll(root)
 		return nil, err
+	}
+	for _, f := range prog.Files {
+		if err := os.WriteFile(filepath.Join(d.prog, f.Name), f.Content, 0o644); err != nil {
+			os.RemoveAll(root)
+			return nil, err
+		}
 	}
 	for name, b := range inputs {
 		if err := os.WriteFile(filepath.Join(d.in, name), b, 0o644); err != nil {
