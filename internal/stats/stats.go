@@ -11,8 +11,6 @@ package stats
 import (
 	"context"
 	"errors"
-
-	"github.com/mosaic-imaging/mosaic/internal/table"
 )
 
 // ErrNotImplemented marks the contract's stubs.
@@ -53,28 +51,9 @@ type Term struct {
 	Factor []bool // per var: wrapped in factor()
 }
 
-// ParseFormula parses R's formula notation (the subset documented in
-// docs/processing.md), refusing anything else with a clear error.
-func ParseFormula(s string) (*Formula, error) { return nil, ErrNotImplemented }
-
-// String writes the formula back in canonical form.
-func (f *Formula) String() string { return "" }
-
-// Variables lists the columns the formula uses, response first.
-func (f *Formula) Variables() []string { return nil }
-
 // Levels are the levels of each categorical variable of a model, agreed
 // across nodes (the hub takes the sorted union of the nodes' levels).
 type Levels map[string][]string
-
-// NodeLevels returns the levels of the formula's categorical variables
-// in t's complete rows; a level present with fewer rows than the floor
-// refuses the whole model at this node (RefusedLevel).
-func NodeLevels(t *table.Table, f *Formula, pol Policy) (Levels, error) { return nil, ErrNotImplemented }
-
-// Coefficients names the model's coefficients in order, as R does
-// ("(Intercept)", "age", "factor(stage)II", "a:b").
-func Coefficients(f *Formula, lv Levels, t *table.Table) ([]string, error) { return nil, ErrNotImplemented }
 
 // LMPart is one node's part of a linear model. Used lists the rows it
 // used (complete cases), for the node's overlap control; it never
@@ -86,21 +65,6 @@ type LMPart struct {
 	Yty  float64
 	N    float64
 	Used []int `json:"-"`
-}
-
-// Vector flattens the part for secure aggregation; LMPartFromVector
-// reads a sum back.
-func (p *LMPart) Vector() []float64 { return nil }
-
-// LMPartFromVector reads a vector made by Vector (or a sum of them).
-func LMPartFromVector(P int, v []float64) (*LMPart, error) { return nil, ErrNotImplemented }
-
-// NodeLM computes a node's part of a linear model after its checks:
-// refused under the floor, when parameters exceed MaxParamFraction of
-// its rows, or when a binary or categorical term has a level under the
-// floor.
-func NodeLM(t *table.Table, f *Formula, lv Levels, pol Policy) (*LMPart, error) {
-	return nil, ErrNotImplemented
 }
 
 // Coef is one row of a fit's coefficient table.
@@ -128,10 +92,13 @@ type Fit struct {
 	Iterations   int            `json:"iterations,omitempty"`
 	N            int            `json:"n"`
 	RowsPerNode  map[string]int `json:"rows_per_node"`
+	// FPValue is the p value of the F statistic (lm).
+	FPValue float64 `json:"f_p_value,omitempty"`
+	// NullDF is the null model's residual degrees of freedom (glm).
+	NullDF int `json:"null_df,omitempty"`
+	// Converged is false when a glm stopped at its iteration limit.
+	Converged bool `json:"converged,omitempty"`
 }
-
-// FitLM fits a linear model from the sum of the nodes' parts.
-func FitLM(coefs []string, sum *LMPart) (*Fit, error) { return nil, ErrNotImplemented }
 
 // GLMPart is one node's part of a Newton-Raphson step of a logistic
 // regression at beta: the gradient and Hessian of the log-likelihood,
@@ -145,39 +112,5 @@ type GLMPart struct {
 	Used     []int `json:"-"`
 }
 
-// Vector flattens the part for secure aggregation.
-func (p *GLMPart) Vector() []float64 { return nil }
-
-// GLMPartFromVector reads a vector made by Vector (or a sum of them).
-func GLMPartFromVector(P int, v []float64) (*GLMPart, error) { return nil, ErrNotImplemented }
-
-// NodeGLM computes a node's part of one Newton step at beta, with the
-// checks of NodeLM. Family is "binomial" (logit link).
-func NodeGLM(t *table.Table, f *Formula, lv Levels, family string, beta []float64, pol Policy) (*GLMPart, error) {
-	return nil, ErrNotImplemented
-}
-
 // GLMEval returns the summed parts at beta (one federated step).
 type GLMEval func(ctx context.Context, iter int, beta []float64) (*GLMPart, error)
-
-// FitGLM runs Newton-Raphson from zero, asking eval for each step's
-// summed parts, until the deviance changes by less than R's glm default
-// (1e-8 relative) or maxIter steps.
-func FitGLM(ctx context.Context, coefs []string, family string, eval GLMEval, maxIter int) (*Fit, error) {
-	return nil, ErrNotImplemented
-}
-
-// SummaryPart is one node's part of summaries of numeric variables:
-// counts, sums and sums of squares (mean and variance pooled exactly).
-type SummaryPart struct {
-	Vars  []string
-	N     []float64
-	Sum   []float64
-	SumSq []float64
-	Used  []int `json:"-"`
-}
-
-// NodeSummary computes a node's summary part, refused under the floor.
-func NodeSummary(t *table.Table, vars []string, pol Policy) (*SummaryPart, error) {
-	return nil, ErrNotImplemented
-}

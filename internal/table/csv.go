@@ -90,11 +90,35 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// chunkSize is the size of the blocks a column's cells are kept in while
+// the input is read: appending to blocks of a fixed size copies nothing,
+// where one growing buffer would be copied several times over.
+const chunkSize = 1 << 20
+
 // rawColumn holds one column's cells as read: their bytes one after the
-// other in buf, cell i ending at ends[i].
+// other in chunks, the cells from first[k] on in chunk k, cell i ending
+// at ends[i] in its chunk. A rawColumn is not copied once used.
 type rawColumn struct {
-	buf  []byte
-	ends []uint32
+	sb     strings.Builder
+	chunks []string
+	first  []int
+	ends   []uint32
+	open   bool // a chunk is being filled in sb
+}
+
+func (r *rawColumn) add(f string) {
+	if r.open && r.sb.Len() > 0 && r.sb.Len()+len(f) > chunkSize {
+		r.chunks = append(r.chunks, r.sb.String())
+		r.sb = strings.Builder{}
+		r.open = false
+	}
+	if !r.open {
+		r.sb.Grow(max(chunkSize, len(f)))
+		r.first = append(r.first, len(r.ends))
+		r.open = true
+	}
+	r.sb.WriteString(f)
+	r.ends = append(r.ends, uint32(r.sb.Len()))
 }
 
 // ReadCSV reads a CSV table (a header line, then rows). Types come from
@@ -171,9 +195,7 @@ func ReadCSV(r io.Reader, dict *Dictionary, lim Limits) (*Table, error) {
 		}
 		lines = append(lines, int32(min(line, math.MaxInt32)))
 		for i, f := range rec {
-			c := &raw[i]
-			c.buf = append(c.buf, trimSpace(f)...)
-			c.ends = append(c.ends, uint32(len(c.buf)))
+			raw[i].add(trimSpace(f))
 		}
 	}
 	t := &Table{rows: len(lines), cols: make([]col, len(names)), lines: lines}
@@ -187,7 +209,7 @@ func ReadCSV(r io.Reader, dict *Dictionary, lim Limits) (*Table, error) {
 			want = dict.Columns[name]
 		}
 		cells := cellsOf(&raw[i])
-		raw[i] = rawColumn{}
+		raw[i].chunks, raw[i].first, raw[i].ends = nil, nil, nil
 		c, column, err := buildColumn(name, want, name == t.Schema.Patient, cells, lines, lim)
 		if err != nil {
 			return nil, err
@@ -198,21 +220,41 @@ func ReadCSV(r io.Reader, dict *Dictionary, lim Limits) (*Table, error) {
 	return t, nil
 }
 
-// cellsOf gives a column's cells as strings over one copy of its bytes.
+// cellList reads a column's cells; at is fastest in row order.
 type cellList struct {
-	s    string
-	ends []uint32
+	chunks []string
+	first  []int
+	ends   []uint32
+	k      int // the chunk of the last cell asked for
 }
 
-func (c cellList) at(i int) string {
+func (c *cellList) at(i int) string {
+	if i < c.first[c.k] {
+		c.k = 0
+	}
+	for c.k+1 < len(c.first) && c.first[c.k+1] <= i {
+		c.k++
+	}
 	start := uint32(0)
-	if i > 0 {
+	if i > c.first[c.k] {
 		start = c.ends[i-1]
 	}
-	return c.s[start:c.ends[i]]
+	return c.chunks[c.k][start:c.ends[i]]
 }
 
-func cellsOf(r *rawColumn) cellList { return cellList{s: string(r.buf), ends: r.ends} }
+// cellsOf ends a column's reading and gives its cells.
+func cellsOf(r *rawColumn) *cellList {
+	if r.open {
+		r.chunks = append(r.chunks, r.sb.String())
+		r.sb = strings.Builder{}
+		r.open = false
+	}
+	if len(r.first) == 0 {
+		r.first = []int{0}
+		r.chunks = []string{""}
+	}
+	return &cellList{chunks: r.chunks, first: r.first, ends: r.ends}
+}
 
 func trimSpace(s string) string {
 	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
@@ -248,7 +290,7 @@ func csvError(err error, line int, lim Limits) error {
 }
 
 // buildColumn types and converts one column's cells.
-func buildColumn(name string, want Type, patient bool, cells cellList, lines []int32, lim Limits) (col, Column, error) {
+func buildColumn(name string, want Type, patient bool, cells *cellList, lines []int32, lim Limits) (col, Column, error) {
 	n := len(cells.ends)
 	bad := func(i int, msg string) error {
 		return &RowError{Line: int(lines[i]), Column: name, Msg: msg}
@@ -316,7 +358,7 @@ func buildColumn(name string, want Type, patient bool, cells cellList, lines []i
 	return col{Str: stringsOf(cells)}, Column{Name: name, Type: Text}, nil
 }
 
-func stringsOf(cells cellList) []string {
+func stringsOf(cells *cellList) []string {
 	out := make([]string, len(cells.ends))
 	for i := range out {
 		if s := cells.at(i); !missing(s) {
@@ -333,7 +375,7 @@ const maxExact = 1 << 53
 
 // floatsOf parses a column as numbers (whole numbers only when integer),
 // NaN for missing; on failure it gives the row.
-func floatsOf(cells cellList, integer bool) ([]float64, int, error) {
+func floatsOf(cells *cellList, integer bool) ([]float64, int, error) {
 	out := make([]float64, len(cells.ends))
 	for i := range out {
 		s := cells.at(i)
@@ -359,7 +401,7 @@ func floatsOf(cells cellList, integer bool) ([]float64, int, error) {
 
 // numbersOf parses a column as numbers in one pass, saying whether all
 // were whole; ok is false at the first value that is not a number.
-func numbersOf(cells cellList) (out []float64, whole, ok bool) {
+func numbersOf(cells *cellList) (out []float64, whole, ok bool) {
 	whole = true
 	for i := range cells.ends {
 		s := cells.at(i)
@@ -419,7 +461,7 @@ func parseInt(s string) (int64, bool) {
 	return v, true
 }
 
-func datesOf(cells cellList, compact bool) ([]float64, int, error) {
+func datesOf(cells *cellList, compact bool) ([]float64, int, error) {
 	out := make([]float64, len(cells.ends))
 	for i := range out {
 		s := cells.at(i)
@@ -525,7 +567,7 @@ func FormatDate(days int64) string {
 // codesOf codes a column against its sorted distinct values; past limit
 // distinct values, or at a value not valid UTF-8 (levels travel in the
 // JSON schema), it gives up and returns the row (else -1).
-func codesOf(cells cellList, limit int) ([]int32, []string, int) {
+func codesOf(cells *cellList, limit int) ([]int32, []string, int) {
 	idx := map[string]int32{}
 	var levels []string
 	first := make([]int32, len(cells.ends))

@@ -335,3 +335,34 @@ func FuzzReadCSV(f *testing.F) {
 		}
 	})
 }
+
+// TestReadCSVLarge reads a table whose columns span many of the blocks
+// cells are kept in while reading, with an all-empty column and a long
+// cell, and checks every value.
+func TestReadCSVLarge(t *testing.T) {
+	const rows = 250_000
+	long := strings.Repeat("x", 3*chunkSize/2)
+	var b strings.Builder
+	b.WriteString("id,v,empty,note\n")
+	for i := range rows {
+		note := "n" + fmt.Sprint(i%7)
+		if i == 1234 {
+			note = long
+		}
+		fmt.Fprintf(&b, "P%07d,%d.5,,%s\n", i, i, note)
+	}
+	tb := mustRead(t, b.String(), &Dictionary{Columns: map[string]Type{"note": Text}})
+	ids, _ := tb.Strings("id")
+	v, _ := tb.Float("v")
+	notes, _ := tb.Strings("note")
+	empty, _ := tb.Strings("empty")
+	for i := range rows {
+		want := "n" + fmt.Sprint(i%7)
+		if i == 1234 {
+			want = long
+		}
+		if ids[i] != fmt.Sprintf("P%07d", i) || v[i] != float64(i)+0.5 || notes[i] != want || empty[i] != "" {
+			t.Fatalf("row %d: %q %v %d-byte note %q", i, ids[i], v[i], len(notes[i]), empty[i])
+		}
+	}
+}
