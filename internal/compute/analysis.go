@@ -175,7 +175,7 @@ func (r *Runner) Analyze(ctx context.Context, comp string, q AnalysisRequest, ta
 		}
 	}
 	if q.Type == TypeLM {
-		agg, err := r.Aggregate(ctx, comp, 1, comp+"/lm", live, Part{Kind: PartLM, Table: q.Table, Formula: q.Formula, Levels: lv}, P*P+P+2)
+		agg, err := r.Aggregate(ctx, comp, 1, comp+"/lm", live, Part{Kind: PartLM, Table: q.Table, Formula: q.Formula, Levels: lv}, 2+P+P*(P+1)/2)
 		if agg != nil {
 			merge(agg)
 		}
@@ -202,7 +202,7 @@ func (r *Runner) Analyze(ctx context.Context, comp string, q AnalysisRequest, ta
 		if fixed != nil {
 			on = fixed
 		}
-		agg, err := r.Aggregate(ctx, comp, iter, fmt.Sprintf("%s/glm/%d", comp, iter), on, Part{Kind: PartGLM, Table: q.Table, Formula: q.Formula, Family: q.Family, Levels: lv, Beta: beta}, P*P+P+2)
+		agg, err := r.Aggregate(ctx, comp, iter, fmt.Sprintf("%s/glm/%d", comp, iter), on, Part{Kind: PartGLM, Table: q.Table, Formula: q.Formula, Family: q.Family, Levels: lv, Beta: beta}, 2+P+P*(P+1)/2)
 		if agg != nil {
 			merge(agg)
 		}
