@@ -68,6 +68,30 @@ func (v *ValidationSpec) plan() (fl.Plan, error) {
 	return fl.NewPlan(v.Grid, v.Bins)
 }
 
+// MarshalJSON writes the merged metrics and, beside them, the plan, the
+// rows per node and the refusals (the metrics' own encoding writes
+// empty calibration bins as null).
+func (v ValidationResult) MarshalJSON() ([]byte, error) {
+	out := map[string]json.RawMessage{}
+	if v.ValidationResult != nil {
+		b, err := json.Marshal(v.ValidationResult)
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(b, &out); err != nil {
+			return nil, err
+		}
+	}
+	for k, x := range map[string]any{"plan": v.Plan, "rows_per_node": v.RowsPerNode, "refused": v.Refused} {
+		b, err := json.Marshal(x)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = b
+	}
+	return json.Marshal(out)
+}
+
 // ValidationResult is a federated validation's merged metrics, the rows
 // each node scored and the nodes that refused or dropped.
 type ValidationResult struct {

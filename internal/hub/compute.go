@@ -510,3 +510,22 @@ type validationOut struct {
 	*compute.ValidationResult
 	Error string `json:"error,omitempty"`
 }
+
+// MarshalJSON writes the validation's fields beside its id and error.
+func (v validationOut) MarshalJSON() ([]byte, error) {
+	out := map[string]json.RawMessage{}
+	if v.ValidationResult != nil {
+		b, err := json.Marshal(v.ValidationResult)
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(b, &out); err != nil {
+			return nil, err
+		}
+	}
+	out["id"], _ = json.Marshal(v.ID)
+	if v.Error != "" {
+		out["error"], _ = json.Marshal(v.Error)
+	}
+	return json.Marshal(out)
+}
