@@ -73,7 +73,10 @@ type VarSummary struct {
 // or dropped with why.
 type AnalysisResult struct {
 	*stats.Fit
-	Summary     []VarSummary      `json:"summary,omitempty"`
+	Summary []VarSummary `json:"summary,omitempty"`
+	// Levels are the categorical variables' levels the fit used (each
+	// over every node's floor), for validating the fitted model.
+	Levels      stats.Levels      `json:"levels,omitempty"`
 	RowsPerNode map[string]int    `json:"rows_per_node"`
 	Refused     map[string]string `json:"refused"`
 }
@@ -161,6 +164,7 @@ func (r *Runner) Analyze(ctx context.Context, comp string, q AnalysisRequest, ta
 		sort.Strings(ls)
 		lv[v] = ls
 	}
+	res.Levels = lv
 	coefs, err := hubCoefficients(f, lv, types)
 	if err != nil {
 		return res, err

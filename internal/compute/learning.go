@@ -34,9 +34,15 @@ type LearningSpec struct {
 	DP     *fl.DP `json:"dp,omitempty"`
 }
 
-// maxInline is the largest weights file sent inline in one step (its
-// base64 form and the rest of the signed task must fit fed.MaxMessage).
-const maxInline = (fed.MaxMessage - 64<<10) / 4 * 3
+// Signed tasks and answers carry their payload in base64, and bytes
+// inside it are base64 again: 16/9 of the bytes travel. maxInline is the
+// largest weights file sent inline in one step, and maxValues the most
+// weights a secure aggregation's masked vector (16 bytes a value) carries
+// in one answer, each with room for the rest of the message.
+const (
+	maxInline = (fed.MaxMessage - 64<<10) * 9 / 16
+	maxValues = (fed.MaxMessage-64<<10)*9/16/16 - 1
+)
 
 // Check fills defaults and refuses a malformed spec.
 func (s *LearningSpec) Check() error {
@@ -74,11 +80,12 @@ func (s *LearningSpec) Check() error {
 	if err != nil {
 		return fmt.Errorf("weights: %w", err)
 	}
-	if _, err := Flatten(ts); err != nil {
+	v, err := Flatten(ts)
+	if err != nil {
 		return fmt.Errorf("weights: %w", err)
 	}
-	if len(s.Weights) > maxInline {
-		return fmt.Errorf("weights: %d bytes; models larger than %d bytes do not fit one federation message and are not supported yet", len(s.Weights), maxInline)
+	if len(s.Weights) > maxInline || len(v) > maxValues {
+		return fmt.Errorf("weights: %d values in %d bytes; models of more than %d values or %d bytes do not fit one federation message and are not supported yet", len(v), len(s.Weights), maxValues, maxInline)
 	}
 	if s.DP != nil {
 		if err := s.DP.Validate(); err != nil {

@@ -323,12 +323,14 @@ func Design(t *table.Table, f *stats.Formula, lv stats.Levels) (X [][]float64, y
 		if !c.cat {
 			continue
 		}
-		ls := lv[v]
-		if v == f.Response {
-			ls = c.levels
-			if l, ok := lv[v]; ok {
-				ls = l
-			}
+		ls, ok := lv[v]
+		if v == f.Response && !ok {
+			ls, ok = c.levels, true
+		}
+		if !ok {
+			// The node's own levels could be fewer than the model's and
+			// shift its columns: the agreed levels are needed.
+			return nil, nil, fmt.Errorf("the levels of %s are needed (the analysis's levels)", v)
 		}
 		m := map[int32]int{}
 		for i, l := range c.levels {
