@@ -377,6 +377,9 @@ func TestProcessingEndToEnd(t *testing.T) {
 		t.Errorf("glm: %d", st)
 	}
 	checkR("glm", glm, rFit(t, pooledPath, `glm(outcome ~ x + z + factor(stage), family = binomial, data = d)`))
+	if st, page := api(rosa, "GET", "/analyses", nil, nil); st != 200 || !strings.Contains(page, "factor(stage)II") {
+		t.Errorf("the analyses page: %d %.300s", st, page)
+	}
 	t.Logf("lm and glm after %s", time.Since(t0).Round(time.Millisecond))
 
 	// Refusals: a level under south's floor, a model saturated at east.
@@ -458,8 +461,10 @@ func TestProcessingEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The page of the run shows its rounds and the loss chart.
-		page, _ := api(rosa, "GET", "/learning/"+started.ID, nil, nil)
-		_ = page
+		if st, page := api(rosa, "GET", "/learning/"+started.ID, nil, nil); st != 200 || !strings.Contains(page, `id="loss-chart"`) ||
+			!strings.Contains(page, fmt.Sprintf(`data-round="%d"`, rounds)) {
+			t.Errorf("the run's page: %d %.300s", st, page)
+		}
 		return run, v
 	}
 	sec, ws := learn(true, 5, nil)
