@@ -129,7 +129,9 @@ def write_safetensors(path, tensors, metadata=None):
     off = 0
     arrays = []
     for name, a in tensors.items():
-        a = np.ascontiguousarray(a)
+        a = np.asarray(a)  # (ascontiguousarray would turn a scalar into shape (1,))
+        if not a.flags.c_contiguous:
+            a = a.copy(order="C")
         dt = dtype_name(a.dtype)
         a = a.astype(_DTYPES[dt], copy=False)
         header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}

@@ -38,6 +38,14 @@ import numpy as np  # noqa: E402
 import mosaic_fl as fl  # noqa: E402
 
 
+def shapes(size):
+    """The tensors of the network for size x size images, known without torch."""
+    if size < 8 or size % 4 != 0:
+        raise fl.Fail("size must be a multiple of 4, at least 8")
+    return {"conv1.weight": (8, 1, 3, 3), "conv1.bias": (8,), "conv2.weight": (16, 8, 3, 3),
+            "conv2.bias": (16,), "fc.weight": (1, 16 * (size // 4) ** 2), "fc.bias": (1,)}
+
+
 def net(size):
     import torch.nn as nn
     if size < 8 or size % 4 != 0:
@@ -123,12 +131,14 @@ def labels_for(dss, spec):
 
 
 def main():
-    import torch
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     params = fl.read_params()
     size = int(params.get("size", 32))
-    model = net(size)
     g = fl.read_global()
+    # Check the global before the slow import of torch.
+    fl.check_like(g, shapes(size))
+    import torch
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    model = net(size)
     fl.check_like(g, {k: tuple(v.shape) for k, v in model.state_dict().items()})
     model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in g.items()})
     w0 = [p.detach().clone() for p in model.parameters()]

@@ -52,7 +52,7 @@ func FedAvg(updates []Update, length int) (avg []float64, skipped map[string]str
 	}
 	skipped = map[string]string{}
 	seen := map[string]bool{}
-	sum := make([]float64, length)
+	var use []*Update
 	var total float64
 	for i := range updates {
 		u := &updates[i]
@@ -75,15 +75,26 @@ func FedAvg(updates []Update, length int) (avg []float64, skipped map[string]str
 		if _, bad := skipped[name]; bad {
 			continue
 		}
-		s, ws := u.Samples, u.Weights
-		sm := sum[:len(ws)]
-		for j := range ws {
-			sm[j] += s * ws[j]
-		}
-		total += s
+		use = append(use, u)
+		total += u.Samples
 	}
 	if total == 0 {
 		return nil, skipped, ErrNoUpdates
+	}
+	// Sum block by block so that the block of the sum stays in cache
+	// while every update adds to it; each value still adds the updates
+	// in their order.
+	sum := make([]float64, length)
+	const block = 4096
+	for lo := 0; lo < length; lo += block {
+		hi := min(lo+block, length)
+		sm := sum[lo:hi]
+		for _, u := range use {
+			s, ws := u.Samples, u.Weights[lo:hi]
+			for j := range ws {
+				sm[j] += s * ws[j]
+			}
+		}
 	}
 	for j := range sum {
 		sum[j] /= total

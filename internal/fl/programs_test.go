@@ -3,7 +3,6 @@ package fl
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -193,18 +193,9 @@ func TestLogregProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil || len(recs) < 2 || recs[0][0] != "score" || recs[0][1] != "label" {
-		t.Fatalf("scores.csv: %v %v", recs[:min(len(recs), 2)], err)
-	}
-	var scores, labels []float64
-	for _, rec := range recs[1:] {
-		s, err1 := strconv.ParseFloat(rec[0], 64)
-		y, err2 := strconv.ParseFloat(rec[1], 64)
-		if err1 != nil || err2 != nil {
-			t.Fatal(rec)
-		}
-		scores, labels = append(scores, s), append(labels, y)
+	scores, labels, err := ReadScores(f, 100000)
+	if err != nil {
+		t.Fatal(err)
 	}
 	plan, _ := NewPlan([]float64{0.2, 0.4, 0.5, 0.6, 0.8}, 5)
 	sup, err := Suppress(scores, labels, plan, 10)
@@ -341,5 +332,83 @@ func TestCNNProgram(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(r.out, "update.safetensors")); err == nil {
 		t.Error("an update was written for a wrong-shape global")
+	}
+}
+
+// TestPythonClientSafetensors: a file Go writes (F16, F32, F64, I64,
+// metadata, an empty tensor) reads in mosaic_fl.py and writes back the
+// same tensors, which Go reads byte for byte; logreg.py init writes a
+// global Go reads.
+func TestPythonClientSafetensors(t *testing.T) {
+	t.Parallel()
+	needPython(t)
+	d := t.TempDir()
+	in := sampleTensors()
+	var b bytes.Buffer
+	w, err := NewWriter(&b, Infos(in), map[string]string{"round": "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ts := range in {
+		if err := w.WriteTensor(ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "a.safetensors"), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `import sys; sys.path.insert(0, "../../clients/python"); import mosaic_fl as fl
+t, meta = fl.read_safetensors(sys.argv[1] + "/a.safetensors")
+assert meta == {"round": "2"}, meta
+fl.write_safetensors(sys.argv[1] + "/b.safetensors", t, meta)
+print(",".join(t))`
+	out, err := exec.Command(python, "-c", script, d).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v %s", err, out)
+	}
+	f, err := os.Open(filepath.Join(d, "b.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	back, err := ReadSafetensors(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Tensor{}
+	for _, ts := range back {
+		byName[ts.Name] = ts
+	}
+	for _, ts := range in {
+		got := byName[ts.Name]
+		if got.DType != ts.DType || !slices.Equal(got.Shape, ts.Shape) || !bytes.Equal(got.Data, ts.Data) {
+			t.Errorf("tensor %s back from Python: %+v, want %+v", ts.Name, got, ts)
+		}
+	}
+	// A file Python cannot trust: refused with exit 1.
+	os.WriteFile(filepath.Join(d, "a.safetensors"), b.Bytes()[:len(b.Bytes())-2], 0o644)
+	if out, err := exec.Command(python, "-c", script, d).CombinedOutput(); err == nil {
+		t.Errorf("a truncated file read in Python: %s", out)
+	}
+
+	cmd := exec.Command(python, filepath.Join("..", "..", "examples", "fl", "logreg.py"), "init", "--features", "3", "--out", filepath.Join(d, "g.safetensors"), "--dtype", "F64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("logreg.py init: %v %s", err, out)
+	}
+	g, err := os.Open(filepath.Join(d, "g.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	gt, err := ReadSafetensors(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []TensorInfo{{Name: "weight", DType: "F64", Shape: []int64{3}}, {Name: "bias", DType: "F64", Shape: []int64{1}}}
+	if err := SameLayout(want, Infos(gt)); err != nil {
+		t.Error(err)
 	}
 }

@@ -227,7 +227,7 @@ func TestFlattenAndFloats(t *testing.T) {
 // stays bounded and the data arrives unchanged (CRC-32C of both sides).
 func TestSafetensorsStream4GB(t *testing.T) {
 	if testing.Short() {
-		t.Skip("streams 4 GiB through a pipe (about 10 s); skipped under -short")
+		t.Skip("streams 4 GiB through a pipe (a few seconds); skipped under -short")
 	}
 	const tensors, perTensor = 4, 1 << 30 // bytes
 	var infos []TensorInfo

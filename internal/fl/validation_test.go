@@ -347,3 +347,45 @@ func TestSuppressMergesIdentically(t *testing.T) {
 		}
 	}
 }
+
+// FuzzValidation: any rows and grid either give an error or parts that
+// pass the floor rule and merge into metrics within [0, 1].
+func FuzzValidation(f *testing.F) {
+	f.Add([]byte{10, 200, 30, 40, 250, 60, 70, 80, 90, 100, 110, 120}, []byte{64, 128, 192}, uint8(4), uint8(1))
+	f.Add([]byte{0, 0, 255, 255}, []byte{0, 255}, uint8(0), uint8(2))
+	f.Fuzz(func(t *testing.T, rows, grid []byte, bins, floor uint8) {
+		var scores, labels []float64
+		for _, b := range rows {
+			scores = append(scores, float64(b>>1)/127)
+			labels = append(labels, float64(b&1))
+		}
+		var g []float64
+		for _, b := range grid {
+			g = append(g, float64(b)/255)
+		}
+		plan, err := NewPlan(g, int(bins%20))
+		if err != nil {
+			return
+		}
+		sup, err := Suppress(scores, labels, plan, int(floor%5))
+		if err != nil {
+			return
+		}
+		coarse, err := plan.Coarsen(sup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, err := NodeValidationPlan(scores, labels, coarse, int(floor%5))
+		if err != nil {
+			t.Fatalf("coarse plan refused: %v", err)
+		}
+		checkNoSmallCell(t, scores, labels, coarse, int(floor%5))
+		res, err := Merge(part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !(res.AUC >= 0 && res.AUC <= 1) {
+			t.Fatalf("AUC %v", res.AUC)
+		}
+	})
+}

@@ -21,7 +21,9 @@
 //     holds (Server.Survivors), and each survivor answers with Reveal;
 //  5. Server.Sum removes the masks and returns the survivors' sum.
 //
-// Every message names its session and is checked against it. A
+// A node keeps its Client for the whole session (it holds the session's
+// secrets, in memory only) and a new Client for every session. Every
+// message names its session and is checked against it. A
 // client's methods are idempotent: called again with the same input
 // they return the same message, with different input they refuse, so a
 // retried task cannot make a client mask twice or reveal twice.
@@ -53,7 +55,8 @@ var ErrNotImplemented = errors.New("secagg: not implemented")
 const MaxLength = 1 << 30
 
 // Encoding is how float64 values become ring elements: Bits is 64 or
-// 128, Frac the fractional bits of the fixed point.
+// 128 (or any whole number of bytes from 32 to 64 bits, such as Ring48),
+// Frac the fractional bits of the fixed point.
 type Encoding struct {
 	Bits int `json:"bits"`
 	Frac int `json:"frac"`
@@ -454,6 +457,11 @@ func (c *Client) Shares(adverts []Advert) ([]Share, error) {
 			c.own = held{seed: seedShares[i], key: keyShares[i]}
 			continue
 		}
+		// A key no mask can be agreed with (a point of small order) is
+		// refused now rather than at masking.
+		if _, err := c.mask.ECDH(peers[to].mask); err != nil {
+			return nil, fmt.Errorf("secagg: the advert of %s has a mask key no mask can be agreed with", to)
+		}
 		aead, ad, err := shareAEAD(c.digest, c.self, to, c.enc, peers[to].enc)
 		if err != nil {
 			return nil, err
@@ -506,7 +514,9 @@ func (c *Client) openShare(s Share) (held, error) {
 // decrypt is an error, and so are fewer shares than the threshold needs,
 // a vector of the wrong length, or a value the encoding cannot hold.
 // Called again with the same shares it returns the first masked vector,
-// whatever x is, so two different vectors are never masked alike.
+// whatever x is, so two different vectors are never masked alike. The
+// returned Data is the client's own copy, shared to spare a model-sized
+// copy: the caller must not change it.
 func (c *Client) Mask(shares []Share, x []float64) (Masked, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -518,9 +528,7 @@ func (c *Client) Mask(shares []Share, x []float64) (Masked, error) {
 		if fp != c.maskFP {
 			return Masked{}, errors.New("secagg: already masked with other shares")
 		}
-		m := *c.masked
-		m.Data = slices.Clone(m.Data)
-		return m, nil
+		return *c.masked, nil
 	}
 	if len(x) != c.cfg.Length {
 		return Masked{}, fmt.Errorf("secagg: a vector of %d values, want %d", len(x), c.cfg.Length)
@@ -550,8 +558,8 @@ func (c *Client) Mask(shares []Share, x []float64) (Masked, error) {
 	if len(holding) < c.cfg.Threshold {
 		return Masked{}, fmt.Errorf("secagg: shares from %d participants, fewer than the threshold %d", len(holding), c.cfg.Threshold)
 	}
-	v, err := c.cfg.Encoding.encode(x)
-	if err != nil {
+	v := make([]byte, c.cfg.Length*c.cfg.Encoding.Bytes())
+	if err := c.cfg.Encoding.encodeInto(v, x); err != nil {
 		return Masked{}, err
 	}
 	self, err := selfStream(c.digest, c.self, c.seed, false)
@@ -569,14 +577,12 @@ func (c *Client) Mask(shares []Share, x []float64) (Masked, error) {
 		}
 		streams = append(streams, s)
 	}
-	if err := applyStreams(v, c.cfg.Encoding.words(), streams); err != nil {
+	if err := applyStreams(v, c.cfg.Encoding.Bytes(), streams); err != nil {
 		return Masked{}, err
 	}
-	m := Masked{Session: c.cfg.Session, From: c.self, Data: wordsToBytes(v)}
+	m := Masked{Session: c.cfg.Session, From: c.self, Data: v}
 	c.masked, c.maskFP, c.holding = &m, fp, holding
-	out := m
-	out.Data = slices.Clone(m.Data)
-	return out, nil
+	return m, nil
 }
 
 // Reveal answers the server's list of survivors (those whose masked

@@ -153,16 +153,16 @@ func randomVectors(ids []string, length int, scale float64, seed uint64) map[str
 // the given participants' vectors.
 func ringSum(t testing.TB, enc Encoding, xs map[string][]float64, ids []string) []float64 {
 	t.Helper()
-	var total []uint64
+	var total []byte
 	for _, id := range ids {
-		v, err := enc.encode(xs[id])
+		v, err := enc.Encode(xs[id])
 		if err != nil {
 			t.Fatal(err)
 		}
 		if total == nil {
-			total = make([]uint64, len(v))
+			total = make([]byte, len(v))
 		}
-		addVec(total, v, enc.words())
+		addBytes(total, v, enc.Bytes())
 	}
 	return enc.decode(total)
 }
@@ -206,11 +206,14 @@ func checkSum(t *testing.T, got []float64, enc Encoding, xs map[string][]float64
 }
 
 func TestSumEqualsPlainSum(t *testing.T) {
-	for _, enc := range []Encoding{Ring64, Ring128, {Bits: 64, Frac: 16}, {Bits: 128, Frac: 90}} {
+	for _, enc := range []Encoding{Ring64, Ring128, Ring48, {Bits: 32, Frac: 8}, {Bits: 64, Frac: 16}, {Bits: 128, Frac: 90}} {
 		for _, n := range []int{3, 5, 10} {
-			for _, length := range []int{1, 2, 3, 100, 4097, 100_000} {
-				if length == 100_000 && (n == 5 || enc.Frac == 16 || enc.Frac == 90) {
+			for _, length := range []int{1, 2, 3, 100, 4097, 100_000, 200_001} {
+				if length >= 100_000 && (n == 5 || enc.Frac == 16 || enc.Frac == 90 || enc.Bits == 32) {
 					continue // the long vectors once per size and ring are enough
+				}
+				if length == 200_001 && (n != 3 || enc.Bits != 48) {
+					continue // split between goroutines at an odd element size
 				}
 				t.Run(fmt.Sprintf("bits%d-frac%d-n%d-len%d", enc.Bits, enc.Frac, n, length), func(t *testing.T) {
 					ps, dir := newParties(t, n)
@@ -230,6 +233,20 @@ func TestSumEqualsPlainSum(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+func TestSmallRounds(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		ps, dir := newParties(t, n)
+		r := newRound(t, config("small", ps, 5, Ring64), ps, dir)
+		ids := sortedKeys(r.clients)
+		xs := randomVectors(ids, 5, 3, 11)
+		got, err := r.run(t, xs, dropouts{})
+		if err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		checkSum(t, got, Ring64, xs, ids)
 	}
 }
 
@@ -255,7 +272,7 @@ func TestDropouts(t *testing.T) {
 		{"n5-1-after-advert", 5, dropouts{afterAdvert: ids(4)}},
 		{"n3-1-after-shares", 3, dropouts{afterShares: ids(2)}},
 	}
-	for _, enc := range []Encoding{Ring64, Ring128} {
+	for _, enc := range []Encoding{Ring64, Ring128, Ring48} {
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%s-%d", tc.name, enc.Bits), func(t *testing.T) {
 				ps, dir := newParties(t, tc.n)
@@ -342,7 +359,7 @@ func TestForgedAdvertRefused(t *testing.T) {
 	_, mallory, _ := ed25519.GenerateKey(rand.Reader)
 	forged := adverts[1]
 	forged.MaskKey = slices.Clone(adverts[3].MaskKey)
-	forged.Sig = ed25519.Sign(mallory, advertMessage(cfg.digest(), forged))
+	forged.Sig = ed25519.Sign(mallory, advertMessage(r.server.Config().digest(), forged))
 	bad := slices.Clone(adverts)
 	bad[1] = forged
 	if _, err := r.clients["node-00"].Shares(bad); err == nil || !strings.Contains(err.Error(), "not signed") {

@@ -3,10 +3,8 @@ package secagg
 import (
 	"bytes"
 	"crypto/ecdh"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"slices"
 	"sort"
 	"strings"
@@ -93,8 +91,8 @@ func (s *Server) Route(adverts []Advert, shares []Share) (map[string][]Share, []
 		sent[sh.From][sh.To] = sh
 	}
 	var senders []string
-	for from, to := range sent {
-		if !bad[from] && len(to) == len(peers)-1 {
+	for from := range peers {
+		if !bad[from] && len(sent[from]) == len(peers)-1 {
 			senders = append(senders, from)
 		}
 	}
@@ -113,7 +111,9 @@ func (s *Server) Route(adverts []Advert, shares []Share) (map[string][]Share, []
 
 // Survivors checks the masked vectors (session, sender, length) and
 // returns their senders, sorted: the list to ask reveals with. Fewer
-// than the threshold is an error.
+// than the threshold is an error. Give it only vectors of the senders
+// Route kept: the others' vectors carry masks nobody else applied, and
+// the clients refuse a list naming them.
 func (s *Server) Survivors(masked []Masked) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
@@ -210,11 +210,11 @@ func (s *Server) Sum(adverts []Advert, masked []Masked, reveals []Reveal) ([]flo
 			streams = append(streams, st)
 		}
 	}
-	total := make([]uint64, s.cfg.Length*s.cfg.Encoding.words())
+	total := make([]byte, s.cfg.Length*s.cfg.Encoding.Bytes())
 	for _, m := range masked {
-		addBytes(total, m.Data, s.cfg.Encoding.words())
+		addBytes(total, m.Data, s.cfg.Encoding.Bytes())
 	}
-	if err := applyStreams(total, s.cfg.Encoding.words(), streams); err != nil {
+	if err := applyStreams(total, s.cfg.Encoding.Bytes(), streams); err != nil {
 		return nil, err
 	}
 	return s.cfg.Encoding.decode(total), nil
@@ -271,19 +271,4 @@ func (s *Server) checkReveals(peers map[string]peer, alive []string, reveals []R
 	used := slices.Clone(reveals)
 	slices.SortFunc(used, func(a, b Reveal) int { return strings.Compare(a.From, b.From) })
 	return dropped, used[:s.cfg.Threshold], nil
-}
-
-// addBytes adds a little-endian vector to dst in the ring.
-func addBytes(dst []uint64, data []byte, w int) {
-	if w == 1 {
-		for i := range dst {
-			dst[i] += binary.LittleEndian.Uint64(data[8*i:])
-		}
-		return
-	}
-	for i := 0; i+1 < len(dst); i += 2 {
-		var c uint64
-		dst[i], c = bits.Add64(dst[i], binary.LittleEndian.Uint64(data[8*i:]), 0)
-		dst[i+1], _ = bits.Add64(dst[i+1], binary.LittleEndian.Uint64(data[8*i+8:]), c)
-	}
 }
