@@ -98,8 +98,8 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("airlock: cell_threshold %d is under the minimum of %d", p.CellThreshold, DefaultCellThreshold)
 	case p.MinDF < DefaultMinDF:
 		return fmt.Errorf("airlock: min_df %d is under the minimum of %d", p.MinDF, DefaultMinDF)
-	case p.DominanceN < 1 || p.DominanceN > DefaultDominanceN:
-		return fmt.Errorf("airlock: dominance_n must be 1 or 2, not %d", p.DominanceN)
+	case p.DominanceN < DefaultDominanceN || p.DominanceN > 10:
+		return fmt.Errorf("airlock: dominance_n must be from %d to 10, not %d", DefaultDominanceN, p.DominanceN)
 	case !(p.DominanceK > 0 && p.DominanceK <= DefaultDominanceK):
 		return fmt.Errorf("airlock: dominance_k must be in (0, %g]", DefaultDominanceK)
 	case !(p.PRatio >= DefaultPRatio && p.PRatio < 1):
@@ -230,6 +230,8 @@ type Held struct {
 	// Stored says the content is kept (not for outputs over the size
 	// limit).
 	Stored bool `json:"stored"`
+	// Sent is when a released output was marked as sent to the hub.
+	Sent time.Time `json:"sent,omitzero"`
 }
 
 // States of a Held output.

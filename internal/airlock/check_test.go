@@ -52,7 +52,7 @@ func TestPolicyDefaultsAreACRO(t *testing.T) {
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, weak := range []Policy{{CellThreshold: 3}, {MinDF: 5}, {DominanceK: 0.95}, {PRatio: 0.05}, {DominanceN: 3}} {
+	for _, weak := range []Policy{{CellThreshold: 3}, {MinDF: 5}, {DominanceK: 0.95}, {PRatio: 0.05}, {DominanceN: 1}} {
 		if err := weak.WithDefaults().Validate(); err == nil {
 			t.Errorf("policy %+v weaker than ACRO accepted", weak)
 		}
@@ -117,7 +117,8 @@ func TestDominanceAndPRatio(t *testing.T) {
 	wantDecision(t, check(t, pol, Permissions{}, "s.json", magnitude("mean", 12, 10, 60, 50)), Refuse, "dominance")
 	// 60+40 = 100 ≤ 108; 120-100 = 20 ≥ 6: released.
 	wantDecision(t, check(t, pol, Permissions{}, "s.json", magnitude("mean", 12, 10, 60, 40)), Release, "")
-	// p-ratio alone (dominance on the largest only, as n = 1 does):
+	// p-ratio alone (with dominance on the largest only, n = 1, which a
+	// node may not set but which isolates the rule here):
 	// 99 in all, 50 and 45 the largest: 50 ≤ 0.9×99, but 99-95 = 4 <
 	// 0.1×50 = 5: refused by the p-ratio.
 	p1 := Policy{DominanceN: 1}

@@ -361,3 +361,39 @@ func checkModel(v *Verdict, pol Policy, m *Model) {
 		}
 	}
 }
+
+// Publishable returns what leaves the node of a released output: for the
+// structured table and stats formats, the output without each cell's
+// largest contributions and total ("top", "total"), which are single
+// units' values kept only for the node's own checks; every other output
+// as it is. Numbers are kept digit for digit.
+func Publishable(data []byte) []byte {
+	kind, _ := kindOf(data)
+	if kind != FormatTable && kind != FormatStats {
+		return data
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	var obj map[string]any
+	if d.Decode(&obj) != nil {
+		return data
+	}
+	list := "cells"
+	if kind == FormatStats {
+		list = "statistics"
+	}
+	items, _ := obj[list].([]any)
+	for _, it := range items {
+		if m, ok := it.(map[string]any); ok {
+			delete(m, "top")
+			delete(m, "total")
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(obj) != nil {
+		return data
+	}
+	return buf.Bytes()
+}

@@ -56,6 +56,11 @@ type Spec struct {
 	Inputs []Mount
 	Output string
 	Limits Limits
+	// Flavor is jobman's resources flavor (no-gpu, small-gpu,
+	// medium-gpu, large-gpu; "" is no-gpu): the CPUs of a container or
+	// Kubernetes run and its GPUs. The Process and Container executors
+	// have no GPUs and refuse a GPU flavor.
+	Flavor string
 }
 
 // Result is how a run ended.

@@ -68,6 +68,8 @@ type ProcessExecutor struct {
 	maxLog  int
 	// Tick is how often the watchdog samples the run (default 50 ms).
 	Tick time.Duration
+	// onUID, when set, learns each run's uid (for tests).
+	onUID func(int)
 }
 
 // NewProcess returns the bubblewrap executor; it fails when bwrap,
@@ -211,8 +213,13 @@ func prepareOutput(dir string, uid int) error {
 // ended. A program not on the allow-list is refused (ErrNotAllowed)
 // before anything runs.
 func (p *ProcessExecutor) Run(ctx context.Context, spec Spec, log func(line string)) (Result, error) {
-	if err := validate(spec, true); err != nil {
+	if err := validate(spec, true, true); err != nil {
 		return Result{}, err
+	}
+	if f, err := LookupFlavor(spec.Flavor); err != nil {
+		return Result{}, err
+	} else if f.GPUs > 0 {
+		return Result{}, fmt.Errorf("%w: the process executor has no GPUs (flavor %s)", ErrUnavailable, f.Name)
 	}
 	prog, err := Program(spec)
 	if err != nil {
@@ -231,6 +238,9 @@ func (p *ProcessExecutor) Run(ctx context.Context, spec Spec, log func(line stri
 	lim := effective(p.limits, spec.Limits)
 	uid := takeUID()
 	defer releaseUID(uid)
+	if p.onUID != nil {
+		p.onUID(uid)
+	}
 	if err := prepareOutput(spec.Output, uid); err != nil {
 		return Result{}, err
 	}
@@ -335,6 +345,16 @@ loop:
 	}
 	outR.Close()
 	res := Result{Duration: time.Since(start), ExitCode: exitCode(cmd.ProcessState, waitErr)}
+	if childPid == 0 && killed == "" {
+		select {
+		case childPid = <-child:
+		case <-time.After(time.Second):
+		}
+		if childPid == 0 {
+			// bubblewrap failed before the sandbox existed.
+			return res, fmt.Errorf("%w: bubblewrap could not set up the sandbox: %s", ErrUnavailable, w.lastLine())
+		}
+	}
 	res.Killed = w.classify(killed, res.ExitCode)
 	return res, nil
 }

@@ -38,6 +38,8 @@ type sandbox struct {
 	allow  []string
 	limits Limits
 	extra  []Mount
+	mu     sync.Mutex
+	uids   []int
 }
 
 func newSandbox(t testing.TB) *sandbox {
@@ -71,7 +73,13 @@ func (sb *sandbox) executor() *ProcessExecutor {
 	if err != nil {
 		sb.t.Fatal(err)
 	}
-	return e.(*ProcessExecutor)
+	pe := e.(*ProcessExecutor)
+	pe.onUID = func(u int) {
+		sb.mu.Lock()
+		sb.uids = append(sb.uids, u)
+		sb.mu.Unlock()
+	}
+	return pe
 }
 
 func (sb *sandbox) spec(cmd ...string) Spec {
@@ -96,13 +104,22 @@ func (sb *sandbox) run(ctx context.Context, cmd ...string) (Result, []string) {
 	return res, append([]string(nil), lines...)
 }
 
-// noSandboxLeft fails when any process of a sandbox uid is alive.
-func noSandboxLeft(t testing.TB) {
+// noSandboxLeft fails when any process of the sandbox's runs is alive.
+func (sb *sandbox) noSandboxLeft(t testing.TB) {
 	t.Helper()
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if len(sb.uids) == 0 {
+		t.Fatal("no run was seen")
+	}
+	mine := map[uint32]bool{}
+	for _, u := range sb.uids {
+		mine[uint32(u)] = true
+	}
 	names, _ := filepath.Glob("/proc/[0-9]*")
 	for _, n := range names {
 		var st syscall.Stat_t
-		if syscall.Stat(n, &st) == nil && st.Uid >= sandboxUIDBase && st.Uid < sandboxUIDBase+sandboxUIDRange {
+		if syscall.Stat(n, &st) == nil && mine[st.Uid] {
 			comm, _ := os.ReadFile(n + "/comm")
 			t.Errorf("process %s (%s) of sandbox uid %d is still alive", n, strings.TrimSpace(string(comm)), st.Uid)
 		}
@@ -211,7 +228,7 @@ printf 'no newline at end'
 	if uid < sandboxUIDBase {
 		t.Fatalf("the program ran as uid %d, not a sandbox uid", uid)
 	}
-	noSandboxLeft(t)
+	sb.noSandboxLeft(t)
 }
 
 func TestProcessRefusesProgramsNotAllowed(t *testing.T) {
@@ -366,7 +383,7 @@ func TestProcessForkBombIsContained(t *testing.T) {
 	if time.Since(start) > 10*time.Second {
 		t.Fatalf("the fork bomb ran %v", time.Since(start))
 	}
-	noSandboxLeft(t)
+	sb.noSandboxLeft(t)
 	h.answers(t)
 }
 
@@ -432,7 +449,7 @@ func TestProcessWallClock(t *testing.T) {
 	if d := time.Since(start); d > 4*time.Second {
 		t.Fatalf("killed after %v, limit 1 s", d)
 	}
-	noSandboxLeft(t)
+	sb.noSandboxLeft(t)
 }
 
 func TestProcessCPULimit(t *testing.T) {
@@ -491,7 +508,7 @@ func TestProcessCancelKillsEverything(t *testing.T) {
 	if err != nil || res.Killed != KilledCancelled {
 		t.Fatalf("result %+v, %v", res, err)
 	}
-	noSandboxLeft(t)
+	sb.noSandboxLeft(t)
 }
 
 // TestProcessFirstLine measures the time from Run to the program's first
@@ -544,4 +561,17 @@ func BenchmarkProcessFirstLine(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(n), "ms-to-first-line")
+}
+
+func TestProcessSetupFailureIsAnError(t *testing.T) {
+	sb := newSandbox(t)
+	p := sb.script("ok.sh", "echo ok\n")
+	// A bubblewrap that fails before any sandbox exists (here: false).
+	e, err := NewProcess(Config{Kind: Process, Bwrap: "/bin/false", AllowPrograms: sb.allow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Run(context.Background(), sb.spec("/bin/sh", p), nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("failed setup: %v, want ErrUnavailable", err)
+	}
 }

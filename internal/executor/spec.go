@@ -17,8 +17,14 @@ var reserved = []string{"/", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/proc",
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // validate checks the parts of a spec every executor shares.
-func validate(spec Spec, needOutput bool) error {
-	if len(spec.Command) == 0 || spec.Command[0] == "" {
+func validate(spec Spec, needOutput, needCommand bool) error {
+	return validateSpec(spec, needOutput, needCommand, true)
+}
+
+// validateSpec checks a spec; hostMounts says the inputs are paths of
+// this machine that must exist.
+func validateSpec(spec Spec, needOutput, needCommand, hostMounts bool) error {
+	if needCommand && (len(spec.Command) == 0 || spec.Command[0] == "") {
 		return fmt.Errorf("%w: empty command", ErrInvalid)
 	}
 	for _, a := range spec.Command {
@@ -35,13 +41,13 @@ func validate(spec Spec, needOutput bool) error {
 		}
 	}
 	if needOutput {
-		if spec.Output == "" || !filepath.IsAbs(spec.Output) {
-			return fmt.Errorf("%w: the output folder must be an absolute host path", ErrInvalid)
+		if spec.Output == "" || !filepath.IsAbs(spec.Output) || strings.ContainsAny(spec.Output, ":,\x00") {
+			return fmt.Errorf("%w: the output folder must be an absolute host path without ':' or ','", ErrInvalid)
 		}
 	}
 	seen := map[string]bool{}
 	for _, m := range spec.Inputs {
-		if err := checkMount(m); err != nil {
+		if err := checkMount(m, hostMounts); err != nil {
 			return err
 		}
 		t := filepath.Clean(m.Target)
@@ -53,8 +59,8 @@ func validate(spec Spec, needOutput bool) error {
 	return nil
 }
 
-func checkMount(m Mount) error {
-	if m.Host == "" || !filepath.IsAbs(m.Host) {
+func checkMount(m Mount, host bool) error {
+	if host && (m.Host == "" || !filepath.IsAbs(m.Host)) {
 		return fmt.Errorf("%w: input host path must be absolute", ErrInvalid)
 	}
 	if m.Target == "" || !filepath.IsAbs(m.Target) || filepath.Clean(m.Target) != m.Target || strings.ContainsAny(m.Target, ":,\x00") {
@@ -64,6 +70,12 @@ func checkMount(m Mount) error {
 		if m.Target == r || (r != "/" && strings.HasPrefix(m.Target, r+"/")) {
 			return fmt.Errorf("%w: input target %q is a reserved place", ErrInvalid, m.Target)
 		}
+	}
+	if !host {
+		if strings.IndexByte(m.Host, 0) >= 0 || m.Host == "" {
+			return fmt.Errorf("%w: input volume %q", ErrInvalid, m.Host)
+		}
+		return nil
 	}
 	if strings.ContainsAny(m.Host, ":,\x00") {
 		return fmt.Errorf("%w: input host path holds ':' or ','", ErrInvalid)

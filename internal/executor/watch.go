@@ -32,6 +32,7 @@ type watch struct {
 	memLine   bool
 	forkLine  bool
 	diskSeen  bool
+	last      string
 	lastDisk  time.Time
 	diskEvery time.Duration
 }
@@ -181,6 +182,9 @@ func (w *watch) killAll() {
 // line looks at each output line for the words of a failed allocation
 // or fork, which tell a limit from an ordinary failure.
 func (w *watch) line(l string) {
+	w.mu.Lock()
+	w.last = cutUTF8(l, 200)
+	w.mu.Unlock()
 	low := strings.ToLower(l)
 	mem := strings.Contains(l, "MemoryError") || strings.Contains(low, "cannot allocate memory") ||
 		strings.Contains(low, "out of memory") || strings.Contains(l, "bad_alloc")
@@ -195,6 +199,13 @@ func (w *watch) line(l string) {
 		w.forkLine = w.forkLine || fork
 		w.mu.Unlock()
 	}
+}
+
+// lastLine is the last output line seen, cut short.
+func (w *watch) lastLine() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
 }
 
 // classify names the limit that ended a run: the watchdog's reason when

@@ -204,12 +204,12 @@ func (n *Node) StartLinkContext(ctx context.Context, opts LinkOptions) (*Link, e
 		}
 		connOpts = append(connOpts, nats.Secure(tc))
 	}
-	al, err := audit.Open(filepath.Join(n.cfg.Data, "audit.log"))
+	al, err := n.acquireAudit() // shared with the airlock (airlock.go)
 	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		al.Close()
+		n.releaseAudit()
 		return nil, err
 	}
 	l := &Link{n: n, f: f, hubKey: hubKey, key: key, audit: al, done: make(chan struct{}),
@@ -245,7 +245,7 @@ func (n *Node) StartLinkContext(ctx context.Context, opts LinkOptions) (*Link, e
 	)...)
 	if err != nil {
 		cancel()
-		al.Close()
+		n.releaseAudit()
 		return nil, fmt.Errorf("node: hub link: %w", err)
 	}
 	l.nc = nc
@@ -253,13 +253,13 @@ func (n *Node) StartLinkContext(ctx context.Context, opts LinkOptions) (*Link, e
 	if _, err := nc.Subscribe(fed.SubjectSearch, l.onSearch); err != nil {
 		nc.Close()
 		cancel()
-		al.Close()
+		n.releaseAudit()
 		return nil, err
 	}
 	if _, err := nc.Subscribe(fed.TaskSubject(f.Node), l.onTask); err != nil {
 		nc.Close()
 		cancel()
-		al.Close()
+		n.releaseAudit()
 		return nil, err
 	}
 	go l.loop(lctx, opts)
@@ -387,7 +387,7 @@ func (l *Link) Close() {
 		ctx, cancel := context.WithTimeout(context.Background(), l.n.cfg.CommitTimeout)
 		l.flushPermitUses(ctx)
 		cancel()
-		l.audit.Close()
+		l.n.releaseAudit()
 	})
 }
 

@@ -224,6 +224,9 @@ func (c *Config) Validate() error {
 	if _, err := disclosure.NewControl(c.disclosurePolicy(make([]byte, 32)), c.disclosureSettings(), nil); err != nil {
 		return fmt.Errorf("node: search_floor, search_round, search_noise, search_epsilon: %w", err)
 	}
+	if err := c.Airlock.WithDefaults().Validate(); err != nil {
+		return fmt.Errorf("node: airlock: %w", err)
+	}
 	return nil
 }
 
@@ -284,6 +287,8 @@ type Node struct {
 	touches sync.WaitGroup
 	// pubs caches each dataset's publication decision (pubgate.go).
 	pubs pubCache
+	// air is the airlock's store and the shared audit log (airlock.go).
+	air airlockState
 }
 
 // The node asks its blob store for these where the engine has them (the

@@ -94,6 +94,23 @@ func TestAttackMaskTimesColumn(t *testing.T) {
 			t.Errorf("%s: refusal %q, want %q", name, c, fed.RefusedLevel)
 		}
 	}
+	// Two masks of enough rows each that meet in one row.
+	a := make([]float64, m.n)
+	b := make([]float64, m.n)
+	for i := 0; i < 12; i++ {
+		a[i] = 1
+		b[11+i] = 1
+	}
+	m.num("ma", a).num("mb", b)
+	if _, err := lmFit(t, m, "y ~ ma + mb", pol); err != nil {
+		t.Errorf("two masks of 12 rows: %v", err)
+	}
+	if _, err := lmFit(t, m, "y ~ ma * mb", pol); refusalCode(err) != fed.RefusedLevel {
+		t.Errorf("two masks meeting in one row: %v", err)
+	}
+	if _, err := lmFit(t, m, "y ~ ma:site", Policy{Floor: 1}); err != nil {
+		t.Errorf("a mask by a factor, no floor: %v", err)
+	}
 	// The same column with enough rows in each level is fine.
 	for i := 0; i < 10; i++ {
 		m.floats["mask"][i] = 1
@@ -156,6 +173,20 @@ func TestAttackOneRowRemoved(t *testing.T) {
 	}
 	if Fingerprint([]int{3, 1, 2, 2}) != Fingerprint([]int{1, 2, 3}) || Fingerprint([]int{1}) == Fingerprint([]int{2}) {
 		t.Error("fingerprints of sets")
+	}
+	// A full history refuses new row sets and still admits known ones.
+	small := NewMemoryHistory()
+	small.MaxSets = 2
+	for i, rows := range [][]int{all.Used[:20], all.Used[:30]} {
+		if err := small.Admit("r1", "t", rows, pol.Floor); err != nil {
+			t.Fatalf("set %d: %v", i, err)
+		}
+	}
+	if c := refusalCode(small.Admit("r1", "t", all.Used, pol.Floor)); c != fed.RefusedOverlap {
+		t.Errorf("a full history: %q", c)
+	}
+	if err := small.Admit("r1", "t", all.Used[:20], pol.Floor); err != nil {
+		t.Errorf("a known set in a full history: %v", err)
 	}
 	if err := h.Admit("r1", "clinical", []int{-1}, pol.Floor); err == nil {
 		t.Error("negative row accepted")

@@ -2,9 +2,9 @@ package stats
 
 import (
 	"context"
-	"syscall"
 	"math/rand/v2"
 	"strconv"
+	"syscall"
 	"testing"
 )
 

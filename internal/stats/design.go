@@ -410,18 +410,40 @@ func (pl *plan) check(used []int, pol Policy, respBinary bool) error {
 			return err
 		}
 	}
-	// Cells of interactions between factors.
+	// Cells of interactions among factors and two-valued numeric
+	// columns: two masks of enough rows each can still meet in a few.
+	twoValued := map[int]float64{} // var index → one of its two values
+	for vi, pv := range pl.vars {
+		if !pv.factor {
+			if a, ok := twoValues(pv.num, used); ok {
+				twoValued[vi] = a
+			}
+		}
+	}
 	for _, pt := range pl.terms {
-		if len(pt.factors) < 2 {
+		var idx []int
+		for _, vi := range pt.vars {
+			if _, ok := twoValued[vi]; ok || pl.vars[vi].factor {
+				idx = append(idx, vi)
+			}
+		}
+		if len(idx) < 2 {
 			continue
 		}
 		cells := map[int]int{}
 		for _, i := range used {
 			c, m := 0, 1
-			for _, kk := range pt.factors {
-				pv := pl.vars[pt.vars[kk]]
-				c += int(pv.level(i)) * m
-				m *= len(pv.levels)
+			for _, vi := range idx {
+				pv := pl.vars[vi]
+				if pv.factor {
+					c += int(pv.level(i)) * m
+					m *= len(pv.levels)
+				} else {
+					if pv.num[i] == twoValued[vi] {
+						c += m
+					}
+					m *= 2
+				}
 			}
 			cells[c]++
 		}
@@ -432,6 +454,26 @@ func (pl *plan) check(used []int, pol Policy, respBinary bool) error {
 		}
 	}
 	return nil
+}
+
+// twoValues reports whether x takes exactly two values in the rows
+// used, and one of them.
+func twoValues(x []float64, used []int) (float64, bool) {
+	if len(used) == 0 {
+		return 0, false
+	}
+	a, b, hasB := x[used[0]], 0.0, false
+	for _, i := range used {
+		switch v := x[i]; {
+		case v == a:
+		case !hasB:
+			b, hasB = v, true
+		case v == b:
+		default:
+			return 0, false
+		}
+	}
+	return a, hasB
 }
 
 func termLabel(pl *plan, pt pterm) string {

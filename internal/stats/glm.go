@@ -29,6 +29,9 @@ func GLMPartFromVector(P int, v []float64) (*GLMPart, error) {
 	if len(v) != 2+P+triLen(P) {
 		return nil, fmt.Errorf("stats: a logistic model part of %d values, want %d", len(v), 2+P+triLen(P))
 	}
+	if !finite(v) {
+		return nil, fmt.Errorf("stats: a logistic model part holds values that are not finite numbers")
+	}
 	return &GLMPart{
 		P:        P,
 		N:        v[0],
@@ -194,8 +197,8 @@ func FitGLM(ctx context.Context, coefs []string, family string, eval GLMEval, ma
 		if p == nil || p.P != P || len(p.Grad) != P || len(p.Hess) != P*P {
 			return nil, fmt.Errorf("stats: step %d: a part of the wrong shape", iter)
 		}
-		if math.IsNaN(p.Deviance) || math.IsInf(p.Deviance, 0) {
-			return nil, fmt.Errorf("stats: step %d: the deviance is not finite", iter)
+		if !finite([]float64{p.Deviance, p.N}) || !finite(p.Grad) || !finite(p.Hess) {
+			return nil, fmt.Errorf("stats: step %d: the summed part is not finite", iter)
 		}
 		return p, nil
 	}

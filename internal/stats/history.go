@@ -56,8 +56,9 @@ func sortedSet(rows []int) []int32 {
 type MemoryHistory struct {
 	mu   sync.Mutex
 	sets map[[2]string][]rowSet
-	// MaxSets bounds the sets kept per researcher and table; past it the
-	// oldest are forgotten (default 10000).
+	// MaxSets bounds the distinct row sets kept per researcher and
+	// table (default 1000). Past it a new row set is refused rather than
+	// an old one forgotten, which would reopen differencing.
 	MaxSets int
 }
 
@@ -68,7 +69,7 @@ type rowSet struct {
 
 // NewMemoryHistory returns an empty history.
 func NewMemoryHistory() *MemoryHistory {
-	return &MemoryHistory{sets: map[[2]string][]rowSet{}, MaxSets: 10000}
+	return &MemoryHistory{sets: map[[2]string][]rowSet{}, MaxSets: 1000}
 }
 
 // Admit implements History.
@@ -91,11 +92,10 @@ func (h *MemoryHistory) Admit(researcher, table string, rows []int, floor int) e
 			return refuse(fed.RefusedOverlap, "the rows differ from an earlier answer's by fewer than the floor")
 		}
 	}
-	list := append(h.sets[key], rowSet{digest: d, rows: s})
-	if max := h.MaxSets; max > 0 && len(list) > max {
-		list = list[len(list)-max:]
+	if max := h.MaxSets; max > 0 && len(h.sets[key]) >= max {
+		return refuse(fed.RefusedOverlap, "too many distinct row sets asked of this table")
 	}
-	h.sets[key] = list
+	h.sets[key] = append(h.sets[key], rowSet{digest: d, rows: s})
 	return nil
 }
 

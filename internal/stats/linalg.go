@@ -130,3 +130,13 @@ func aliasedErr(coefs []string, idx []int) error {
 	}
 	return e
 }
+
+// finite reports whether every value is a finite number.
+func finite(v []float64) bool {
+	for _, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}

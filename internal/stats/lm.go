@@ -56,6 +56,9 @@ func LMPartFromVector(P int, v []float64) (*LMPart, error) {
 	if len(v) != 2+P+triLen(P) {
 		return nil, fmt.Errorf("stats: a linear model part of %d values, want %d", len(v), 2+P+triLen(P))
 	}
+	if !finite(v) {
+		return nil, fmt.Errorf("stats: a linear model part holds values that are not finite numbers")
+	}
 	return &LMPart{
 		P:   P,
 		N:   v[0],

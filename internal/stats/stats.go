@@ -30,8 +30,8 @@ type Policy struct {
 	// Floor is the node's disclosure floor k (rows, and rows per level
 	// of a categorical or binary term).
 	Floor int
-	// MaxParamFraction refuses a model with more parameters than this
-	// fraction of the node's rows (default 1/3).
+	// MaxParamFraction refuses a model whose parameters reach this
+	// fraction of the node's rows (default 1/3; p ≥ n/3 is refused).
 	MaxParamFraction float64
 }
 

@@ -114,6 +114,9 @@ func SummaryPartFromVector(vars []string, v []float64) (*SummaryPart, error) {
 	if n == 0 || len(v) != 3*n {
 		return nil, fmt.Errorf("stats: a summary part of %d values for %d variables", len(v), n)
 	}
+	if !finite(v) {
+		return nil, fmt.Errorf("stats: a summary part holds values that are not finite numbers")
+	}
 	return &SummaryPart{Vars: append([]string(nil), vars...), N: v[:n:n], Sum: v[n : 2*n : 2*n], SumSq: v[2*n:]}, nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mosaic-imaging/mosaic/internal/table"
 )
 
 // needTool finds a program or skips, failing instead when CI is set.
@@ -314,6 +316,15 @@ func TestFederatedEqualsR(t *testing.T) {
 			}
 		}
 	}
+	// The same through the node's research tables: the CSV read by
+	// package table, cut into three nodes by Select.
+	tables := readNodes(t, csv, m.n)
+	for i, formula := range lmFormulas {
+		compareFit(t, "table lm "+formula, tableLM(t, tables, formula), ref["lm"+strconv.Itoa(i+1)], true)
+	}
+	for i, formula := range glmFormulas {
+		compareFit(t, "table glm "+formula, tableGLM(t, tables, formula), ref["glm"+strconv.Itoa(i+1)], true)
+	}
 	for i, formula := range aliasFormulas {
 		f, _ := ParseFormula(formula)
 		parts := []*memTable{m}
@@ -423,4 +434,120 @@ func TestFederatedEqualsStatsmodels(t *testing.T) {
 			t.Errorf("glm %s: deviance %v/%v, statsmodels %v/%v", f, fit.Deviance, fit.NullDeviance, r.values["deviance"], r.values["nulldev"])
 		}
 	}
+}
+
+// readNodes reads a CSV with package table and cuts it as nodes does.
+func readNodes(t *testing.T, path string, n int) []*table.Table {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dict := &table.Dictionary{Columns: map[string]table.Type{"sex": table.Categorical, "stage": table.Categorical}}
+	tb, err := table.ReadCSV(f, dict, table.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.Rows() != n {
+		t.Fatalf("%d rows read, want %d", tb.Rows(), n)
+	}
+	a, b := n/5, n/2
+	cut := func(lo, hi int) *table.Table {
+		var rows []int
+		for i := lo; i < hi; i++ {
+			rows = append(rows, i)
+		}
+		return tb.Select(rows)
+	}
+	return []*table.Table{cut(0, a), cut(a, b), cut(b, n)}
+}
+
+// tableLM fits a linear model over tables with the exported API only.
+func tableLM(t *testing.T, tables []*table.Table, formula string) *Fit {
+	t.Helper()
+	f, err := ParseFormula(formula)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lvs []Levels
+	for _, tb := range tables {
+		lv, err := NodeLevels(tb, f, testPolicy)
+		if err != nil {
+			t.Fatalf("%s: %v", formula, err)
+		}
+		lvs = append(lvs, lv)
+	}
+	lv := MergeLevels(lvs...)
+	coefs, err := Coefficients(f, lv, tables[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum []float64
+	for _, tb := range tables {
+		part, err := NodeLM(tb, f, lv, testPolicy)
+		if err != nil {
+			t.Fatalf("%s: %v", formula, err)
+		}
+		v := part.Vector()
+		if sum == nil {
+			sum = make([]float64, len(v))
+		}
+		for i := range v {
+			sum[i] += v[i]
+		}
+	}
+	sp, err := LMPartFromVector(len(coefs), sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fit, err := FitLM(coefs, sp)
+	if err != nil {
+		t.Fatalf("%s: %v", formula, err)
+	}
+	return fit
+}
+
+// tableGLM fits a logistic model over tables with the exported API.
+func tableGLM(t *testing.T, tables []*table.Table, formula string) *Fit {
+	t.Helper()
+	f, err := ParseFormula(formula)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lvs []Levels
+	for _, tb := range tables {
+		lv, err := NodeLevels(tb, f, testPolicy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lvs = append(lvs, lv)
+	}
+	lv := MergeLevels(lvs...)
+	coefs, err := Coefficients(f, lv, tables[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := func(ctx context.Context, iter int, beta []float64) (*GLMPart, error) {
+		var sum []float64
+		for _, tb := range tables {
+			part, err := NodeGLM(tb, f, lv, "binomial", beta, testPolicy)
+			if err != nil {
+				return nil, err
+			}
+			v := part.Vector()
+			if sum == nil {
+				sum = make([]float64, len(v))
+			}
+			for i := range v {
+				sum[i] += v[i]
+			}
+		}
+		return GLMPartFromVector(len(coefs), sum)
+	}
+	fit, err := FitGLM(context.Background(), coefs, "binomial", eval, 25)
+	if err != nil {
+		t.Fatalf("%s: %v", formula, err)
+	}
+	return fit
 }
