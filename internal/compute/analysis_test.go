@@ -2,6 +2,7 @@ package compute
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -210,5 +211,36 @@ func TestAnalysisRequestCheck(t *testing.T) {
 		if err := q.Check(); err == nil {
 			t.Errorf("%+v accepted", q)
 		}
+	}
+}
+
+// TestAnalyzeOverlap: a second model whose rows differ from the first's
+// by fewer than the floor at a node is refused there (RefusedOverlap):
+// the difference of the two answers would tell those rows.
+func TestAnalyzeOverlap(t *testing.T) {
+	withNA := func(csv string, na int) string {
+		lines := strings.Split(strings.TrimSpace(csv), "\n")
+		lines[0] += ",w"
+		for i := 1; i < len(lines); i++ {
+			if i <= na {
+				lines[i] += ",NA"
+			} else {
+				lines[i] += fmt.Sprintf(",%d", i%7)
+			}
+		}
+		return strings.Join(lines, "\n") + "\n"
+	}
+	a, targets := federation(t, 10, map[string]string{"clin": withNA(synth(81, 200, 0), 3)}, map[string]string{"clin": withNA(synth(82, 200, 0), 0)},
+		map[string]string{"clin": withNA(synth(83, 200, 0), 40)})
+	r := &Runner{Ask: a, Researcher: "rosa"}
+	if _, err := r.Analyze(context.Background(), "ov-1", AnalysisRequest{Type: TypeLM, Table: "clin", Formula: "y ~ x"}, targets); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Analyze(context.Background(), "ov-2", AnalysisRequest{Type: TypeLM, Table: "clin", Formula: "y ~ x + z + w"}, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(res.Refused["node1"], "overlap") || len(res.Refused) != 1 || res.RowsPerNode["node3"] != 160 {
+		t.Errorf("refused %v rows %v", res.Refused, res.RowsPerNode)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/executor"
 	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/permit"
+	"github.com/mosaic-imaging/mosaic/internal/stats"
 	"github.com/mosaic-imaging/mosaic/internal/table"
 )
 
@@ -34,6 +35,7 @@ type testEnv struct {
 	work    string
 	audits  atomic.Int64
 	refuse  bool // refuse every permit
+	hist    stats.History
 	auditMu sync.Mutex
 	actions []map[string]any
 }
@@ -46,7 +48,8 @@ func (e *testEnv) AllowPrograms() []string { return e.allow }
 func (e *testEnv) Executor() executor.Executor {
 	return e.ex
 }
-func (e *testEnv) WorkDir() string { return e.work }
+func (e *testEnv) WorkDir() string        { return e.work }
+func (e *testEnv) History() stats.History { return e.hist }
 func (e *testEnv) CheckPermit(ctx context.Context, token, researcher string) (permit.Claims, error) {
 	if e.refuse || token != "permit-"+e.id || researcher != "rosa" {
 		return permit.Claims{}, errors.New("permit refused: the permit does not allow this operation")
@@ -139,7 +142,7 @@ func federation(t testing.TB, floor int, tables ...map[string]string) (*memAsker
 	for i, tabs := range tables {
 		id := fmt.Sprintf("node%d", i+1)
 		_, key, _ := ed25519.GenerateKey(rand.Reader)
-		env := &testEnv{id: id, key: key, floor: floor, tables: map[string]*table.Table{}, work: t.TempDir()}
+		env := &testEnv{id: id, key: key, floor: floor, tables: map[string]*table.Table{}, work: t.TempDir(), hist: stats.NewMemoryHistory()}
 		for name, csv := range tabs {
 			tb, err := table.ReadCSV(strings.NewReader(csv), nil, table.Limits{})
 			if err != nil {

@@ -44,6 +44,9 @@ type NodeEnv interface {
 	Audit(action, subject string, detail map[string]any) error
 	// WorkDir is where runs get their folders.
 	WorkDir() string
+	// History remembers the row sets of the node's answers against
+	// differencing (nil: no overlap control).
+	History() stats.History
 }
 
 // Limits of the node's state.
@@ -417,6 +420,9 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
+		if err := n.admit(s, sp.Used); err != nil {
+			return nil, 0, err
+		}
 		vec := append(append(append([]float64{}, sp.N...), sp.Sum...), sp.SumSq...)
 		return vec, len(sp.Used), nil
 	case PartLM, PartGLM:
@@ -433,10 +439,16 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 			if err != nil {
 				return nil, 0, err
 			}
+			if err := n.admit(s, p.Used); err != nil {
+				return nil, 0, err
+			}
 			return p.Vector(), int(p.N), nil
 		}
 		p, err := stats.NodeGLM(t, f, s.part.Levels, s.part.Family, s.part.Beta, n.policy())
 		if err != nil {
+			return nil, 0, err
+		}
+		if err := n.admit(s, p.Used); err != nil {
 			return nil, 0, err
 		}
 		return p.Vector(), int(p.N), nil
@@ -450,4 +462,15 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 		return n.validation(ctx, s)
 	}
 	return nil, 0, refuse(fed.RefusedInvalid, "unknown part %q", s.part.Kind)
+}
+
+// admit asks the node's history whether a part over rows may leave: a
+// row set a few rows from an earlier answer's, for the same researcher
+// and table of a snapshot, is refused (RefusedOverlap).
+func (n *Node) admit(s *session, rows []int) error {
+	h := n.env.History()
+	if h == nil {
+		return nil
+	}
+	return h.Admit(s.claims.Researcher, s.claims.Dataset+"/"+s.claims.Snapshot+"/"+s.part.Table, rows, n.env.Floor())
 }

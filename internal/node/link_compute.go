@@ -16,6 +16,7 @@ import (
 	"github.com/mosaic-imaging/mosaic/internal/executor"
 	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/permit"
+	"github.com/mosaic-imaging/mosaic/internal/stats"
 	"github.com/mosaic-imaging/mosaic/internal/table"
 )
 
@@ -23,7 +24,7 @@ import (
 // in package compute with the node's environment (computeEnv); the
 // answer, signed by the node, leaves once the step is in the audit log.
 func (l *Link) onCompute(m *nats.Msg, task fed.Task) {
-	l.compOnce.Do(func() { l.comp = compute.NewNode(&computeEnv{l: l}) })
+	l.compOnce.Do(func() { l.comp = compute.NewNode(&computeEnv{l: l, hist: stats.NewMemoryHistory()}) })
 	var body fed.ComputeBody
 	var ans fed.ComputeAnswer
 	if err := json.Unmarshal(task.Body, &body); err != nil {
@@ -54,7 +55,12 @@ type computeEnv struct {
 	l    *Link
 	once sync.Once
 	ex   executor.Executor
+	// hist is the overlap control's memory of row sets, for the link's
+	// life (a restart forgets it).
+	hist *stats.MemoryHistory
 }
+
+func (e *computeEnv) History() stats.History { return e.hist }
 
 func (e *computeEnv) ID() string              { return e.l.f.Node }
 func (e *computeEnv) Key() ed25519.PrivateKey { return e.l.key }
