@@ -61,6 +61,16 @@ func OpenStore(ctx context.Context, db *sqldb.DB) (*Store, error) {
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
+// FailRunning marks every computation still running as failed, with
+// why: at start, what a stopped hub was running will not go on.
+func (s *Store) FailRunning(ctx context.Context, why string) (int64, error) {
+	res, err := s.db.Exec(ctx, `UPDATE compute_runs SET state = ?, error = ?, updated_at = ? WHERE state = ?`, StateFailed, why, ms(s.now()), StateRunning)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // Create stores a new running computation.
 func (s *Store) Create(ctx context.Context, id, kind, researcher, name, request string) error {
 	now := ms(s.now())

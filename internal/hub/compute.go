@@ -50,6 +50,11 @@ func (h *Hub) enableCompute() error {
 	if err != nil {
 		return fmt.Errorf("hub: computations: %w", err)
 	}
+	if n, err := st.FailRunning(context.Background(), "the hub stopped while it ran; start it again"); err != nil {
+		return fmt.Errorf("hub: computations: %w", err)
+	} else if n > 0 {
+		h.log.Warn("computations the hub was running when it stopped are marked failed", "count", n)
+	}
 	capEps := h.cfg.Processing.EpsilonCap
 	if capEps <= 0 {
 		capEps = 10
