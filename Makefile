@@ -50,7 +50,8 @@ vet:
 # timing out); these packages add about half the suite's CPU time.
 RACE_PKGS := $(addprefix ./,$(addsuffix /,$(wildcard internal/node internal/hub internal/disclosure \
 	internal/index internal/ingest internal/blobstore internal/fed internal/throttle \
-	internal/relay internal/access internal/oidc)))
+	internal/relay internal/access internal/oidc internal/compute internal/jobs \
+	internal/airlock internal/executor)))
 
 ## unit: all Go tests, with a throwaway PostgreSQL server for the store tests,
 ## then the packages with concurrency again under the race detector (the
@@ -66,6 +67,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadWrite$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/dicom/
 	$(GO) test -run '^$$' -fuzz '^FuzzDeidMarkers$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/deid/
 	$(GO) test -run '^$$' -fuzz '^FuzzPartReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/dicomweb/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/table/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadSafetensors$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/fl/
+	$(GO) test -run '^$$' -fuzz '^FuzzMessages$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/secagg/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFormula$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/stats/
 
 ## bench: Go benchmarks of the codec and generator (figures go to docs/performance.md).
 bench:

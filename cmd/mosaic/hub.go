@@ -293,10 +293,10 @@ func newHubUserCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage the hub's local accounts"}
 	var f hubFlags
 	var admin, stdinPw bool
-	var role, email string
+	var role, email, organisation string
 	var represents []string
 	add := &cobra.Command{
-		Use:   "add --data DIR NAME [--role researcher|representative|admin] [--email ADDR] [--represents NODE/DATASET]... [--password-stdin]",
+		Use:   "add --data DIR NAME [--role researcher|representative|admin] [--email ADDR] [--organisation ORG] [--represents NODE/DATASET]... [--password-stdin]",
 		Short: "Add an account; prints a generated password unless one comes on stdin",
 		Args:  argsError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -330,6 +330,11 @@ func newHubUserCmd(e *env) *cobra.Command {
 					return err
 				}
 			}
+			if organisation != "" {
+				if err := st.SetOrganisation(e.ctx, args[0], organisation); err != nil {
+					return err
+				}
+			}
 			for _, r := range reps {
 				if err := st.AddRepresentative(e.ctx, args[0], r); err != nil {
 					return err
@@ -348,6 +353,7 @@ func newHubUserCmd(e *env) *cobra.Command {
 	add.Flags().BoolVar(&admin, "admin", false, "an administrator (node management, the review of access requests); same as --role admin")
 	add.Flags().StringVar(&role, "role", hub.RoleResearcher, "researcher, representative (decides access requests for the datasets of --represents) or admin")
 	add.Flags().StringVar(&email, "email", "", "the address access requests' notifications go to")
+	add.Flags().StringVar(&organisation, "organisation", "", "the organisation the user belongs to (tools need approvals from people of different organisations)")
 	add.Flags().StringSliceVar(&represents, "represents", nil, "NODE/DATASET (or NODE/* for every dataset of the node) this user decides access requests for; repeat for more")
 	add.Flags().BoolVar(&stdinPw, "password-stdin", false, "read the password (12 characters or more) from stdin")
 	cmd.AddCommand(add, newHubUserRepresentCmd(e))

@@ -300,6 +300,8 @@ type Hub struct {
 	access atomic.Pointer[accessState]
 	// compute is set by enableCompute (compute.go).
 	compute atomic.Pointer[computeState]
+	// jobs is set by enableJobs (jobs.go).
+	jobs atomic.Pointer[jobsState]
 }
 
 type liveNode struct {

@@ -287,6 +287,8 @@ type Node struct {
 	touches sync.WaitGroup
 	// pubs caches each dataset's publication decision (pubgate.go).
 	pubs pubCache
+	// jobs are the processing jobs the node runs (jobs.go).
+	jobs jobsState
 	// air is the airlock's store and the shared audit log (airlock.go).
 	air airlockState
 }
@@ -437,6 +439,7 @@ func (n *Node) Config() Config { return n.cfg }
 // or, once ctx ended, left to gc; either way no delete runs after Close
 // returns.
 func (n *Node) Close(ctx context.Context) error {
+	n.jobs.stop()
 	n.commit.close()
 	var errs []error
 	select {
