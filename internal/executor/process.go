@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,6 +116,12 @@ func NewProcess(cfg Config) (*ProcessExecutor, error) {
 	return p, nil
 }
 
+// defaultSystemPaths are shown in every sandbox, read-only: the
+// dynamic linker's cache and Debian's alternatives, through which shared
+// libraries such as BLAS are found. Neither holds anything of the host's
+// users or secrets; the rest of /etc stays hidden.
+var defaultSystemPaths = []string{"/etc/ld.so.cache", "/etc/alternatives"}
+
 // Kind is Process.
 func (p *ProcessExecutor) Kind() Kind { return Process }
 
@@ -138,7 +145,21 @@ func (p *ProcessExecutor) args(spec Spec, lim Limits, uid int) []string {
 			a = append(a, "--ro-bind", d, d)
 		}
 	}
-	for _, sp := range p.system {
+	made := map[string]bool{}
+	// bwrap makes missing parents of a target readable by root only:
+	// make them open to the sandbox's user first.
+	openParents := func(target string) {
+		var parents []string
+		for d := filepath.Dir(target); d != "/" && !made[d]; d = filepath.Dir(d) {
+			parents = append(parents, d)
+			made[d] = true
+		}
+		for i := len(parents) - 1; i >= 0; i-- {
+			a = append(a, "--perms", "0755", "--dir", parents[i])
+		}
+	}
+	for _, sp := range append(slices.Clone(defaultSystemPaths), p.system...) {
+		openParents(sp)
 		a = append(a, "--ro-bind-try", sp, sp)
 	}
 	tmp := lim.DiskBytes
@@ -147,18 +168,8 @@ func (p *ProcessExecutor) args(spec Spec, lim Limits, uid int) []string {
 	}
 	a = append(a, "--proc", "/proc", "--dev", "/dev",
 		"--perms", "1777", "--size", strconv.FormatInt(tmp, 10), "--tmpfs", "/tmp")
-	made := map[string]bool{}
 	for _, m := range spec.Inputs {
-		// bwrap makes missing parents of a target readable by root
-		// only: make them open to the sandbox's user first.
-		var parents []string
-		for d := filepath.Dir(m.Target); d != "/" && !made[d]; d = filepath.Dir(d) {
-			parents = append(parents, d)
-			made[d] = true
-		}
-		for i := len(parents) - 1; i >= 0; i-- {
-			a = append(a, "--perms", "0755", "--dir", parents[i])
-		}
+		openParents(m.Target)
 		a = append(a, "--ro-bind", m.Host, m.Target)
 	}
 	a = append(a, "--bind", spec.Output, "/out", "--remount-ro", "/", "--chdir", "/out", "--clearenv")

@@ -298,6 +298,8 @@ type Hub struct {
 
 	// access is set by EnableAccess (access.go).
 	access atomic.Pointer[accessState]
+	// compute is set by enableCompute (compute.go).
+	compute atomic.Pointer[computeState]
 	// jobs is set by enableJobs (jobs.go).
 	jobs atomic.Pointer[jobsState]
 }

@@ -107,16 +107,15 @@ type runningJob struct {
 	spec                              jobs.Spec
 	tool                              *jobs.Tool
 	perm                              airlock.Permissions
-	dir                               string
-	link                              *Link
-	cancel                            context.CancelFunc
-	cancelled                         atomic.Bool
-	done                              chan struct{}
 	// isPseudonym and inputRows describe the job's inputs to the
-	// airlock (its snapshot's pseudonyms and study UIDs; the row counts
-	// of its snapshot and tables), set when its inputs are prepared.
+	// airlock's row-level checks and log filter (set by prepareJob).
 	isPseudonym func(string) bool
 	inputRows   []int
+	dir         string
+	link        *Link
+	cancel      context.CancelFunc
+	cancelled   atomic.Bool
+	done        chan struct{}
 }
 
 // SetExecutor makes the node run jobs through x rather than the executor
@@ -480,13 +479,6 @@ func (n *Node) prepareJob(ctx context.Context, j *runningJob) error {
 			return err
 		}
 	}
-	// The airlock must know the snapshot's pseudonyms and the inputs'
-	// sizes, or its row-level checks see nothing.
-	isPseudonym, patients, err := n.AirlockInputs(ctx, j.dataset, j.snapshot)
-	if err != nil {
-		return fmt.Errorf("airlock inputs: %w", err)
-	}
-	j.isPseudonym, j.inputRows = isPseudonym, []int{patients}
 	infos, err := n.Tables(ctx, j.dataset)
 	if err != nil && !errors.Is(err, table.ErrNotImplemented) {
 		return fmt.Errorf("tables: %w", err)
@@ -496,11 +488,16 @@ func (n *Node) prepareJob(ctx context.Context, j *runningJob) error {
 		if err != nil {
 			return fmt.Errorf("table %s: %w", info.Name, err)
 		}
-		j.inputRows = append(j.inputRows, t.Rows())
 		if err := writeFile(filepath.Join(j.dir, "data", "tables", info.Name+".csv"), t.WriteCSV); err != nil {
 			return fmt.Errorf("table %s: %w", info.Name, err)
 		}
+		j.inputRows = append(j.inputRows, t.Rows())
 	}
+	isPseudonym, patients, err := n.AirlockInputs(ctx, j.dataset, j.snapshot)
+	if err != nil {
+		return fmt.Errorf("the snapshot's patients for the airlock: %w", err)
+	}
+	j.isPseudonym, j.inputRows = isPseudonym, append(j.inputRows, patients)
 	if j.spec.DICOM {
 		insts, err := n.ix.SnapshotInstances(ctx, j.snapshot, j.dataset, "", "", "")
 		if err != nil {
@@ -632,7 +629,8 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 		if store != nil {
 			// The store checks, keeps and audits; a release is sent by
 			// its hook (onAirlockRelease).
-			h, err := store.Hold(airlock.Output{Job: j.id, Name: name, Data: data, InputRows: j.inputRows, IsPseudonym: j.isPseudonym}, j.perm)
+			h, err := store.Hold(airlock.Output{Job: j.id, Name: name, Data: data,
+				InputRows: j.inputRows, IsPseudonym: j.isPseudonym}, j.perm)
 			os.Remove(path)
 			switch {
 			case err != nil:

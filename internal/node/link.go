@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mosaic-imaging/mosaic/internal/audit"
+	"github.com/mosaic-imaging/mosaic/internal/compute"
 	"github.com/mosaic-imaging/mosaic/internal/disclosure"
 	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/index"
@@ -135,6 +136,10 @@ type Link struct {
 	// bound remembers the permit ids this link bound to their content
 	// (id to content digest; see bind).
 	bound sync.Map
+	// comp answers the steps of federated computations, kept across
+	// steps (link_compute.go).
+	comp     *compute.Node
+	compOnce sync.Once
 
 	mu          sync.Mutex
 	lastChanged time.Time
