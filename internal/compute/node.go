@@ -80,13 +80,19 @@ type session struct {
 // between its two steps; they never leave the node.
 type scored struct {
 	comp           string
+	permit         string // the permit the rows were scored under
 	scores, labels []float64
 	created        time.Time
 }
 
 type update struct {
 	comp    string
+	permit  string // the permit it was trained under
 	round   int
+	// plain: the training step asked for the update in the clear
+	// (StepPlain); an update trained for secure aggregation only leaves
+	// masked.
+	plain bool
 	weights []float64
 	samples float64
 	created time.Time
@@ -227,8 +233,11 @@ func (n *Node) step(ctx context.Context, claims permit.Claims, body fed.ComputeB
 			return nil, refuse(fed.RefusedInvalid, "malformed parameters")
 		}
 		u := n.kept(body.Computation, p.Round)
-		if u == nil {
+		if u == nil || u.permit != claims.ID {
 			return nil, refuse(fed.RefusedInvalid, "no update kept for round %d", p.Round)
+		}
+		if !u.plain {
+			return nil, refuse(fed.RefusedInvalid, "the update of round %d was trained for secure aggregation and leaves only masked", p.Round)
 		}
 		return PlainResult{Weights: floatsBytes(u.weights), Samples: u.samples}, nil
 	}
@@ -348,10 +357,13 @@ func (n *Node) expire() {
 	}
 }
 
-func (n *Node) keptScores(comp string) *scored {
+func (n *Node) keptScores(comp, permit string) *scored {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.scores[comp]
+	if sc := n.scores[comp]; sc != nil && sc.permit == permit {
+		return sc
+	}
+	return nil
 }
 
 func (n *Node) keepScores(sc *scored) {
@@ -454,7 +466,7 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 		return p.Vector(), int(p.N), nil
 	case PartUpdate:
 		u := n.kept(s.comp, s.part.Round)
-		if u == nil {
+		if u == nil || u.permit != s.claims.ID {
 			return nil, 0, refuse(fed.RefusedInvalid, "no update kept for round %d", s.part.Round)
 		}
 		return weighted(u), int(u.samples), nil

@@ -152,6 +152,10 @@ type TrainParams struct {
 	// the noise for at least MinSurvivors nodes in the sum.
 	DP           *fl.DP `json:"dp,omitempty"`
 	MinSurvivors int    `json:"min_survivors,omitempty"`
+	// Plain asks the node to keep its update for StepPlain (a run
+	// without secure aggregation); without it the update leaves only
+	// masked.
+	Plain bool `json:"plain,omitempty"`
 }
 
 // TrainResult answers StepTrain: the samples the update was trained on

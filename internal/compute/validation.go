@@ -180,7 +180,7 @@ func (n *Node) validation(ctx context.Context, s *session) ([]float64, int, erro
 	if err != nil {
 		return nil, 0, refuse(fed.RefusedInvalid, "%s", err.Error())
 	}
-	sc := n.keptScores(s.comp)
+	sc := n.keptScores(s.comp, s.claims.ID)
 	if sc == nil {
 		var scores, labels []float64
 		if spec.Program != nil {
@@ -191,7 +191,7 @@ func (n *Node) validation(ctx context.Context, s *session) ([]float64, int, erro
 		if err != nil {
 			return nil, 0, err
 		}
-		sc = &scored{comp: s.comp, scores: scores, labels: labels, created: n.now()}
+		sc = &scored{comp: s.comp, permit: s.claims.ID, scores: scores, labels: labels, created: n.now()}
 		n.keepScores(sc)
 	}
 	floorErr := func(err error) error {

@@ -1,0 +1,47 @@
+package compute
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/mosaic-imaging/mosaic/internal/fed"
+)
+
+// TestPlainOnlyWhenAsked: an update trained for secure aggregation
+// (the training step did not ask for plain) is not handed out in the
+// clear to a hub that asks for it with StepPlain; one trained for a
+// plain run is.
+func TestPlainOnlyWhenAsked(t *testing.T) {
+	a, targets := federation(t, 3, map[string]string{})
+	n, tg := a.nodes["node1"], targets[0]
+	n.keep(&update{comp: "c1", permit: tg.PermitID, round: 1, weights: []float64{1, 2}, samples: 20, created: n.now()})
+	raw, _ := json.Marshal(PlainParams{Round: 1})
+	ans := n.Handle(context.Background(), "t", fed.ComputeBody{Computation: "c1", Step: StepPlain, Round: 1, Permit: tg.Token, Researcher: "rosa", Params: raw})
+	if ans.Refused == "" || ans.Result != nil {
+		t.Fatalf("an update trained for secure aggregation left in the clear: %+v", ans)
+	}
+	n.keep(&update{comp: "c2", permit: tg.PermitID, round: 1, weights: []float64{1, 2}, samples: 20, plain: true, created: n.now()})
+	ans = n.Handle(context.Background(), "t", fed.ComputeBody{Computation: "c2", Step: StepPlain, Round: 1, Permit: tg.Token, Researcher: "rosa", Params: raw})
+	if ans.Refused != "" || ans.Result == nil {
+		t.Fatalf("a plain run's update was refused: %+v", ans)
+	}
+}
+
+// TestKeptStateBoundToPermit: an update kept for a computation under one
+// permit is not reached by the same computation id under another permit.
+func TestKeptStateBoundToPermit(t *testing.T) {
+	a, targets := federation(t, 3, map[string]string{})
+	n, tg := a.nodes["node1"], targets[0]
+	n.keep(&update{comp: "c1", permit: "pm-someone-else", round: 1, weights: []float64{1, 2}, samples: 20, plain: true, created: n.now()})
+	raw, _ := json.Marshal(PlainParams{Round: 1})
+	ans := n.Handle(context.Background(), "t", fed.ComputeBody{Computation: "c1", Step: StepPlain, Round: 1, Permit: tg.Token, Researcher: "rosa", Params: raw})
+	if ans.Refused == "" || ans.Result != nil {
+		t.Fatalf("another permit's update was reached: %+v", ans)
+	}
+	n.keepScores(&scored{comp: "c1", permit: "pm-someone-else", scores: []float64{0.1}, labels: []float64{1}, created: n.now()})
+	if n.keptScores("c1", tg.PermitID) != nil {
+		t.Fatal("another permit's scores were reached")
+	}
+}
+
