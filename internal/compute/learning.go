@@ -200,6 +200,9 @@ func (r *Runner) Learn(ctx context.Context, comp string, spec LearningSpec, targ
 		var avg []float64
 		if spec.secure() {
 			part := Part{Kind: PartUpdate, Round: round}
+			if spec.DP != nil {
+				part.MinSum = need
+			}
 			agg, err := r.Aggregate(ctx, comp, round, fmt.Sprintf("%s/update/%d", comp, round), live, part, len(global)+1)
 			if agg != nil {
 				for n, why := range agg.Left {

@@ -93,6 +93,9 @@ type update struct {
 	// (StepPlain); an update trained for secure aggregation only leaves
 	// masked.
 	plain bool
+	// minSurvivors is the fewest nodes its DP noise share assumed in the
+	// sum (0 without DP).
+	minSurvivors int
 	weights []float64
 	samples float64
 	created time.Time
@@ -468,6 +471,9 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 		u := n.kept(s.comp, s.part.Round)
 		if u == nil || u.permit != s.claims.ID {
 			return nil, 0, refuse(fed.RefusedInvalid, "no update kept for round %d", s.part.Round)
+		}
+		if th := s.client.Config().Threshold; u.minSurvivors > 0 && th < u.minSurvivors {
+			return nil, 0, refuse(fed.RefusedInvalid, "the update's noise assumed at least %d nodes in the sum; this aggregation may end with %d", u.minSurvivors, th)
 		}
 		return weighted(u), int(u.samples), nil
 	case PartValidation, PartSuppress:

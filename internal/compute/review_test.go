@@ -45,3 +45,25 @@ func TestKeptStateBoundToPermit(t *testing.T) {
 	}
 }
 
+// TestDPUpdateNeedsItsSurvivors: an update noised for at least t nodes
+// in the sum does not join an aggregation that may end with fewer (with
+// 3 nodes, the default threshold is 2: a sum of two would carry 2/3 of
+// the noise the accountant counts).
+func TestDPUpdateNeedsItsSurvivors(t *testing.T) {
+	a, targets := federation(t, 3, map[string]string{}, map[string]string{}, map[string]string{})
+	for _, tg := range targets {
+		n := a.nodes[tg.Node]
+		n.keep(&update{comp: "c1", permit: tg.PermitID, round: 1, weights: []float64{1, 2}, samples: 1, minSurvivors: 3, created: n.now()})
+	}
+	r := &Runner{Ask: a, Researcher: "rosa"}
+	if _, err := r.Aggregate(context.Background(), "c1", 1, "c1/update/1", targets, Part{Kind: PartUpdate, Round: 1}, 3); err == nil {
+		t.Fatal("DP updates noised for 3 nodes were summed under a threshold of 2")
+	}
+	agg, err := r.Aggregate(context.Background(), "c1", 1, "c1/update/1b", targets, Part{Kind: PartUpdate, Round: 1, MinSum: 3}, 3)
+	if err != nil {
+		t.Fatalf("a sum that needs all three: %v", err)
+	}
+	if len(agg.Rows) != 3 {
+		t.Fatalf("rows %v", agg.Rows)
+	}
+}

@@ -61,6 +61,9 @@ type Part struct {
 	Beta      []float64    `json:"beta,omitempty"`
 	// Round names the kept update (PartUpdate) of this computation.
 	Round int `json:"round,omitempty"`
+	// MinSum is the fewest nodes the sum may end with (PartUpdate under
+	// differential privacy: the nodes' noise shares assume as many).
+	MinSum int `json:"min_sum,omitempty"`
 	// Validation describes the model to score (PartValidation).
 	Validation *ValidationSpec `json:"validation,omitempty"`
 }

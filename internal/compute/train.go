@@ -265,6 +265,9 @@ func (n *Node) train(ctx context.Context, claims permit.Claims, body fed.Compute
 		samples = 1
 	}
 	u := &update{comp: body.Computation, permit: claims.ID, round: body.Round, weights: uv, samples: samples, plain: p.Plain, created: n.now()}
+	if p.DP != nil {
+		u.minSurvivors = max(p.MinSurvivors, 1)
+	}
 	n.keep(u)
 	return TrainResult{Samples: samples, Metrics: released}, nil
 }
