@@ -86,9 +86,9 @@ type scored struct {
 }
 
 type update struct {
-	comp    string
-	permit  string // the permit it was trained under
-	round   int
+	comp   string
+	permit string // the permit it was trained under
+	round  int
 	// plain: the training step asked for the update in the clear
 	// (StepPlain); an update trained for secure aggregation only leaves
 	// masked.
@@ -96,9 +96,9 @@ type update struct {
 	// minSurvivors is the fewest nodes its DP noise share assumed in the
 	// sum (0 without DP).
 	minSurvivors int
-	weights []float64
-	samples float64
-	created time.Time
+	weights      []float64
+	samples      float64
+	created      time.Time
 }
 
 // NewNode returns a node's compute handler.
@@ -435,7 +435,7 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := n.admit(s, sp.Used); err != nil {
+		if err := n.admit(s, s.part.Table, sp.Used); err != nil {
 			return nil, 0, err
 		}
 		vec := append(append(append([]float64{}, sp.N...), sp.Sum...), sp.SumSq...)
@@ -454,7 +454,7 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 			if err != nil {
 				return nil, 0, err
 			}
-			if err := n.admit(s, p.Used); err != nil {
+			if err := n.admit(s, s.part.Table, p.Used); err != nil {
 				return nil, 0, err
 			}
 			return p.Vector(), int(p.N), nil
@@ -463,7 +463,7 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := n.admit(s, p.Used); err != nil {
+		if err := n.admit(s, s.part.Table, p.Used); err != nil {
 			return nil, 0, err
 		}
 		return p.Vector(), int(p.N), nil
@@ -485,10 +485,10 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 // admit asks the node's history whether a part over rows may leave: a
 // row set a few rows from an earlier answer's, for the same researcher
 // and table of a snapshot, is refused (RefusedOverlap).
-func (n *Node) admit(s *session, rows []int) error {
+func (n *Node) admit(s *session, table string, rows []int) error {
 	h := n.env.History()
 	if h == nil {
 		return nil
 	}
-	return h.Admit(s.claims.Researcher, s.claims.Dataset+"/"+s.claims.Snapshot+"/"+s.part.Table, rows, n.env.Floor())
+	return h.Admit(s.claims.Researcher, s.claims.Dataset+"/"+s.claims.Snapshot+"/"+table, rows, n.env.Floor())
 }

@@ -3,6 +3,8 @@ package compute
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/mosaic-imaging/mosaic/internal/fed"
@@ -65,5 +67,37 @@ func TestDPUpdateNeedsItsSurvivors(t *testing.T) {
 	}
 	if len(agg.Rows) != 3 {
 		t.Fatalf("rows %v", agg.Rows)
+	}
+}
+
+// TestValidateOverlap: a validation of a fitted model over a node's rows
+// and a second one over the same rows but one (a variable missing at a
+// single row added to the formula) would give that row's label by
+// difference of the counts: the node's overlap control refuses the
+// second, as it does for models.
+func TestValidateOverlap(t *testing.T) {
+	csv := synth(91, 200, 0)
+	lines := strings.Split(strings.TrimSpace(csv), "\n")
+	lines[0] += ",w"
+	for i := 1; i < len(lines); i++ {
+		if i == 1 {
+			lines[i] += ",NA"
+		} else {
+			lines[i] += fmt.Sprintf(",%d", i%7)
+		}
+	}
+	a, targets := federation(t, 10, map[string]string{"clin": strings.Join(lines, "\n") + "\n"})
+	r := &Runner{Ask: a, Researcher: "rosa"}
+	spec := ValidationSpec{Table: "clin", Formula: "outcome ~ x", Family: "binomial", Coefficients: []string{"(Intercept)", "x"}, Estimates: []float64{0, 1}, Grid: []float64{0.5}, Bins: 1}
+	if _, err := r.Validate(context.Background(), "vo-1", spec, targets); err != nil {
+		t.Fatal(err)
+	}
+	spec.Formula, spec.Coefficients, spec.Estimates = "outcome ~ x + w", []string{"(Intercept)", "x", "w"}, []float64{0, 1, 0}
+	res, err := r.Validate(context.Background(), "vo-2", spec, targets)
+	if err == nil {
+		t.Fatalf("a validation over all rows but one passed: %+v", res)
+	}
+	if !strings.Contains(err.Error(), "node1 overlap") {
+		t.Errorf("refused for another reason: %v", err)
 	}
 }
