@@ -229,6 +229,10 @@ func (c *ContainerExecutor) Run(ctx context.Context, spec Spec, log func(line st
 	}
 	cmd := exec.Command(c.cli, args...)
 	cmd.Stdout, cmd.Stderr = outW, outW
+	// Podman's monitor may leave a file ("oom" after an out-of-memory
+	// kill) in its working folder: make that the folder around the
+	// output, never the node's own, and never the output itself.
+	cmd.Dir = filepath.Dir(spec.Output)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	start := time.Now()
 	err = cmd.Start()
