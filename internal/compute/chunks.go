@@ -54,8 +54,8 @@ const (
 	transferLife      = 15 * time.Minute
 	// maxResultBytes bounds a large answer the hub fetches.
 	maxResultBytes = 1 << 30
-	// maxWeightsBytes bounds a learning run's weights file.
-	maxWeightsBytes = 256 << 20
+	// MaxWeightsBytes bounds a learning run's weights file.
+	MaxWeightsBytes = 128 << 20
 )
 
 // WeightsChunkParams are the parameters of StepWeightsChunk: a range of

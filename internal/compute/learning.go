@@ -85,8 +85,8 @@ func (s *LearningSpec) Check() error {
 	if err != nil {
 		return fmt.Errorf("weights: %w", err)
 	}
-	if len(s.Weights) > maxWeightsBytes || len(v) >= secagg.MaxLength {
-		return fmt.Errorf("weights: %d values in %d bytes; models of more than %d bytes are not supported", len(v), len(s.Weights), maxWeightsBytes)
+	if len(s.Weights) > MaxWeightsBytes || len(v) >= secagg.MaxLength {
+		return fmt.Errorf("weights: %d values in %d bytes; models of more than %d bytes are not supported", len(v), len(s.Weights), MaxWeightsBytes)
 	}
 	if s.DP != nil {
 		if err := s.DP.Validate(); err != nil {
