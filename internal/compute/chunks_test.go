@@ -3,6 +3,8 @@ package compute
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -320,5 +322,33 @@ func BenchmarkRound10Nodes(b *testing.B) {
 			b.ReportMetric(float64(a.bytes.Load())/float64(i), "msgbytes/op")
 			b.ReportMetric(float64(a.steps.Load())/float64(i), "steps/op")
 		})
+	}
+}
+
+// TestChunkFitsMessage: the largest chunk each way, and the largest
+// inline answer, fit one signed message with the link's encoding.
+func TestChunkFitsMessage(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	data := make([]byte, chunkSize)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	params, _ := json.Marshal(WeightsChunkParams{Digest: digestOf(data), Offset: 1 << 30, Total: 1 << 31, Data: data})
+	body, _ := json.Marshal(fed.ComputeBody{Computation: strings.Repeat("c", 64), Step: StepWeightsChunk, Round: 1000, Permit: strings.Repeat("p", 2048), Researcher: strings.Repeat("r", 64), Params: params})
+	now := time.Now()
+	task, err := fed.Seal(key, fed.SignerHub, fed.Task{ID: fed.NewID(), Kind: fed.TaskCompute, Issued: now, Expires: now.Add(time.Hour), Audience: "node1", Body: body})
+	if err != nil || len(task) > fed.MaxMessage {
+		t.Errorf("a weights chunk: %d bytes, %v", len(task), err)
+	}
+	res, _ := json.Marshal(ResultChunkResult{Data: data})
+	inline := make([]byte, maxInlineResult)
+	for i := range inline {
+		inline[i] = '1'
+	}
+	for _, r := range [][]byte{res, inline} {
+		ans, err := fed.Seal(key, "node1", fed.ComputeAnswer{Node: "node1", TaskID: fed.NewID(), Computation: strings.Repeat("c", 64), Step: StepResultChunk, Round: 1000, Result: r})
+		if err != nil || len(ans) > fed.MaxMessage {
+			t.Errorf("an answer of %d bytes: %d bytes sealed, %v", len(r), len(ans), err)
+		}
 	}
 }
