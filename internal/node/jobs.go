@@ -106,11 +106,15 @@ type runningJob struct {
 	spec                              jobs.Spec
 	tool                              *jobs.Tool
 	perm                              airlock.Permissions
-	dir                               string
-	link                              *Link
-	cancel                            context.CancelFunc
-	cancelled                         atomic.Bool
-	done                              chan struct{}
+	// isPseudonym and inputRows describe the job's inputs to the
+	// airlock's row-level checks and log filter (set by prepareJob).
+	isPseudonym func(string) bool
+	inputRows   []int
+	dir         string
+	link        *Link
+	cancel      context.CancelFunc
+	cancelled   atomic.Bool
+	done        chan struct{}
 }
 
 // SetExecutor makes the node run jobs through x rather than the executor
@@ -317,7 +321,7 @@ func (n *Node) execute(ctx context.Context, j *runningJob) (string, string, *int
 	}
 	// Lines the airlock's filter does not release at once are kept, and
 	// checked at the end as an output of their own (heldLogName).
-	filter := airlock.NewLogFilter(n.cfg.Airlock, nil)
+	filter := airlock.NewLogFilter(n.cfg.Airlock, j.isPseudonym)
 	var count, dropped int
 	var heldLines []string
 	logFn := func(line string) {
@@ -481,7 +485,13 @@ func (n *Node) prepareJob(ctx context.Context, j *runningJob) error {
 		if err := writeFile(filepath.Join(j.dir, "data", "tables", info.Name+".csv"), t.WriteCSV); err != nil {
 			return fmt.Errorf("table %s: %w", info.Name, err)
 		}
+		j.inputRows = append(j.inputRows, t.Rows())
 	}
+	isPseudonym, patients, err := n.AirlockInputs(ctx, j.dataset, j.snapshot)
+	if err != nil {
+		return fmt.Errorf("the snapshot's patients for the airlock: %w", err)
+	}
+	j.isPseudonym, j.inputRows = isPseudonym, append(j.inputRows, patients)
 	if j.spec.DICOM {
 		insts, err := n.ix.SnapshotInstances(ctx, j.snapshot, j.dataset, "", "", "")
 		if err != nil {
@@ -590,7 +600,8 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 		if store != nil {
 			// The store checks, keeps and audits; a release is sent by
 			// its hook (onAirlockRelease).
-			h, err := store.Hold(airlock.Output{Job: j.id, Name: name, Data: data}, j.perm)
+			h, err := store.Hold(airlock.Output{Job: j.id, Name: name, Data: data,
+				InputRows: j.inputRows, IsPseudonym: j.isPseudonym}, j.perm)
 			os.Remove(path)
 			switch {
 			case err != nil:
