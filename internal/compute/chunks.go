@@ -331,13 +331,20 @@ func (r *Runner) sendWeights(ctx context.Context, comp string, round int, tp *Tr
 		t   Target
 		err error
 	}
+	// Every node gets the same chunks: each is encoded once.
+	var chunks []json.RawMessage
+	for off := 0; off < len(w); off += chunkSize {
+		raw, _ := json.Marshal(WeightsChunkParams{Digest: d, Offset: int64(off), Total: int64(len(w)), Data: w[off:min(off+chunkSize, len(w))]})
+		chunks = append(chunks, raw)
+	}
 	out := make(chan res, len(targets))
 	for _, t := range targets {
 		go func() {
 			var err error
-			for off := 0; off < len(w) && err == nil; off += chunkSize {
-				end := min(off+chunkSize, len(w))
-				raw, _ := json.Marshal(WeightsChunkParams{Digest: d, Offset: int64(off), Total: int64(len(w)), Data: w[off:end]})
+			for _, raw := range chunks {
+				if err != nil {
+					break
+				}
 				body := fed.ComputeBody{Computation: comp, Step: StepWeightsChunk, Round: round, Permit: t.Token, Researcher: r.Researcher, Params: raw}
 				var ans fed.ComputeAnswer
 				ans, err = r.Ask.Step(ctx, t.Node, body, r.timeout())
