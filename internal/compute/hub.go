@@ -198,6 +198,9 @@ func (r *Runner) Aggregate(ctx context.Context, comp string, round int, session 
 		peers = append(peers, fed.Peer{Node: id, Key: fed.EncodeKey(dir[id])})
 	}
 	cfg := secagg.Config{Session: session, Participants: ids, Threshold: Threshold(len(ids)), Length: length, Encoding: r.encoding()}
+	if part.MinSum > cfg.Threshold {
+		cfg.Threshold = min(part.MinSum, len(ids))
+	}
 	srv, err := secagg.NewServer(cfg, dir)
 	if err != nil {
 		return nil, err

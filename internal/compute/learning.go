@@ -92,6 +92,9 @@ func (s *LearningSpec) Check() error {
 		if err := s.DP.Validate(); err != nil {
 			return fmt.Errorf("dp: %w", err)
 		}
+		if !s.secure() {
+			return errors.New("dp: needs secure aggregation (each node's update carries only its share of the noise)")
+		}
 	}
 	return nil
 }
@@ -155,7 +158,7 @@ func (r *Runner) Learn(ctx context.Context, comp string, spec LearningSpec, targ
 		if _, ok := params["seed"]; !ok {
 			params["seed"] = round
 		}
-		tp := TrainParams{Program: spec.Program, Weights: st.Weights, Params: params, DP: spec.DP, MinSurvivors: need}
+		tp := TrainParams{Program: spec.Program, Weights: st.Weights, Params: params, DP: spec.DP, MinSurvivors: need, Plain: !spec.secure()}
 		left := map[string]outcome{}
 		got := r.each(ctx, comp, StepTrain, round, r.sendWeights(ctx, comp, round, &tp, targets, left), roundTimeout, func(Target) (any, error) { return tp, nil }, nil, left)
 		var live []Target
@@ -197,7 +200,11 @@ func (r *Runner) Learn(ctx context.Context, comp string, spec LearningSpec, targ
 		}
 		var avg []float64
 		if spec.secure() {
-			agg, err := r.Aggregate(ctx, comp, round, fmt.Sprintf("%s/update/%d", comp, round), live, Part{Kind: PartUpdate, Round: round}, len(global)+1)
+			part := Part{Kind: PartUpdate, Round: round}
+			if spec.DP != nil {
+				part.MinSum = need
+			}
+			agg, err := r.Aggregate(ctx, comp, round, fmt.Sprintf("%s/update/%d", comp, round), live, part, len(global)+1)
 			if agg != nil {
 				for n, why := range agg.Left {
 					rd.Dropped[n] = why

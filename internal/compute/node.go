@@ -85,16 +85,25 @@ type session struct {
 // between its two steps; they never leave the node.
 type scored struct {
 	comp           string
+	permit         string // the permit the rows were scored under
 	scores, labels []float64
 	created        time.Time
 }
 
 type update struct {
-	comp    string
-	round   int
-	weights []float64
-	samples float64
-	created time.Time
+	comp   string
+	permit string // the permit it was trained under
+	round  int
+	// plain: the training step asked for the update in the clear
+	// (StepPlain); an update trained for secure aggregation only leaves
+	// masked.
+	plain bool
+	// minSurvivors is the fewest nodes its DP noise share assumed in the
+	// sum (0 without DP).
+	minSurvivors int
+	weights      []float64
+	samples      float64
+	created      time.Time
 }
 
 // NewNode returns a node's compute handler.
@@ -241,8 +250,11 @@ func (n *Node) step(ctx context.Context, claims permit.Claims, body fed.ComputeB
 			return nil, refuse(fed.RefusedInvalid, "malformed parameters")
 		}
 		u := n.kept(body.Computation, p.Round)
-		if u == nil {
+		if u == nil || u.permit != claims.ID {
 			return nil, refuse(fed.RefusedInvalid, "no update kept for round %d", p.Round)
+		}
+		if !u.plain {
+			return nil, refuse(fed.RefusedInvalid, "the update of round %d was trained for secure aggregation and leaves only masked", p.Round)
 		}
 		return PlainResult{Weights: floatsBytes(u.weights), Samples: u.samples}, nil
 	}
@@ -362,10 +374,13 @@ func (n *Node) expire() {
 	}
 }
 
-func (n *Node) keptScores(comp string) *scored {
+func (n *Node) keptScores(comp, permit string) *scored {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.scores[comp]
+	if sc := n.scores[comp]; sc != nil && sc.permit == permit {
+		return sc
+	}
+	return nil
 }
 
 func (n *Node) keepScores(sc *scored) {
@@ -435,7 +450,7 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := n.admit(s, sp.Used); err != nil {
+		if err := n.admit(s, s.part.Table, sp.Used); err != nil {
 			return nil, 0, err
 		}
 		vec := append(append(append([]float64{}, sp.N...), sp.Sum...), sp.SumSq...)
@@ -454,7 +469,7 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 			if err != nil {
 				return nil, 0, err
 			}
-			if err := n.admit(s, p.Used); err != nil {
+			if err := n.admit(s, s.part.Table, p.Used); err != nil {
 				return nil, 0, err
 			}
 			return p.Vector(), int(p.N), nil
@@ -463,14 +478,17 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := n.admit(s, p.Used); err != nil {
+		if err := n.admit(s, s.part.Table, p.Used); err != nil {
 			return nil, 0, err
 		}
 		return p.Vector(), int(p.N), nil
 	case PartUpdate:
 		u := n.kept(s.comp, s.part.Round)
-		if u == nil {
+		if u == nil || u.permit != s.claims.ID {
 			return nil, 0, refuse(fed.RefusedInvalid, "no update kept for round %d", s.part.Round)
+		}
+		if th := s.client.Config().Threshold; u.minSurvivors > 0 && th < u.minSurvivors {
+			return nil, 0, refuse(fed.RefusedInvalid, "the update's noise assumed at least %d nodes in the sum; this aggregation may end with %d", u.minSurvivors, th)
 		}
 		return weighted(u), int(u.samples), nil
 	case PartValidation, PartSuppress:
@@ -482,10 +500,10 @@ func (n *Node) part(ctx context.Context, s *session) ([]float64, int, error) {
 // admit asks the node's history whether a part over rows may leave: a
 // row set a few rows from an earlier answer's, for the same researcher
 // and table of a snapshot, is refused (RefusedOverlap).
-func (n *Node) admit(s *session, rows []int) error {
+func (n *Node) admit(s *session, table string, rows []int) error {
 	h := n.env.History()
 	if h == nil {
 		return nil
 	}
-	return h.Admit(s.claims.Researcher, s.claims.Dataset+"/"+s.claims.Snapshot+"/"+s.part.Table, rows, n.env.Floor())
+	return h.Admit(s.claims.Researcher, s.claims.Dataset+"/"+s.claims.Snapshot+"/"+table, rows, n.env.Floor())
 }

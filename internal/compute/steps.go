@@ -61,6 +61,9 @@ type Part struct {
 	Beta      []float64    `json:"beta,omitempty"`
 	// Round names the kept update (PartUpdate) of this computation.
 	Round int `json:"round,omitempty"`
+	// MinSum is the fewest nodes the sum may end with (PartUpdate under
+	// differential privacy: the nodes' noise shares assume as many).
+	MinSum int `json:"min_sum,omitempty"`
 	// Validation describes the model to score (PartValidation).
 	Validation *ValidationSpec `json:"validation,omitempty"`
 }
@@ -156,6 +159,10 @@ type TrainParams struct {
 	// the noise for at least MinSurvivors nodes in the sum.
 	DP           *fl.DP `json:"dp,omitempty"`
 	MinSurvivors int    `json:"min_survivors,omitempty"`
+	// Plain asks the node to keep its update for StepPlain (a run
+	// without secure aggregation); without it the update leaves only
+	// masked.
+	Plain bool `json:"plain,omitempty"`
 }
 
 // TrainResult answers StepTrain: the samples the update was trained on

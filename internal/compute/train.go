@@ -185,6 +185,11 @@ func (n *Node) train(ctx context.Context, claims permit.Claims, body fed.Compute
 	if err := n.checkProgram(p.Program); err != nil {
 		return nil, err
 	}
+	if p.Plain && p.DP != nil {
+		// A node's update carries only its share of the noise: in the
+		// clear it is not protected as the accountant counts.
+		return nil, refuse(fed.RefusedInvalid, "an update under differential privacy leaves only under secure aggregation")
+	}
 	if p.Images {
 		return nil, refuse(fed.RefusedInvalid, "training on images is not offered by this node yet")
 	}
@@ -266,7 +271,11 @@ func (n *Node) train(ctx context.Context, claims permit.Claims, body fed.Compute
 		// Under differential privacy every node counts once.
 		samples = 1
 	}
-	n.keep(&update{comp: body.Computation, round: body.Round, weights: uv, samples: samples, created: n.now()})
+	u := &update{comp: body.Computation, permit: claims.ID, round: body.Round, weights: uv, samples: samples, plain: p.Plain, created: n.now()}
+	if p.DP != nil {
+		u.minSurvivors = max(p.MinSurvivors, 1)
+	}
+	n.keep(u)
 	return TrainResult{Samples: samples, Metrics: released}, nil
 }
 

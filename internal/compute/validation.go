@@ -180,7 +180,7 @@ func (n *Node) validation(ctx context.Context, s *session) ([]float64, int, erro
 	if err != nil {
 		return nil, 0, refuse(fed.RefusedInvalid, "%s", err.Error())
 	}
-	sc := n.keptScores(s.comp)
+	sc := n.keptScores(s.comp, s.claims.ID)
 	if sc == nil {
 		var scores, labels []float64
 		if spec.Program != nil {
@@ -191,7 +191,7 @@ func (n *Node) validation(ctx context.Context, s *session) ([]float64, int, erro
 		if err != nil {
 			return nil, 0, err
 		}
-		sc = &scored{comp: s.comp, scores: scores, labels: labels, created: n.now()}
+		sc = &scored{comp: s.comp, permit: s.claims.ID, scores: scores, labels: labels, created: n.now()}
 		n.keepScores(sc)
 	}
 	floorErr := func(err error) error {
@@ -254,9 +254,14 @@ func (n *Node) scoreModel(ctx context.Context, s *session, spec *ValidationSpec)
 	if err != nil {
 		return nil, nil, err
 	}
-	X, y, err := Design(t, f, spec.Levels)
+	X, y, used, err := design(t, f, spec.Levels)
 	if err != nil {
 		return nil, nil, refuse(fed.RefusedInvalid, "%s", err.Error())
+	}
+	// The counts leave over these rows: a row set a few rows from an
+	// earlier answer's would tell those rows' labels by difference.
+	if err := n.admit(s, spec.Table, used); err != nil {
+		return nil, nil, err
 	}
 	p := len(spec.Estimates)
 	if len(X) > 0 && len(X[0]) != p {
@@ -287,6 +292,12 @@ func (n *Node) scoreModel(ctx context.Context, s *session, spec *ValidationSpec)
 // response (a two-level categorical response is 1 for its second
 // level). Rows stay at the node: validation scores them there.
 func Design(t *table.Table, f *stats.Formula, lv stats.Levels) (X [][]float64, y []float64, err error) {
+	X, y, _, err = design(t, f, lv)
+	return X, y, err
+}
+
+// design is Design with the indices of the rows used.
+func design(t *table.Table, f *stats.Formula, lv stats.Levels) (X [][]float64, y []float64, used []int, err error) {
 	type colv struct {
 		num    []float64
 		codes  []int32
@@ -306,13 +317,13 @@ func Design(t *table.Table, f *stats.Formula, lv stats.Levels) (X [][]float64, y
 		if isCat(v) {
 			codes, levels, err := t.Codes(v)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			cols[v] = &colv{codes: codes, levels: levels, cat: true}
 		} else {
 			x, err := t.Float(v)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			cols[v] = &colv{num: x}
 		}
@@ -330,7 +341,7 @@ func Design(t *table.Table, f *stats.Formula, lv stats.Levels) (X [][]float64, y
 		if !ok {
 			// The node's own levels could be fewer than the model's and
 			// shift its columns: the agreed levels are needed.
-			return nil, nil, fmt.Errorf("the levels of %s are needed (the analysis's levels)", v)
+			return nil, nil, nil, fmt.Errorf("the levels of %s are needed (the analysis's levels)", v)
 		}
 		m := map[int32]int{}
 		for i, l := range c.levels {
@@ -408,7 +419,7 @@ func Design(t *table.Table, f *stats.Formula, lv stats.Levels) (X [][]float64, y
 			}
 			row = append(row, block...)
 		}
-		X, y = append(X, row), append(y, yv)
+		X, y, used = append(X, row), append(y, yv), append(used, i)
 	}
-	return X, y, nil
+	return X, y, used, nil
 }
