@@ -222,8 +222,8 @@ func TestResultDigestAtHub(t *testing.T) {
 	a, targets := federation(t, 10, map[string]string{}, map[string]string{})
 	size := 200_000
 	w := make([]float64, size)
-	for _, n := range a.nodes {
-		n.keep(&update{comp: "fl", round: 1, weights: w, samples: 100, created: n.now()})
+	for id, n := range a.nodes {
+		n.keep(&update{comp: "fl", permit: "pm-" + id, plain: true, round: 1, weights: w, samples: 100, created: n.now()})
 	}
 	r := &Runner{Ask: a, Researcher: "rosa"}
 	left := map[string]outcome{}
@@ -266,8 +266,8 @@ func BenchmarkRound10Nodes(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for _, n := range a.nodes {
-				n.keep(&update{comp: "fl", round: 1, weights: v, samples: 100, created: n.now()})
+			for id, n := range a.nodes {
+				n.keep(&update{comp: "fl", permit: "pm-" + id, plain: !secure, round: 1, weights: v, samples: 100, created: n.now()})
 			}
 			r := &Runner{Ask: a, Researcher: "rosa"}
 			ctx := context.Background()
