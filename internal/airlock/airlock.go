@@ -152,13 +152,32 @@ type Verdict struct {
 	// "stats" (the structured formats), "text", "csv", "png", "dicom",
 	// "binary" or "" when not looked at (too large).
 	Type string `json:"type,omitempty"`
+
+	// dropped counts the findings past maxFindings.
+	dropped int
 }
+
+// maxFindings bounds the findings a verdict keeps (an output of a
+// million bad cells would otherwise make a million).
+const maxFindings = 100
 
 // add records a finding and makes the decision at least as strict.
 func (v *Verdict) add(check string, d Decision, format string, args ...any) {
-	v.Findings = append(v.Findings, Finding{Check: check, Result: d, Detail: fmt.Sprintf(format, args...)})
 	if d.rank() > v.Decision.rank() {
 		v.Decision = d
+	}
+	if len(v.Findings) >= maxFindings {
+		v.dropped++
+		return
+	}
+	v.Findings = append(v.Findings, Finding{Check: check, Result: d, Detail: fmt.Sprintf(format, args...)})
+}
+
+// summariseDropped records how many findings were left out.
+func (v *Verdict) summariseDropped() {
+	if v.dropped > 0 {
+		v.Findings = append(v.Findings, Finding{Check: "more", Result: v.Decision, Detail: fmt.Sprintf("and %d more findings", v.dropped)})
+		v.dropped = 0
 	}
 }
 
@@ -188,6 +207,7 @@ func Check(pol Policy, perm Permissions, out Output) Verdict {
 	if pol.ManualRelease && v.Decision == Release {
 		v.add("manual-release", Review, "this node releases every output by hand")
 	}
+	v.summariseDropped()
 	return v
 }
 

@@ -111,8 +111,14 @@ func kindOf(data []byte) (kind string, isObject bool) {
 	return *head.Output, true
 }
 
-// strictDecode decodes data into v, refusing unknown members.
+// strictDecode decodes data into v, refusing unknown members, and
+// members named in another case or twice (Go's decoder would match them
+// case-insensitively and keep the last, while Publishable passes every
+// member it does not strip exactly as written).
 func strictDecode(data []byte, v any) error {
+	if err := plainMembers(json.NewDecoder(bytes.NewReader(data))); err != nil {
+		return err
+	}
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
@@ -134,6 +140,11 @@ func checkStructured(v *Verdict, pol Policy, perm Permissions, out Output, kind 
 			return
 		}
 		checkVersion(v, t.Version)
+		texts := append([]string{t.Title, t.Statistic, t.Variable}, t.Dimensions...)
+		for _, c := range t.Cells {
+			texts = append(texts, c.Key...)
+		}
+		checkTexts(v, out, texts)
 		checkTable(v, pol, perm, out, &t)
 	case FormatModel:
 		var m Model
@@ -142,6 +153,11 @@ func checkStructured(v *Verdict, pol Policy, perm Permissions, out Output, kind 
 			return
 		}
 		checkVersion(v, m.Version)
+		texts := []string{m.Title, m.Family, m.Formula}
+		for _, c := range m.Coefficients {
+			texts = append(texts, c.Term)
+		}
+		checkTexts(v, out, texts)
 		checkModel(v, pol, &m)
 	case FormatStats:
 		var s Stats
@@ -150,6 +166,12 @@ func checkStructured(v *Verdict, pol Policy, perm Permissions, out Output, kind 
 			return
 		}
 		checkVersion(v, s.Version)
+		texts := []string{s.Title}
+		for _, st := range s.Statistics {
+			texts = append(texts, st.Name, st.Statistic)
+			texts = append(texts, st.Key...)
+		}
+		checkTexts(v, out, texts)
 		if len(s.Statistics) == 0 {
 			v.add("format", Review, "a stats output without statistics")
 		}
@@ -158,6 +180,32 @@ func checkStructured(v *Verdict, pol Policy, perm Permissions, out Output, kind 
 		}
 	default:
 		v.add("type", Refuse, "unknown structured output kind (mosaic_output); known: table, model, stats")
+	}
+}
+
+// maxStructuredText is how much text (titles, names, labels, terms) a
+// structured output may carry in all and still leave without a person.
+const maxStructuredText = 8 << 10
+
+// checkTexts sends to review a structured output whose text members
+// could carry data: each must pass the log filter's test (short, no long
+// digit runs, no dotted identifiers, no pseudonyms), and all of them
+// together stay under maxStructuredText.
+func checkTexts(v *Verdict, out Output, texts []string) {
+	f := &LogFilter{IsPseudonym: out.IsPseudonym, MaxLines: math.MaxInt}
+	total := 0
+	for _, t := range texts {
+		total += len(t)
+		if t == "" {
+			continue
+		}
+		if ok, why := f.Line(t); !ok {
+			v.add("free-text", Review, "a title, name, label or term holds %s: a person reads it", why)
+			return
+		}
+	}
+	if total > maxStructuredText {
+		v.add("free-text", Review, "%d bytes of titles, names, labels and terms: a person reads them", total)
 	}
 }
 
@@ -349,8 +397,15 @@ func checkModel(v *Verdict, pol Policy, m *Model) {
 	case *m.DFResidual < float64(pol.MinDF):
 		v.add("degrees-of-freedom", Refuse, "residual degrees of freedom under %d", pol.MinDF)
 	}
-	if m.N != nil && (*m.N < 0 || *m.N != math.Trunc(*m.N)) {
+	switch {
+	case m.N == nil:
+		v.add("degrees-of-freedom", Review, "a model without its number of rows: its degrees of freedom cannot be checked")
+	case math.IsNaN(*m.N) || *m.N < 0 || *m.N != math.Trunc(*m.N):
 		v.add("unusual", Review, "a model whose number of rows is not a whole number")
+	case m.DFResidual != nil && *m.DFResidual > *m.N-float64(len(m.Coefficients)):
+		// Rows less parameters bound the residual degrees of freedom:
+		// more is a record that contradicts itself.
+		v.add("degrees-of-freedom", Refuse, "residual degrees of freedom over the rows less the coefficients")
 	}
 	if len(m.Coefficients) == 0 {
 		v.add("format", Review, "a model without coefficients")
@@ -396,4 +451,47 @@ func Publishable(data []byte) []byte {
 		return data
 	}
 	return buf.Bytes()
+}
+
+// plainMembers reads one JSON value and refuses objects whose member
+// names are not plain lower-case ASCII (a-z, 0-9, _) or appear twice.
+func plainMembers(d *json.Decoder) error {
+	tok, err := d.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for d.More() {
+			kt, err := d.Token()
+			if err != nil {
+				return err
+			}
+			k, _ := kt.(string)
+			for i := 0; i < len(k); i++ {
+				if c := k[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+					return fmt.Errorf("member names must be lower-case ASCII")
+				}
+			}
+			if seen[k] {
+				return fmt.Errorf("a member named twice")
+			}
+			seen[k] = true
+			if err := plainMembers(d); err != nil {
+				return err
+			}
+		}
+		_, err = d.Token()
+		return err
+	case json.Delim('['):
+		for d.More() {
+			if err := plainMembers(d); err != nil {
+				return err
+			}
+		}
+		_, err = d.Token()
+		return err
+	}
+	return nil
 }

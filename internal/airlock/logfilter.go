@@ -1,6 +1,7 @@
 package airlock
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -158,9 +159,33 @@ func tokens(s string) []string {
 			continue
 		}
 		out = append(out, w)
-		parts := strings.FieldsFunc(w, func(r rune) bool { return r == '-' || r == '_' || r == '.' })
-		if len(parts) > 1 {
-			out = append(out, parts...)
+		// Every run of the word's parts with the separators between
+		// them (up to 128 bytes, among its first 64 separators): a
+		// pseudonym may hold separators and be glued to other parts by
+		// them (MOS-ABC_scan).
+		var cuts []int
+		for i := 0; i < len(w); i++ {
+			if w[i] == '-' || w[i] == '_' || w[i] == '.' {
+				cuts = append(cuts, i)
+			}
+		}
+		if len(cuts) == 0 {
+			continue
+		}
+		if len(cuts) > 64 {
+			cuts = cuts[:64]
+		}
+		starts := append([]int{0}, cuts...)
+		ends := append(slices.Clone(cuts), len(w))
+		for a, st := range starts {
+			if a > 0 {
+				st++
+			}
+			for _, en := range ends[a:] {
+				if en > st && en-st <= 128 && !(st == 0 && en == len(w)) {
+					out = append(out, w[st:en])
+				}
+			}
 		}
 	}
 	return out

@@ -33,6 +33,10 @@ func checkContent(v *Verdict, pol Policy, perm Permissions, out Output) {
 			v.add("type", Refuse, "a damaged PNG image")
 			return
 		}
+		if why := pngHidden(data); why != "" {
+			v.add("type", Refuse, "a PNG image with %s, which a person looking at it does not see", why)
+			return
+		}
 		v.add("unstructured", Review, "an image: a person looks at it before it leaves")
 		return
 	}
@@ -60,6 +64,35 @@ func checkContent(v *Verdict, pol Policy, perm Permissions, out Output) {
 }
 
 var pngMagic = []byte("\x89PNG\r\n\x1a\n")
+
+// pngChunks are the chunks an image may hold and still leave: those that
+// make its pixels and colours, none that carries text or other bytes.
+var pngChunks = map[string]bool{"IHDR": true, "PLTE": true, "IDAT": true, "IEND": true, "tRNS": true,
+	"gAMA": true, "cHRM": true, "sRGB": true, "pHYs": true, "bKGD": true, "sBIT": true}
+
+// pngHidden walks a PNG's chunks and says what it carries besides the
+// image: bytes after its end, or a chunk of another kind.
+func pngHidden(data []byte) string {
+	p := data[len(pngMagic):]
+	for len(p) >= 12 {
+		n := uint64(p[0])<<24 | uint64(p[1])<<16 | uint64(p[2])<<8 | uint64(p[3])
+		typ := string(p[4:8])
+		if n > uint64(len(p)-12) {
+			return "a chunk past its end"
+		}
+		if !pngChunks[typ] {
+			return "a chunk of text or other data"
+		}
+		p = p[12+n:]
+		if typ == "IEND" {
+			if len(p) > 0 {
+				return "data after its end"
+			}
+			return ""
+		}
+	}
+	return "no proper end"
+}
 
 // isDICOM reports whether data is a DICOM file (the "DICM" prefix after a
 // 128-byte preamble) or a bare data set that parses as one.

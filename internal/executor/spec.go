@@ -36,6 +36,11 @@ func validateSpec(spec Spec, needOutput, needCommand, hostMounts bool) error {
 		if !envName.MatchString(k) {
 			return fmt.Errorf("%w: environment variable name %q", ErrInvalid, k)
 		}
+		// The loader's variables would reach the sandbox's setup
+		// programs, which hold privileges a moment.
+		if strings.HasPrefix(k, "LD_") || k == "GCONV_PATH" || k == "MALLOC_TRACE" || k == "LOCPATH" || k == "NLSPATH" || k == "HOSTALIASES" {
+			return fmt.Errorf("%w: environment variable %s is not allowed", ErrInvalid, k)
+		}
 		if strings.IndexByte(v, 0) >= 0 {
 			return fmt.Errorf("%w: environment variable %s holds a NUL byte", ErrInvalid, k)
 		}
@@ -102,13 +107,14 @@ func FileDigest(path string) (string, error) {
 }
 
 // Program returns the host path of the file a Process run executes, the
-// one whose digest must be on the allow-list: the first command element
-// that names a regular file inside one of the inputs (so in
-// "/usr/bin/python3 /in/train.py" the script), else Command[0] itself,
-// an absolute path or a name found in /usr/bin, /bin, /usr/sbin or
-// /sbin.
+// one whose digest must be on the allow-list: Command[0] or, right after
+// it, Command[1] when it names a regular file inside one of the inputs
+// (so in "/usr/bin/python3 /in/train.py" the script), else Command[0]
+// itself, an absolute path or a name found in /usr/bin, /bin, /usr/sbin
+// or /sbin. A script further on is not the program: in
+// "/bin/sh -c CODE /in/ok.sh" CODE runs, and the shell is judged.
 func Program(spec Spec) (string, error) {
-	for _, a := range spec.Command {
+	for _, a := range spec.Command[:min(2, len(spec.Command))] {
 		if !filepath.IsAbs(a) {
 			continue
 		}

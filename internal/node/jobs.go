@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -333,7 +334,8 @@ func (n *Node) execute(ctx context.Context, j *runningJob) (string, string, *int
 		if len(line) > maxLogLine {
 			line = line[:maxLogLine]
 		}
-		if ok, _ := filter.Line(line); !ok {
+		// A node that releases every output by hand holds every line.
+		if ok, _ := filter.Line(line); !ok || n.cfg.Airlock.ManualRelease {
 			heldLines = append(heldLines, line)
 			return
 		}
@@ -376,11 +378,15 @@ func (n *Node) execute(ctx context.Context, j *runningJob) (string, string, *int
 const heldLogName = "held-log.txt"
 
 // appendLines appends lines to a file (created if missing, never
-// through a link).
+// through a link, never a named pipe or device the job left there).
 func appendLines(path string, lines []string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
 	if err != nil {
 		return err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return errors.New("not a regular file")
 	}
 	for _, l := range lines {
 		if _, err := io.WriteString(f, l+"\n"); err != nil {
@@ -568,19 +574,42 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 	check := n.outputCheck()
 	var released, held []string
 	var refused []string
-	for _, e := range entries {
+	// An output's name leaves the node with it, or in the job's message
+	// when it is held or refused: it must pass the log filter's test,
+	// and is withheld from the message when it does not.
+	nameOK := func(name string) bool {
+		ok, _ := (&airlock.LogFilter{IsPseudonym: j.isPseudonym, MaxLines: math.MaxInt}).Line(name)
+		return ok
+	}
+	// Past max_files the airlock refuses every output: those are
+	// removed unread, and counted, not checked and recorded one by one.
+	maxFiles := n.cfg.Airlock.WithDefaults().MaxFiles
+	overflow := 0
+	for i, e := range entries {
 		name := e.Name()
 		path := filepath.Join(out, name)
+		if i >= maxFiles {
+			overflow++
+			os.RemoveAll(path)
+			continue
+		}
 		reason := ""
 		var data []byte
+		shown := name
+		if !nameOK(name) {
+			shown = "(a name withheld)"
+		}
 		switch {
 		case !e.Type().IsRegular():
 			reason = "not a regular file"
 		case !jobs.ValidOutputName(name):
 			reason = "not a valid output name"
+		case !nameOK(name):
+			reason = "a name with a long number, an identifier or a pseudonym"
 		default:
 			fi, err := e.Info()
-			if err != nil || fi.Size() > maxOutputRead {
+			if err != nil || fi.Size() > min(maxOutputRead, n.cfg.Airlock.WithDefaults().MaxFileBytes) {
+				// Over the airlock's size limit: refused unread.
 				reason = "too large to check"
 				break
 			}
@@ -592,7 +621,7 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 		if reason != "" {
 			rec.State, rec.Reason = outputRefused, reason
 			n.ix.PutJobOutput(context.WithoutCancel(ctx), rec)
-			refused = append(refused, name+": "+reason)
+			refused = append(refused, shown+": "+reason)
 			n.jobAudit(j, actionJobOutput, map[string]any{"name": name, "decision": string(airlock.Refuse), "reason": reason})
 			os.RemoveAll(path)
 			continue
@@ -607,28 +636,28 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 			case err != nil:
 				n.log.Error("airlock: output not recorded", "job", j.id, "err", err)
 				rec.State, rec.Reason = outputRefused, "the airlock could not record it"
-				refused = append(refused, name+": "+rec.Reason)
+				refused = append(refused, shown+": "+rec.Reason)
 			case h.State == airlock.StateReleased:
 				rec.State = outputReleased
 				released = append(released, name)
 			case h.State == airlock.StateHeld:
 				rec.State, rec.Reason = outputHeld, verdictReason(h.Verdict)
-				held = append(held, name)
+				held = append(held, shown)
 			default:
 				rec.State, rec.Reason = outputRefused, verdictReason(h.Verdict)
-				refused = append(refused, name+": "+rec.Reason)
+				refused = append(refused, shown+": "+rec.Reason)
 			}
 			n.ix.PutJobOutput(context.WithoutCancel(ctx), rec)
 			continue
 		}
-		v := check(n.cfg.Airlock, j.perm, airlock.Output{Job: j.id, Name: name, Data: data})
+		v := check(n.cfg.Airlock, j.perm, airlock.Output{Job: j.id, Name: name, Data: data, InputRows: j.inputRows, IsPseudonym: j.isPseudonym})
 		why := verdictReason(v)
 		n.jobAudit(j, actionJobOutput, map[string]any{"name": name, "decision": string(v.Decision), "reason": why, "size": len(data), "sha256": rec.SHA256})
 		switch v.Decision {
 		case airlock.Release:
 			if err := n.sendOutput(ctx, j, name, data); err != nil {
 				rec.State, rec.Reason = outputHeld, "not sent: "+err.Error()
-				held = append(held, name)
+				held = append(held, shown)
 				n.ix.PutJobOutput(context.WithoutCancel(ctx), rec)
 				continue
 			}
@@ -637,13 +666,18 @@ func (n *Node) airlockOutputs(ctx context.Context, j *runningJob) (int, string) 
 			os.Remove(path)
 		case airlock.Review:
 			rec.State, rec.Reason = outputHeld, why
-			held = append(held, name)
+			held = append(held, shown)
 		default:
 			rec.State, rec.Reason = outputRefused, why
-			refused = append(refused, name+": "+why)
+			refused = append(refused, shown+": "+why)
 			os.Remove(path)
 		}
 		n.ix.PutJobOutput(context.WithoutCancel(ctx), rec)
+	}
+	if overflow > 0 {
+		refused = append(refused, fmt.Sprintf("%d more outputs: over the airlock's limit of %d", overflow, maxFiles))
+		n.jobAudit(j, actionJobOutput, map[string]any{"decision": string(airlock.Refuse), "count": overflow,
+			"reason": fmt.Sprintf("over the airlock's limit of %d outputs", maxFiles)})
 	}
 	if len(held) > 0 && store == nil {
 		n.jobs.mu.Lock()
