@@ -106,6 +106,9 @@ func (r *Runner) each(ctx context.Context, comp, step string, round int, targets
 			}
 			body := fed.ComputeBody{Computation: comp, Step: step, Round: round, Permit: t.Token, Researcher: r.Researcher, Params: raw, Peers: peers}
 			ans, err := r.Ask.Step(ctx, t.Node, body, wait)
+			if err == nil {
+				ans, err = r.fetchResult(ctx, t, body, ans, wait)
+			}
 			if err == nil && (ans.Node != t.Node || ans.Computation != comp || ans.Step != step || ans.Round != round) {
 				err = fmt.Errorf("compute: %s answered another step", t.Node)
 			}

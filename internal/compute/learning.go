@@ -14,6 +14,7 @@ import (
 
 	"github.com/mosaic-imaging/mosaic/internal/fed"
 	"github.com/mosaic-imaging/mosaic/internal/fl"
+	"github.com/mosaic-imaging/mosaic/internal/secagg"
 )
 
 // LearningSpec is a federated learning run as the API takes it.
@@ -84,8 +85,8 @@ func (s *LearningSpec) Check() error {
 	if err != nil {
 		return fmt.Errorf("weights: %w", err)
 	}
-	if len(s.Weights) > maxInline || len(v) > maxValues {
-		return fmt.Errorf("weights: %d values in %d bytes; models of more than %d values or %d bytes do not fit one federation message and are not supported yet", len(v), len(s.Weights), maxValues, maxInline)
+	if len(s.Weights) > MaxWeightsBytes || len(v) >= secagg.MaxLength {
+		return fmt.Errorf("weights: %d values in %d bytes; models of more than %d bytes are not supported", len(v), len(s.Weights), MaxWeightsBytes)
 	}
 	if s.DP != nil {
 		if err := s.DP.Validate(); err != nil {
@@ -159,7 +160,7 @@ func (r *Runner) Learn(ctx context.Context, comp string, spec LearningSpec, targ
 		}
 		tp := TrainParams{Program: spec.Program, Weights: st.Weights, Params: params, DP: spec.DP, MinSurvivors: need, Plain: !spec.secure()}
 		left := map[string]outcome{}
-		got := r.each(ctx, comp, StepTrain, round, targets, roundTimeout, func(Target) (any, error) { return tp, nil }, nil, left)
+		got := r.each(ctx, comp, StepTrain, round, r.sendWeights(ctx, comp, round, &tp, targets, left), roundTimeout, func(Target) (any, error) { return tp, nil }, nil, left)
 		var live []Target
 		var lossSum, lossW float64
 		rd.Metrics = map[string]map[string]float64{}

@@ -65,6 +65,11 @@ type Node struct {
 	updates  map[string]*update  // by computation and round
 	scores   map[string]*scored  // by computation
 	now      func() time.Time
+
+	// MaxTransfer bounds the bytes of one chunked transfer to the node
+	// (default DefaultMaxTransfer).
+	MaxTransfer int64
+	chunks      chunkStore
 }
 
 type session struct {
@@ -141,7 +146,13 @@ func (n *Node) Handle(ctx context.Context, taskID string, body fed.ComputeBody) 
 		ans.Error = err.Error()
 	default:
 		raw, jerr := json.Marshal(result)
-		if jerr != nil {
+		if jerr == nil {
+			raw, jerr = n.offerResult(claims, body, raw)
+		}
+		var orf *refusal
+		if errors.As(jerr, &orf) {
+			ans.Refused, ans.Reason = orf.code, orf.reason
+		} else if jerr != nil {
 			ans.Error = "the answer could not be encoded"
 		} else {
 			ans.Result = raw
@@ -162,6 +173,9 @@ func (n *Node) Handle(ctx context.Context, taskID string, body fed.ComputeBody) 
 }
 
 func (n *Node) step(ctx context.Context, claims permit.Claims, body fed.ComputeBody) (any, error) {
+	if res, ok, err := n.chunkStep(claims, body); ok {
+		return res, err
+	}
 	switch body.Step {
 	case StepLevels:
 		var p LevelsParams
@@ -399,6 +413,7 @@ func (n *Node) forget(comp string) {
 		}
 	}
 	delete(n.scores, comp)
+	n.chunks.forget(comp)
 }
 
 func (n *Node) kept(comp string, round int) *update {

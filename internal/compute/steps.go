@@ -146,6 +146,10 @@ type TrainParams struct {
 	Program Program `json:"program"`
 	// Weights are the round's global weights (a safetensors file).
 	Weights []byte `json:"weights"`
+	// WeightsDigest and WeightsLength name the weights sent before in
+	// chunks (StepWeightsChunk) when Weights is empty.
+	WeightsDigest string `json:"weights_digest,omitempty"`
+	WeightsLength int64  `json:"weights_length,omitempty"`
 	// Params is written to /in/params.json (round, epochs, lr, mu, seed,
 	// table, target, features and whatever the researcher set).
 	Params map[string]any `json:"params"`

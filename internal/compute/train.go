@@ -193,6 +193,13 @@ func (n *Node) train(ctx context.Context, claims permit.Claims, body fed.Compute
 	if p.Images {
 		return nil, refuse(fed.RefusedInvalid, "training on images is not offered by this node yet")
 	}
+	if len(p.Weights) == 0 && p.WeightsDigest != "" {
+		w, err := n.takeWeights(claims, body, p.WeightsDigest, p.WeightsLength)
+		if err != nil {
+			return nil, err
+		}
+		p.Weights = w
+	}
 	global, err := fl.ReadSafetensors(bytes.NewReader(p.Weights))
 	if err != nil {
 		return nil, refuse(fed.RefusedInvalid, "the global weights: %v", err)

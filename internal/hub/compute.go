@@ -41,8 +41,8 @@ type computeState struct {
 }
 
 // maxComputeBody bounds a computation's request (weights and programs
-// travel inline).
-const maxComputeBody = 4 << 20
+// travel inline, in base64).
+const maxComputeBody = compute.MaxWeightsBytes*4/3 + 4<<20
 
 // enableCompute opens the computations' store on the hub's database.
 func (h *Hub) enableCompute() error {
