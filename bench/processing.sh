@@ -11,7 +11,10 @@
 #   - one secure aggregation across 10 nodes; masking and summing a 10 MB
 #     float32 model (2.6M values) for 10 nodes against the plain sum
 #     (target: secure aggregation under 2× the plain round's overhead);
-#   - FedAvg of 10 updates of 10 MB.
+#   - FedAvg of 10 updates of 10 MB;
+#   - one whole round for a 10 MB model across 10 nodes in memory, plain
+#     and secure, weights and results in chunks (BenchmarkRound10Nodes:
+#     about a minute and a half).
 #
 # Each is a Go benchmark of the real packages (no mocks); the nodes of the
 # compute benchmark share this machine's CPUs, so its time is the sum of
@@ -21,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 run() { go test -run '^$' -bench "$2" -benchtime "${3:-1x}" -benchmem -count 1 "$1" | grep -E '^Benchmark' ; }
-run ./internal/compute/ 'BenchmarkLM3x1M|BenchmarkAggregate10Nodes' 1x
+run ./internal/compute/ 'BenchmarkLM3x1M|BenchmarkAggregate10Nodes|BenchmarkRound10Nodes' 1x
 run ./internal/stats/ '^BenchmarkNodeLM$' 3x
 run ./internal/executor/ '^BenchmarkProcessFirstLine$' 5x
 run ./internal/secagg/ '^(BenchmarkMask|BenchmarkMask48|BenchmarkSum|BenchmarkPlainSum)$' 3x

@@ -78,8 +78,10 @@ func BenchmarkAggregate10Nodes(b *testing.B) {
 			for i := range w {
 				w[i] = float64(i%97) / 97
 			}
-			for _, n := range a.nodes {
-				n.keep(&update{comp: "fl", round: 1, weights: w, samples: 100, created: n.now()})
+			// Each node's update kept under the permit the round's steps
+			// carry to it (a kept update answers only its own permit).
+			for _, t := range targets {
+				a.nodes[t.Node].keep(&update{comp: "fl", permit: t.PermitID, round: 1, weights: w, samples: 100, created: a.nodes[t.Node].now()})
 			}
 			r := &Runner{Ask: a, Researcher: "rosa"}
 			b.SetBytes(int64(8 * size))
