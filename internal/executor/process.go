@@ -106,7 +106,7 @@ func NewProcess(cfg Config) (*ProcessExecutor, error) {
 		if !filepath.IsAbs(sp) || c == "/" || strings.ContainsAny(c, ",:\x00") {
 			return nil, fmt.Errorf("%w: system path %q", ErrInvalid, sp)
 		}
-		for _, r := range []string{"/out", "/tmp", "/proc", "/dev", "/root", "/home", "/work", "/etc/shadow"} {
+		for _, r := range []string{"/out", "/tmp", "/proc", "/dev", "/root", "/home", "/etc/shadow"} {
 			if c == r || strings.HasPrefix(c, r+"/") {
 				return nil, fmt.Errorf("%w: system path %q may not be shown", ErrInvalid, sp)
 			}

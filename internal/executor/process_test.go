@@ -321,7 +321,13 @@ func TestProcessSeesOnlyItsFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	paths := []string{"/etc/shadow", "/etc/passwd", "/root/.bashrc", "/home", "/work", filepath.Join(nodeData, "secret.txt"),
+	// The test's own source folder: a host folder anyone may read,
+	// which the sandbox must not show.
+	src, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{"/etc/shadow", "/etc/passwd", "/root/.bashrc", "/home", src, filepath.Join(nodeData, "secret.txt"),
 		filepath.Join(other, "secret.txt"), "/proc/1/root/etc/shadow", "/sys/kernel", "/tmp/" + filepath.Base(filepath.Dir(nodeData))}
 	var checks strings.Builder
 	for _, p := range paths {
