@@ -32,7 +32,16 @@ func ParseFormula(s string) (*Formula, error) {
 		return nil, err
 	}
 	p := &fparser{toks: toks}
-	return p.parse()
+	f, err := p.parse()
+	if err != nil {
+		return nil, err
+	}
+	// Crossings expand (a*b*c is seven terms): the written-out formula,
+	// which is what is recorded and sent to nodes, is bounded too.
+	if n := len(f.String()); n > MaxFormulaLen {
+		return nil, fmt.Errorf("stats: formula longer than %d bytes once its crossings are written out (%d)", MaxFormulaLen, n)
+	}
+	return f, nil
 }
 
 type ftok struct {
